@@ -1,0 +1,88 @@
+"""`odradek broker`: run a broker from a Kafka-style properties file and overrides."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from odradek.config import BrokerConfig, ConfigError, build_config, parse_properties
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="odradek", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    broker = commands.add_parser("broker", help="run a broker")
+    broker.add_argument("--config", metavar="FILE", help="Kafka-style properties file")
+    broker.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a broker property, overriding the file (repeatable)",
+    )
+    broker.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    return parser
+
+
+def load_config(config_file: str | None, overrides: Sequence[str]) -> BrokerConfig:
+    items: list[tuple[str, str]] = []
+    if config_file:
+        with open(config_file, encoding="utf-8") as file:
+            items.extend(parse_properties(file.read()).items())
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {override!r}")
+        items.append((key.strip(), value.strip()))
+    return build_config(items)
+
+
+async def _serve(config: BrokerConfig) -> None:
+    from odradek.server.broker import Broker
+
+    broker = Broker(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await broker.start()
+    try:
+        await stop.wait()
+    finally:
+        await broker.stop()
+
+
+def _run(config: BrokerConfig) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(config))
+    else:
+        uvloop.run(_serve(config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log = logging.getLogger("odradek")
+    try:
+        config = load_config(args.config, args.set)
+    except (ConfigError, OSError) as exc:
+        print(f"odradek: {exc}", file=sys.stderr)
+        return 2
+    for name in config.unknown:
+        log.warning("ignoring unknown broker property %s", name)
+    try:
+        _run(config)
+    except OSError as exc:
+        print(f"odradek: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,184 @@
+"""Broker configuration with Kafka's property names, defaults and meaning.
+
+Properties come from a Kafka-style file (`--config`) and `--set KEY=VALUE` overrides and
+are mapped to the typed `BrokerConfig`. Where Kafka's default is unlimited and that would
+let one client exhaust the broker, odradek ships a finite default (docs/compatibility.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+LONG_MAX = 2**63 - 1
+
+
+class ConfigError(ValueError):
+    """A property has an unknown name or a value of the wrong type or range."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return lowered == "true"
+
+
+def _int(value: str) -> int:
+    return int(value.strip())
+
+
+def _str(value: str) -> str:
+    return value.strip()
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+# property name -> (field name, parser, minimum for numbers)
+_PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
+    "node.id": ("node_id", _int, 0),
+    "broker.id": ("node_id", _int, 0),
+    "listeners": ("listeners", _list, None),
+    "advertised.listeners": ("advertised_listeners", _list, None),
+    "log.dirs": ("log_dirs", _list, None),
+    "log.dir": ("log_dirs", _list, None),
+    "num.partitions": ("num_partitions", _int, 1),
+    "default.replication.factor": ("default_replication_factor", _int, 1),
+    "auto.create.topics.enable": ("auto_create_topics_enable", _bool, None),
+    "delete.topic.enable": ("delete_topic_enable", _bool, None),
+    "log.segment.bytes": ("log_segment_bytes", _int, 14),
+    "log.roll.ms": ("log_roll_ms", _int, 1),
+    "log.roll.hours": ("log_roll_hours", _int, 1),
+    "log.index.size.max.bytes": ("log_index_size_max_bytes", _int, 4),
+    "log.index.interval.bytes": ("log_index_interval_bytes", _int, 0),
+    "log.flush.interval.messages": ("log_flush_interval_messages", _int, 1),
+    "log.flush.interval.ms": ("log_flush_interval_ms", _int, 0),
+    "log.flush.scheduler.interval.ms": ("log_flush_scheduler_interval_ms", _int, 1),
+    "log.message.timestamp.type": ("log_message_timestamp_type", _str, None),
+    "message.max.bytes": ("message_max_bytes", _int, 0),
+    "socket.request.max.bytes": ("socket_request_max_bytes", _int, 1),
+    "queued.max.request.bytes": ("queued_max_request_bytes", _int, -1),
+    "queued.max.requests": ("queued_max_requests", _int, 1),
+    "max.in.flight.requests.per.connection": ("max_in_flight_requests_per_connection", _int, 1),
+    "connections.max.idle.ms": ("connections_max_idle_ms", _int, 1),
+    "max.connections": ("max_connections", _int, 1),
+    "max.connections.per.ip": ("max_connections_per_ip", _int, 1),
+    "request.timeout.ms": ("request_timeout_ms", _int, 1),
+    "max.incremental.fetch.session.cache.slots": (
+        "max_incremental_fetch_session_cache_slots",
+        _int,
+        0,
+    ),
+    "fetch.max.bytes": ("fetch_max_bytes", _int, 1024),
+    "cluster.id": ("cluster_id", _str, None),
+}
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Typed broker settings; field names are Kafka's property names with '_' for '.'."""
+
+    node_id: int = 1
+    listeners: tuple[str, ...] = ("PLAINTEXT://127.0.0.1:9092",)
+    advertised_listeners: tuple[str, ...] = ()
+    log_dirs: tuple[str, ...] = ("./data",)
+    num_partitions: int = 1
+    default_replication_factor: int = 1
+    auto_create_topics_enable: bool = True
+    delete_topic_enable: bool = True
+    log_segment_bytes: int = 1024**3
+    log_roll_ms: int | None = None
+    log_roll_hours: int = 168
+    log_index_size_max_bytes: int = 10 * 1024 * 1024
+    log_index_interval_bytes: int = 4096
+    log_flush_interval_messages: int = LONG_MAX
+    log_flush_interval_ms: int | None = None
+    log_flush_scheduler_interval_ms: int = LONG_MAX
+    log_message_timestamp_type: str = "CreateTime"
+    message_max_bytes: int = 1048588
+    socket_request_max_bytes: int = 100 * 1024 * 1024
+    # Kafka's default is unlimited (-1); a finite bound keeps memory bounded.
+    queued_max_request_bytes: int = 256 * 1024 * 1024
+    queued_max_requests: int = 500
+    max_in_flight_requests_per_connection: int = 100
+    connections_max_idle_ms: int = 600_000
+    max_connections: int = 10_000
+    max_connections_per_ip: int = 1_000
+    request_timeout_ms: int = 30_000
+    max_incremental_fetch_session_cache_slots: int = 1000
+    fetch_max_bytes: int = 55 * 1024 * 1024
+    cluster_id: str | None = None
+    unknown: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def log_roll_effective_ms(self) -> int:
+        return self.log_roll_ms if self.log_roll_ms is not None else self.log_roll_hours * 3_600_000
+
+    @property
+    def flush_ms(self) -> int:
+        if self.log_flush_interval_ms is not None:
+            return self.log_flush_interval_ms
+        return self.log_flush_scheduler_interval_ms
+
+    @property
+    def advertised(self) -> tuple[str, ...]:
+        return self.advertised_listeners or self.listeners
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parses Kafka's properties format: `key=value` or `key: value`, `#`/`!` comments."""
+    result: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if sep <= 0:
+            raise ConfigError(f"line {number}: expected key=value, got {raw!r}")
+        result[line[:sep].strip()] = line[sep + 1 :].strip()
+    return result
+
+
+def _convert(name: str, value: str) -> tuple[str, Any]:
+    field_name, parser, minimum = _PROPERTIES[name]
+    try:
+        parsed = parser(value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid value {value!r} for {name}: {exc}") from None
+    if minimum is not None and isinstance(parsed, int) and parsed < minimum:
+        raise ConfigError(f"invalid value {value!r} for {name}: must be at least {minimum}")
+    if name == "log.message.timestamp.type" and parsed not in ("CreateTime", "LogAppendTime"):
+        raise ConfigError(f"invalid value {value!r} for {name}: CreateTime or LogAppendTime")
+    return field_name, parsed
+
+
+def build_config(items: Iterable[tuple[str, str]]) -> BrokerConfig:
+    """Builds a BrokerConfig from property pairs; later pairs override earlier ones.
+
+    Unknown property names are kept in `unknown` (Kafka logs and ignores them too)."""
+    values: dict[str, Any] = {}
+    unknown: dict[str, str] = {}
+    for name, value in items:
+        if name in _PROPERTIES:
+            field_name, parsed = _convert(name, value)
+            values[field_name] = parsed
+        else:
+            unknown[name] = value
+    return dataclasses.replace(BrokerConfig(), **values, unknown=unknown)
+
+
+def parse_listener(listener: str) -> tuple[str, str, int]:
+    """Splits `NAME://host:port` into (name, host, port)."""
+    name, sep, rest = listener.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or not colon:
+        raise ConfigError(f"invalid listener {listener!r}: expected NAME://host:port")
+    try:
+        port_number = int(port)
+    except ValueError:
+        raise ConfigError(f"invalid port in listener {listener!r}") from None
+    return name, host.strip("[]"), port_number

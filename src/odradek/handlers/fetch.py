@@ -1,0 +1,252 @@
+"""Fetch (key 1), versions 4-18.
+
+Returns stored batches as they are on disk (never decoded), up to `max_bytes` in all and
+`partition_max_bytes` per partition, except that the first batch of the first partition
+with data is returned whole even when larger ("first batch always"). A fetch without
+`min_bytes` of data waits up to `max_wait_ms` and is answered as soon as an append brings
+enough. Fetch sessions (KIP-227) from v7; topic ids instead of names from v13.
+With no transactions yet, the last stable offset equals the high watermark and the
+aborted transaction list is empty. A fetch claiming to come from a replica
+(replica_id >= 0) is refused: this broker has no followers yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.fetch_session import (
+    FINAL_EPOCH,
+    INITIAL_EPOCH,
+    FetchSession,
+    FetchSessionError,
+    PartitionKey,
+    SessionPartition,
+)
+from odradek.handlers.registry import api, make, response_module
+from odradek.replication.partition import Partition
+from odradek.storage.errors import OffsetOutOfRangeError
+
+API_KEY = 1
+
+
+@dataclass(slots=True)
+class PartitionRead:
+    key: PartitionKey
+    error: ErrorCode
+    high_watermark: int = -1
+    log_start_offset: int = -1
+    records: bytes = b""
+
+
+def _topic_key(ctx: RequestContext, topic: Any) -> str:
+    return str(topic.topic_id) if ctx.api_version >= 13 else str(topic.topic)
+
+
+def _requested(ctx: RequestContext, request: Any) -> dict[PartitionKey, SessionPartition]:
+    wanted: dict[PartitionKey, SessionPartition] = {}
+    for topic in request.topics:
+        name = _topic_key(ctx, topic)
+        for p in topic.partitions:
+            wanted[(name, p.partition)] = SessionPartition(p.fetch_offset, p.partition_max_bytes)
+    return wanted
+
+
+def _forgotten(ctx: RequestContext, request: Any) -> list[PartitionKey]:
+    result: list[PartitionKey] = []
+    for topic in getattr(request, "forgotten_topics_data", ()):
+        name = str(topic.topic_id) if ctx.api_version >= 13 else str(topic.topic)
+        result.extend((name, p) for p in topic.partitions)
+    return result
+
+
+def _open_session(
+    ctx: RequestContext, request: Any
+) -> tuple[FetchSession | None, dict[PartitionKey, SessionPartition], bool]:
+    """Applies the request to the session cache: (session, partitions to read, incremental)."""
+    cache = ctx.services.fetch_sessions
+    session_id = getattr(request, "session_id", 0)
+    epoch = getattr(request, "session_epoch", FINAL_EPOCH)
+    wanted = _requested(ctx, request)
+    if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+        if session_id:
+            cache.close(session_id)
+        session = cache.create() if epoch == INITIAL_EPOCH else None
+        if session is not None:
+            session.partitions = wanted
+        return session, wanted, False
+    session = cache.resume(session_id, epoch)
+    for key in _forgotten(ctx, request):
+        session.partitions.pop(key, None)
+    for key, update in wanted.items():
+        known = session.partitions.get(key)
+        if known is None:
+            session.partitions[key] = update
+        else:
+            known.fetch_offset, known.max_bytes = update.fetch_offset, update.max_bytes
+    return session, session.partitions, True
+
+
+def _partition(ctx: RequestContext, key: PartitionKey) -> Partition | None:
+    name = key[0]
+    if ctx.api_version >= 13:
+        topic = ctx.services.metadata.by_id.get(uuid.UUID(name))
+        if topic is None:
+            return None
+        name = topic.name
+    return ctx.services.replicas.get(name, key[1])
+
+
+def _read_all(
+    ctx: RequestContext, wanted: dict[PartitionKey, SessionPartition], max_bytes: int
+) -> list[PartitionRead]:
+    reads: list[PartitionRead] = []
+    remaining = max_bytes
+    min_one = True
+    for key, spec in wanted.items():
+        partition = _partition(ctx, key)
+        if partition is None:
+            missing = (
+                ErrorCode.unknown_topic_id
+                if ctx.api_version >= 13
+                else ErrorCode.unknown_topic_or_partition
+            )
+            reads.append(PartitionRead(key, missing))
+            continue
+        read = PartitionRead(
+            key, ErrorCode.none, partition.high_watermark, partition.log_start_offset
+        )
+        limit = min(spec.max_bytes, remaining)
+        if limit > 0 or min_one:
+            try:
+                data = partition.log.read(
+                    spec.fetch_offset, limit, partition.high_watermark, min_one
+                )
+                read.records = data.records
+            except OffsetOutOfRangeError:
+                read.error = ErrorCode.offset_out_of_range
+        if read.records:
+            remaining -= len(read.records)
+            min_one = False
+        reads.append(read)
+    return reads
+
+
+async def _wait_for_append(ctx: RequestContext, keys: list[PartitionKey], timeout: float) -> None:
+    """Parks until any of these partitions is appended to, or `timeout` seconds pass."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    partitions = [p for p in (_partition(ctx, key) for key in keys) if p is not None]
+    for partition in partitions:
+        partition.add_waiter(waiter)
+    try:
+        await asyncio.wait([waiter], timeout=timeout)
+    finally:
+        for partition in partitions:
+            partition.remove_waiter(waiter)
+
+
+def _changed(read: PartitionRead, known: SessionPartition) -> bool:
+    """Whether an incremental response must include this partition."""
+    return bool(
+        read.records
+        or read.error != ErrorCode.none
+        or read.high_watermark != known.high_watermark
+        or read.log_start_offset != known.log_start_offset
+    )
+
+
+def _build(ctx: RequestContext, reads: list[PartitionRead], session_id: int) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    by_topic: dict[str, list[Any]] = {}
+    for read in reads:
+        by_topic.setdefault(read.key[0], []).append(
+            make(
+                module.PartitionData,
+                partition_index=read.key[1],
+                error_code=read.error,
+                high_watermark=read.high_watermark,
+                last_stable_offset=read.high_watermark,
+                log_start_offset=read.log_start_offset,
+                aborted_transactions=None if read.error != ErrorCode.none else (),
+                preferred_read_replica=-1,
+                records=read.records,
+            )
+        )
+    topics = tuple(
+        make(
+            module.FetchableTopicResponse,
+            topic=name,
+            topic_id=uuid.UUID(name) if ctx.api_version >= 13 else None,
+            partitions=tuple(parts),
+        )
+        for name, parts in by_topic.items()
+    )
+    return make(
+        module.FetchResponse,
+        throttle_time=datetime.timedelta(0),
+        error_code=ErrorCode.none,
+        session_id=session_id,
+        responses=topics,
+    )
+
+
+def _error_response(ctx: RequestContext, code: ErrorCode) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    return make(
+        module.FetchResponse,
+        throttle_time=datetime.timedelta(0),
+        error_code=code,
+        session_id=0,
+        responses=(),
+    )
+
+
+def _replica_id(request: Any) -> int:
+    state = getattr(request, "replica_state", None)
+    return int(state.replica_id if state is not None else getattr(request, "replica_id", -1))
+
+
+async def _read_when_ready(
+    ctx: RequestContext, request: Any, wanted: dict[PartitionKey, SessionPartition]
+) -> list[PartitionRead]:
+    """Reads, and while there is less than min_bytes and time is left, waits and reads again."""
+    loop = asyncio.get_running_loop()
+    max_bytes = min(request.max_bytes, ctx.services.config.fetch_max_bytes)
+    deadline = loop.time() + request.max_wait.total_seconds()
+    while True:
+        reads = _read_all(ctx, wanted, max_bytes)
+        size = sum(len(r.records) for r in reads)
+        errors = any(r.error != ErrorCode.none for r in reads)
+        remaining = deadline - loop.time()
+        if size >= request.min_bytes or errors or remaining <= 0 or not wanted:
+            return reads
+        await _wait_for_append(ctx, list(wanted), remaining)
+
+
+@api(API_KEY, 4, 18, is_async=True)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    if _replica_id(request) >= 0:
+        return _error_response(ctx, ErrorCode.cluster_authorization_failed)
+    try:
+        session, wanted, incremental = _open_session(ctx, request)
+    except FetchSessionError as exc:
+        return _error_response(ctx, exc.code)
+    reads = await _read_when_ready(ctx, request, wanted)
+    if session is None:
+        return _build(ctx, reads, 0)
+    included = []
+    for read in reads:
+        known = session.partitions.get(read.key)
+        if known is None:
+            continue  # forgotten while this fetch waited
+        if not incremental or _changed(read, known):
+            included.append(read)
+        known.high_watermark, known.log_start_offset = read.high_watermark, read.log_start_offset
+    session.epoch = session.epoch + 1 if session.epoch < 2**31 - 1 else 1
+    return _build(ctx, included, session.session_id)

@@ -1,0 +1,81 @@
+"""ListOffsets (key 2), versions 1-11.
+
+Timestamps: -2 earliest (log start offset), -1 latest (high watermark; with no transactions
+the last stable offset is the same), -3 the record with the largest timestamp (v7+),
+-4 earliest local (v8+, the log start offset: all data is local), -5 latest tiered and -6
+earliest pending upload (v9+/v11: no tiered storage, so -1), and any other value: the first
+offset whose timestamp is at or after it, found through the time index (-1 when none).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+from odradek.replication.partition import Partition
+
+API_KEY = 2
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+EARLIEST_PENDING_UPLOAD = -6
+
+
+def _lookup(partition: Partition, timestamp: int) -> tuple[int, int, int]:
+    """(timestamp, offset, leader epoch) answering one partition's query."""
+    log = partition.log
+    if timestamp == LATEST:
+        return -1, partition.high_watermark, partition.leader_epoch
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return -1, partition.log_start_offset, partition.leader_epoch
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
+        return -1, -1, -1
+    found = (
+        log.max_timestamp_offset()
+        if timestamp == MAX_TIMESTAMP
+        else log.fetch_offset_by_timestamp(timestamp)
+    )
+    if found is None:
+        return -1, -1, -1
+    offset, found_timestamp, epoch = found
+    return found_timestamp, offset, epoch
+
+
+def _answer(ctx: RequestContext, module: Any, name: str, query: Any) -> Any:
+    partition = ctx.services.replicas.get(name, query.partition_index)
+    code = ErrorCode.none
+    timestamp, offset, epoch = -1, -1, -1
+    if partition is None:
+        code = ErrorCode.unknown_topic_or_partition
+    elif query.timestamp < EARLIEST_PENDING_UPLOAD:
+        code = ErrorCode.invalid_request
+    else:
+        timestamp, offset, epoch = _lookup(partition, query.timestamp)
+    return make(
+        module.ListOffsetsPartitionResponse,
+        partition_index=query.partition_index,
+        error_code=code,
+        timestamp=timestamp,
+        offset=offset,
+        leader_epoch=epoch,
+    )
+
+
+@api(API_KEY, 1, 11)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    topics = tuple(
+        make(
+            module.ListOffsetsTopicResponse,
+            name=topic.name,
+            partitions=tuple(_answer(ctx, module, topic.name, q) for q in topic.partitions),
+        )
+        for topic in request.topics
+    )
+    return make(module.ListOffsetsResponse, throttle_time=datetime.timedelta(0), topics=topics)

@@ -1,0 +1,118 @@
+"""Metadata (key 3), versions 0-13.
+
+Brokers (this one), cluster id, controller id (this broker), and per topic its id and
+partitions with leader, leader epoch, replicas and ISR. Unknown topics are created when
+both the request (v4+) and `auto.create.topics.enable` allow it, and answered complete in
+the same response. Illegal names get INVALID_TOPIC_EXCEPTION, unknown ones
+UNKNOWN_TOPIC_OR_PARTITION, unknown ids (v10+) UNKNOWN_TOPIC_ID.
+Authorized operations are not computed (no ACLs): the "not requested" value is returned.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import BrokerServices, RequestContext
+from odradek.handlers.registry import api, make, response_module
+from odradek.handlers.topics import auto_create_topic
+from odradek.metadata.names import topic_name_error
+from odradek.metadata.store import TopicInfo
+
+API_KEY = 3
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def _partitions(services: BrokerServices, module: Any, topic: TopicInfo) -> tuple[Any, ...]:
+    node = services.config.node_id
+    result = []
+    for index in range(topic.partitions):
+        partition = services.replicas.get(topic.name, index)
+        epoch = partition.leader_epoch if partition is not None else -1
+        result.append(
+            make(
+                module.MetadataResponsePartition,
+                error_code=ErrorCode.none,
+                partition_index=index,
+                leader_id=node,
+                leader_epoch=epoch,
+                replica_nodes=(node,),
+                isr_nodes=(node,),
+                offline_replicas=(),
+            )
+        )
+    return tuple(result)
+
+
+def _topic(module: Any, services: BrokerServices, topic: TopicInfo) -> Any:
+    return make(
+        module.MetadataResponseTopic,
+        error_code=ErrorCode.none,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.internal,
+        partitions=_partitions(services, module, topic),
+    )
+
+
+def _error_topic(module: Any, code: ErrorCode, name: str | None, topic_id: Any) -> Any:
+    return make(
+        module.MetadataResponseTopic,
+        error_code=code,
+        name=name,
+        topic_id=topic_id or ZERO_UUID,
+        is_internal=False,
+        partitions=(),
+    )
+
+
+def _lookup(ctx: RequestContext, module: Any, requested: Any, allow_auto: bool) -> Any:
+    services = ctx.services
+    name = requested.name
+    topic_id = getattr(requested, "topic_id", None)
+    if name is None:
+        found = services.metadata.by_id.get(topic_id) if topic_id else None
+        if found is None:
+            return _error_topic(module, ErrorCode.unknown_topic_id, None, topic_id)
+        return _topic(module, services, found)
+    topic = services.metadata.topics.get(name)
+    if topic is not None:
+        return _topic(module, services, topic)
+    if topic_name_error(name) is not None:
+        return _error_topic(module, ErrorCode.invalid_topic_exception, name, None)
+    if allow_auto and services.config.auto_create_topics_enable:
+        created = auto_create_topic(services, name)
+        if created is not None:
+            return _topic(module, services, created)
+    return _error_topic(module, ErrorCode.unknown_topic_or_partition, name, None)
+
+
+@api(API_KEY, 0, 13)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    services = ctx.services
+    module = response_module(API_KEY, ctx.api_version)
+    requested = request.topics
+    if requested is None or (ctx.api_version == 0 and not requested):
+        topics = tuple(_topic(module, services, t) for t in services.metadata.topics.values())
+    else:
+        # v0-v3 always auto-create; v4+ asks explicitly.
+        allow = getattr(request, "allow_auto_topic_creation", True)
+        topics = tuple(_lookup(ctx, module, t, allow) for t in requested)
+    broker = make(
+        module.MetadataResponseBroker,
+        node_id=services.config.node_id,
+        host=services.advertised_host,
+        port=services.advertised_port,
+        rack=None,
+    )
+    return make(
+        module.MetadataResponse,
+        throttle_time=datetime.timedelta(0),
+        brokers=(broker,),
+        cluster_id=services.metadata.cluster_id,
+        controller_id=services.config.node_id,
+        topics=topics,
+    )

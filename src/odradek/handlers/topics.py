@@ -1,0 +1,111 @@
+"""Topic operations shared by several APIs (CreateTopics, Metadata's auto-creation,
+DeleteTopics, CreatePartitions): validate, change the image, host the partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import BrokerServices
+from odradek.metadata.names import collision_key, topic_name_error
+from odradek.metadata.store import TopicInfo
+from odradek.metadata.topic_config import InvalidConfigError, validate_topic_config
+
+MAX_PARTITIONS = 100_000
+
+
+class TopicError(Exception):
+    """A refused topic operation, with the Kafka error code to answer."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_new_topic(
+    services: BrokerServices,
+    name: str,
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, str | None],
+) -> int:
+    """Validates a topic creation; returns the partition count to use."""
+    problem = topic_name_error(name)
+    if problem is not None:
+        raise TopicError(ErrorCode.invalid_topic_exception, problem)
+    if name in services.metadata.topics:
+        raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
+    key = collision_key(name)
+    for existing in services.metadata.topics:
+        if collision_key(existing) == key:
+            raise TopicError(
+                ErrorCode.invalid_topic_exception,
+                f"Topic '{name}' collides with existing topic '{existing}'",
+            )
+    count = services.config.num_partitions if partitions == -1 else partitions
+    if count <= 0 or count > MAX_PARTITIONS:
+        raise TopicError(
+            ErrorCode.invalid_partitions, "Number of partitions must be larger than 0."
+        )
+    factor = (
+        services.config.default_replication_factor
+        if replication_factor == -1
+        else replication_factor
+    )
+    if factor != 1:
+        raise TopicError(
+            ErrorCode.invalid_replication_factor,
+            f"Replication factor: {factor} larger than available brokers: 1.",
+        )
+    for config_name, value in configs.items():
+        try:
+            validate_topic_config(config_name, value)
+        except InvalidConfigError as exc:
+            raise TopicError(ErrorCode.invalid_config, str(exc)) from None
+    return count
+
+
+def create_topic(
+    services: BrokerServices, name: str, partitions: int, configs: Mapping[str, str]
+) -> TopicInfo:
+    """Records the topic in the image and opens its partition logs."""
+    topic = services.metadata.create_topic(name, partitions, configs)
+    services.replicas.host_topic(topic)
+    return topic
+
+
+def auto_create_topic(services: BrokerServices, name: str) -> TopicInfo | None:
+    """Creates `name` with the broker defaults; None when its name is not legal."""
+    try:
+        count = check_new_topic(services, name, -1, -1, {})
+    except TopicError:
+        return None
+    return create_topic(services, name, count, {})
+
+
+def delete_topic(services: BrokerServices, topic: TopicInfo) -> None:
+    services.metadata.delete_topic(topic.name)
+    services.replicas.remove_topic(topic)
+
+
+def add_partitions(services: BrokerServices, name: str, count: int, validate_only: bool) -> None:
+    """Grows topic `name` to `count` partitions (CreatePartitions)."""
+    topic = services.metadata.topics.get(name)
+    if topic is None:
+        raise TopicError(ErrorCode.unknown_topic_or_partition, f"Topic '{name}' not found.")
+    if count < topic.partitions:
+        raise TopicError(
+            ErrorCode.invalid_partitions,
+            f"Topic currently has {topic.partitions} partitions, which is higher than the "
+            f"requested {count}.",
+        )
+    if count == topic.partitions:
+        raise TopicError(
+            ErrorCode.invalid_partitions, f"Topic already has {topic.partitions} partitions."
+        )
+    if count > MAX_PARTITIONS:
+        raise TopicError(ErrorCode.invalid_partitions, "Too many partitions.")
+    if not validate_only:
+        services.replicas.host_topic(services.metadata.set_partition_count(name, count))

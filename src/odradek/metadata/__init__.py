@@ -1,0 +1,1 @@
+"""The cluster image: brokers, topics, partitions and their leaders, and topic configs."""

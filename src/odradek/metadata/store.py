@@ -1,0 +1,117 @@
+"""The single-node cluster image, persisted as one small JSON document.
+
+Holds the cluster id and every topic (id, partition count, config overrides). Each change
+is written to a temporary file, fsynced and renamed over the old one, so a crash leaves
+either the old or the new image, never a torn one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+IMAGE_FILE = "odradek-metadata.json"
+
+
+def new_cluster_id() -> str:
+    """A cluster id as Kafka prints them: a random UUID in unpadded base64url."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+    internal: bool = False
+
+
+class MetadataStore:
+    """Topics by name and by id; the only writer of the persisted image."""
+
+    def __init__(self, directory: str, cluster_id: str | None = None) -> None:
+        self._path = os.path.join(directory, IMAGE_FILE)
+        self.topics: dict[str, TopicInfo] = {}
+        self.by_id: dict[uuid.UUID, TopicInfo] = {}
+        self.cluster_id = cluster_id or new_cluster_id()
+        os.makedirs(directory, exist_ok=True)
+        if os.path.exists(self._path):
+            self._load(cluster_id)
+        else:
+            self._save()
+
+    def _load(self, configured_cluster_id: str | None) -> None:
+        with open(self._path, encoding="utf-8") as file:
+            image = json.load(file)
+        stored = image["cluster_id"]
+        if configured_cluster_id and configured_cluster_id != stored:
+            raise ValueError(
+                f"cluster.id {configured_cluster_id} does not match {stored} in {self._path}"
+            )
+        self.cluster_id = stored
+        for raw in image["topics"]:
+            self._put(
+                TopicInfo(
+                    name=raw["name"],
+                    topic_id=uuid.UUID(raw["topic_id"]),
+                    partitions=raw["partitions"],
+                    configs=dict(raw.get("configs", {})),
+                    internal=raw.get("internal", False),
+                )
+            )
+
+    def _save(self) -> None:
+        image = {
+            "version": 1,
+            "cluster_id": self.cluster_id,
+            "topics": [
+                {
+                    "name": t.name,
+                    "topic_id": str(t.topic_id),
+                    "partitions": t.partitions,
+                    "configs": dict(t.configs),
+                    "internal": t.internal,
+                }
+                for t in self.topics.values()
+            ],
+        }
+        tmp = self._path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as file:
+            json.dump(image, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, self._path)
+        dir_fd = os.open(os.path.dirname(self._path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _put(self, topic: TopicInfo) -> None:
+        self.topics[topic.name] = topic
+        self.by_id[topic.topic_id] = topic
+
+    def create_topic(
+        self, name: str, partitions: int, configs: Mapping[str, str], internal: bool = False
+    ) -> TopicInfo:
+        topic = TopicInfo(name, uuid.uuid4(), partitions, dict(configs), internal)
+        self._put(topic)
+        self._save()
+        return topic
+
+    def delete_topic(self, name: str) -> TopicInfo:
+        topic = self.topics.pop(name)
+        del self.by_id[topic.topic_id]
+        self._save()
+        return topic
+
+    def set_partition_count(self, name: str, partitions: int) -> TopicInfo:
+        topic = replace(self.topics[name], partitions=partitions)
+        self._put(topic)
+        self._save()
+        return topic

@@ -1,0 +1,105 @@
+"""Request and response framing around kio's message classes.
+
+A request frame is a request header (v1, or v2 for flexible versions) followed by the
+body; a response is a response header (v0, or v1 for flexible versions; ApiVersions
+always v0) followed by the body. This module only converts; it knows nothing of handlers.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from kio.index import KioIndexError, load_request_schema, load_response_schema
+from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
+from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
+from kio.serial import entity_reader, entity_writer
+
+from odradek.protocol.guard import check_bounds
+
+API_VERSIONS_KEY = 18
+_FIXED = struct.Struct(">hhi")
+_SIZE_CORRELATION = struct.Struct(">ii")
+
+
+class RequestDecodeError(Exception):
+    """The frame is not a valid request; Kafka closes the connection on these."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+def peek_header(frame: bytes) -> tuple[int, int, int]:
+    """Reads api key, version and correlation id, which every header version starts with."""
+    if len(frame) < _FIXED.size:
+        raise RequestDecodeError("frame shorter than a request header")
+    api_key, api_version, correlation_id = _FIXED.unpack_from(frame, 0)
+    return int(api_key), int(api_version), int(correlation_id)
+
+
+@cache
+def request_class(api_key: int, api_version: int) -> type[Any] | None:
+    """kio's request class for (key, version), or None when kio does not know it."""
+    try:
+        return load_request_schema(api_key, api_version)
+    except KioIndexError:
+        return None
+
+
+@cache
+def response_class(api_key: int, api_version: int) -> type[Any]:
+    return load_response_schema(api_key, api_version)
+
+
+@cache
+def _reader(cls: Any) -> Any:
+    return entity_reader(cls)
+
+
+@cache
+def _writer(cls: Any) -> Any:
+    return entity_writer(cls)
+
+
+def decode_request(frame: bytes, cls: Any) -> tuple[RequestHeader, Any]:
+    """Decodes header and body with `cls`; the whole frame must be consumed."""
+    header_cls = RequestHeaderV2 if cls.__flexible__ else RequestHeaderV1
+    try:
+        raw_header, pos = _reader(header_cls)(frame, 0)
+        check_bounds(cls, frame, pos)
+        body, size = _reader(cls)(frame, pos)
+    # kio raises several exception types on malformed input (SerialError, ValueError,
+    # KeyError for unknown tagged fields, ...); every one of them means a bad frame.
+    except Exception as exc:
+        raise RequestDecodeError(f"cannot decode {cls.__name__}: {exc}") from exc
+    if pos + size != len(frame):
+        raise RequestDecodeError(f"{len(frame) - pos - size} trailing bytes after request")
+    header = RequestHeader(
+        api_key=raw_header.request_api_key,
+        api_version=raw_header.request_api_version,
+        correlation_id=raw_header.correlation_id,
+        client_id=raw_header.client_id,
+    )
+    return header, body
+
+
+def encode_response(api_key: int, correlation_id: int, response: Any) -> bytes:
+    """Returns the size-prefixed response frame for a kio response object."""
+    out = io.BytesIO()
+    out.write(b"\x00\x00\x00\x00\x00\x00\x00\x00")
+    cls: Any = type(response)
+    if cls.__flexible__ and api_key != API_VERSIONS_KEY:
+        out.write(b"\x00")  # response header v1: no tagged fields
+    _writer(cls)(out, response)
+    data = out.getbuffer()
+    _SIZE_CORRELATION.pack_into(data, 0, len(data) - 4, correlation_id)
+    del data
+    return out.getvalue()

@@ -1,0 +1,1 @@
+"""Partitions: the log plus leader epoch, high watermark and the fetches waiting on it."""

@@ -1,0 +1,1 @@
+"""Sockets, connections, request ordering, limits and the broker's lifecycle."""

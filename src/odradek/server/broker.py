@@ -1,0 +1,168 @@
+"""The broker: opens storage and the cluster image, serves the listeners, runs the periodic
+jobs (flush, idle connections, checkpoints) and stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from kio.schema.errors import ErrorCode
+
+import odradek.handlers  # noqa: F401  (registers every handler)
+from odradek.clock import Clock, SystemClock
+from odradek.config import BrokerConfig, parse_listener
+from odradek.handlers.api_versions import build_response as api_versions_response
+from odradek.handlers.context import BrokerServices
+from odradek.handlers.fetch_session import FetchSessionCache
+from odradek.metadata.store import MetadataStore
+from odradek.metadata.topic_config import effective_topic_config, log_config
+from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
+from odradek.replication.replica_manager import ReplicaManager
+from odradek.server.connection import Connection
+from odradek.server.limits import ConnectionLimits, RequestMemory
+from odradek.storage.fs import FileSystem, OsFileSystem
+from odradek.storage.manager import LogManager
+
+log = logging.getLogger("odradek.broker")
+
+SWEEP_INTERVAL_S = 0.5
+
+
+class Broker:
+    """A single-node broker. `await start()` returns once it accepts connections."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        clock: Clock | None = None,
+        fs: FileSystem | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.fs = fs or OsFileSystem()
+        self.connections: set[Connection] = set()
+        self.connection_limits = ConnectionLimits(
+            config.max_connections, config.max_connections_per_ip
+        )
+        self.request_memory = RequestMemory(config.queued_max_request_bytes)
+        self._servers: list[asyncio.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unsupported_api_versions = encode_response(
+            API_VERSIONS_KEY, 0, api_versions_response(0, ErrorCode.unsupported_version)
+        )
+        self.bound: list[tuple[str, int]] = []
+        self.log_manager: LogManager | None = None
+        self._services: BrokerServices | None = None
+
+    @property
+    def services(self) -> BrokerServices:
+        assert self._services is not None, "broker not started"
+        return self._services
+
+    @property
+    def port(self) -> int:
+        return self.bound[0][1]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        host, port = self.bound[0]
+        return f"{host}:{port}"
+
+    def unsupported_api_versions(self, correlation_id: int) -> bytes:
+        """The v0 ApiVersions answer for a version newer than we serve."""
+        payload = bytearray(self._unsupported_api_versions)
+        payload[4:8] = correlation_id.to_bytes(4, "big", signed=True)
+        return bytes(payload)
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        data_dir = self.config.log_dirs[0]
+        metadata = MetadataStore(data_dir, self.config.cluster_id)
+        default_log_config = log_config(effective_topic_config({}, self.config))
+        self.log_manager = LogManager(
+            self.fs, list(self.config.log_dirs), self.clock, default_log_config
+        )
+        self.log_manager.open(node_id=self.config.node_id, cluster_id=metadata.cluster_id)
+        replicas = ReplicaManager(self.log_manager, self.config)
+        for topic in metadata.topics.values():
+            replicas.host_topic(topic)
+        await self._listen()
+        host, port = self._advertised()
+        self._services = BrokerServices(
+            config=self.config,
+            metadata=metadata,
+            replicas=replicas,
+            clock=self.clock,
+            fetch_sessions=FetchSessionCache(self.config.max_incremental_fetch_session_cache_slots),
+            advertised_host=host,
+            advertised_port=port,
+        )
+        self._tasks.append(asyncio.create_task(self._periodic()))
+        log.info(
+            "odradek broker ready on %s (node %d, cluster %s, data %s, %d topics) in %.0f ms",
+            ", ".join(f"{h}:{p}" for h, p in self.bound),
+            self.config.node_id,
+            metadata.cluster_id,
+            os.path.abspath(data_dir),
+            len(metadata.topics),
+            (time.monotonic() - started) * 1000,
+        )
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        for listener in self.config.listeners:
+            _name, host, port = parse_listener(listener)
+            server = await loop.create_server(
+                lambda: Connection(self), host or None, port, reuse_address=True, backlog=1024
+            )
+            self._servers.append(server)
+            sockname = server.sockets[0].getsockname()
+            self.bound.append((host or sockname[0], sockname[1]))
+
+    def _advertised(self) -> tuple[str, int]:
+        """The first advertised listener; port 0 means the port the listener got."""
+        _name, host, port = parse_listener(self.config.advertised[0])
+        if port == 0:
+            port = self.bound[0][1]
+        return host or self.bound[0][0], port
+
+    async def _periodic(self) -> None:
+        """Flushes by flush.ms, closes idle or stalled connections."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            try:
+                if self.log_manager is not None:
+                    self.log_manager.flush_dirty(self.clock.time_ms())
+                self._sweep_connections()
+            except Exception:
+                log.exception("periodic job failed")
+
+    def _sweep_connections(self) -> None:
+        now = self.clock.monotonic()
+        idle_s = self.config.connections_max_idle_ms / 1000
+        frame_s = self.config.request_timeout_ms / 1000
+        for connection in list(self.connections):
+            if connection.idle and now - connection.last_active > idle_s:
+                connection.close("idle longer than connections.max.idle.ms")
+            elif connection.frame_started is not None and now - connection.frame_started > frame_s:
+                connection.close("request frame not completed within request.timeout.ms")
+
+    async def stop(self) -> None:
+        """Stops listening, closes connections, flushes and closes every log."""
+        for server in self._servers:
+            server.close()
+        for connection in list(self.connections):
+            connection.close("broker shutting down")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        self._tasks.clear()
+        if self.log_manager is not None:
+            self.log_manager.close()
+            self.log_manager = None
+        log.info("odradek broker stopped")

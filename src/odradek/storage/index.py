@@ -1,0 +1,212 @@
+"""Kafka's sparse segment indexes: `.index` (offset -> file position) and `.timeindex`
+(timestamp -> offset).
+
+Entries are big-endian: offset index = 4-byte offset relative to the segment's base offset
++ 4-byte position in the .log file; time index = 8-byte timestamp + 4-byte relative offset.
+Files hold exactly the entries written (no preallocation; see docs/storage-format.md), but a
+file preallocated by Kafka (trailing all-zero entries) is read correctly: the zeros are
+dropped. Entries are loaded lazily into a bytearray (8-12 bytes each, no Python objects)
+and searched by binary search.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from odradek.storage.fs import FileHandle, FileSystem
+
+_OFFSET_ENTRY = struct.Struct(">ii")
+_TIME_ENTRY = struct.Struct(">qi")
+
+
+class _Index:
+    """Entries of one index file; subclasses say the entry layout and its ordering."""
+
+    ENTRY: struct.Struct
+
+    def __init__(self, fs: FileSystem, path: str, base_offset: int, max_index_size: int) -> None:
+        self._fs = fs
+        self.path = path
+        self.base_offset = base_offset
+        self.max_entries = max(1, max_index_size // self.ENTRY.size)
+        self._buf: bytearray | None = None
+        self._handle: FileHandle | None = None
+        self._sane = True
+        self._dirty = False
+
+    # -- loading ---------------------------------------------------------------------
+
+    def _entries_buf(self) -> bytearray:
+        if self._buf is None:
+            data = self._fs.read_file(self.path) if self._fs.exists(self.path) else b""
+            self._buf, self._sane = self._parse(data)
+        return self._buf
+
+    def _parse(self, data: bytes) -> tuple[bytearray, bool]:
+        """The longest valid prefix of entries, and whether that is the whole file. An
+        all-zero entry is never valid (Kafka never indexes position 0), so the trailing
+        zeros of a preallocated file are dropped; such a file is reported not sane too,
+        because a preallocated file left behind means the writer did not close cleanly."""
+        size = self.ENTRY.size
+        count = 0
+        prev: tuple[int, int] | None = None
+        while (count + 1) * size <= len(data):
+            entry = self.ENTRY.unpack_from(data, count * size)
+            if entry == (0, 0) or (prev is not None and not self._ordered(prev, entry)):
+                break
+            prev = entry
+            count += 1
+        sane = count * size == len(data) and count <= self.max_entries
+        return bytearray(data[: count * size]), sane
+
+    @staticmethod
+    def _ordered(prev: tuple[int, int], cur: tuple[int, int]) -> bool:
+        raise NotImplementedError
+
+    def is_sane(self) -> bool:
+        """False when the file had a torn entry, disorder or garbage: rebuild it."""
+        self._entries_buf()
+        return self._sane
+
+    # -- access ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries_buf()) // self.ENTRY.size
+
+    def entry(self, n: int) -> tuple[int, int]:
+        """The raw n-th entry (relative fields as stored)."""
+        result: tuple[int, int] = self.ENTRY.unpack_from(self._entries_buf(), n * self.ENTRY.size)
+        return result
+
+    def is_full(self) -> bool:
+        return len(self) >= self.max_entries
+
+    def _search(self, key: int) -> int:
+        """Index of the largest entry whose first field is <= key, or -1."""
+        lo, hi = 0, len(self) - 1
+        found = -1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if self.entry(mid)[0] <= key:
+                found, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        return found
+
+    def _append_raw(self, first: int, second: int) -> None:
+        buf = self._entries_buf()
+        raw = self.ENTRY.pack(first, second)
+        self._file().pwrite(len(buf), raw)
+        buf.extend(raw)
+        self._dirty = True
+
+    def _keep(self, count: int) -> None:
+        """Keeps the first `count` entries, in memory and in the file."""
+        buf = self._entries_buf()
+        del buf[count * self.ENTRY.size :]
+        self._file().truncate(len(buf))
+        self._sane = True
+        self._dirty = True
+
+    def reset(self) -> None:
+        """Drops every entry (before a rebuild)."""
+        self._buf = bytearray()
+        self._keep(0)
+
+    def _file(self) -> FileHandle:
+        if self._handle is None:
+            self._handle = self._fs.open(self.path)
+        return self._handle
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def flush(self) -> None:
+        if self._dirty and self._handle is not None:
+            self._handle.fsync()
+        self._dirty = False
+
+    def close(self) -> None:
+        """Closes the file and frees the entries (they reload on the next lookup)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        self._buf = None
+
+    def delete(self) -> None:
+        self.close()
+        self._fs.remove(self.path)
+
+
+class OffsetIndex(_Index):
+    """Maps an offset to the position of a batch at or before it in the .log file."""
+
+    ENTRY = _OFFSET_ENTRY
+
+    @staticmethod
+    def _ordered(prev: tuple[int, int], cur: tuple[int, int]) -> bool:
+        return cur[0] > prev[0] and cur[1] > prev[1]
+
+    def append(self, offset: int, position: int) -> None:
+        self._append_raw(offset - self.base_offset, position)
+
+    def lookup(self, offset: int) -> tuple[int, int]:
+        """(offset, position) of the largest entry <= offset; (base_offset, 0) if none."""
+        n = self._search(offset - self.base_offset)
+        if n < 0:
+            return self.base_offset, 0
+        relative, position = self.entry(n)
+        return self.base_offset + relative, position
+
+    def last_entry(self) -> tuple[int, int]:
+        """(offset, position) of the last entry, or (base_offset, 0)."""
+        if len(self) == 0:
+            return self.base_offset, 0
+        relative, position = self.entry(len(self) - 1)
+        return self.base_offset + relative, position
+
+    def truncate_to(self, offset: int) -> None:
+        """Removes the entries for offsets >= offset."""
+        self._keep(self._search(offset - self.base_offset - 1) + 1)
+
+    def entries(self) -> list[tuple[int, int]]:
+        return [(self.base_offset + r, p) for r, p in map(self.entry, range(len(self)))]
+
+
+class TimeIndex(_Index):
+    """Maps a timestamp to the offset of the batch that first reached it."""
+
+    ENTRY = _TIME_ENTRY
+
+    @staticmethod
+    def _ordered(prev: tuple[int, int], cur: tuple[int, int]) -> bool:
+        return cur[0] > prev[0] and cur[1] >= prev[1]
+
+    def last_entry(self) -> tuple[int, int]:
+        """(timestamp, offset) of the last entry, or (-1, base_offset)."""
+        if len(self) == 0:
+            return -1, self.base_offset
+        timestamp, relative = self.entry(len(self) - 1)
+        return timestamp, self.base_offset + relative
+
+    def maybe_append(self, timestamp: int, offset: int) -> None:
+        """Appends only when the timestamp grows (Kafka's rule)."""
+        if len(self) == 0 or timestamp > self.last_entry()[0]:
+            self._append_raw(timestamp, offset - self.base_offset)
+
+    def lookup(self, timestamp: int) -> tuple[int, int]:
+        """(timestamp, offset) of the largest entry <= timestamp; (-1, base_offset) if none."""
+        n = self._search(timestamp)
+        if n < 0:
+            return -1, self.base_offset
+        ts, relative = self.entry(n)
+        return ts, self.base_offset + relative
+
+    def truncate_to(self, offset: int) -> None:
+        """Removes the entries for offsets >= offset."""
+        count = len(self)
+        while count > 0 and self.base_offset + self.entry(count - 1)[1] >= offset:
+            count -= 1
+        self._keep(count)
+
+    def entries(self) -> list[tuple[int, int]]:
+        return [(t, self.base_offset + r) for t, r in map(self.entry, range(len(self)))]

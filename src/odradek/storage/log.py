@@ -1,0 +1,369 @@
+"""One partition's log: a directory `<topic>-<partition>` of segments, the leader epoch
+cache, and the offsets Kafka tracks (log_start_offset, log_end_offset, recovery_point).
+
+Appends write bytes as produced (after rewriting base offset and leader epoch); reads
+return stored bytes. The only disk-failure policy: a failed write is undone and reported,
+a failed fsync takes the log offline for good (its page cache state is unknowable).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+
+from odradek.clock import Clock
+from odradek.protocol.batch import BatchHeader, assign_offset, read_header
+from odradek.protocol.records import max_timestamp_offset, offset_for_timestamp
+from odradek.storage.checkpoint import LEADER_EPOCH_CHECKPOINT
+from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordTooLargeError
+from odradek.storage.fs import FileSystem
+from odradek.storage.leader_epoch import LeaderEpochCache
+from odradek.storage.log_config import INT_MAX, AppendInfo, FetchDataInfo, LogConfig
+from odradek.storage.log_loader import load_segments
+from odradek.storage.segment import LogSegment
+
+EARLIEST_TIMESTAMP = -2
+LATEST_TIMESTAMP = -1
+MAX_TIMESTAMP = -3
+
+
+def parse_topic_partition(dir_name: str) -> tuple[str, int]:
+    """`my.topic-name-3` -> ("my.topic-name", 3): the partition follows the LAST '-'."""
+    topic, sep, partition = dir_name.rpartition("-")
+    if not sep or not topic or not partition.isdigit():
+        raise ValueError(f"{dir_name!r} is not a <topic>-<partition> directory name")
+    return topic, int(partition)
+
+
+class Log:
+    """The segments of one partition; not thread-safe (one owner task per partition)."""
+
+    def __init__(
+        self,
+        fs: FileSystem,
+        path: str,
+        config: LogConfig,
+        clock: Clock,
+        segments: list[LogSegment],
+        log_start_offset: int,
+        recovery_point: int,
+        epoch_cache: LeaderEpochCache,
+    ) -> None:
+        self._fs = fs
+        self.path = path
+        self.topic, self.partition = parse_topic_partition(os.path.basename(path))
+        self.config = config
+        self._clock = clock
+        self._segments = segments
+        self._log_start_offset = log_start_offset
+        self._recovery_point = recovery_point
+        self.leader_epoch_cache = epoch_cache
+        self._offline = False
+        self._unflushed_messages = 0
+        self.last_flush_ms = clock.time_ms()
+        self.truncated_on_open = 0  # bytes cut by recovery when opened
+        self.recovered_segments = 0  # segments scanned when opened
+
+    @classmethod
+    def open(
+        cls,
+        fs: FileSystem,
+        path: str,
+        config: LogConfig,
+        clock: Clock,
+        recovery_point: int,
+        *,
+        clean_shutdown: bool,
+        log_start_offset: int = 0,
+    ) -> Log:
+        """Loads the directory (created when absent); after an unclean shutdown, recovers
+        the segments from the one holding the recovery point on."""
+        loaded = load_segments(
+            fs, path, config, recovery_point, log_start_offset, clean_shutdown=clean_shutdown
+        )
+        segments = loaded.segments
+        log_end_offset = segments[-1].next_offset
+        start = min(max(log_start_offset, segments[0].base_offset), log_end_offset)
+        epochs = _load_epochs(fs, path, segments, start, log_end_offset)
+        log = cls(
+            fs, path, config, clock, segments, start, min(recovery_point, log_end_offset), epochs
+        )
+        log.truncated_on_open = loaded.truncated_bytes
+        log.recovered_segments = loaded.recovered_segments
+        # segment.ms counts from the first append, or from now for a reopened segment.
+        segments[-1].rolling_base_ms = log.last_flush_ms if segments[-1].size else None
+        return log
+
+    # -- offsets ---------------------------------------------------------------------
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        """The offset the next appended record gets."""
+        return self._segments[-1].next_offset
+
+    @property
+    def recovery_point(self) -> int:
+        """Every offset below it is fsynced."""
+        return self._recovery_point
+
+    @property
+    def size_in_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    @property
+    def latest_epoch(self) -> int:
+        return self.leader_epoch_cache.latest_epoch
+
+    @property
+    def segments(self) -> list[LogSegment]:
+        return list(self._segments)
+
+    @property
+    def offline(self) -> bool:
+        return self._offline
+
+    @property
+    def unflushed_messages(self) -> int:
+        return self._unflushed_messages
+
+    def _check_online(self) -> None:
+        if self._offline:
+            raise KafkaStorageError(f"log {self.path} is offline after a disk failure")
+
+    def _go_offline(self, error: OSError) -> KafkaStorageError:
+        self._offline = True
+        return KafkaStorageError(f"log {self.path} is offline: {error}")
+
+    # -- appending -------------------------------------------------------------------
+
+    def append_as_leader(self, batch: bytes, header: BatchHeader, leader_epoch: int) -> AppendInfo:
+        """Gives the batch the next offsets and appends it; fsyncs when flush.messages or
+        flush.ms say so. Raises KafkaStorageError on a disk failure (nothing is appended)
+        and RecordTooLargeError over max.message.bytes."""
+        self._check_online()
+        if header.size > self.config.max_message_bytes or header.size > self.config.segment_bytes:
+            raise RecordTooLargeError(f"batch of {header.size} bytes is too large")
+        now = self._clock.time_ms()
+        append_time = now if self.config.message_timestamp_type == "LogAppendTime" else None
+        data = assign_offset(batch, self.log_end_offset, leader_epoch, append_time)
+        final = read_header(data)
+        segment = self._maybe_roll(final, now)
+        self._write(segment, data, final, now)
+        self._unflushed_messages += final.records_count
+        try:
+            self.leader_epoch_cache.assign(leader_epoch, final.base_offset)
+        except OSError as e:
+            raise self._go_offline(e) from e
+        self._maybe_flush(now)
+        return AppendInfo(
+            final.base_offset,
+            final.last_offset,
+            -1 if append_time is None else append_time,
+            self._log_start_offset,
+        )
+
+    def _write(self, segment: LogSegment, data: bytearray, header: BatchHeader, now: int) -> None:
+        size_before = segment.size
+        try:
+            segment.append(data, header, now)
+        except OSError as e:
+            if segment.size != size_before:  # could not even undo: state unknown
+                raise self._go_offline(e) from e
+            raise KafkaStorageError(f"append to {self.path} failed: {e}") from e
+
+    def _maybe_roll(self, header: BatchHeader, now: int) -> LogSegment:
+        active = self._segments[-1]
+        if active.size == 0:
+            return active
+        too_big = active.size + header.size > self.config.segment_bytes
+        base = active.rolling_base_ms
+        too_old = base is not None and now - base >= self.config.segment_ms
+        offsets_overflow = header.last_offset - active.base_offset > INT_MAX
+        if too_big or too_old or offsets_overflow or active.indexes_full():
+            return self.roll()
+        return active
+
+    def roll(self) -> LogSegment:
+        """Closes the active segment (final time index entry, fsync) and starts a new one
+        at log_end_offset. The recovery point moves up, as the old segment is durable."""
+        self._check_online()
+        active = self._segments[-1]
+        if active.size == 0:
+            return active
+        try:
+            active.on_become_inactive()
+            segment = LogSegment.create(
+                self._fs,
+                self.path,
+                self.log_end_offset,
+                index_interval_bytes=self.config.index_interval_bytes,
+                max_index_size=self.config.segment_index_bytes,
+            )
+            self._fs.fsync_dir(self.path)
+        except OSError as e:
+            raise self._go_offline(e) from e
+        self._segments.append(segment)
+        self._recovery_point = max(self._recovery_point, segment.base_offset)
+        return segment
+
+    def _maybe_flush(self, now: int) -> None:
+        by_count = self._unflushed_messages >= self.config.flush_messages
+        if by_count or now - self.last_flush_ms >= self.config.flush_ms:
+            self.flush()
+
+    def flush_if_due(self, now_ms: int) -> bool:
+        """The periodic flush.ms check; True if it flushed."""
+        due = now_ms - self.last_flush_ms >= self.config.flush_ms
+        if due and not self._offline and self._recovery_point < self.log_end_offset:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        """fsyncs everything up to log_end_offset and moves the recovery point there. A
+        failed fsync takes the log offline: retrying could report lost data as durable."""
+        self._check_online()
+        try:
+            for segment in self._segments[self._first_unflushed() :]:
+                segment.flush()
+        except OSError as e:
+            raise self._go_offline(e) from e
+        self._recovery_point = self.log_end_offset
+        self._unflushed_messages = 0
+        self.last_flush_ms = self._clock.time_ms()
+
+    def _first_unflushed(self) -> int:
+        bases = [s.base_offset for s in self._segments]
+        return max(0, bisect.bisect_right(bases, self._recovery_point) - 1)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def read(
+        self, fetch_offset: int, max_bytes: int, max_offset: int, min_one_message: bool
+    ) -> FetchDataInfo:
+        """Whole batches from the one containing fetch_offset, below max_offset (the high
+        watermark, exclusive). b"" at the end. OffsetOutOfRangeError outside the log."""
+        self._check_online()
+        end = self.log_end_offset
+        if fetch_offset < self._log_start_offset or fetch_offset > end:
+            raise OffsetOutOfRangeError(
+                f"offset {fetch_offset} outside [{self._log_start_offset}, {end}] of {self.path}"
+            )
+        if fetch_offset >= min(end, max_offset):
+            return FetchDataInfo(b"", fetch_offset)
+        i = self._segment_index(fetch_offset)
+        for segment in self._segments[i:]:
+            data = segment.read(fetch_offset, max_bytes, max_offset, min_one_message)
+            if data is not None:
+                return FetchDataInfo(data, fetch_offset)
+        return FetchDataInfo(b"", fetch_offset)
+
+    def _segment_index(self, offset: int) -> int:
+        bases = [s.base_offset for s in self._segments]
+        return max(0, bisect.bisect_right(bases, offset) - 1)
+
+    def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int, int] | None:
+        """(offset, timestamp, leader_epoch) of the first record whose timestamp >= the
+        target; -2 earliest, -1 latest, -3 the record with the largest timestamp."""
+        self._check_online()
+        if timestamp == EARLIEST_TIMESTAMP:
+            start = self._log_start_offset
+            return start, -1, self.leader_epoch_cache.epoch_for_offset(start)
+        if timestamp == LATEST_TIMESTAMP:
+            return self.log_end_offset, -1, self.latest_epoch
+        if timestamp == MAX_TIMESTAMP:
+            return self.max_timestamp_offset()
+        for segment in self._segments:
+            if segment.max_timestamp < timestamp:
+                continue
+            found = segment.find_by_timestamp(timestamp, self._log_start_offset)
+            if found is not None:
+                batch = segment.read_batch(*found)
+                hit = offset_for_timestamp(batch, timestamp, self._log_start_offset)
+                if hit is not None:
+                    return hit[0], hit[1], found[1].partition_leader_epoch
+        return None
+
+    def max_timestamp_offset(self) -> tuple[int, int, int] | None:
+        """(offset, timestamp, leader_epoch) of the first record with the largest
+        timestamp (ListOffsets MAX_TIMESTAMP); None when the log is empty."""
+        self._check_online()
+        best = max(self._segments, key=lambda s: s.max_timestamp)  # first of equals
+        if best.max_timestamp < 0:
+            return None
+        for position, header in best.batches():
+            if header.max_timestamp == best.max_timestamp:
+                offset, timestamp = max_timestamp_offset(best.read_batch(position, header))
+                return offset, timestamp, header.partition_leader_epoch
+        return None
+
+    # -- truncation and lifecycle ----------------------------------------------------
+
+    def truncate_to(self, offset: int) -> None:
+        """Removes every batch from the one containing `offset` onwards (replication)."""
+        self._check_online()
+        if offset >= self.log_end_offset:
+            return
+        if offset <= self._segments[0].base_offset:
+            self.truncate_fully_and_start_at(offset)
+            return
+        try:
+            while self._segments[-1].base_offset >= offset:
+                self._segments.pop().delete()
+            self._segments[-1].truncate_to(offset)
+            self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+        except OSError as e:
+            raise self._go_offline(e) from e
+        self._recovery_point = min(self._recovery_point, self.log_end_offset)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Deletes every segment and starts empty at `offset`."""
+        try:
+            for segment in self._segments:
+                segment.delete()
+            self._segments = [
+                LogSegment.create(
+                    self._fs,
+                    self.path,
+                    offset,
+                    index_interval_bytes=self.config.index_interval_bytes,
+                    max_index_size=self.config.segment_index_bytes,
+                )
+            ]
+            self.leader_epoch_cache.clear()
+        except OSError as e:
+            raise self._go_offline(e) from e
+        self._log_start_offset = self._recovery_point = offset
+
+    def close(self) -> None:
+        """Releases files; does not flush (the manager flushes first on a clean stop)."""
+        for segment in self._segments:
+            segment.close()
+
+    def delete(self) -> None:
+        """Removes the whole partition directory."""
+        self.close()
+        self._fs.rmtree(self.path)
+
+
+def _load_epochs(
+    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
+) -> LeaderEpochCache:
+    """Reads leader-epoch-checkpoint, or rebuilds it from the batch headers if it is gone;
+    then drops entries the log no longer holds."""
+    checkpoint = os.path.join(path, LEADER_EPOCH_CHECKPOINT)
+    if not fs.exists(checkpoint):
+        cache = LeaderEpochCache(fs, checkpoint, [])
+        for segment in segments:
+            for _, header in segment.batches():
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        cache.flush()
+    else:
+        cache = LeaderEpochCache.load(fs, checkpoint)
+    cache.truncate_from_end(end)
+    cache.truncate_from_start(start)
+    return cache

@@ -1,0 +1,229 @@
+"""An in-memory `FileSystem` for deterministic fault and crash tests.
+
+It can fail the Nth write or fsync with an injected OSError (ENOSPC, EIO, ...) and
+`crash()` like a power loss: every byte not fsynced is dropped, optionally keeping a
+random prefix of the unsynced tail (seeded `random.Random`, so a failing seed replays).
+
+Model: each file keeps its current bytes and the bytes as of its last fsync. Directory
+operations (create, rename, remove) are durable at once, as on a journaling file system
+that orders metadata after data; `fsync_dir` is counted but changes nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import random
+from dataclasses import dataclass, field
+
+from odradek.storage.fs import Bytes
+
+
+@dataclass
+class _Inode:
+    data: bytearray = field(default_factory=bytearray)
+    durable: bytes = b""
+
+
+@dataclass
+class _Fault:
+    remaining: int  # operations to let through before failing
+    error: int
+    persistent: bool
+
+
+class MemoryFileHandle:
+    """A handle on one in-memory file; survives renames like a file descriptor."""
+
+    def __init__(self, fs: MemoryFileSystem, path: str, inode: _Inode) -> None:
+        self._fs = fs
+        self._path = path
+        self._inode = inode
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def size(self) -> int:
+        return len(self._inode.data)
+
+    def append(self, data: Bytes) -> int:
+        position = len(self._inode.data)
+        self.pwrite(position, data)
+        return position
+
+    def pwrite(self, position: int, data: Bytes) -> None:
+        raw = bytes(data)
+        error = self._fs._check_fault("write")
+        if error is not None:
+            # A short write then the error, as a full disk does: the caller must clean up.
+            self._store(position, raw[: len(raw) // 2])
+            raise OSError(error, os.strerror(error), self._path)
+        self._store(position, raw)
+
+    def _store(self, position: int, raw: bytes) -> None:
+        buf = self._inode.data
+        if position > len(buf):
+            buf.extend(bytes(position - len(buf)))
+        buf[position : position + len(raw)] = raw
+
+    def pread(self, position: int, size: int) -> bytes:
+        return bytes(self._inode.data[position : position + size])
+
+    def truncate(self, size: int) -> None:
+        buf = self._inode.data
+        if size < len(buf):
+            del buf[size:]
+        else:
+            buf.extend(bytes(size - len(buf)))
+
+    def fsync(self) -> None:
+        error = self._fs._check_fault("fsync")
+        self._fs.fsync_count += 1
+        if error is not None:
+            raise OSError(error, os.strerror(error), self._path)
+        self._inode.durable = bytes(self._inode.data)
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryFileSystem:
+    """Files and directories in a dict, with injected faults and simulated power loss."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, _Inode] = {}
+        self._dirs: set[str] = {"/"}
+        self._faults: dict[str, _Fault] = {}
+        self.write_count = 0
+        self.fsync_count = 0
+
+    # -- fault injection -------------------------------------------------------------
+
+    def fail_write(self, nth: int = 1, error: int = errno.ENOSPC, persistent: bool = False) -> None:
+        """The `nth` write from now fails with `error` (and every later one if persistent)."""
+        self._faults["write"] = _Fault(nth - 1, error, persistent)
+
+    def fail_fsync(self, nth: int = 1, error: int = errno.EIO, persistent: bool = False) -> None:
+        """The `nth` fsync from now fails with `error` (and every later one if persistent)."""
+        self._faults["fsync"] = _Fault(nth - 1, error, persistent)
+
+    def clear_faults(self) -> None:
+        """The disk works again (space freed, device back)."""
+        self._faults.clear()
+
+    def _check_fault(self, kind: str) -> int | None:
+        if kind == "write":
+            self.write_count += 1
+        fault = self._faults.get(kind)
+        if fault is None:
+            return None
+        if fault.remaining > 0:
+            fault.remaining -= 1
+            return None
+        if not fault.persistent:
+            del self._faults[kind]
+        return fault.error
+
+    def crash(self, rng: random.Random | None = None) -> None:
+        """Power loss: keep fsynced bytes; with `rng`, also a random prefix of the unsynced
+        tail of each file (or, after an overwrite, randomly the old or the new content).
+        Handles opened before the crash no longer reach the files."""
+        survivors: dict[str, _Inode] = {}
+        for path, inode in self._files.items():
+            survivors[path] = _Inode(bytearray(self._survivor(inode, rng)), inode.durable)
+        self._files = survivors
+        self._faults.clear()
+
+    @staticmethod
+    def _survivor(inode: _Inode, rng: random.Random | None) -> bytes:
+        data, durable = bytes(inode.data), inode.durable
+        if rng is None:
+            return durable
+        if data.startswith(durable):
+            return data[: len(durable) + rng.randint(0, len(data) - len(durable))]
+        return rng.choice([durable, data])
+
+    def durable_size(self, path: str) -> int:
+        """How many bytes of `path` would survive a crash without randomness."""
+        return len(self._files[self._norm(path)].durable)
+
+    # -- FileSystem ------------------------------------------------------------------
+
+    @staticmethod
+    def _norm(path: str) -> str:
+        return posixpath.normpath(posixpath.join("/", path))
+
+    def open(self, path: str) -> MemoryFileHandle:
+        path = self._norm(path)
+        parent = posixpath.dirname(path)
+        if parent not in self._dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", parent)
+        inode = self._files.setdefault(path, _Inode())
+        return MemoryFileHandle(self, path, inode)
+
+    def read_file(self, path: str) -> bytes:
+        inode = self._files.get(self._norm(path))
+        if inode is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file", path)
+        return bytes(inode.data)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Test helper: replace a file's content (durably), as a corrupting tool would;
+        creates the parent directories."""
+        self.mkdir(posixpath.dirname(self._norm(path)))
+        self.open(path)
+        inode = self._files[self._norm(path)]
+        inode.data = bytearray(data)
+        inode.durable = bytes(data)
+
+    def exists(self, path: str) -> bool:
+        path = self._norm(path)
+        return path in self._files or path in self._dirs
+
+    def is_dir(self, path: str) -> bool:
+        return self._norm(path) in self._dirs
+
+    def file_size(self, path: str) -> int:
+        return len(self.read_file(path))
+
+    def listdir(self, path: str) -> list[str]:
+        path = self._norm(path)
+        if path not in self._dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+        children = [p for p in [*self._files, *self._dirs] if p != "/"]
+        return sorted(posixpath.basename(p) for p in children if posixpath.dirname(p) == path)
+
+    def mkdir(self, path: str) -> None:
+        path = self._norm(path)
+        while path not in self._dirs:
+            self._dirs.add(path)
+            path = posixpath.dirname(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        src, dst = self._norm(src), self._norm(dst)
+        if src in self._files:
+            self._files[dst] = self._files.pop(src)
+            return
+        if src not in self._dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such file", src)
+        self.rmtree(dst)
+        prefix = src + "/"
+        for path in [p for p in self._files if p.startswith(prefix)]:
+            self._files[dst + path[len(src) :]] = self._files.pop(path)
+        for path in [p for p in self._dirs if p == src or p.startswith(prefix)]:
+            self._dirs.discard(path)
+            self._dirs.add(dst + path[len(src) :])
+
+    def remove(self, path: str) -> None:
+        self._files.pop(self._norm(path), None)
+
+    def rmtree(self, path: str) -> None:
+        path = self._norm(path)
+        prefix = path + "/"
+        self._files = {p: i for p, i in self._files.items() if not p.startswith(prefix)}
+        self._dirs = {d for d in self._dirs if d != path and not d.startswith(prefix)}
+
+    def fsync_dir(self, path: str) -> None:
+        self.fsync_count += 1
