@@ -115,4 +115,5 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         cluster_id=services.metadata.cluster_id,
         controller_id=services.config.node_id,
         topics=topics,
+        error_code=ErrorCode.none,
     )

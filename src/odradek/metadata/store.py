@@ -14,6 +14,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from odradek.storage.checkpoint import write_atomically
+from odradek.storage.fs import FileSystem
+
 IMAGE_FILE = "odradek-metadata.json"
 
 
@@ -34,20 +37,20 @@ class TopicInfo:
 class MetadataStore:
     """Topics by name and by id; the only writer of the persisted image."""
 
-    def __init__(self, directory: str, cluster_id: str | None = None) -> None:
+    def __init__(self, fs: FileSystem, directory: str, cluster_id: str | None = None) -> None:
+        self._fs = fs
         self._path = os.path.join(directory, IMAGE_FILE)
         self.topics: dict[str, TopicInfo] = {}
         self.by_id: dict[uuid.UUID, TopicInfo] = {}
         self.cluster_id = cluster_id or new_cluster_id()
-        os.makedirs(directory, exist_ok=True)
-        if os.path.exists(self._path):
+        fs.mkdir(directory)
+        if fs.exists(self._path):
             self._load(cluster_id)
         else:
             self._save()
 
     def _load(self, configured_cluster_id: str | None) -> None:
-        with open(self._path, encoding="utf-8") as file:
-            image = json.load(file)
+        image = json.loads(self._fs.read_file(self._path))
         stored = image["cluster_id"]
         if configured_cluster_id and configured_cluster_id != stored:
             raise ValueError(
@@ -80,17 +83,7 @@ class MetadataStore:
                 for t in self.topics.values()
             ],
         }
-        tmp = self._path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as file:
-            json.dump(image, file, indent=1)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, self._path)
-        dir_fd = os.open(os.path.dirname(self._path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self._fs, self._path, json.dumps(image, indent=1).encode())
 
     def _put(self, topic: TopicInfo) -> None:
         self.topics[topic.name] = topic

@@ -79,7 +79,7 @@ class Broker:
     async def start(self) -> None:
         started = time.monotonic()
         data_dir = self.config.log_dirs[0]
-        metadata = MetadataStore(data_dir, self.config.cluster_id)
+        metadata = MetadataStore(self.fs, data_dir, self.config.cluster_id)
         default_log_config = log_config(effective_topic_config({}, self.config))
         self.log_manager = LogManager(
             self.fs, list(self.config.log_dirs), self.clock, default_log_config

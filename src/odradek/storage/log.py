@@ -237,8 +237,7 @@ class Log:
         self.last_flush_ms = self._clock.time_ms()
 
     def _first_unflushed(self) -> int:
-        bases = [s.base_offset for s in self._segments]
-        return max(0, bisect.bisect_right(bases, self._recovery_point) - 1)
+        return self._segment_index(self._recovery_point)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -263,8 +262,10 @@ class Log:
         return FetchDataInfo(b"", fetch_offset)
 
     def _segment_index(self, offset: int) -> int:
-        bases = [s.base_offset for s in self._segments]
-        return max(0, bisect.bisect_right(bases, offset) - 1)
+        segments = self._segments
+        if offset >= segments[-1].base_offset:  # the usual case: reading the active segment
+            return len(segments) - 1
+        return max(0, bisect.bisect_right(segments, offset, key=_base_offset) - 1)
 
     def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int, int] | None:
         """(offset, timestamp, leader_epoch) of the first record whose timestamp >= the
@@ -348,6 +349,10 @@ class Log:
         """Removes the whole partition directory."""
         self.close()
         self._fs.rmtree(self.path)
+
+
+def _base_offset(segment: LogSegment) -> int:
+    return segment.base_offset
 
 
 def _load_epochs(

@@ -15,14 +15,19 @@ from typing import Any
 
 from odradek.config import build_config
 from odradek.server.broker import Broker as _Broker
+from odradek.storage.fs import FileSystem
 
 START_TIMEOUT_S = 30.0
 
 
 class Broker:
     def __init__(
-        self, data_dir: str | None = None, config: Mapping[str, Any] | None = None
+        self,
+        data_dir: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        fs: FileSystem | None = None,
     ) -> None:
+        self.fs = fs
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="odradek-")
         properties = {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": self.data_dir}
@@ -55,7 +60,7 @@ class Broker:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            self.broker = _Broker(self.config)
+            self.broker = _Broker(self.config, fs=self.fs)
             loop.run_until_complete(self.broker.start())
         except BaseException as exc:
             ready.set_exception(exc)
@@ -100,7 +105,7 @@ class Broker:
 
     # -- in the caller's loop ----------------------------------------------------------
     async def __aenter__(self) -> Broker:
-        self.broker = _Broker(self.config)
+        self.broker = _Broker(self.config, fs=self.fs)
         await self.broker.start()
         return self
 
