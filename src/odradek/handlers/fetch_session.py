@@ -65,7 +65,7 @@ class FetchSessionCache:
             return None
         while len(self._sessions) >= self.max_slots:
             self._sessions.popitem(last=False)
-        session = FetchSession(next(self._ids) % 2**31 or next(self._ids), epoch=1)
+        session = FetchSession(next(self._ids) % 2**31 or next(self._ids), epoch=INITIAL_EPOCH)
         self._sessions[session.session_id] = session
         return session
 
