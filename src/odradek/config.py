@@ -58,6 +58,7 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "log.flush.interval.messages": ("log_flush_interval_messages", _int, 1),
     "log.flush.interval.ms": ("log_flush_interval_ms", _int, 0),
     "log.flush.scheduler.interval.ms": ("log_flush_scheduler_interval_ms", _int, 1),
+    "log.flush.offset.checkpoint.interval.ms": ("log_flush_offset_checkpoint_interval_ms", _int, 0),
     "log.message.timestamp.type": ("log_message_timestamp_type", _str, None),
     "message.max.bytes": ("message_max_bytes", _int, 0),
     "socket.request.max.bytes": ("socket_request_max_bytes", _int, 1),
@@ -98,6 +99,7 @@ class BrokerConfig:
     log_flush_interval_messages: int = LONG_MAX
     log_flush_interval_ms: int | None = None
     log_flush_scheduler_interval_ms: int = LONG_MAX
+    log_flush_offset_checkpoint_interval_ms: int = 60_000
     log_message_timestamp_type: str = "CreateTime"
     message_max_bytes: int = 1048588
     socket_request_max_bytes: int = 100 * 1024 * 1024

@@ -85,6 +85,7 @@ class Broker:
             self.fs, list(self.config.log_dirs), self.clock, default_log_config
         )
         self.log_manager.open(node_id=self.config.node_id, cluster_id=metadata.cluster_id)
+        self._remove_stray_logs(metadata)
         replicas = ReplicaManager(self.log_manager, self.config)
         for topic in metadata.topics.values():
             replicas.host_topic(topic)
@@ -110,6 +111,16 @@ class Broker:
             (time.monotonic() - started) * 1000,
         )
 
+    def _remove_stray_logs(self, metadata: MetadataStore) -> None:
+        """Deletes partition logs the image does not know: left by a crash while a topic
+        was being deleted (the image changes first, the files go after)."""
+        assert self.log_manager is not None
+        for stray in list(self.log_manager.logs()):
+            topic = metadata.topics.get(stray.topic)
+            if topic is None or stray.partition >= topic.partitions:
+                log.warning("deleting stray partition %s-%d", stray.topic, stray.partition)
+                self.log_manager.delete_log(stray.topic, stray.partition)
+
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         for listener in self.config.listeners:
@@ -129,12 +140,19 @@ class Broker:
         return host or self.bound[0][0], port
 
     async def _periodic(self) -> None:
-        """Flushes by flush.ms, closes idle or stalled connections."""
+        """Flushes by flush.ms, writes the recovery-point checkpoints (so recovery after a
+        crash scans only what came after them), closes idle or stalled connections."""
+        checkpoint_s = self.config.log_flush_offset_checkpoint_interval_ms / 1000
+        last_checkpoint = self.clock.monotonic()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             try:
+                now = self.clock.monotonic()
                 if self.log_manager is not None:
                     self.log_manager.flush_dirty(self.clock.time_ms())
+                    if now - last_checkpoint >= checkpoint_s:
+                        last_checkpoint = now
+                        self.log_manager.checkpoint_recovery_points()
                 self._sweep_connections()
             except Exception:
                 log.exception("periodic job failed")
