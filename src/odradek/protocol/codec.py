@@ -70,7 +70,7 @@ def _writer(cls: Any) -> Any:
 
 
 def decode_request(frame: bytes, cls: Any) -> tuple[RequestHeader, Any]:
-    """Decodes header and body with `cls`; the whole frame must be consumed."""
+    """Decodes header and body with `cls`; bytes after the body are ignored."""
     header_cls = RequestHeaderV2 if cls.__flexible__ else RequestHeaderV1
     try:
         raw_header, pos = _reader(header_cls)(frame, 0)
@@ -80,8 +80,10 @@ def decode_request(frame: bytes, cls: Any) -> tuple[RequestHeader, Any]:
     # KeyError for unknown tagged fields, ...); every one of them means a bad frame.
     except Exception as exc:
         raise RequestDecodeError(f"cannot decode {cls.__name__}: {exc}") from exc
-    if pos + size != len(frame):
-        raise RequestDecodeError(f"{len(frame) - pos - size} trailing bytes after request")
+    # Trailing bytes are ignored, as Kafka does: librdkafka 2.x writes a null topic array in
+    # flexible Metadata requests as 4 bytes instead of a 1-byte varint (librdkafka #5049),
+    # and Kafka never checks that a request was consumed to its end.
+    del size
     header = RequestHeader(
         api_key=raw_header.request_api_key,
         api_version=raw_header.request_api_version,
