@@ -76,6 +76,21 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     ),
     "fetch.max.bytes": ("fetch_max_bytes", _int, 1024),
     "cluster.id": ("cluster_id", _str, None),
+    "group.min.session.timeout.ms": ("group_min_session_timeout_ms", _int, 0),
+    "group.max.session.timeout.ms": ("group_max_session_timeout_ms", _int, 0),
+    "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", _int, 0),
+    "group.max.size": ("group_max_size", _int, 1),
+    "offsets.topic.num.partitions": ("offsets_topic_num_partitions", _int, 1),
+    "offsets.topic.segment.bytes": ("offsets_topic_segment_bytes", _int, 14),
+    "offsets.retention.minutes": ("offsets_retention_minutes", _int, 1),
+    "offsets.retention.check.interval.ms": ("offsets_retention_check_interval_ms", _int, 1),
+    "offset.metadata.max.bytes": ("offset_metadata_max_bytes", _int, 0),
+    "producer.id.expiration.ms": ("producer_id_expiration_ms", _int, 1),
+    "producer.id.expiration.check.interval.ms": (
+        "producer_id_expiration_check_interval_ms",
+        _int,
+        1,
+    ),
 }
 
 
@@ -114,6 +129,19 @@ class BrokerConfig:
     max_incremental_fetch_session_cache_slots: int = 1000
     fetch_max_bytes: int = 55 * 1024 * 1024
     cluster_id: str | None = None
+    group_min_session_timeout_ms: int = 6_000
+    group_max_session_timeout_ms: int = 1_800_000
+    # Kafka's default is 3000 ms; a shorter wait lets a new group settle within a second
+    # while still gathering consumers that start together (docs/groups.md).
+    group_initial_rebalance_delay_ms: int = 200
+    group_max_size: int = 2**31 - 1
+    offsets_topic_num_partitions: int = 50
+    offsets_topic_segment_bytes: int = 100 * 1024 * 1024
+    offsets_retention_minutes: int = 7 * 24 * 60
+    offsets_retention_check_interval_ms: int = 600_000
+    offset_metadata_max_bytes: int = 4096
+    producer_id_expiration_ms: int = 86_400_000
+    producer_id_expiration_check_interval_ms: int = 600_000
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -114,6 +114,14 @@ def _delete_topics(m: Any, name: str, topic_id: uuid.UUID) -> Any:
     return build(m.DeleteTopicsRequest, topics=(state,), topic_names=(name,), timeout=TIMEOUT)
 
 
+def _init_producer_id(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    return build(
+        m.InitProducerIdRequest,
+        transactional_id=None,
+        transaction_timeout=datetime.timedelta(seconds=60),
+    )
+
+
 BUILDERS = {
     0: _produce,
     1: _fetch,
@@ -122,6 +130,7 @@ BUILDERS = {
     18: _api_versions,
     19: _create_topics,
     20: _delete_topics,
+    22: _init_producer_id,
     37: _create_partitions,
 }
 CASES = [

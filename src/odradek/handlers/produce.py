@@ -6,9 +6,14 @@ batch with a valid CRC-32C; it is appended as sent (compressed or not) after the
 rewrites its base offset and leader epoch, and for LogAppendTime topics its timestamp.
 Records are never decoded here. acks=0 gets no response.
 
-Not yet: transactional and idempotent producers (no InitProducerId is advertised, and a
-transactional id is refused), `compression.type` other than `producer`, and timestamp
-bounds (`message.timestamp.before/after.max.ms`).
+Idempotent producers: a batch with a producer id is checked against the partition's
+producer state: a retry of one of the last five batches is acknowledged with its original
+offsets and not written again, a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER and an
+older epoch INVALID_PRODUCER_EPOCH.
+
+Not yet: transactions (a transactional id or transactional batch is refused with
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED), `compression.type` other than `producer`, and
+timestamp bounds (`message.timestamp.before/after.max.ms`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from odradek.protocol.batch import (
 from odradek.replication.partition import Partition
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.log_config import AppendInfo
+from odradek.storage.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 
 API_KEY = 0
 
@@ -48,12 +54,16 @@ def _append(partition: Partition, records: bytes | None, acks: int) -> AppendInf
         return ErrorCode.corrupt_message
     except InvalidBatchError:
         return ErrorCode.invalid_record
-    if header.producer_id >= 0 or header.is_transactional:
-        return ErrorCode.cluster_authorization_failed
+    if header.is_transactional:
+        return ErrorCode.transactional_id_authorization_failed
     try:
         return partition.append(records, header)
     except KafkaStorageError:
         return ErrorCode.kafka_storage_error
+    except OutOfOrderSequenceError:
+        return ErrorCode.out_of_order_sequence_number
+    except InvalidProducerEpochError:
+        return ErrorCode.invalid_producer_epoch
 
 
 def _partition_response(module: Any, index: int, result: AppendInfo | ErrorCode) -> Any:

@@ -18,6 +18,7 @@ from odradek.storage.checkpoint import write_atomically
 from odradek.storage.fs import FileSystem
 
 IMAGE_FILE = "odradek-metadata.json"
+PRODUCER_ID_BLOCK_SIZE = 1000
 
 
 def new_cluster_id() -> str:
@@ -43,6 +44,10 @@ class MetadataStore:
         self.topics: dict[str, TopicInfo] = {}
         self.by_id: dict[uuid.UUID, TopicInfo] = {}
         self.cluster_id = cluster_id or new_cluster_id()
+        # Producer ids are handed out from blocks; the end of the last block is persisted
+        # before any id in it is used, so ids stay unique across restarts and crashes.
+        self.producer_id_block_end = 0
+        self._next_producer_id = 0
         fs.mkdir(directory)
         if fs.exists(self._path):
             self._load(cluster_id)
@@ -57,6 +62,8 @@ class MetadataStore:
                 f"cluster.id {configured_cluster_id} does not match {stored} in {self._path}"
             )
         self.cluster_id = stored
+        self.producer_id_block_end = int(image.get("producer_id_block_end", 0))
+        self._next_producer_id = self.producer_id_block_end
         for raw in image["topics"]:
             self._put(
                 TopicInfo(
@@ -72,6 +79,7 @@ class MetadataStore:
         image = {
             "version": 1,
             "cluster_id": self.cluster_id,
+            "producer_id_block_end": self.producer_id_block_end,
             "topics": [
                 {
                     "name": t.name,
@@ -108,3 +116,12 @@ class MetadataStore:
         self._put(topic)
         self._save()
         return topic
+
+    def next_producer_id(self) -> int:
+        """A producer id never handed out before, by this broker or an earlier run of it."""
+        if self._next_producer_id >= self.producer_id_block_end:
+            self.producer_id_block_end = self._next_producer_id + PRODUCER_ID_BLOCK_SIZE
+            self._save()
+        producer_id = self._next_producer_id
+        self._next_producer_id += 1
+        return producer_id

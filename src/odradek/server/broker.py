@@ -143,7 +143,8 @@ class Broker:
         """Flushes by flush.ms, writes the recovery-point checkpoints (so recovery after a
         crash scans only what came after them), closes idle or stalled connections."""
         checkpoint_s = self.config.log_flush_offset_checkpoint_interval_ms / 1000
-        last_checkpoint = self.clock.monotonic()
+        expiration_s = self.config.producer_id_expiration_check_interval_ms / 1000
+        last_checkpoint = last_expiration = self.clock.monotonic()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             try:
@@ -153,9 +154,19 @@ class Broker:
                     if now - last_checkpoint >= checkpoint_s:
                         last_checkpoint = now
                         self.log_manager.checkpoint_recovery_points()
+                    if now - last_expiration >= expiration_s:
+                        last_expiration = now
+                        self._expire_producers()
                 self._sweep_connections()
             except Exception:
                 log.exception("periodic job failed")
+
+    def _expire_producers(self) -> None:
+        """Forgets idempotent producers silent for longer than producer.id.expiration.ms."""
+        assert self.log_manager is not None
+        now = self.clock.time_ms()
+        for partition_log in self.log_manager.logs():
+            partition_log.producer_state.remove_expired(now, self.config.producer_id_expiration_ms)
 
     def _sweep_connections(self) -> None:
         now = self.clock.monotonic()

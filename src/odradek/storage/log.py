@@ -9,6 +9,7 @@ a failed fsync takes the log offline for good (its page cache state is unknowabl
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 
 from odradek.clock import Clock
@@ -20,6 +21,7 @@ from odradek.storage.fs import FileSystem
 from odradek.storage.leader_epoch import LeaderEpochCache
 from odradek.storage.log_config import INT_MAX, AppendInfo, FetchDataInfo, LogConfig
 from odradek.storage.log_loader import load_segments
+from odradek.storage.producer_state import ProducerStateManager
 from odradek.storage.segment import LogSegment
 
 EARLIEST_TIMESTAMP = -2
@@ -48,6 +50,7 @@ class Log:
         log_start_offset: int,
         recovery_point: int,
         epoch_cache: LeaderEpochCache,
+        producer_state: ProducerStateManager | None = None,
     ) -> None:
         self._fs = fs
         self.path = path
@@ -58,6 +61,7 @@ class Log:
         self._log_start_offset = log_start_offset
         self._recovery_point = recovery_point
         self.leader_epoch_cache = epoch_cache
+        self.producer_state = producer_state or ProducerStateManager(fs, path)
         self._offline = False
         self._unflushed_messages = 0
         self.last_flush_ms = clock.time_ms()
@@ -85,8 +89,17 @@ class Log:
         log_end_offset = segments[-1].next_offset
         start = min(max(log_start_offset, segments[0].base_offset), log_end_offset)
         epochs = _load_epochs(fs, path, segments, start, log_end_offset)
+        producers = _load_producer_state(fs, path, segments, start, log_end_offset)
         log = cls(
-            fs, path, config, clock, segments, start, min(recovery_point, log_end_offset), epochs
+            fs,
+            path,
+            config,
+            clock,
+            segments,
+            start,
+            min(recovery_point, log_end_offset),
+            epochs,
+            producers,
         )
         log.truncated_on_open = loaded.truncated_bytes
         log.recovered_segments = loaded.recovered_segments
@@ -147,6 +160,12 @@ class Log:
         self._check_online()
         if header.size > self.config.max_message_bytes or header.size > self.config.segment_bytes:
             raise RecordTooLargeError(f"batch of {header.size} bytes is too large")
+        if header.producer_id >= 0:
+            retried = self.producer_state.check(header)
+            if retried is not None:  # a retry of a batch already written: same offsets
+                return AppendInfo(
+                    retried.first_offset, retried.last_offset, -1, self._log_start_offset
+                )
         now = self._clock.time_ms()
         append_time = now if self.config.message_timestamp_type == "LogAppendTime" else None
         data = assign_offset(batch, self.log_end_offset, leader_epoch, append_time)
@@ -154,6 +173,7 @@ class Log:
         segment = self._maybe_roll(final, now)
         self._write(segment, data, final, now)
         self._unflushed_messages += final.records_count
+        self.producer_state.update(final)
         try:
             self.leader_epoch_cache.assign(leader_epoch, final.base_offset)
         except OSError as e:
@@ -204,6 +224,8 @@ class Log:
                 max_index_size=self.config.segment_index_bytes,
             )
             self._fs.fsync_dir(self.path)
+            # Kafka's rule: a producer snapshot at every roll bounds replay after a crash.
+            self.producer_state.take_snapshot(segment.base_offset)
         except OSError as e:
             raise self._go_offline(e) from e
         self._segments.append(segment)
@@ -341,7 +363,12 @@ class Log:
         self._log_start_offset = self._recovery_point = offset
 
     def close(self) -> None:
-        """Releases files; does not flush (the manager flushes first on a clean stop)."""
+        """Releases files after a producer snapshot at the log end (so a clean restart
+        replays nothing); does not flush (the manager flushes first on a clean stop)."""
+        if not self._offline:
+            # On failure the next start replays from an older snapshot instead.
+            with contextlib.suppress(OSError):
+                self.producer_state.take_snapshot(self.log_end_offset)
         for segment in self._segments:
             segment.close()
 
@@ -353,6 +380,19 @@ class Log:
 
 def _base_offset(segment: LogSegment) -> int:
     return segment.base_offset
+
+
+def _load_producer_state(
+    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
+) -> ProducerStateManager:
+    """The newest producer snapshot, plus the batches written after it."""
+    state = ProducerStateManager(fs, path)
+    replay_from = state.load(start, end)
+    for segment in segments:
+        if segment.next_offset <= replay_from:
+            continue
+        state.replay(h for _, h in segment.batches() if h.base_offset >= replay_from)
+    return state
 
 
 def _load_epochs(
