@@ -129,3 +129,15 @@ def test_iter_batches_stops_at_torn_tail() -> None:
     data = make_batch() + make_batch() + make_batch()[:30]
     positions = [pos for pos, _ in iter_batches(data)]
     assert positions == [0, len(make_batch())]
+
+
+def test_compressed_batch_claiming_too_many_records_is_caught() -> None:
+    """A gzip batch whose header claims far more records than it decompresses to is
+    implausible; a genuine highly compressible batch is not."""
+    from odradek.protocol.records import GZIP, SimpleRecord, build_batch, plausible_record_count
+
+    genuine = build_batch([SimpleRecord(b"", timestamp=1)] * 20_000, compression=GZIP)
+    assert plausible_record_count(genuine, read_header(genuine))
+    forged = bytearray(genuine)
+    struct.pack_into(">i", forged, 57, 2**31 - 1)  # records_count; the CRC is not checked here
+    assert not plausible_record_count(bytes(forged), read_header(bytes(forged)))

@@ -31,6 +31,7 @@ from odradek.protocol.batch import (
     InvalidBatchError,
     validate_produced,
 )
+from odradek.protocol.records import plausible_record_count
 from odradek.replication.partition import Partition
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.log_config import AppendInfo
@@ -54,6 +55,8 @@ def _append(partition: Partition, records: bytes | None, acks: int) -> AppendInf
         return ErrorCode.corrupt_message
     except InvalidBatchError:
         return ErrorCode.invalid_record
+    if header.compression and not plausible_record_count(records, header):
+        return ErrorCode.corrupt_message
     if header.is_transactional:
         return ErrorCode.transactional_id_authorization_failed
     try:

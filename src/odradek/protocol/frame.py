@@ -2,6 +2,8 @@
 
 Sans-IO: the server feeds received bytes in and gets whole frames out. The size limit is
 checked on the prefix, before any of the body is buffered (`socket.request.max.bytes`).
+The caller may take fewer frames than have arrived (`max_frames`); the rest stay buffered
+until it asks again, which is how a connection bounds the requests it has in flight.
 """
 
 from __future__ import annotations
@@ -30,17 +32,26 @@ class FrameDecoder:
         return len(self._buffer)
 
     @property
-    def pending(self) -> bool:
-        """True while a frame has started but not finished arriving."""
-        return len(self._buffer) > 0
+    def missing_bytes(self) -> int:
+        """Bytes the frame being received still lacks, as its size prefix announced."""
+        return max(self._need - len(self._buffer), 0) if self._need >= 0 else 0
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Adds received bytes; returns every frame now complete, in order."""
+    @property
+    def pending(self) -> bool:
+        """True while a frame has started but not finished arriving, or arrived frames wait
+        to be taken. A frame whose 4-byte prefix alone has arrived counts: the prefix is
+        consumed from the buffer, so the buffer alone would hide a client that sends a size
+        and then nothing (it would escape the whole-frame deadline)."""
+        return self._need >= 0 or len(self._buffer) > 0
+
+    def feed(self, data: bytes, max_frames: int | None = None) -> list[bytes]:
+        """Adds received bytes; returns the frames now complete, in order, at most
+        `max_frames` of them (the others stay buffered for a later call)."""
         self._buffer += data
         frames: list[bytes] = []
         buf = self._buffer
         pos = 0
-        while True:
+        while max_frames is None or len(frames) < max_frames:
             if self._need < 0:
                 if len(buf) - pos < 4:
                     break
@@ -53,7 +64,9 @@ class FrameDecoder:
                 pos += 4
             if len(buf) - pos < self._need:
                 break
-            frames.append(bytes(buf[pos : pos + self._need]))
+            # One copy out of the buffer (slicing the bytearray first would make two).
+            with memoryview(buf) as view:
+                frames.append(view[pos : pos + self._need].tobytes())
             pos += self._need
             self._need = -1
         if pos:

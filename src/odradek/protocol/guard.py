@@ -64,14 +64,14 @@ def _step(field: dataclasses.Field[Any], resolved: Any) -> _Step:
             array,
             plan=plan_for(element),
             flexible=element.__flexible__,
-            nullable=nullable and not array,
+            nullable=nullable,
         )
     if kafka_type in _FIXED_SIZES:
-        return _Step("fixed", array, size=_FIXED_SIZES[kafka_type])
+        return _Step("fixed", array, size=_FIXED_SIZES[kafka_type], nullable=nullable)
     if kafka_type == "string":
-        return _Step("string", array)
+        return _Step("string", array, nullable=nullable)
     if kafka_type in ("bytes", "records"):
-        return _Step("bytes", array)
+        return _Step("bytes", array, nullable=nullable)
     raise TypeError(f"no bounds rule for kafka_type {kafka_type!r}")
 
 
@@ -127,17 +127,28 @@ class _Reader:
         return n
 
 
-def _value(reader: _Reader, step: _Step, flexible: bool) -> None:
+def _sized(reader: _Reader, flexible: bool, classic_size: int, may_be_null: bool) -> None:
+    """Skips a string or bytes value; null (-1) only where the schema allows it."""
+    n = reader.length(flexible, classic_size)
+    if n == -1 and not may_be_null:
+        raise BoundsError("null for a field that is not nullable")
+    reader.skip(max(n, 0))
+
+
+def _value(reader: _Reader, step: _Step, flexible: bool, in_array: bool) -> None:
+    """One value of `step`; `in_array` for array elements, whose nullability the schema
+    annotations do not carry (so null is let through there)."""
+    may_be_null = in_array or (step.nullable and not step.array)
     if step.kind == "fixed":
         reader.skip(step.size)
     elif step.kind == "string":
-        reader.skip(max(reader.length(flexible, 2), 0))
+        _sized(reader, flexible, 2, may_be_null)
     elif step.kind == "bytes":
-        reader.skip(max(reader.length(flexible, 4), 0))
+        _sized(reader, flexible, 4, may_be_null)
     else:
         assert step.plan is not None
         # A nullable struct is preceded by a presence byte: -1 absent, 1 present.
-        if step.nullable and reader.int_be(1) < 0:
+        if step.nullable and not step.array and reader.int_be(1) < 0:
             return
         _entity(reader, step.plan, step.flexible)
 
@@ -154,11 +165,13 @@ def _tagged_fields(reader: _Reader) -> None:
 def _entity(reader: _Reader, plan: tuple[_Step, ...], flexible: bool) -> None:
     for step in plan:
         if not step.array:
-            _value(reader, step, flexible)
+            _value(reader, step, flexible, in_array=False)
             continue
         count = reader.length(flexible, 4)
+        if count == -1 and not step.nullable:
+            raise BoundsError("null array for a field that is not nullable")
         for _ in range(count):
-            _value(reader, step, flexible)
+            _value(reader, step, flexible, in_array=True)
     if flexible:
         _tagged_fields(reader)
 

@@ -251,6 +251,32 @@ def decode_batch(
     return header, records
 
 
+# No codec Kafka uses gets near this ratio on records (deflate's ceiling is about 1032:1),
+# so a compressed batch claiming more records than this allows is checked by counting.
+PLAUSIBLE_COMPRESSION_RATIO = 1100
+
+
+def plausible_record_count(batch: bytes, header: BatchHeader) -> bool:
+    """Whether a compressed batch really holds the records its header claims.
+
+    Cheap in the common case (a bound on the ratio); otherwise the records are
+    decompressed (capped) and counted by their length prefixes, without decoding them.
+    """
+    payload = header.size - HEADER_SIZE
+    if header.records_count * MIN_RECORD_SIZE <= payload * PLAUSIBLE_COMPRESSION_RATIO:
+        return True
+    pos = count = 0
+    try:
+        data = decompress(header.compression, batch[HEADER_SIZE : header.size])
+        while pos < len(data) and count <= header.records_count:
+            length, pos = read_varint(data, pos)
+            pos += max(length, 0)
+            count += 1
+    except CorruptBatchError:
+        return False
+    return count == header.records_count and pos == len(data)
+
+
 def max_timestamp_offset(batch: bytes) -> tuple[int, int]:
     """(offset, timestamp) of the first record with the batch's largest timestamp (for
     ListOffsets MAX_TIMESTAMP)."""

@@ -3,7 +3,11 @@
 Many requests may be in flight on one connection (up to
 `max.in.flight.requests.per.connection`); each takes a slot in arrival order and responses
 are written only from the head, so a slow Fetch holds back later responses exactly as
-Kafka's ordering guarantee requires. acks=0 produce requests take no slot.
+Kafka's ordering guarantee requires; an acks=0 produce holds its slot only until the
+requests before it are answered. Frames beyond the limit wait in the decoder, and reading
+pauses, until slots free. A frame's whole size is committed to `queued.max.request.bytes`
+when its size prefix arrives (server/limits.py says why), and it must arrive complete
+within `request.timeout.ms` of its first byte.
 A broken frame, an unknown API or an undecodable body closes the connection after one log
 line; nothing a client sends can stop the broker.
 """
@@ -49,12 +53,19 @@ class Connection(asyncio.Protocol):
         self.peer = "?"
         self._address = ""
         self._decoder = FrameDecoder(broker.config.socket_request_max_bytes)
+        self._max_in_flight = broker.config.max_in_flight_requests_per_connection
         self._slots: deque[_Slot] = deque()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._in_flight_bytes = 0
         self._paused_reasons: set[str] = set()
         self._closed = False
         self._counted = False
+        self._draining = False
+        # Whether the frame being received has its full size reserved in request memory.
+        self._admitted = False
         self.last_active = broker.clock.monotonic()
+        # When the frame being received started; None while none is, or while this side
+        # stopped reading (then a slow frame is not the client's fault).
         self.frame_started: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -66,6 +77,7 @@ class Connection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         if not self.broker.connection_limits.try_open(self._address):
             log.warning("refusing connection from %s: connection limit reached", self.peer)
+            self._closed = True
             self.transport.abort()
             return
         self._counted = True
@@ -78,6 +90,12 @@ class Connection(asyncio.Protocol):
             self.broker.connection_limits.close(self._address)
         self.broker.connections.discard(self)
         self.broker.request_memory.forget(id(self))
+        # A parked Fetch may wait for minutes and nobody will read its answer: without
+        # this, a client could open, send fetches with a long max_wait and close, again
+        # and again, and pile up waiting tasks without bound.
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
 
     def close(self, reason: str) -> None:
         if self._closed:
@@ -93,38 +111,82 @@ class Connection(asyncio.Protocol):
 
     # -- reading ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        now = self.broker.clock.monotonic()
-        self.last_active = now
-        try:
-            frames = self._decoder.feed(data)
-        except FrameError as exc:
-            self.close(str(exc))
+        self.last_active = self.broker.clock.monotonic()
+        self._decoder.feed(data, 0)  # only buffers; _drain takes frames as slots allow
+        self._drain()
+
+    def _drain(self) -> None:
+        """Dispatches buffered frames while in-flight slots are free.
+
+        Frames beyond `max.in.flight.requests.per.connection` stay in the decoder (and
+        reading pauses) until responses free slots; taking every frame of a read at once
+        would let one pipelined write start thousands of requests. Re-entered when a
+        handler completes during dispatch: the outer loop carries on instead.
+        """
+        if self._draining or self._closed:
             return
+        self._draining = True
+        started = False
+        try:
+            while not self._closed:
+                room = self._max_in_flight - len(self._slots)
+                if room <= 0:
+                    break
+                try:
+                    frames = self._decoder.feed(b"", room)
+                except FrameError as exc:
+                    self.close(str(exc))
+                    return
+                if not frames:
+                    break
+                # A frame completed: whatever follows is a new frame, to be admitted anew.
+                started = True
+                self._admitted = False
+                for frame in frames:
+                    if self._closed:
+                        return
+                    self._dispatch(frame)
+        finally:
+            self._draining = False
+        if not self._closed:
+            self._account_memory()
+            self._track_frame_deadline(started)
+
+    def _track_frame_deadline(self, new_frame: bool) -> None:
         # A frame's deadline runs from its first byte: trickling bytes do not extend it.
-        if not self._decoder.pending:
+        if not self._decoder.pending or self._paused_reasons:
             self.frame_started = None
-        elif self.frame_started is None:
-            self.frame_started = now
-        if frames and self._decoder.pending:
-            self.frame_started = now
-        for frame in frames:
-            if self._closed:
-                return
-            self._dispatch(frame)
-        self._account_memory()
+        elif self.frame_started is None or new_frame:
+            self.frame_started = self.broker.clock.monotonic()
 
     def _account_memory(self) -> None:
         memory = self.broker.request_memory
-        memory.set_held(id(self), self._decoder.buffered_bytes + self._in_flight_bytes)
-        if memory.over_budget(id(self)):
+        owner = id(self)
+        missing = self._decoder.missing_bytes
+        if missing and not self._admitted:
+            self._admitted = memory.admits(owner)
+        buffered = self._decoder.buffered_bytes
+        if missing and not self._admitted:
+            # Wait for memory before reading more of this frame.
+            memory.set_held(owner, self._in_flight_bytes, stray=buffered)
             self._pause("memory")
-            memory.park(id(self), lambda: self._resume("memory"))
-        elif len(self._slots) >= self.broker.config.max_in_flight_requests_per_connection:
+            memory.park(owner, self._memory_freed)
+        else:
+            memory.set_held(owner, self._in_flight_bytes + buffered + missing)
+            self._resume("memory")
+        if len(self._slots) >= self._max_in_flight:
             self._pause("in-flight")
+        else:
+            self._resume("in-flight")
+
+    def _memory_freed(self) -> None:
+        if not self._closed:
+            self._account_memory()  # commits and resumes reading, or parks again
 
     def _pause(self, reason: str) -> None:
         if not self._paused_reasons and self.transport is not None and not self._closed:
             self.transport.pause_reading()
+            self.frame_started = None
         self._paused_reasons.add(reason)
 
     def _resume(self, reason: str) -> None:
@@ -133,6 +195,9 @@ class Connection(asyncio.Protocol):
         self._paused_reasons.discard(reason)
         if not self._paused_reasons and self.transport is not None and not self._closed:
             self.transport.resume_reading()
+            # The client gets a fresh deadline for the frame it was stopped in.
+            if self._decoder.pending:
+                self.frame_started = self.broker.clock.monotonic()
 
     def pause_writing(self) -> None:
         self._pause("write")
@@ -172,6 +237,7 @@ class Connection(asyncio.Protocol):
         self._in_flight_bytes += size
         if spec.is_async:
             task = asyncio.ensure_future(spec.handler(ctx, body))
+            self._tasks.add(task)
             task.add_done_callback(lambda t: self._finish_task(spec, ctx, slot, t))
             return
         try:
@@ -185,6 +251,7 @@ class Connection(asyncio.Protocol):
     def _finish_task(
         self, spec: ApiSpec, ctx: RequestContext, slot: _Slot, task: asyncio.Future[Any]
     ) -> None:
+        self._tasks.discard(task)
         if task.cancelled():
             self.close("request cancelled")
             return
@@ -222,6 +289,11 @@ class Connection(asyncio.Protocol):
             return
         if ready:
             self.transport.writelines(ready)
-        if len(self._slots) < self.broker.config.max_in_flight_requests_per_connection:
-            self._resume("in-flight")
-        self._account_memory()
+            # Answering is activity too: a long Fetch must not make the connection look
+            # idle the moment its response goes out.
+            self.last_active = self.broker.clock.monotonic()
+        if self._draining:
+            return  # the dispatch loop under us accounts once it is done
+        # Freed slots let frames that arrived meanwhile go; this also settles memory and
+        # the in-flight pause.
+        self._drain()

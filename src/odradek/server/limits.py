@@ -10,40 +10,62 @@ from collections.abc import Callable
 class RequestMemory:
     """Bytes held by request frames being received or handled, across all connections.
 
-    A connection over budget pauses reading until others release memory. The one
-    connection holding everything is never paused, so a single frame larger than the
-    budget still gets through rather than stalling forever.
+    A connection commits the whole size of a frame when its size prefix arrives, and may
+    do so only while the committed total is under the limit (as Kafka's memory pool
+    does); otherwise it pauses reading until others release memory. Committing at the
+    prefix is what makes this deadlock-free: every frame that was admitted is read to its
+    end (or cut by the frame deadline), so committed memory is always released. Counting
+    only the bytes buffered so far let several half-received frames push the pool over
+    its limit together, each connection then paused waiting for the others, and none
+    could ever finish.
+
+    Bytes a paused connection had already read past an unadmitted prefix (at most one
+    socket read) are `stray`: counted in `used` but not against admission, for the same
+    reason. The pool may overshoot by one frame; the one connection holding everything
+    committed is never refused, so a frame larger than the budget still gets through.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit if limit > 0 else 2**62
         self.used = 0
+        self.committed = 0
         self._holders: Counter[int] = Counter()
+        self._committed: Counter[int] = Counter()
         self._paused: dict[int, Callable[[], None]] = {}
 
-    def set_held(self, owner: int, size: int) -> None:
-        self.used += size - self._holders[owner]
-        if size:
-            self._holders[owner] = size
-        else:
-            self._holders.pop(owner, None)
-        if self.used <= self.limit and self._paused:
+    def set_held(self, owner: int, committed: int, stray: int = 0) -> None:
+        self.used += committed + stray - self._holders[owner]
+        self.committed += committed - self._committed[owner]
+        _store(self._holders, owner, committed + stray)
+        _store(self._committed, owner, committed)
+        if self.committed < self.limit and self._paused:
             self._resume_all()
 
-    def over_budget(self, owner: int) -> bool:
-        return self.used > self.limit and self.used != self._holders[owner]
+    def admits(self, owner: int) -> bool:
+        """Whether `owner` may commit memory for a new frame now."""
+        return self.committed < self.limit or self.committed == self._committed[owner]
 
-    def park(self, owner: int, resume: Callable[[], None]) -> None:
-        self._paused[owner] = resume
+    def park(self, owner: int, retry: Callable[[], None]) -> None:
+        """Calls `retry` once the committed total is under the limit again."""
+        self._paused[owner] = retry
 
     def forget(self, owner: int) -> None:
         self._paused.pop(owner, None)
         self.set_held(owner, 0)
 
     def _resume_all(self) -> None:
+        # Parked connections retry in turn: the first to commit may fill the pool again,
+        # and those after it then park once more without reading anything.
         paused, self._paused = self._paused, {}
-        for resume in paused.values():
-            resume()
+        for retry in paused.values():
+            retry()
+
+
+def _store(counter: Counter[int], owner: int, size: int) -> None:
+    if size:
+        counter[owner] = size
+    else:
+        counter.pop(owner, None)
 
 
 class ConnectionLimits:
