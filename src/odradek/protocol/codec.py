@@ -18,6 +18,7 @@ from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
 from kio.serial import entity_reader, entity_writer
 
+from odradek.protocol.fastwrite import NeedsKio, writer_for
 from odradek.protocol.guard import check_bounds
 
 API_VERSIONS_KEY = 18
@@ -93,15 +94,20 @@ def decode_request(frame: bytes, cls: Any) -> tuple[RequestHeader, Any]:
     return header, body
 
 
-def encode_response(api_key: int, correlation_id: int, response: Any) -> bytes:
-    """Returns the size-prefixed response frame for a kio response object."""
-    out = io.BytesIO()
-    out.write(b"\x00\x00\x00\x00\x00\x00\x00\x00")
+def encode_response(api_key: int, correlation_id: int, response: Any) -> bytearray:
+    """Returns the size-prefixed response frame for a kio response object (a bytearray:
+    copying a 1 MiB fetch response once more would cost as much as building it)."""
     cls: Any = type(response)
+    out = bytearray(8)
     if cls.__flexible__ and api_key != API_VERSIONS_KEY:
-        out.write(b"\x00")  # response header v1: no tagged fields
-    _writer(cls)(out, response)
-    data = out.getbuffer()
-    _SIZE_CORRELATION.pack_into(data, 0, len(data) - 4, correlation_id)
-    del data
-    return out.getvalue()
+        out.append(0)  # response header v1: no tagged fields
+    start = len(out)
+    try:
+        writer_for(cls)(out, response)
+    except NeedsKio:
+        del out[start:]
+        body = io.BytesIO()
+        _writer(cls)(body, response)
+        out += body.getbuffer()
+    _SIZE_CORRELATION.pack_into(out, 0, len(out) - 4, correlation_id)
+    return out

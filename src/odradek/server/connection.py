@@ -42,7 +42,7 @@ class _Slot:
 
     def __init__(self, size: int) -> None:
         self.done = False
-        self.payload: bytes | None = None
+        self.payload: bytes | bytearray | None = None
         self.size = size
 
 
@@ -279,7 +279,7 @@ class Connection(asyncio.Protocol):
 
     def _flush_ready(self) -> None:
         """Writes every finished response at the head of the queue, in order."""
-        ready: list[bytes] = []
+        ready: list[bytes | bytearray] = []
         while self._slots and self._slots[0].done:
             slot = self._slots.popleft()
             self._in_flight_bytes -= slot.size
