@@ -166,7 +166,7 @@ class ProducerCanary:
         assert len(self.latencies) >= target, "canary made no progress after the attack"
         during = sorted(self.latencies[self.warm :])
         p50, worst = during[len(during) // 2], during[-1]
-        assert worst < 2.0, f"a canary delivery took {worst:.2f}s"
+        assert worst < 5.0, f"a canary delivery took {worst:.2f}s"
         return (
             f"canary {len(during)} acks=all deliveries "
             f"p50 {p50 * 1000:.1f} ms max {worst * 1000:.1f} ms"

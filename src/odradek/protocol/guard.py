@@ -88,94 +88,108 @@ def plan_for(cls: Any) -> tuple[_Step, ...]:
     return tuple(steps)
 
 
-class _Reader:
-    __slots__ = ("buf", "end", "pos")
-
-    def __init__(self, buf: bytes, pos: int) -> None:
-        self.buf = buf
-        self.pos = pos
-        self.end = len(buf)
-
-    def skip(self, size: int) -> None:
-        if size < 0 or size > self.end - self.pos:
-            raise BoundsError(f"{size} bytes claimed, {self.end - self.pos} remain")
-        self.pos += size
-
-    def int_be(self, size: int) -> int:
-        start = self.pos
-        self.skip(size)
-        return int.from_bytes(self.buf[start : self.pos], "big", signed=True)
-
-    def uvarint(self) -> int:
-        value = shift = 0
-        for _ in range(MAX_UVARINT_BYTES):
-            self.skip(1)
-            byte = self.buf[self.pos - 1]
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-        raise BoundsError("varint longer than 5 bytes")
-
-    def length(self, flexible: bool, classic_size: int) -> int:
-        """A length or count: -1 is null; anything else must fit in what remains."""
-        n = self.uvarint() - 1 if flexible else self.int_be(classic_size)
-        if n < -1:
-            raise BoundsError(f"negative length {n}")
-        if n > self.end - self.pos:
-            raise BoundsError(f"length {n} beyond the {self.end - self.pos} bytes left")
-        return n
+def _uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    for _ in range(MAX_UVARINT_BYTES):
+        if pos >= end:
+            raise BoundsError("varint runs past the frame")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    raise BoundsError("varint longer than 5 bytes")
 
 
-def _sized(reader: _Reader, flexible: bool, classic_size: int, may_be_null: bool) -> None:
-    """Skips a string or bytes value; null (-1) only where the schema allows it."""
-    n = reader.length(flexible, classic_size)
-    if n == -1 and not may_be_null:
-        raise BoundsError("null for a field that is not nullable")
-    reader.skip(max(n, 0))
-
-
-def _value(reader: _Reader, step: _Step, flexible: bool, in_array: bool) -> None:
-    """One value of `step`; `in_array` for array elements, whose nullability the schema
-    annotations do not carry (so null is let through there)."""
-    may_be_null = in_array or (step.nullable and not step.array)
-    if step.kind == "fixed":
-        reader.skip(step.size)
-    elif step.kind == "string":
-        _sized(reader, flexible, 2, may_be_null)
-    elif step.kind == "bytes":
-        _sized(reader, flexible, 4, may_be_null)
+def _length(buf: bytes, pos: int, end: int, flexible: bool, size: int) -> tuple[int, int]:
+    """A length or count: -1 is null; anything else must fit in what remains."""
+    if flexible:
+        n, pos = _uvarint(buf, pos, end)
+        n -= 1
     else:
-        assert step.plan is not None
-        # A nullable struct is preceded by a presence byte: -1 absent, 1 present.
-        if step.nullable and not step.array and reader.int_be(1) < 0:
-            return
-        _entity(reader, step.plan, step.flexible)
+        if pos + size > end:
+            raise BoundsError("length runs past the frame")
+        n = int.from_bytes(buf[pos : pos + size], "big", signed=True)
+        pos += size
+    if n < -1:
+        raise BoundsError(f"negative length {n}")
+    if n > end - pos:
+        raise BoundsError(f"length {n} beyond the {end - pos} bytes left")
+    return n, pos
 
 
-def _tagged_fields(reader: _Reader) -> None:
-    count = reader.uvarint()
-    if count > reader.end - reader.pos:
+def _tags(buf: bytes, pos: int, end: int) -> int:
+    count, pos = _uvarint(buf, pos, end)
+    if count > end - pos:
         raise BoundsError("tagged field count beyond the frame")
     for _ in range(count):
-        reader.uvarint()
-        reader.skip(reader.uvarint())
+        _tag, pos = _uvarint(buf, pos, end)
+        size, pos = _uvarint(buf, pos, end)
+        pos += size
+        if pos > end:
+            raise BoundsError(f"tagged field of {size} bytes runs past the frame")
+    return pos
 
 
-def _entity(reader: _Reader, plan: tuple[_Step, ...], flexible: bool) -> None:
+Checker = typing.Callable[[bytes, int, int], int]
+
+
+def _value_lines(step: _Step, flexible: bool, in_array: bool, env: dict[str, Any]) -> list[str]:
+    """Source lines advancing `pos` over one value of `step`."""
+    if step.kind == "fixed":
+        return [
+            f"pos += {step.size}",
+            "if pos > end: raise BoundsError('value runs past the frame')",
+        ]
+    if step.kind in ("string", "bytes"):
+        size = 2 if step.kind == "string" else 4
+        may_be_null = in_array or (step.nullable and not step.array)
+        lines = [f"n, pos = _length(buf, pos, end, {flexible}, {size})"]
+        if not may_be_null:
+            lines.append("if n == -1: raise BoundsError('null for a field that is not nullable')")
+        return [*lines, "if n > 0: pos += n"]
+    assert step.plan is not None
+    name = f"_c{len(env)}"
+    env[name] = checker_for_plan(step.plan, step.flexible)
+    call = f"pos = {name}(buf, pos, end)"
+    if step.nullable and not step.array:
+        # A nullable struct is preceded by a presence byte: -1 absent, 1 present.
+        return [
+            "if pos >= end: raise BoundsError('presence byte missing')",
+            "pos += 1",
+            f"if buf[pos - 1] < 0x80: {call}",
+        ]
+    return [call]
+
+
+@cache
+def checker_for_plan(plan: tuple[_Step, ...], flexible: bool) -> Checker:
+    """Generated straight-line code walking one struct (built once per schema)."""
+    env: dict[str, Any] = {"BoundsError": BoundsError, "_length": _length, "_tags": _tags}
+    lines: list[str] = []
     for step in plan:
         if not step.array:
-            _value(reader, step, flexible, in_array=False)
+            lines += _value_lines(step, flexible, False, env)
             continue
-        count = reader.length(flexible, 4)
-        if count == -1 and not step.nullable:
-            raise BoundsError("null array for a field that is not nullable")
-        for _ in range(count):
-            _value(reader, step, flexible, in_array=True)
+        lines.append(f"count, pos = _length(buf, pos, end, {flexible}, 4)")
+        if not step.nullable:
+            lines.append("if count == -1: raise BoundsError('null array, not nullable')")
+        lines.append("for _ in range(count):")
+        lines += ["    " + line for line in _value_lines(step, flexible, True, env)]
     if flexible:
-        _tagged_fields(reader)
+        lines.append("pos = _tags(buf, pos, end)")
+    source = "def check(buf, pos, end):\n    " + "\n    ".join([*lines, "return pos"]) + "\n"
+    exec(compile(source, "<guard>", "exec"), env)
+    return typing.cast(Checker, env["check"])
+
+
+@cache
+def _checker_for(cls: Any) -> Checker:
+    # Cached by class: hashing a plan tree on every request would cost more than the walk.
+    return checker_for_plan(plan_for(cls), bool(cls.__flexible__))
 
 
 def check_bounds(cls: Any, buf: bytes, pos: int) -> None:
     """Raises BoundsError unless every length in the body of `cls` at `pos` fits."""
-    _entity(_Reader(buf, pos), plan_for(cls), bool(cls.__flexible__))
+    _checker_for(cls)(buf, pos, len(buf))
