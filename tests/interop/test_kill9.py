@@ -34,15 +34,16 @@ class ContinuousProducer(threading.Thread):
     """Sends "seq" values round-robin over the partitions until stopped; records every
     delivery-report-acknowledged (partition, offset, value) and every failure."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, idempotent: bool) -> None:
         super().__init__(daemon=True, name="kill9-producer")
         self.topic = topic
         self.conf = ck_producer_conf(
             bootstrap,
             **{
                 "acks": "all",
-                "enable.idempotence": False,
-                "max.in.flight.requests.per.connection": 1,  # keeps retries in order
+                "enable.idempotence": idempotent,
+                # Idempotence keeps order with 5 in flight; without it, 1 keeps retries in order.
+                "max.in.flight.requests.per.connection": 5 if idempotent else 1,
                 "linger.ms": 2,
                 "message.timeout.ms": 30000,  # outlives a restart: retried, not dropped
                 "retry.backoff.ms": 50,
@@ -98,14 +99,16 @@ class ContinuousProducer(threading.Thread):
             self.error = exc
 
 
-def test_kill9_loses_no_acknowledged_record(tmp_path: Path) -> None:
-    """Under a continuous acks=all producer (non-idempotent, one request in flight), the
-    broker process is SIGKILLed and restarted on the same port and data dir CYCLES times.
-    Afterwards every acknowledged record is at its acknowledged offset with its value, each
-    partition's offsets run 0..n-1 with no gaps, acknowledged values are in send order, and no
-    acknowledged value appears again at a later offset. (An unacknowledged copy at an earlier
-    offset is allowed: that is the producer's at-least-once retry of a request whose response
-    the kill swallowed.)"""
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
+def test_kill9_loses_no_acknowledged_record(tmp_path: Path, idempotent: bool) -> None:
+    """Under a continuous acks=all producer, the broker process is SIGKILLed and restarted
+    on the same port and data dir CYCLES times. Afterwards every acknowledged record is at
+    its acknowledged offset with its value, each partition's offsets run 0..n-1 with no
+    gaps, acknowledged values are in send order, and no acknowledged value appears again at
+    a later offset. A plain producer may leave an unacknowledged copy at an earlier offset
+    (its at-least-once retry of a request whose response the kill swallowed); with
+    idempotence every value is stored exactly once, because the restarted broker rebuilds
+    the producer state and recognises the retries."""
     proc = BrokerProcess(data_dir=str(tmp_path / "data"), config={"num.partitions": 3})
     producer: ContinuousProducer | None = None
     restart_s: list[float] = []
@@ -118,7 +121,7 @@ def test_kill9_loses_no_acknowledged_record(tmp_path: Path) -> None:
             request_timeout=15,
         )[topic].result(20)
 
-        producer = ContinuousProducer(proc.bootstrap_servers, topic)
+        producer = ContinuousProducer(proc.bootstrap_servers, topic, idempotent)
         producer.start()
         for cycle in range(CYCLES):
             target = producer.ack_count() + ACKS_PER_CYCLE
@@ -178,6 +181,10 @@ def test_kill9_loses_no_acknowledged_record(tmp_path: Path) -> None:
         assert seqs == sorted(seqs), f"partition {p}: acknowledged values out of send order"
     assert not moved_later, f"acknowledged values written again later: {moved_later[:5]}"
     assert producer.unflushed == 0, f"{producer.unflushed} messages never delivered"
+    if idempotent:
+        assert retried_copies == 0, f"{retried_copies} duplicates despite idempotence"
+        stored = [v for r in log for v in [r.value]]
+        assert len(stored) == len(set(stored)), "a value is stored twice"
 
 
 @pytest.mark.parametrize("damage", ["partial-batch", "bad-crc", "zeros"])
