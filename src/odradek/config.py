@@ -91,6 +91,10 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
         _int,
         1,
     ),
+    "log.retention.check.interval.ms": ("log_retention_check_interval_ms", _int, 1),
+    "log.cleaner.enable": ("log_cleaner_enable", _bool, None),
+    "log.cleaner.backoff.ms": ("log_cleaner_backoff_ms", _int, 0),
+    "log.cleaner.dedupe.buffer.size": ("log_cleaner_dedupe_buffer_size", _int, 1),
 }
 
 
@@ -142,6 +146,12 @@ class BrokerConfig:
     offset_metadata_max_bytes: int = 4096
     producer_id_expiration_ms: int = 86_400_000
     producer_id_expiration_check_interval_ms: int = 600_000
+    # Retention and compaction (the per-topic defaults such as log.retention.hours are
+    # read through metadata/topic_config.py's synonyms).
+    log_retention_check_interval_ms: int = 300_000
+    log_cleaner_enable: bool = True
+    log_cleaner_backoff_ms: int = 15_000
+    log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -212,3 +222,40 @@ def parse_listener(listener: str) -> tuple[str, str, int]:
     except ValueError:
         raise ConfigError(f"invalid port in listener {listener!r}") from None
     return name, host.strip("[]"), port_number
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def property_value(config: BrokerConfig, name: str) -> str | None:
+    """The value a property was given at startup (file or `--set`), as text; None when
+    it was left at its default. Names this module does not type come from `unknown`.
+
+    A typed property set to exactly its default counts as not given (the typed config
+    does not remember which names were written)."""
+    if name in config.unknown:
+        return config.unknown[name]
+    entry = _PROPERTIES.get(name)
+    if entry is None:
+        return None
+    value = getattr(config, entry[0])
+    if value is None or value == getattr(_DEFAULTS, entry[0]):
+        return None
+    return _format(value)
+
+
+_DEFAULTS = BrokerConfig()
+
+
+def default_property_value(name: str) -> str | None:
+    """The default of a typed property as text (None when unset by default or untyped)."""
+    entry = _PROPERTIES.get(name)
+    if entry is None:
+        return None
+    value = getattr(_DEFAULTS, entry[0])
+    return None if value is None else _format(value)

@@ -141,6 +141,15 @@ def test_oversized_batch_is_refused(client: WireClient) -> None:
     assert list_offset(client, "small", -1).offset == 0
 
 
+def test_batch_larger_than_a_segment_is_refused(client: WireClient) -> None:
+    """A batch that cannot fit in one segment gets MESSAGE_TOO_LARGE, as in Kafka, and the
+    connection stays usable."""
+    create_topic(client, "tiny-segments", configs={"segment.bytes": "500"})
+    response = produce(client, "tiny-segments", _records(1, size=2000))
+    assert response.error_code == ErrorCode.message_too_large
+    assert produce(client, "tiny-segments", _records(1)).error_code == ErrorCode.none
+
+
 def test_min_insync_replicas_above_one_refuses_acks_all(client: WireClient) -> None:
     """With one broker, min.insync.replicas=2 makes acks=all fail with NOT_ENOUGH_REPLICAS."""
     create_topic(client, "isr", configs={"min.insync.replicas": "2"})

@@ -11,6 +11,7 @@ from odradek.metadata.store import MetadataStore
 from odradek.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
+    from odradek.coordinator.coordinator import GroupCoordinator
     from odradek.handlers.fetch_session import FetchSessionCache
 
 
@@ -25,6 +26,8 @@ class BrokerServices:
     fetch_sessions: FetchSessionCache
     advertised_host: str
     advertised_port: int
+    # The group coordinator; None until the broker has loaded it.
+    groups: GroupCoordinator | None = None
 
 
 @dataclass(slots=True)

@@ -11,9 +11,13 @@ producer state: a retry of one of the last five batches is acknowledged with its
 offsets and not written again, a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER and an
 older epoch INVALID_PRODUCER_EPOCH.
 
+Topic rules (handlers/record_conversion.py): `compression.type` other than `producer`
+re-compresses a batch sent with another codec; `message.timestamp.before.max.ms` and
+`message.timestamp.after.max.ms` refuse CreateTime batches out of bounds with
+INVALID_TIMESTAMP. Topics without them take the path that never decodes records.
+
 Not yet: transactions (a transactional id or transactional batch is refused with
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED), `compression.type` other than `producer`, and
-timestamp bounds (`message.timestamp.before/after.max.ms`).
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
+from odradek.handlers.record_conversion import apply_policy
 from odradek.handlers.registry import api, make, response_module
+from odradek.metadata.topic_config import DEFAULT_PRODUCE_POLICY, ProducePolicy
 from odradek.protocol.batch import (
     BatchTooLargeError,
     CorruptBatchError,
@@ -33,6 +39,7 @@ from odradek.protocol.batch import (
 )
 from odradek.protocol.records import plausible_record_count
 from odradek.replication.partition import Partition
+from odradek.storage.compaction import all_records_keyed
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.log_config import AppendInfo
 from odradek.storage.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
@@ -40,7 +47,13 @@ from odradek.storage.producer_state import InvalidProducerEpochError, OutOfOrder
 API_KEY = 0
 
 
-def _append(partition: Partition, records: bytes | None, acks: int) -> AppendInfo | ErrorCode:
+def _append(
+    partition: Partition,
+    records: bytes | None,
+    acks: int,
+    policy: ProducePolicy = DEFAULT_PRODUCE_POLICY,
+    now_ms: int = 0,
+) -> AppendInfo | ErrorCode:
     """Validates and appends one partition's records; an ErrorCode when refused."""
     if records is None:
         return ErrorCode.invalid_record
@@ -59,8 +72,17 @@ def _append(partition: Partition, records: bytes | None, acks: int) -> AppendInf
         return ErrorCode.corrupt_message
     if header.is_transactional:
         return ErrorCode.transactional_id_authorization_failed
+    if log.config.compact and not all_records_keyed(records):  # decodes: compacted only
+        return ErrorCode.invalid_record
+    if policy is not DEFAULT_PRODUCE_POLICY:
+        converted = apply_policy(records, header, policy, now_ms, log.config.max_message_bytes)
+        if isinstance(converted, ErrorCode):
+            return converted
+        records, header = converted
     try:
         return partition.append(records, header)
+    except BatchTooLargeError:  # larger than the topic's segment.bytes
+        return ErrorCode.message_too_large
     except KafkaStorageError:
         return ErrorCode.kafka_storage_error
     except OutOfOrderSequenceError:
@@ -113,9 +135,15 @@ def _produce_topic(ctx: RequestContext, module: Any, topic: Any, acks: int) -> A
         else ErrorCode.unknown_topic_or_partition
     )
     responses = []
+    policy = DEFAULT_PRODUCE_POLICY
+    if name is not None:
+        policy = ctx.services.replicas.produce_policy(name)
+    now_ms = ctx.services.clock.time_ms() if policy is not DEFAULT_PRODUCE_POLICY else 0
     for data in topic.partition_data:
         partition = ctx.services.replicas.get(name, data.index) if name is not None else None
-        result = missing if partition is None else _append(partition, data.records, acks)
+        result = (
+            missing if partition is None else _append(partition, data.records, acks, policy, now_ms)
+        )
         responses.append(_partition_response(module, data.index, result))
     return make(
         module.TopicProduceResponse,

@@ -1,6 +1,7 @@
 """The single-node cluster image, persisted as one small JSON document.
 
-Holds the cluster id and every topic (id, partition count, config overrides). Each change
+Holds the cluster id, every topic (id, partition count, config overrides) and the broker
+properties set through the configs APIs (per broker and cluster-wide). Each change
 is written to a temporary file, fsynced and renamed over the old one, so a crash leaves
 either the old or the new image, never a torn one.
 """
@@ -48,6 +49,9 @@ class MetadataStore:
         # before any id in it is used, so ids stay unique across restarts and crashes.
         self.producer_id_block_end = 0
         self._next_producer_id = 0
+        # Broker properties set through the configs APIs, by resource name: "" holds the
+        # cluster-wide defaults, "<node id>" one broker's own values.
+        self.broker_configs: dict[str, dict[str, str]] = {}
         fs.mkdir(directory)
         if fs.exists(self._path):
             self._load(cluster_id)
@@ -64,6 +68,9 @@ class MetadataStore:
         self.cluster_id = stored
         self.producer_id_block_end = int(image.get("producer_id_block_end", 0))
         self._next_producer_id = self.producer_id_block_end
+        self.broker_configs = {
+            name: dict(values) for name, values in image.get("broker_configs", {}).items()
+        }
         for raw in image["topics"]:
             self._put(
                 TopicInfo(
@@ -80,6 +87,7 @@ class MetadataStore:
             "version": 1,
             "cluster_id": self.cluster_id,
             "producer_id_block_end": self.producer_id_block_end,
+            "broker_configs": self.broker_configs,
             "topics": [
                 {
                     "name": t.name,
@@ -116,6 +124,26 @@ class MetadataStore:
         self._put(topic)
         self._save()
         return topic
+
+    def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
+        """Replaces the config overrides of topic `name` (persisted before returning)."""
+        topic = replace(self.topics[name], configs=dict(configs))
+        self._put(topic)
+        self._save()
+        return topic
+
+    def set_broker_configs(self, resource: str, configs: Mapping[str, str]) -> None:
+        """Replaces the dynamic broker properties of `resource` ("" for the cluster-wide
+        defaults, a node id for one broker)."""
+        if configs:
+            self.broker_configs[resource] = dict(configs)
+        else:
+            self.broker_configs.pop(resource, None)
+        self._save()
+
+    def dynamic_broker_configs(self, node_id: int) -> dict[str, str]:
+        """The dynamic properties in force on `node_id`: its own over the cluster's."""
+        return {**self.broker_configs.get("", {}), **self.broker_configs.get(str(node_id), {})}
 
     def next_producer_id(self) -> int:
         """A producer id never handed out before, by this broker or an earlier run of it."""

@@ -1,10 +1,23 @@
-"""All partitions this broker hosts, created from and removed with the cluster image."""
+"""All partitions this broker hosts, created from and removed with the cluster image.
+
+Topic configs are applied here: when a topic's overrides or the dynamic broker defaults
+change, every hosted partition of the topic gets a new LogConfig (the Log reads it on its
+next append, roll or flush), min.insync.replicas and produce policy, without a restart.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from odradek.config import BrokerConfig
 from odradek.metadata.store import TopicInfo
-from odradek.metadata.topic_config import effective_topic_config, log_config
+from odradek.metadata.topic_config import (
+    DEFAULT_PRODUCE_POLICY,
+    ProducePolicy,
+    effective_topic_config,
+    log_config,
+    produce_policy,
+)
 from odradek.replication.partition import Partition
 from odradek.storage.manager import LogManager
 
@@ -14,13 +27,20 @@ class ReplicaManager:
         self.log_manager = log_manager
         self.config = config
         self.partitions: dict[tuple[str, int], Partition] = {}
+        # Broker properties set through the configs APIs (this node's over the cluster's).
+        self.dynamic_configs: Mapping[str, str] = {}
+        self._produce_policies: dict[str, ProducePolicy] = {}
 
     def get(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
 
+    def produce_policy(self, topic: str) -> ProducePolicy:
+        """The produce-time rules (compression.type, timestamp bounds) of `topic`."""
+        return self._produce_policies.get(topic, DEFAULT_PRODUCE_POLICY)
+
     def host_topic(self, topic: TopicInfo) -> None:
         """Opens (or creates) the log of every partition of `topic` not yet hosted."""
-        effective = effective_topic_config(topic.configs, self.config)
+        effective = effective_topic_config(topic.configs, self.config, self.dynamic_configs)
         settings = log_config(effective)
         for index in range(topic.partitions):
             if (topic.name, index) in self.partitions:
@@ -29,9 +49,35 @@ class ReplicaManager:
             partition = Partition(topic.name, index, topic.topic_id, log)
             partition.min_insync_replicas = int(effective["min.insync.replicas"])
             self.partitions[(topic.name, index)] = partition
+        self._set_policy(topic.name, produce_policy(effective))
+
+    def apply_topic_config(self, topic: TopicInfo) -> None:
+        """Gives every hosted partition of `topic` the settings its config now asks for."""
+        effective = effective_topic_config(topic.configs, self.config, self.dynamic_configs)
+        settings = log_config(effective)
+        min_insync = int(effective["min.insync.replicas"])
+        for index in range(topic.partitions):
+            partition = self.partitions.get((topic.name, index))
+            if partition is not None:
+                partition.log.config = settings
+                partition.min_insync_replicas = min_insync
+        self._set_policy(topic.name, produce_policy(effective))
+
+    def set_dynamic_configs(self, dynamic: Mapping[str, str], topics: Iterable[TopicInfo]) -> None:
+        """New dynamic broker properties; every topic's defaults follow them."""
+        self.dynamic_configs = dict(dynamic)
+        for topic in topics:
+            self.apply_topic_config(topic)
+
+    def _set_policy(self, topic: str, policy: ProducePolicy) -> None:
+        if policy.is_default:
+            self._produce_policies.pop(topic, None)
+        else:
+            self._produce_policies[topic] = policy
 
     def remove_topic(self, topic: TopicInfo) -> None:
         """Stops hosting `topic` and deletes its files."""
+        self._produce_policies.pop(topic.name, None)
         for index in range(topic.partitions):
             partition = self.partitions.pop((topic.name, index), None)
             if partition is not None:

@@ -13,6 +13,8 @@ from kio.schema.errors import ErrorCode
 import odradek.handlers  # noqa: F401  (registers every handler)
 from odradek.clock import Clock, SystemClock
 from odradek.config import BrokerConfig, parse_listener
+from odradek.coordinator.coordinator import TICK_INTERVAL_S, GroupCoordinator
+from odradek.coordinator.record_log import TopicRecordLog
 from odradek.handlers.api_versions import build_response as api_versions_response
 from odradek.handlers.context import BrokerServices
 from odradek.handlers.fetch_session import FetchSessionCache
@@ -22,6 +24,7 @@ from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.server.connection import Connection
 from odradek.server.limits import ConnectionLimits, RequestMemory
+from odradek.storage.cleaner import CleanerConfig, LogCleaner
 from odradek.storage.fs import FileSystem, OsFileSystem
 from odradek.storage.manager import LogManager
 
@@ -80,15 +83,21 @@ class Broker:
         started = time.monotonic()
         data_dir = self.config.log_dirs[0]
         metadata = MetadataStore(self.fs, data_dir, self.config.cluster_id)
-        default_log_config = log_config(effective_topic_config({}, self.config))
+        dynamic = metadata.dynamic_broker_configs(self.config.node_id)
+        default_log_config = log_config(effective_topic_config({}, self.config, dynamic))
         self.log_manager = LogManager(
             self.fs, list(self.config.log_dirs), self.clock, default_log_config
         )
         self.log_manager.open(node_id=self.config.node_id, cluster_id=metadata.cluster_id)
         self._remove_stray_logs(metadata)
         replicas = ReplicaManager(self.log_manager, self.config)
+        replicas.dynamic_configs = dynamic
         for topic in metadata.topics.values():
             replicas.host_topic(topic)
+        groups = GroupCoordinator(
+            self.config, self.clock, TopicRecordLog(self.config, metadata, replicas)
+        )
+        loaded = groups.load()
         await self._listen()
         host, port = self._advertised()
         self._services = BrokerServices(
@@ -99,8 +108,12 @@ class Broker:
             fetch_sessions=FetchSessionCache(self.config.max_incremental_fetch_session_cache_slots),
             advertised_host=host,
             advertised_port=port,
+            groups=groups,
         )
         self._tasks.append(asyncio.create_task(self._periodic()))
+        self._tasks.append(asyncio.create_task(self._log_maintenance(self.log_manager)))
+        self._tasks.append(asyncio.create_task(self._group_timers(groups)))
+        log.info("group coordinator loaded %d records, %d groups", loaded, len(groups.groups))
         log.info(
             "odradek broker ready on %s (node %d, cluster %s, data %s, %d topics) in %.0f ms",
             ", ".join(f"{h}:{p}" for h, p in self.bound),
@@ -161,12 +174,51 @@ class Broker:
             except Exception:
                 log.exception("periodic job failed")
 
+    async def _log_maintenance(self, manager: LogManager) -> None:
+        """Retention every log.retention.check.interval.ms, removal of `.deleted` files
+        after file.delete.delay.ms, and the log cleaner in bounded steps: the loop serves
+        requests between steps, and with nothing to clean the cleaner waits
+        log.cleaner.backoff.ms."""
+        cleaner = None
+        if self.config.log_cleaner_enable:
+            settings = CleanerConfig(dedupe_buffer_size=self.config.log_cleaner_dedupe_buffer_size)
+            cleaner = LogCleaner(self.fs, manager, self.clock, settings)
+        retention_s = self.config.log_retention_check_interval_ms / 1000
+        backoff_s = self.config.log_cleaner_backoff_ms / 1000
+        idle_s = max(0.01, min(SWEEP_INTERVAL_S, retention_s, backoff_s))
+        last_retention = self.clock.monotonic()
+        cleaner_due = 0.0
+        while True:
+            busy = False
+            try:
+                now = self.clock.monotonic()
+                if now - last_retention >= retention_s:
+                    last_retention = now
+                    manager.cleanup_logs(self.clock.time_ms())
+                manager.delete_due_files(self.clock.time_ms())
+                if cleaner is not None and now >= cleaner_due:
+                    busy = cleaner.run_step()
+                    cleaner_due = now if busy else now + backoff_s
+            except Exception:
+                log.exception("log retention or cleaning failed")
+            await asyncio.sleep(0 if busy else idle_s)
+
     def _expire_producers(self) -> None:
         """Forgets idempotent producers silent for longer than producer.id.expiration.ms."""
         assert self.log_manager is not None
         now = self.clock.time_ms()
         for partition_log in self.log_manager.logs():
             partition_log.producer_state.remove_expired(now, self.config.producer_id_expiration_ms)
+
+    async def _group_timers(self, groups: GroupCoordinator) -> None:
+        """Runs the group coordinator's deadlines (rebalance delays and timeouts, sessions,
+        offset expiration) on the event loop thread, which owns the groups."""
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_S)
+            try:
+                groups.tick()
+            except Exception:
+                log.exception("group coordinator timers failed")
 
     def _sweep_connections(self) -> None:
         now = self.clock.monotonic()
@@ -187,6 +239,8 @@ class Broker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._services is not None and self._services.groups is not None:
+            self._services.groups.shutdown()
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()

@@ -15,12 +15,11 @@ import os
 from odradek.clock import Clock
 from odradek.protocol.batch import BatchHeader, assign_offset, read_header
 from odradek.protocol.records import max_timestamp_offset, offset_for_timestamp
-from odradek.storage.checkpoint import LEADER_EPOCH_CHECKPOINT
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordTooLargeError
 from odradek.storage.fs import FileSystem
 from odradek.storage.leader_epoch import LeaderEpochCache
 from odradek.storage.log_config import INT_MAX, AppendInfo, FetchDataInfo, LogConfig
-from odradek.storage.log_loader import load_segments
+from odradek.storage.log_loader import load_epochs, load_producer_state, load_segments
 from odradek.storage.producer_state import ProducerStateManager
 from odradek.storage.segment import LogSegment
 
@@ -65,6 +64,8 @@ class Log:
         self._offline = False
         self._unflushed_messages = 0
         self.last_flush_ms = clock.time_ms()
+        # (due wall-clock ms, segment) of `.deleted` segments waiting for file.delete.delay.ms
+        self.files_to_delete: list[tuple[int, LogSegment]] = []
         self.truncated_on_open = 0  # bytes cut by recovery when opened
         self.recovered_segments = 0  # segments scanned when opened
 
@@ -88,8 +89,8 @@ class Log:
         segments = loaded.segments
         log_end_offset = segments[-1].next_offset
         start = min(max(log_start_offset, segments[0].base_offset), log_end_offset)
-        epochs = _load_epochs(fs, path, segments, start, log_end_offset)
-        producers = _load_producer_state(fs, path, segments, start, log_end_offset)
+        epochs = load_epochs(fs, path, segments, start, log_end_offset)
+        producers = load_producer_state(fs, path, segments, start, log_end_offset)
         log = cls(
             fs,
             path,
@@ -151,6 +152,11 @@ class Log:
         self._offline = True
         return KafkaStorageError(f"log {self.path} is offline: {error}")
 
+    def take_offline(self, error: OSError) -> KafkaStorageError:
+        """For the cleaner: a failure halfway through a segment swap leaves the files in a
+        state only recovery at the next start sorts out."""
+        return self._go_offline(error)
+
     # -- appending -------------------------------------------------------------------
 
     def append_as_leader(self, batch: bytes, header: BatchHeader, leader_epoch: int) -> AppendInfo:
@@ -201,7 +207,11 @@ class Log:
             return active
         too_big = active.size + header.size > self.config.segment_bytes
         base = active.rolling_base_ms
-        too_old = base is not None and now - base >= self.config.segment_ms
+        # Kafka rolls compacted logs by max.compaction.lag.ms too, so they become cleanable.
+        max_age = self.config.segment_ms
+        if self.config.compact:
+            max_age = min(max_age, self.config.max_compaction_lag_ms)
+        too_old = base is not None and now - base >= max_age
         offsets_overflow = header.last_offset - active.base_offset > INT_MAX
         if too_big or too_old or offsets_overflow or active.indexes_full():
             return self.roll()
@@ -319,10 +329,57 @@ class Log:
         if best.max_timestamp < 0:
             return None
         for position, header in best.batches():
-            if header.max_timestamp == best.max_timestamp:
+            # (compaction may leave empty batches that keep their max timestamp)
+            if header.max_timestamp == best.max_timestamp and header.records_count > 0:
                 offset, timestamp = max_timestamp_offset(best.read_batch(position, header))
                 return offset, timestamp, header.partition_leader_epoch
         return None
+
+    # -- retention and compaction ----------------------------------------------------
+
+    def maybe_increment_log_start_offset(self, offset: int) -> bool:
+        """Moves log_start_offset up to `offset` (DeleteRecords, retention); never past the
+        high watermark, which is log_end_offset with one replica. True if it moved."""
+        self._check_online()
+        if offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(f"{offset} is above the high watermark of {self.path}")
+        if offset <= self._log_start_offset:
+            return False
+        self._log_start_offset = offset
+        try:
+            self.leader_epoch_cache.truncate_from_start(offset)
+        except OSError as e:
+            raise self._go_offline(e) from e
+        return True
+
+    def remove_oldest_segments(self, count: int) -> list[LogSegment]:
+        """Takes the `count` oldest segments out of the log and moves log_start_offset to
+        the new first one. When all would go, a new active segment is rolled first (as
+        Kafka does); an empty active segment always stays. The caller deletes the files."""
+        self._check_online()
+        if count >= len(self._segments):
+            self.roll()
+        doomed = self._segments[: min(count, len(self._segments) - 1)]
+        del self._segments[: len(doomed)]
+        if doomed:
+            self.maybe_increment_log_start_offset(self._segments[0].base_offset)
+        return doomed
+
+    def holds_segments(self, old: list[LogSegment]) -> bool:
+        """Whether `old` are still consecutive inactive segments of this log (the cleaner
+        checks before swapping, as retention may have deleted some meanwhile)."""
+        first = next((i for i, s in enumerate(self._segments) if s is old[0]), -1)
+        if first < 0 or first + len(old) >= len(self._segments):
+            return False
+        return all(a is b for a, b in zip(self._segments[first:], old, strict=False))
+
+    def replace_segments(self, new: LogSegment, old: list[LogSegment]) -> None:
+        """Puts `new`, the compacted copy of `old`, in their place (in memory: the cleaner
+        renames the files first)."""
+        if not self.holds_segments(old):
+            raise ValueError(f"segments to replace are no longer in {self.path}")
+        first = self._segments.index(old[0])
+        self._segments[first : first + len(old)] = [new]
 
     # -- truncation and lifecycle ----------------------------------------------------
 
@@ -380,35 +437,3 @@ class Log:
 
 def _base_offset(segment: LogSegment) -> int:
     return segment.base_offset
-
-
-def _load_producer_state(
-    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
-) -> ProducerStateManager:
-    """The newest producer snapshot, plus the batches written after it."""
-    state = ProducerStateManager(fs, path)
-    replay_from = state.load(start, end)
-    for segment in segments:
-        if segment.next_offset <= replay_from:
-            continue
-        state.replay(h for _, h in segment.batches() if h.base_offset >= replay_from)
-    return state
-
-
-def _load_epochs(
-    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
-) -> LeaderEpochCache:
-    """Reads leader-epoch-checkpoint, or rebuilds it from the batch headers if it is gone;
-    then drops entries the log no longer holds."""
-    checkpoint = os.path.join(path, LEADER_EPOCH_CHECKPOINT)
-    if not fs.exists(checkpoint):
-        cache = LeaderEpochCache(fs, checkpoint, [])
-        for segment in segments:
-            for _, header in segment.batches():
-                cache.assign(header.partition_leader_epoch, header.base_offset)
-        cache.flush()
-    else:
-        cache = LeaderEpochCache.load(fs, checkpoint)
-    cache.truncate_from_end(end)
-    cache.truncate_from_start(start)
-    return cache

@@ -26,10 +26,24 @@ class LogConfig:
     flush_ms: int = LONG_MAX  # LONG_MAX: never fsync on time
     message_timestamp_type: TimestampType = "CreateTime"
     max_message_bytes: int = 1048588
-    retention_ms: int = 7 * 24 * 3600 * 1000
-    retention_bytes: int = -1
-    cleanup_policy: str = "delete"
+    retention_ms: int = 7 * 24 * 3600 * 1000  # -1: no time limit
+    retention_bytes: int = -1  # -1: no size limit
+    cleanup_policy: str = "delete"  # "delete", "compact" or "compact,delete"
     file_delete_delay_ms: int = 60000
+    delete_retention_ms: int = 24 * 3600 * 1000
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
+
+    @property
+    def compact(self) -> bool:
+        """Whether the log cleaner compacts this log (cleanup.policy has `compact`)."""
+        return "compact" in _policies(self.cleanup_policy)
+
+    @property
+    def delete(self) -> bool:
+        """Whether retention deletes old segments (cleanup.policy has `delete`)."""
+        return "delete" in _policies(self.cleanup_policy)
 
     def with_properties(self, properties: Mapping[str, str]) -> LogConfig:
         """A copy with Kafka dotted properties applied; unknown names raise KeyError,
@@ -40,11 +54,19 @@ class LogConfig:
             name = key.replace(".", "_")
             if name not in fields:
                 raise KeyError(f"unknown log config {key!r}")
-            changes[name] = int(text) if isinstance(getattr(self, name), int) else text
+            current = getattr(self, name)
+            if isinstance(current, float):
+                changes[name] = float(text)
+            else:
+                changes[name] = int(text) if isinstance(current, int) else text
         config = dataclasses.replace(self, **changes)  # type: ignore[arg-type]
         if config.message_timestamp_type not in ("CreateTime", "LogAppendTime"):
             raise ValueError(f"bad message.timestamp.type {config.message_timestamp_type!r}")
         return config
+
+
+def _policies(cleanup_policy: str) -> set[str]:
+    return {part.strip() for part in cleanup_policy.split(",")}
 
 
 @dataclass(frozen=True, slots=True)

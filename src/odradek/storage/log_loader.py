@@ -12,9 +12,12 @@ import os
 import re
 from dataclasses import dataclass
 
+from odradek.storage.checkpoint import LEADER_EPOCH_CHECKPOINT
 from odradek.storage.fs import FileSystem
 from odradek.storage.index import OffsetIndex, TimeIndex
+from odradek.storage.leader_epoch import LeaderEpochCache
 from odradek.storage.log_config import LogConfig
+from odradek.storage.producer_state import ProducerStateManager
 from odradek.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
 
 _SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
@@ -164,3 +167,35 @@ def _recover_tail(segments: list[LogSegment], recovery_point: int, done: set[int
             del segments[i + 1 :]
             break
     return truncated
+
+
+def load_producer_state(
+    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
+) -> ProducerStateManager:
+    """The newest producer snapshot, plus the batches written after it."""
+    state = ProducerStateManager(fs, path)
+    replay_from = state.load(start, end)
+    for segment in segments:
+        if segment.next_offset <= replay_from:
+            continue
+        state.replay(h for _, h in segment.batches() if h.base_offset >= replay_from)
+    return state
+
+
+def load_epochs(
+    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
+) -> LeaderEpochCache:
+    """Reads leader-epoch-checkpoint, or rebuilds it from the batch headers if it is gone;
+    then drops entries the log no longer holds."""
+    checkpoint = os.path.join(path, LEADER_EPOCH_CHECKPOINT)
+    if not fs.exists(checkpoint):
+        cache = LeaderEpochCache(fs, checkpoint, [])
+        for segment in segments:
+            for _, header in segment.batches():
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        cache.flush()
+    else:
+        cache = LeaderEpochCache.load(fs, checkpoint)
+    cache.truncate_from_end(end)
+    cache.truncate_from_start(start)
+    return cache

@@ -27,6 +27,7 @@ from odradek.storage.errors import (
 from odradek.storage.fs import FileSystem
 from odradek.storage.log import Log, parse_topic_partition
 from odradek.storage.log_config import LogConfig
+from odradek.storage.retention import delete_due_files, delete_old_segments
 
 META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
@@ -254,20 +255,60 @@ class LogManager:
                 continue
         return flushed
 
+    def log_dir_of(self, topic: str, partition: int) -> str | None:
+        return self._dir_of.get((topic, partition))
+
+    def _logs_in(self, log_dir: str) -> dict[TopicPartition, Log]:
+        return {k: log for k, log in self._logs.items() if self._dir_of[k] == log_dir}
+
     def checkpoint_recovery_points(self) -> None:
         """Writes recovery-point-offset-checkpoint and log-start-offset-checkpoint."""
         for log_dir in self.log_dirs:
-            logs = {k: log for k, log in self._logs.items() if self._dir_of[k] == log_dir}
             write_offsets(
                 self._fs,
                 os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT),
-                {k: log.recovery_point for k, log in logs.items()},
+                {k: log.recovery_point for k, log in self._logs_in(log_dir).items()},
             )
+        self.checkpoint_log_start_offsets()
+
+    def checkpoint_log_start_offsets(self) -> None:
+        """Writes log-start-offset-checkpoint: done right after retention or DeleteRecords
+        moved a start offset, so a restart never shows deleted records again."""
+        for log_dir in self.log_dirs:
             write_offsets(
                 self._fs,
                 os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
-                {k: log.log_start_offset for k, log in logs.items()},
+                {k: log.log_start_offset for k, log in self._logs_in(log_dir).items()},
             )
+
+    # -- retention -------------------------------------------------------------------
+
+    def cleanup_logs(self, now_ms: int) -> int:
+        """The log.retention.check.interval.ms job: deletes the segments past retention or
+        below the log start offset in every log, then checkpoints the moved start offsets.
+        Returns how many segments were deleted; a failing log is skipped."""
+        deleted = 0
+        for log in self._logs.values():
+            if log.offline:
+                continue
+            try:
+                deleted += delete_old_segments(log, now_ms)
+            except KafkaStorageError:
+                continue
+        if deleted:
+            self.checkpoint_log_start_offsets()
+        return deleted
+
+    def delete_due_files(self, now_ms: int) -> int:
+        """Removes `.deleted` segment files whose file.delete.delay.ms has passed."""
+        removed = 0
+        for log in self._logs.values():
+            if log.files_to_delete:
+                try:
+                    removed += delete_due_files(log, now_ms)
+                except OSError:
+                    continue
+        return removed
 
     def close(self) -> None:
         """Clean stop: flush every log, write checkpoints, then the clean-shutdown marker

@@ -94,13 +94,16 @@ class LogSegment:
         *,
         index_interval_bytes: int,
         max_index_size: int,
+        suffix: str = "",
     ) -> None:
         self._fs = fs
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
-        self.log_path = os.path.join(directory, segment_file_name(base_offset, LOG_SUFFIX))
-        index_path = os.path.join(directory, segment_file_name(base_offset, INDEX_SUFFIX))
-        time_path = os.path.join(directory, segment_file_name(base_offset, TIME_INDEX_SUFFIX))
+        self.suffix = suffix  # "" for a live segment, ".cleaned" while the cleaner writes it
+        stem = os.path.join(directory, f"{base_offset:020d}")
+        self.log_path = stem + LOG_SUFFIX + suffix
+        index_path = stem + INDEX_SUFFIX + suffix
+        time_path = stem + TIME_INDEX_SUFFIX + suffix
         self.offset_index = OffsetIndex(fs, index_path, base_offset, max_index_size)
         self.time_index = TimeIndex(fs, time_path, base_offset, max_index_size)
         self._handle: FileHandle | None = None
@@ -117,6 +120,7 @@ class LogSegment:
         *,
         index_interval_bytes: int,
         max_index_size: int,
+        suffix: str = "",
     ) -> LogSegment:
         """A new empty segment; all three files exist from the start, so a missing index
         file later always means it was lost."""
@@ -126,6 +130,7 @@ class LogSegment:
             base_offset,
             index_interval_bytes=index_interval_bytes,
             max_index_size=max_index_size,
+            suffix=suffix,
         )
         segment._file()
         for path in (segment.offset_index.path, segment.time_index.path):
@@ -341,3 +346,26 @@ class LogSegment:
         self._fs.remove(self.log_path)
         self.offset_index.delete()
         self.time_index.delete()
+
+    @property
+    def file_paths(self) -> tuple[str, str, str]:
+        """The `.log`, `.index` and `.timeindex` paths (with the current suffix)."""
+        return self.log_path, self.offset_index.path, self.time_index.path
+
+    def change_suffix(self, new_suffix: str) -> None:
+        """Renames the three files to carry `new_suffix` instead of the current one
+        (`.deleted` when retention drops the segment, `.swap`/`` while the cleaner swaps
+        a rewritten segment in). The files are closed first and reopen lazily."""
+        self.close()
+        cut = len(self.suffix)
+        # Indexes first: whenever the .log carries its new name, so do its indexes, so a
+        # crash can never pair a .log with another segment's index.
+        for index in (self.offset_index, self.time_index):
+            target = index.path[: len(index.path) - cut] + new_suffix
+            if self._fs.exists(index.path):
+                self._fs.rename(index.path, target)
+            index.path = target
+        target = self.log_path[: len(self.log_path) - cut] + new_suffix
+        self._fs.rename(self.log_path, target)
+        self.log_path = target
+        self.suffix = new_suffix

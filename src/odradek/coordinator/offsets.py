@@ -1,0 +1,177 @@
+"""Committed offsets: OffsetCommit validation, OffsetFetch, OffsetDelete and expiration
+(`offsets.retention.minutes`). Each change is an OffsetCommit record (a tombstone to
+delete) written through the coordinator, so replay rebuilds exactly this state."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kio.schema.errors import ErrorCode
+
+from odradek.coordinator.group import CommittedOffset, Group, GroupState
+from odradek.coordinator.records import GroupKey, OffsetKey, OffsetValue
+
+if TYPE_CHECKING:
+    from odradek.coordinator.coordinator import GroupCoordinator, Record
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommit:
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int
+    metadata: str | None
+
+
+def _commit_error(
+    group: Group | None, generation: int, member_id: str, instance_id: str | None
+) -> ErrorCode | None:
+    """Whether this member may commit now (Kafka's validateOffsetCommit)."""
+    if group is None:
+        return None if generation < 0 else ErrorCode.illegal_generation
+    if group.is_(GroupState.DEAD):
+        return ErrorCode.coordinator_not_available
+    if generation < 0 and group.is_(GroupState.EMPTY):
+        return None  # a simple consumer (assign(), no membership)
+    if instance_id is not None:
+        known = group.static_members.get(instance_id)
+        if known is not None and known != member_id:
+            return ErrorCode.fenced_instance_id
+    if member_id not in group.members:
+        return ErrorCode.unknown_member_id
+    if generation != group.generation:
+        return ErrorCode.illegal_generation
+    if group.is_(GroupState.COMPLETING_REBALANCE):
+        return ErrorCode.rebalance_in_progress
+    return None
+
+
+def commit_offsets(
+    c: GroupCoordinator,
+    group_id: str,
+    generation: int,
+    member_id: str,
+    instance_id: str | None,
+    commits: Iterable[OffsetCommit],
+) -> dict[TopicPartition, ErrorCode]:
+    commits = list(commits)
+    group = c.groups.get(group_id)
+    error = ErrorCode.invalid_group_id if not group_id else None
+    error = error or _commit_error(group, generation, member_id, instance_id)
+    if error is not None:
+        return {(o.topic, o.partition): error for o in commits}
+    if group is not None and member_id in group.members:
+        member = group.members[member_id]
+        member.heartbeat_deadline = c.clock.monotonic() + member.session_timeout_ms / 1000
+    results: dict[TopicPartition, ErrorCode] = {}
+    records: list[Record] = []
+    now = c.clock.time_ms()
+    for o in commits:
+        metadata = o.metadata or ""
+        if len(metadata.encode()) > c.config.offset_metadata_max_bytes:
+            results[(o.topic, o.partition)] = ErrorCode.offset_metadata_too_large
+            continue
+        value = OffsetValue(o.offset, o.leader_epoch, metadata, now)
+        records.append((OffsetKey(group_id, o.topic, o.partition), value))
+        results[(o.topic, o.partition)] = ErrorCode.none
+    written = c.try_write(group_id, records)
+    if written != ErrorCode.none:
+        for key, _ in records:
+            assert isinstance(key, OffsetKey)
+            results[(key.topic, key.partition)] = written
+    return results
+
+
+def fetch_offsets(
+    c: GroupCoordinator, group_id: str, partitions: Iterable[TopicPartition] | None
+) -> dict[TopicPartition, CommittedOffset | None]:
+    """Committed offsets of the partitions asked for (None where there is none), or of
+    every partition with one when `partitions` is None."""
+    group = c.groups.get(group_id)
+    offsets = group.offsets if group is not None else {}
+    if partitions is None:
+        return dict(offsets)
+    return {tp: offsets.get(tp) for tp in partitions}
+
+
+def subscribed_topics(group: Group) -> set[str] | None:
+    """Topics the members of a `consumer` group subscribe to; None when the group uses
+    another protocol type (its subscriptions cannot be read)."""
+    if group.protocol_type != "consumer":
+        return None
+    topics: set[str] = set()
+    for member in group.members.values():
+        topics.update(_subscription_topics(member.metadata_for(group.protocol)))
+    return topics
+
+
+def _subscription_topics(data: bytes) -> list[str]:
+    """The topic list that starts every ConsumerProtocolSubscription version."""
+    try:
+        (count,) = struct.unpack_from(">i", data, 2)
+        pos, topics = 6, []
+        for _ in range(max(count, 0)):
+            (length,) = struct.unpack_from(">h", data, pos)
+            topics.append(data[pos + 2 : pos + 2 + length].decode())
+            pos += 2 + length
+        return topics
+    except (struct.error, UnicodeDecodeError):
+        return []
+
+
+def delete_offsets(
+    c: GroupCoordinator, group_id: str, partitions: Iterable[TopicPartition]
+) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+    group = c.groups.get(group_id)
+    if group is None or group.is_(GroupState.DEAD):
+        return ErrorCode.group_id_not_found, {}
+    subscribed: set[str] = set()
+    if not group.is_(GroupState.EMPTY):
+        found = subscribed_topics(group)
+        if found is None:
+            return ErrorCode.non_empty_group, {}
+        subscribed = found
+    results: dict[TopicPartition, ErrorCode] = {}
+    records: list[Record] = []
+    for topic, partition in partitions:
+        if topic in subscribed:
+            results[(topic, partition)] = ErrorCode.group_subscribed_to_topic
+            continue
+        results[(topic, partition)] = ErrorCode.none
+        if (topic, partition) in group.offsets:
+            records.append((OffsetKey(group_id, topic, partition), None))
+    error = c.try_write(group_id, records)
+    return error, results if error == ErrorCode.none else {}
+
+
+def expire_offsets(c: GroupCoordinator) -> int:
+    """Deletes offsets past `offsets.retention.minutes` (Kafka 2.1+ rules: an Empty
+    group's offsets expire that long after it became Empty, a simple consumer's that long
+    after each commit) and then groups left empty with nothing. Returns how many expired."""
+    now = c.clock.time_ms()
+    retention = c.config.offsets_retention_minutes * 60_000
+    expired = 0
+    for group in list(c.groups.values()):
+        if not group.is_(GroupState.EMPTY) or group.pending_members:
+            continue
+        records: list[Record] = []
+        for (topic, partition), committed in group.offsets.items():
+            if committed.expire_timestamp >= 0:
+                due = committed.expire_timestamp
+            elif group.protocol_type:
+                due = max(group.state_timestamp, 0) + retention
+            else:
+                due = committed.commit_timestamp + retention
+            if now >= due:
+                records.append((OffsetKey(group.group_id, topic, partition), None))
+        if len(records) == len(group.offsets):
+            records.append((GroupKey(group.group_id), None))
+        if c.try_write(group.group_id, records) == ErrorCode.none:
+            expired += len(records)
+    return expired

@@ -1,0 +1,67 @@
+"""DescribeCluster (key 60), versions 0-2.
+
+The cluster id, this broker as the only broker and as the controller id (as a Kafka
+broker answers with a live broker there), never fenced (v2). v1+ asks for an endpoint
+type: brokers (1) are answered, controllers (2) get MISMATCHED_ENDPOINT_TYPE as from a
+Kafka broker, anything else UNSUPPORTED_ENDPOINT_TYPE. There are no ACLs: asked for
+authorized operations, the answer is every cluster operation (Kafka without an authorizer).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+
+API_KEY = 60
+NOT_REQUESTED = -(2**31)
+BROKERS, CONTROLLERS = 1, 2
+# CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+
+
+def _endpoint_error(endpoint_type: int) -> tuple[ErrorCode, str | None]:
+    if endpoint_type == BROKERS:
+        return ErrorCode.none, None
+    if endpoint_type == CONTROLLERS:
+        return (
+            ErrorCode.mismatched_endpoint_type,
+            "The request was sent to an endpoint of type BROKER, but we wanted an endpoint "
+            "of type CONTROLLER",
+        )
+    return ErrorCode.unsupported_endpoint_type, f"Unknown endpoint type {endpoint_type}"
+
+
+@api(API_KEY, 0, 2)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    services = ctx.services
+    endpoint_type = getattr(request, "endpoint_type", BROKERS)
+    code, message = _endpoint_error(endpoint_type)
+    brokers: tuple[Any, ...] = ()
+    if code == ErrorCode.none:
+        broker = make(
+            module.DescribeClusterBroker,
+            broker_id=services.config.node_id,
+            host=services.advertised_host,
+            port=services.advertised_port,
+            rack=None,
+            is_fenced=False,
+        )
+        brokers = (broker,)
+    asked = request.include_cluster_authorized_operations
+    return make(
+        module.DescribeClusterResponse,
+        throttle_time=datetime.timedelta(0),
+        error_code=code,
+        error_message=message,
+        endpoint_type=endpoint_type,
+        cluster_id=services.metadata.cluster_id,
+        controller_id=services.config.node_id if code == ErrorCode.none else -1,
+        brokers=brokers,
+        cluster_authorized_operations=CLUSTER_OPERATIONS if asked else NOT_REQUESTED,
+    )

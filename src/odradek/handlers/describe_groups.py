@@ -1,0 +1,96 @@
+"""DescribeGroups (key 15), versions 0-6.
+
+State, protocol type and protocol, and members; member metadata and assignments only
+while the group is Stable, as Kafka reports them. An unknown group is described as Dead
+(v6: with GROUP_ID_NOT_FOUND). There are no ACLs: when asked (v3+), authorized operations
+are READ, DELETE and DESCRIBE, everything a group supports.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.coordinator.coordinator import GroupSummary
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+
+API_KEY = 15
+NOT_REQUESTED = -(2**31)
+# AclOperation codes: READ 3, DELETE 6, DESCRIBE 8.
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+
+
+def _group(
+    module: Any, ctx: RequestContext, group_id: str, summary: GroupSummary | None, operations: int
+) -> Any:
+    if summary is None:
+        missing = ctx.api_version >= 6
+        return make(
+            module.DescribedGroup,
+            error_code=ErrorCode.group_id_not_found if missing else ErrorCode.none,
+            error_message=None,
+            group_id=group_id,
+            group_state="Dead",
+            protocol_type="",
+            protocol_data="",
+            members=(),
+            authorized_operations=operations,
+        )
+    members = tuple(
+        make(
+            module.DescribedGroupMember,
+            member_id=m.member_id,
+            group_instance_id=m.group_instance_id,
+            client_id=m.client_id,
+            client_host=m.client_host,
+            member_metadata=m.metadata,
+            member_assignment=m.assignment,
+        )
+        for m in summary.members
+    )
+    return make(
+        module.DescribedGroup,
+        error_code=ErrorCode.none,
+        error_message=None,
+        group_id=group_id,
+        group_state=summary.state.value,
+        protocol_type=summary.protocol_type,
+        protocol_data=summary.protocol,
+        members=members,
+        authorized_operations=operations,
+    )
+
+
+@api(API_KEY, 0, 6)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    groups = ctx.services.groups
+    asked = getattr(request, "include_authorized_operations", False)
+    operations = GROUP_OPERATIONS if asked else NOT_REQUESTED
+    described = []
+    for group_id in request.groups:
+        if groups is None:
+            described.append(
+                make(
+                    module.DescribedGroup,
+                    error_code=ErrorCode.coordinator_not_available,
+                    error_message=None,
+                    group_id=group_id,
+                    group_state="",
+                    protocol_type="",
+                    protocol_data="",
+                    members=(),
+                    authorized_operations=operations,
+                )
+            )
+            continue
+        summary = groups.describe_group(str(group_id))
+        described.append(_group(module, ctx, str(group_id), summary, operations))
+    return make(
+        module.DescribeGroupsResponse,
+        throttle_time=datetime.timedelta(0),
+        groups=tuple(described),
+    )

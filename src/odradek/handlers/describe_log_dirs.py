@@ -1,0 +1,90 @@
+"""DescribeLogDirs (key 35), versions 1-4.
+
+One result per configured log dir (absolute path): the size of every hosted partition in
+it (Log.size_in_bytes), offset lag 0 (this broker leads every partition), no future
+logs; v4+ the volume's total and usable bytes (os.statvfs, -1 when unknown). A null
+topic list means every partition; named partitions this broker does not host are left
+out, as Kafka does. v3+ has a top-level error code (always NONE: there are no ACLs).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+from odradek.replication.partition import Partition
+
+API_KEY = 35
+UNKNOWN_VOLUME_BYTES = -1
+
+
+def volume_bytes(path: str) -> tuple[int, int]:
+    """(total, usable) bytes of the file system holding `path`; -1s when unknown."""
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return UNKNOWN_VOLUME_BYTES, UNKNOWN_VOLUME_BYTES
+    return stats.f_blocks * stats.f_frsize, stats.f_bavail * stats.f_frsize
+
+
+def _wanted(ctx: RequestContext, request: Any) -> Iterable[Partition]:
+    replicas = ctx.services.replicas
+    if request.topics is None:
+        return list(replicas.partitions.values())
+    found = []
+    for topic in request.topics:
+        for index in topic.partitions:
+            partition = replicas.get(topic.topic, index)
+            if partition is not None:
+                found.append(partition)
+    return found
+
+
+def _dir_result(module: Any, log_dir: str, partitions: list[Partition]) -> Any:
+    by_topic: dict[str, list[Any]] = {}
+    for partition in partitions:
+        by_topic.setdefault(partition.topic, []).append(
+            make(
+                module.DescribeLogDirsPartition,
+                partition_index=partition.index,
+                partition_size=partition.log.size_in_bytes,
+                offset_lag=0,
+                is_future_key=False,
+            )
+        )
+    total, usable = volume_bytes(log_dir)
+    return make(
+        module.DescribeLogDirsResult,
+        error_code=ErrorCode.none,
+        log_dir=log_dir,
+        topics=tuple(
+            make(module.DescribeLogDirsTopic, name=name, partitions=tuple(parts))
+            for name, parts in sorted(by_topic.items())
+        ),
+        total_bytes=total,
+        usable_bytes=usable,
+        is_cordoned=False,
+    )
+
+
+@api(API_KEY, 1, 4)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    groups: dict[str, list[Partition]] = {
+        os.path.abspath(d): [] for d in ctx.services.config.log_dirs
+    }
+    for partition in _wanted(ctx, request):
+        log_dir = os.path.abspath(os.path.dirname(partition.log.path))
+        groups.setdefault(log_dir, []).append(partition)
+    return make(
+        module.DescribeLogDirsResponse,
+        throttle_time=datetime.timedelta(0),
+        error_code=ErrorCode.none,
+        results=tuple(_dir_result(module, d, parts) for d, parts in groups.items()),
+    )

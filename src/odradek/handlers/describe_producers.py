@@ -1,0 +1,69 @@
+"""DescribeProducers (key 61), version 0.
+
+The idempotent producers each named partition's log remembers (Log.producer_state):
+producer id, epoch, last sequence and last timestamp. There are no transactions yet, so
+coordinator epoch and current transaction start offset are always -1. A partition this
+broker does not host gets UNKNOWN_TOPIC_OR_PARTITION.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+
+API_KEY = 61
+
+
+def _partition(ctx: RequestContext, module: Any, topic: str, index: int) -> Any:
+    partition = ctx.services.replicas.get(topic, index)
+    if partition is None:
+        return make(
+            module.PartitionResponse,
+            partition_index=index,
+            error_code=ErrorCode.unknown_topic_or_partition,
+            error_message="The partition does not exist.",
+            active_producers=(),
+        )
+    producers = partition.log.producer_state.producers
+    active = tuple(
+        make(
+            module.ProducerState,
+            producer_id=entry.producer_id,
+            producer_epoch=entry.epoch,
+            last_sequence=entry.last_seq,
+            last_timestamp=entry.last_timestamp,
+            coordinator_epoch=-1,
+            current_txn_start_offset=-1,
+        )
+        for _id, entry in sorted(producers.items())
+    )
+    return make(
+        module.PartitionResponse,
+        partition_index=index,
+        error_code=ErrorCode.none,
+        error_message=None,
+        active_producers=active,
+    )
+
+
+@api(API_KEY, 0, 0)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    topics = tuple(
+        make(
+            module.TopicResponse,
+            name=topic.name,
+            partitions=tuple(
+                _partition(ctx, module, topic.name, i) for i in topic.partition_indexes
+            ),
+        )
+        for topic in request.topics
+    )
+    return make(
+        module.DescribeProducersResponse, throttle_time=datetime.timedelta(0), topics=topics
+    )

@@ -1,0 +1,44 @@
+"""ListGroups (key 16), versions 0-5.
+
+Every group this broker coordinates, with its protocol type; v4+ filter by state
+(case-insensitive) and report it; v5 filters by group type: all groups here are
+`classic`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+
+API_KEY = 16
+GROUP_TYPE = "classic"
+
+
+@api(API_KEY, 0, 5)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    groups = ctx.services.groups
+    types = {t.lower() for t in getattr(request, "types_filter", ())}
+    listed: list[tuple[str, str, str]] = []
+    if groups is not None and (not types or GROUP_TYPE in types):
+        listed = groups.list_groups(getattr(request, "states_filter", ()))
+    return make(
+        module.ListGroupsResponse,
+        throttle_time=datetime.timedelta(0),
+        error_code=ErrorCode.none if groups is not None else ErrorCode.coordinator_not_available,
+        groups=tuple(
+            make(
+                module.ListedGroup,
+                group_id=group_id,
+                protocol_type=protocol_type,
+                group_state=state,
+                group_type=GROUP_TYPE,
+            )
+            for group_id, protocol_type, state in listed
+        ),
+    )

@@ -1,0 +1,101 @@
+"""OffsetFetch (key 9), versions 1-10 (several groups at once from v8, topic ids in v10).
+
+Answers each partition's committed offset, leader epoch (v5+) and metadata, or offset -1
+when none is committed; a null topic list (v2+) means every partition with an offset.
+There are no transactional offsets yet, so `require_stable` changes nothing. The v10
+member id and epoch (KIP-848 groups) are not checked.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.coordinator.coordinator import GroupCoordinator
+from odradek.coordinator.group import CommittedOffset
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+
+API_KEY = 9
+
+
+def _partition(module: Any, cls: str, index: int, found: CommittedOffset | None) -> Any:
+    return make(
+        getattr(module, cls),
+        partition_index=index,
+        committed_offset=found.offset if found else -1,
+        committed_leader_epoch=found.leader_epoch if found else -1,
+        metadata=found.metadata if found else "",
+        error_code=ErrorCode.none,
+    )
+
+
+def _group_topics(
+    ctx: RequestContext, groups: GroupCoordinator, group_id: str, topics: Any, batched: bool
+) -> tuple[Any, ...]:
+    module = response_module(API_KEY, ctx.api_version)
+    by_id = ctx.api_version >= 10
+    topic_cls = "OffsetFetchResponseTopics" if batched else "OffsetFetchResponseTopic"
+    part_cls = "OffsetFetchResponsePartitions" if batched else "OffsetFetchResponsePartition"
+    wanted: list[tuple[str, Any, list[int]]] = []
+    if topics is None:
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in sorted(groups.fetch_offsets(group_id, None)):
+            by_topic.setdefault(topic, []).append(partition)
+        for name, parts in by_topic.items():
+            info = ctx.services.metadata.topics.get(name)
+            if by_id and info is None:
+                continue
+            wanted.append((name, info.topic_id if info else None, parts))
+    else:
+        for t in topics:
+            if by_id:
+                info = ctx.services.metadata.by_id.get(t.topic_id)
+                name = info.name if info is not None else ""
+                wanted.append((name, t.topic_id, [int(p) for p in t.partition_indexes]))
+            else:
+                wanted.append((str(t.name), None, [int(p) for p in t.partition_indexes]))
+    found = groups.fetch_offsets(group_id, [(n, p) for n, _, parts in wanted for p in parts])
+    return tuple(
+        make(
+            getattr(module, topic_cls),
+            name=name,
+            topic_id=topic_id,
+            partitions=tuple(_partition(module, part_cls, p, found.get((name, p))) for p in parts),
+        )
+        for name, topic_id, parts in wanted
+    )
+
+
+@api(API_KEY, 1, 10)
+def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    groups = ctx.services.groups
+    throttle = datetime.timedelta(0)
+    unavailable = ErrorCode.coordinator_not_available
+    if ctx.api_version < 8:
+        error = ErrorCode.none if groups is not None else unavailable
+        topics = (
+            _group_topics(ctx, groups, str(request.group_id), request.topics, False)
+            if groups is not None
+            else ()
+        )
+        return make(
+            module.OffsetFetchResponse, throttle_time=throttle, topics=topics, error_code=error
+        )
+    results = tuple(
+        make(
+            module.OffsetFetchResponseGroup,
+            group_id=g.group_id,
+            topics=(
+                _group_topics(ctx, groups, str(g.group_id), g.topics, True)
+                if groups is not None
+                else ()
+            ),
+            error_code=ErrorCode.none if groups is not None else unavailable,
+        )
+        for g in request.groups
+    )
+    return make(module.OffsetFetchResponse, throttle_time=throttle, groups=results)

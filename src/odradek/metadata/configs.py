@@ -1,0 +1,221 @@
+"""Config resolution for the configs APIs (DescribeConfigs, AlterConfigs,
+IncrementalAlterConfigs): what each topic and broker config is, where its value comes
+from (Kafka's config sources and synonyms), and how a requested change is checked.
+
+Topic overrides live in TopicInfo.configs; dynamic broker properties in
+MetadataStore.broker_configs ("" = cluster-wide defaults, "<node id>" = one broker).
+Precedence, as in Kafka: topic override, then for each broker synonym in order its
+per-broker dynamic value, cluster-default dynamic value, startup value, default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kio.schema.errors import ErrorCode
+
+from odradek.config import BrokerConfig, property_value
+from odradek.metadata.broker_configs import BROKER_CONFIGS, broker_synonyms
+from odradek.metadata.store import MetadataStore, TopicInfo
+from odradek.metadata.topic_config import (
+    TOPIC_CONFIGS,
+    InvalidConfigError,
+    check_value,
+    topic_default,
+)
+
+# DescribeConfigs config sources
+DYNAMIC_TOPIC_CONFIG = 1
+DYNAMIC_BROKER_CONFIG = 2
+DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+STATIC_BROKER_CONFIG = 4
+DEFAULT_CONFIG = 5
+
+# DescribeConfigs config types (v3+)
+CONFIG_TYPES = {
+    "bool": 1,
+    "string": 2,
+    "enum": 2,
+    "int": 3,
+    "long": 5,
+    "double": 6,
+    "list": 7,
+}
+
+# Resource types
+TOPIC = 2
+BROKER = 4
+
+Synonym = tuple[str, str | None, int]  # name, value, source
+
+
+class ConfigApiError(Exception):
+    """A refused config operation on one resource, with the Kafka error code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One described config, independent of the response version."""
+
+    name: str
+    value: str | None
+    source: int
+    read_only: bool
+    synonyms: tuple[Synonym, ...]
+    config_type: int
+    documentation: str
+    is_sensitive: bool = False
+
+
+class ConfigView:
+    """Reads configs the way DescribeConfigs reports them, for one broker."""
+
+    def __init__(self, broker: BrokerConfig, store: MetadataStore) -> None:
+        self.broker = broker
+        self.store = store
+        self.node_id = broker.node_id
+
+    def _levels(self, name: str, per_broker: bool) -> list[tuple[str | None, int]]:
+        """Every value `name` has, highest precedence first, with its source."""
+        found: list[tuple[str | None, int]] = []
+        if per_broker and name in self.store.broker_configs.get(str(self.node_id), {}):
+            found.append(
+                (self.store.broker_configs[str(self.node_id)][name], DYNAMIC_BROKER_CONFIG)
+            )
+        if name in self.store.broker_configs.get("", {}):
+            found.append((self.store.broker_configs[""][name], DYNAMIC_DEFAULT_BROKER_CONFIG))
+        static = property_value(self.broker, name)
+        if static is not None:
+            found.append((static, STATIC_BROKER_CONFIG))
+        definition = BROKER_CONFIGS.get(name)
+        if definition is not None and definition.default is not None:
+            found.append((definition.default, DEFAULT_CONFIG))
+        return found
+
+    def _synonyms(self, names: tuple[str, ...], per_broker: bool) -> list[Synonym]:
+        return [(n, v, s) for n in names for v, s in self._levels(n, per_broker)]
+
+    def topic_entries(self, topic: TopicInfo) -> list[ConfigEntry]:
+        """Every topic config of `topic`, sorted by name."""
+        dynamic = self.store.dynamic_broker_configs(self.node_id)
+        entries = []
+        for name, definition in sorted(TOPIC_CONFIGS.items()):
+            synonyms: list[Synonym] = []
+            if name in topic.configs:
+                synonyms.append((name, topic.configs[name], DYNAMIC_TOPIC_CONFIG))
+            brokers = tuple(s for s, _factor in definition.synonyms)
+            synonyms += self._synonyms(brokers, per_broker=True)
+            value = topic.configs.get(name)
+            if value is None:
+                value = topic_default(definition, self.broker, dynamic)[0]
+            entries.append(
+                ConfigEntry(
+                    name=name,
+                    value=value,
+                    source=synonyms[0][2] if synonyms else DEFAULT_CONFIG,
+                    read_only=False,
+                    synonyms=tuple(synonyms),
+                    config_type=CONFIG_TYPES[definition.kind],
+                    documentation=definition.doc,
+                )
+            )
+        return entries
+
+    def broker_entries(self, resource: str) -> list[ConfigEntry]:
+        """This broker's configs (resource = node id), or the dynamic cluster-wide
+        defaults (resource ""), sorted by name."""
+        per_broker = resource != ""
+        names = (
+            sorted(BROKER_CONFIGS) if per_broker else sorted(self.store.broker_configs.get("", {}))
+        )
+        entries = []
+        for name in names:
+            definition = BROKER_CONFIGS[name]
+            own = self._levels(name, per_broker)
+            synonyms = self._synonyms(broker_synonyms(name), per_broker)
+            entries.append(
+                ConfigEntry(
+                    name=name,
+                    value=own[0][0] if own else None,
+                    source=synonyms[0][2] if synonyms else DEFAULT_CONFIG,
+                    read_only=not definition.dynamic,
+                    synonyms=tuple(synonyms),
+                    config_type=CONFIG_TYPES[definition.kind],
+                    documentation=definition.doc,
+                )
+            )
+        return entries
+
+
+def check_topic_configs(configs: Mapping[str, str]) -> None:
+    """Raises ConfigApiError (INVALID_CONFIG) unless every name and value is valid."""
+    for name, value in configs.items():
+        definition = TOPIC_CONFIGS.get(name)
+        if definition is None:
+            raise ConfigApiError(ErrorCode.invalid_config, f"Unknown topic config name: {name}")
+        try:
+            check_value(definition, value)
+        except InvalidConfigError as exc:
+            raise ConfigApiError(ErrorCode.invalid_config, str(exc)) from None
+
+
+def check_broker_configs(configs: Mapping[str, str]) -> None:
+    """Raises ConfigApiError unless every property may be set dynamically to its value.
+
+    Kafka refuses a property that is not dynamic, and a bad value, with INVALID_REQUEST
+    (KAFKA-13609); a name Kafka does not know it would store, odradek refuses with
+    INVALID_CONFIG (it would have no effect)."""
+    unknown = sorted(n for n in configs if n not in BROKER_CONFIGS)
+    if unknown:
+        raise ConfigApiError(ErrorCode.invalid_config, f"Unknown broker configs: {unknown}")
+    fixed = sorted(n for n in configs if not BROKER_CONFIGS[n].dynamic)
+    if fixed:
+        raise ConfigApiError(
+            ErrorCode.invalid_request, f"Cannot update these configs dynamically: {fixed}"
+        )
+    for name, value in configs.items():
+        try:
+            check_value(BROKER_CONFIGS[name], value)
+        except InvalidConfigError as exc:
+            raise ConfigApiError(ErrorCode.invalid_request, str(exc)) from None
+
+
+def broker_resource(resource_name: str, node_id: int) -> str:
+    """The store key of a broker resource: "" or this node's id; INVALID_REQUEST for
+    any other name, as a Kafka broker answers for another broker's id."""
+    if resource_name == "":
+        return ""
+    try:
+        named = int(resource_name)
+    except ValueError:
+        raise ConfigApiError(
+            ErrorCode.invalid_request, f"Broker id must be an integer, but it is: {resource_name}"
+        ) from None
+    if named != node_id:
+        raise ConfigApiError(
+            ErrorCode.invalid_request,
+            f"Unexpected broker id, expected {node_id} or empty string, but received {named}",
+        )
+    return str(named)
+
+
+def list_kind(resource_type: int, name: str) -> bool:
+    """Whether APPEND/SUBTRACT may be used on this config (LIST type only)."""
+    if resource_type == TOPIC:
+        topic_def = TOPIC_CONFIGS.get(name)
+        return topic_def is not None and topic_def.kind == "list"
+    broker_def = BROKER_CONFIGS.get(name)
+    return broker_def is not None and broker_def.kind == "list"
+
+
+def list_default(resource_type: int, name: str) -> str:
+    """The default a LIST config starts from when APPEND/SUBTRACT find it unset."""
+    if resource_type == TOPIC:
+        return TOPIC_CONFIGS[name].default(BrokerConfig())
+    return BROKER_CONFIGS[name].default or ""
