@@ -11,8 +11,9 @@ from typing import Any
 from odradek.clock import FakeClock
 from odradek.config import BrokerConfig
 from odradek.coordinator.coordinator import GroupCoordinator
-from odradek.coordinator.membership import JoinRequest, JoinResult, SyncRequest, SyncResult
+from odradek.coordinator.membership import JoinRequest, JoinResult, SyncResult
 from odradek.coordinator.record_log import MemoryRecordLog
+from odradek.coordinator.sync import SyncRequest
 
 PROTOCOLS = (("range", b"meta"),)
 

@@ -23,7 +23,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
-from odradek.coordinator import membership, offsets
+from odradek.coordinator import membership, offsets, sync
 from odradek.coordinator.group import CommittedOffset, Group, GroupState, Member
 from odradek.coordinator.record_log import CoordinatorWriteError, RecordLog
 from odradek.coordinator.records import (
@@ -273,8 +273,8 @@ class GroupCoordinator:
     def join_group(self, request: membership.JoinRequest) -> asyncio.Future[Any]:
         return membership.join_group(self, request)
 
-    def sync_group(self, request: membership.SyncRequest) -> asyncio.Future[Any]:
-        return membership.sync_group(self, request)
+    def sync_group(self, request: sync.SyncRequest) -> asyncio.Future[Any]:
+        return sync.sync_group(self, request)
 
     def heartbeat(
         self, group_id: str, generation: int, member_id: str, instance_id: str | None

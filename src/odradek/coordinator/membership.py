@@ -60,22 +60,22 @@ class SyncResult:
     protocol_name: str | None = None
 
 
-def _done(value: JoinResult | SyncResult) -> asyncio.Future[JoinResult | SyncResult]:
+def done_future(value: JoinResult | SyncResult) -> asyncio.Future[JoinResult | SyncResult]:
     future: asyncio.Future[JoinResult | SyncResult] = asyncio.get_running_loop().create_future()
     future.set_result(value)
     return future
 
 
-def _new_future() -> asyncio.Future[JoinResult | SyncResult]:
+def new_future() -> asyncio.Future[JoinResult | SyncResult]:
     return asyncio.get_running_loop().create_future()
 
 
-def _complete(future: asyncio.Future[JoinResult | SyncResult] | None, value: object) -> None:
+def complete_future(future: asyncio.Future[JoinResult | SyncResult] | None, value: object) -> None:
     if future is not None and not future.done():
         future.set_result(value)  # type: ignore[arg-type]
 
 
-def _identity_error(group: Group, member_id: str, instance_id: str | None) -> ErrorCode | None:
+def identity_error(group: Group, member_id: str, instance_id: str | None) -> ErrorCode | None:
     """FENCED_INSTANCE_ID / UNKNOWN_MEMBER_ID for a request naming a member."""
     if instance_id is not None:
         known = group.static_members.get(instance_id)
@@ -110,20 +110,20 @@ def _join_result(group: Group, member_id: str) -> JoinResult:
 def join_group(c: GroupCoordinator, req: JoinRequest) -> asyncio.Future[JoinResult | SyncResult]:
     cfg = c.config
     if not req.group_id:
-        return _done(JoinResult(ErrorCode.invalid_group_id, req.member_id))
+        return done_future(JoinResult(ErrorCode.invalid_group_id, req.member_id))
     if not (
         cfg.group_min_session_timeout_ms
         <= req.session_timeout_ms
         <= cfg.group_max_session_timeout_ms
     ):
-        return _done(JoinResult(ErrorCode.invalid_session_timeout, req.member_id))
+        return done_future(JoinResult(ErrorCode.invalid_session_timeout, req.member_id))
     group = c.groups.get(req.group_id)
     if group is None:
         if req.member_id:
-            return _done(JoinResult(ErrorCode.unknown_member_id, req.member_id))
+            return done_future(JoinResult(ErrorCode.unknown_member_id, req.member_id))
         group = c.get_or_create(req.group_id)
     if group.is_(GroupState.DEAD):
-        return _done(JoinResult(ErrorCode.coordinator_not_available, req.member_id))
+        return done_future(JoinResult(ErrorCode.coordinator_not_available, req.member_id))
     if not req.member_id:
         return _join_unknown_member(c, group, req)
     return _join_known_member(c, group, req)
@@ -133,17 +133,17 @@ def _join_unknown_member(
     c: GroupCoordinator, group: Group, req: JoinRequest
 ) -> asyncio.Future[JoinResult | SyncResult]:
     if not group.supports(req.protocol_type, req.protocols):
-        return _done(JoinResult(ErrorCode.inconsistent_group_protocol))
+        return done_future(JoinResult(ErrorCode.inconsistent_group_protocol))
     instance = req.group_instance_id
     if instance is not None and instance in group.static_members:
         return _replace_static_member(c, group, req)
     if group.size >= c.config.group_max_size:
-        return _done(JoinResult(ErrorCode.group_max_size_reached))
+        return done_future(JoinResult(ErrorCode.group_max_size_reached))
     member_id = c.new_member_id(instance if instance is not None else req.client_id)
     if req.require_known_member_id:
         deadline = c.clock.monotonic() + req.session_timeout_ms / 1000
         group.pending_members[member_id] = deadline
-        return _done(JoinResult(ErrorCode.member_id_required, member_id))
+        return done_future(JoinResult(ErrorCode.member_id_required, member_id))
     return _add_member_and_rebalance(c, group, req, member_id)
 
 
@@ -153,28 +153,28 @@ def _join_known_member(
     member_id = req.member_id
     if member_id in group.pending_members:
         if not group.supports(req.protocol_type, req.protocols):
-            return _done(JoinResult(ErrorCode.inconsistent_group_protocol, member_id))
+            return done_future(JoinResult(ErrorCode.inconsistent_group_protocol, member_id))
         del group.pending_members[member_id]
         return _add_member_and_rebalance(c, group, req, member_id)
-    error = _identity_error(group, member_id, req.group_instance_id)
+    error = identity_error(group, member_id, req.group_instance_id)
     if error is not None:
-        return _done(JoinResult(error, member_id))
+        return done_future(JoinResult(error, member_id))
     if not group.supports(req.protocol_type, req.protocols):
-        return _done(JoinResult(ErrorCode.inconsistent_group_protocol, member_id))
+        return done_future(JoinResult(ErrorCode.inconsistent_group_protocol, member_id))
     member = group.members[member_id]
     unchanged = member.same_protocols(req.protocols)
     if group.is_(GroupState.COMPLETING_REBALANCE) and unchanged:
         # The JoinGroup response was lost: answer it again.
-        return _done(_join_result(group, member_id))
+        return done_future(_join_result(group, member_id))
     if group.is_(GroupState.STABLE) and unchanged and member_id != group.leader:
-        return _done(_join_result(group, member_id))
+        return done_future(_join_result(group, member_id))
     return _update_member_and_rebalance(c, group, member, req)
 
 
 def _add_member_and_rebalance(
     c: GroupCoordinator, group: Group, req: JoinRequest, member_id: str
 ) -> asyncio.Future[JoinResult | SyncResult]:
-    future = _new_future()
+    future = new_future()
     member = Member(
         member_id,
         req.group_instance_id,
@@ -199,8 +199,10 @@ def _add_member_and_rebalance(
 def _update_member_and_rebalance(
     c: GroupCoordinator, group: Group, member: Member, req: JoinRequest
 ) -> asyncio.Future[JoinResult | SyncResult]:
-    future = _new_future()
-    _complete(member.join_future, JoinResult(ErrorCode.rebalance_in_progress, member.member_id))
+    future = new_future()
+    complete_future(
+        member.join_future, JoinResult(ErrorCode.rebalance_in_progress, member.member_id)
+    )
     member.protocols = req.protocols
     member.session_timeout_ms = req.session_timeout_ms
     member.rebalance_timeout_ms = req.rebalance_timeout_ms
@@ -222,8 +224,8 @@ def _replace_static_member(
     old_id = group.static_members[req.group_instance_id]
     member = group.members[old_id]
     fenced = JoinResult(ErrorCode.fenced_instance_id, old_id)
-    _complete(member.join_future, fenced)
-    _complete(member.sync_future, SyncResult(ErrorCode.fenced_instance_id))
+    complete_future(member.join_future, fenced)
+    complete_future(member.sync_future, SyncResult(ErrorCode.fenced_instance_id))
     new_id = c.new_member_id(req.group_instance_id)
     was_leader = group.leader == old_id
     del group.members[old_id]
@@ -239,8 +241,8 @@ def _replace_static_member(
     if group.is_(GroupState.STABLE) and group.select_protocol() == group.protocol:
         error = c.try_write(group.group_id, [c.group_record(group)])
         if error != ErrorCode.none:
-            return _done(JoinResult(error, new_id))
-        return _done(_join_result(group, new_id))
+            return done_future(JoinResult(error, new_id))
+        return done_future(_join_result(group, new_id))
     member.protocols = old_protocols
     return _update_member_and_rebalance(c, group, member, req)
 
@@ -255,7 +257,7 @@ def prepare_rebalance(c: GroupCoordinator, group: Group) -> None:
     if group.is_(GroupState.COMPLETING_REBALANCE):
         for member in group.members.values():
             member.assignment = b""
-            _complete(member.sync_future, SyncResult(ErrorCode.rebalance_in_progress))
+            complete_future(member.sync_future, SyncResult(ErrorCode.rebalance_in_progress))
         group.pending_sync.clear()
     rebalance_s = group.max_rebalance_timeout_ms() / 1000
     group.join_deadline = now + rebalance_s
@@ -305,74 +307,7 @@ def complete_join(c: GroupCoordinator, group: Group) -> None:
         member.is_new = False
         member.heartbeat_deadline = now + member.session_timeout_ms / 1000
         future, member.join_future = member.join_future, None
-        _complete(future, _join_result(group, member.member_id))
-
-
-# -- SyncGroup ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRequest:
-    group_id: str
-    generation: int
-    member_id: str
-    group_instance_id: str | None
-    protocol_type: str | None
-    protocol_name: str | None
-    assignments: tuple[tuple[str, bytes], ...]
-
-
-def sync_group(c: GroupCoordinator, req: SyncRequest) -> asyncio.Future[JoinResult | SyncResult]:
-    group = c.groups.get(req.group_id)
-    if group is None or group.is_(GroupState.DEAD):
-        return _done(SyncResult(ErrorCode.unknown_member_id))
-    error = _identity_error(group, req.member_id, req.group_instance_id)
-    if error is None and req.generation != group.generation:
-        error = ErrorCode.illegal_generation
-    if error is None and (
-        (req.protocol_type is not None and req.protocol_type != group.protocol_type)
-        or (req.protocol_name is not None and req.protocol_name != group.protocol)
-    ):
-        error = ErrorCode.inconsistent_group_protocol
-    if error is None and group.is_(GroupState.EMPTY):
-        error = ErrorCode.unknown_member_id
-    if error is None and group.is_(GroupState.PREPARING_REBALANCE):
-        error = ErrorCode.rebalance_in_progress
-    if error is not None:
-        return _done(SyncResult(error))
-    member = group.members[req.member_id]
-    member.heartbeat_deadline = c.clock.monotonic() + member.session_timeout_ms / 1000
-    if group.is_(GroupState.STABLE):
-        return _done(_sync_result(group, member))
-    group.pending_sync.discard(member.member_id)
-    future = _new_future()
-    _complete(member.sync_future, SyncResult(ErrorCode.rebalance_in_progress))
-    member.sync_future = future
-    if req.member_id == group.leader:
-        _store_assignment(c, group, dict(req.assignments))
-    return future
-
-
-def _sync_result(group: Group, member: Member) -> SyncResult:
-    return SyncResult(ErrorCode.none, member.assignment, group.protocol_type, group.protocol)
-
-
-def _store_assignment(c: GroupCoordinator, group: Group, assignments: dict[str, bytes]) -> None:
-    """The leader's assignment: written as the group's record, then every parked
-    SyncGroup is answered (with an error, keeping the old assignments, if it failed)."""
-    saved = {m.member_id: m.assignment for m in group.members.values()}
-    for member in group.members.values():
-        member.assignment = assignments.get(member.member_id, b"")
-    error = c.try_write(group.group_id, [c.group_record(group)])
-    if error != ErrorCode.none:
-        for member in group.members.values():
-            member.assignment = saved[member.member_id]
-            _complete(member.sync_future, SyncResult(error))
-        prepare_rebalance(c, group)
-        return
-    for member in group.members.values():
-        future, member.sync_future = member.sync_future, None
-        _complete(future, _sync_result(group, member))
+        complete_future(future, _join_result(group, member.member_id))
 
 
 # -- Heartbeat and LeaveGroup ---------------------------------------------------------
@@ -386,7 +321,7 @@ def heartbeat(
         return ErrorCode.unknown_member_id
     if group.is_(GroupState.DEAD):
         return ErrorCode.coordinator_not_available
-    error = _identity_error(group, member_id, instance_id)
+    error = identity_error(group, member_id, instance_id)
     if error is not None:
         return error
     if group.is_(GroupState.EMPTY):
@@ -419,7 +354,7 @@ def leave_group(
             try_complete_join(c, group)
             results.append(ErrorCode.none)
             continue
-        error = _identity_error(group, member_id, instance_id)
+        error = identity_error(group, member_id, instance_id)
         if error is None:
             remove_member_and_rebalance(c, group, member_id)
         results.append(error or ErrorCode.none)
@@ -430,8 +365,8 @@ def remove_member_and_rebalance(c: GroupCoordinator, group: Group, member_id: st
     member = group.remove_member(member_id)
     if member is None:
         return
-    _complete(member.join_future, JoinResult(ErrorCode.unknown_member_id, member_id))
-    _complete(member.sync_future, SyncResult(ErrorCode.unknown_member_id))
+    complete_future(member.join_future, JoinResult(ErrorCode.unknown_member_id, member_id))
+    complete_future(member.sync_future, SyncResult(ErrorCode.unknown_member_id))
     if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
         prepare_rebalance(c, group)
     try_complete_join(c, group)

@@ -13,7 +13,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.membership import SyncRequest, SyncResult
+from odradek.coordinator.membership import SyncResult
+from odradek.coordinator.sync import SyncRequest
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 
