@@ -34,6 +34,13 @@ def create_topic(
     ).topics[0]
 
 
+def ensure_topic(client: WireClient, name: str, partitions: int = 1) -> str:
+    """Creates a topic and asserts that it worked; returns its name."""
+    result = create_topic(client, name, partitions)
+    assert result.error_code == 0, f"creating {name}: {result.error_code!r}"
+    return name
+
+
 def produce(
     client: WireClient,
     name: str,

@@ -19,6 +19,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
+from tests.handlers.kafka_wire import ensure_topic
 from tests.server.wire import WireClient, build, encode_request, request_module
 
 TIMEOUT = datetime.timedelta(seconds=5)
@@ -35,21 +36,7 @@ _topics = iter(range(10**6))
 
 
 def create_topic(client: WireClient, prefix: str) -> str:
-    name = f"conn-{prefix}-{next(_topics)}"
-    m = request_module(19, CREATE_TOPICS_V)
-    topic = build(
-        m.CreatableTopic,
-        name=name,
-        num_partitions=1,
-        replication_factor=1,
-        assignments=(),
-        configs=(),
-    )
-    response = client.call(
-        19, CREATE_TOPICS_V, build(m.CreateTopicsRequest, topics=(topic,), timeout=TIMEOUT)
-    )
-    assert response.topics[0].error_code == ErrorCode.none
-    return name
+    return ensure_topic(client, f"conn-{prefix}-{next(_topics)}")
 
 
 def produce_body(topic: str, acks: int = 1, value: bytes = b"v") -> Any:

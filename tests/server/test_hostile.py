@@ -29,6 +29,7 @@ from odradek.protocol.batch import CRC_START, HEADER, HEADER_SIZE, LOG_OVERHEAD
 from odradek.protocol.codec import request_class
 from odradek.protocol.records import GZIP, SimpleRecord, build_batch
 from odradek.testing import Broker
+from tests.handlers.kafka_wire import ensure_topic
 from tests.server.wire import WireClient, build, encode_request, request_module
 
 HOST = "127.0.0.1"
@@ -438,20 +439,6 @@ def _fetch(client: WireClient, topic: str, offset: int) -> Any:
     return client.call(1, FETCH_V, body).responses[0].partitions[0]
 
 
-def _create_topic(client: WireClient, name: str) -> None:
-    m = request_module(19, 7)
-    topic = build(
-        m.CreatableTopic,
-        name=name,
-        num_partitions=1,
-        replication_factor=1,
-        assignments=(),
-        configs=(),
-    )
-    response = client.call(19, 7, build(m.CreateTopicsRequest, topics=(topic,), timeout=TIMEOUT))
-    assert response.topics[0].error_code == ErrorCode.none
-
-
 def test_hostile_batches_are_refused_or_stored_as_is(
     broker: Broker, bombs: tuple[bytes, bytes], canary: ProducerCanary
 ) -> None:
@@ -468,7 +455,7 @@ def test_hostile_batches_are_refused_or_stored_as_is(
     small_bomb, big_bomb = bombs
     assert len(small_bomb) <= 1100 and len(big_bomb) <= 1_100_000
     with WireClient(broker.port, timeout=10) as client:
-        _create_topic(client, "hostile-batches")
+        ensure_topic(client, "hostile-batches")
         expect = [
             ("bad CRC", bytes(bad_crc), ErrorCode.corrupt_message),
             (

@@ -19,6 +19,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
+from tests.handlers.kafka_wire import ensure_topic
 from tests.server.wire import WireClient, build, encode_request, request_module
 
 HOST = "127.0.0.1"
@@ -37,20 +38,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.0
             return False
         time.sleep(interval)
     return True
-
-
-def create_topic(client: WireClient, name: str) -> None:
-    m = request_module(19, 7)
-    topic = build(
-        m.CreatableTopic,
-        name=name,
-        num_partitions=1,
-        replication_factor=1,
-        assignments=(),
-        configs=(),
-    )
-    response = client.call(19, 7, build(m.CreateTopicsRequest, topics=(topic,), timeout=TIMEOUT))
-    assert response.topics[0].error_code == ErrorCode.none
 
 
 def produce_body(topic: str, value: bytes = b"v") -> Any:
@@ -149,7 +136,7 @@ def broker_with(config: dict[str, Any]) -> Iterator[Broker]:
 @contextmanager
 def canary_on(broker: Broker) -> Iterator[Canary]:
     with WireClient(broker.port) as admin:
-        create_topic(admin, "canary")
+        ensure_topic(admin, "canary")
     with Canary(broker.port, "canary") as canary:
         yield canary
 
@@ -300,7 +287,7 @@ def test_queued_request_memory_never_deadlocks_and_is_returned() -> None:
     config = {"queued.max.request.bytes": 1 << 20, "request.timeout.ms": 30_000}
     with broker_with(config) as broker, canary_on(broker) as canary:
         with WireClient(broker.port) as admin:
-            create_topic(admin, "big")
+            ensure_topic(admin, "big")
         body = produce_body("big", value)
         conns = [WireClient(broker.port, timeout=20) for _ in range(clients)]
         answered: list[float] = []
@@ -349,7 +336,7 @@ def test_in_flight_limit_is_enforced_and_order_kept() -> None:
         broker_with({"max.in.flight.requests.per.connection": 2}) as broker,
         WireClient(broker.port) as client,
     ):
-        create_topic(client, "inflight")
+        ensure_topic(client, "inflight")
         kinds = [(1, FETCH_V), (3, METADATA_V)] * 10
         bodies = {1: fetch_body("inflight", 200, 10 << 20), 3: metadata_body()}
         wire = b"".join(

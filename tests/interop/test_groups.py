@@ -1,6 +1,7 @@
-"""Consumer groups with confluent-kafka (librdkafka): the shared scenario (split, leave,
-join, crash, resume after consumer and broker restarts, exactly once), static membership
-without a rebalance, and the cooperative-sticky assignor."""
+"""Consumer groups with real clients: the shared scenario (split, leave, join, crash,
+resume after consumer and broker restarts, exactly once) for confluent-kafka,
+kafka-python and aiokafka; static membership without a rebalance and the
+cooperative-sticky assignor with confluent-kafka (librdkafka)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ def broker() -> Iterator[Any]:
         b.stop()
 
 
-def test_scenario(broker: Any) -> None:
-    """Three librdkafka consumers split six partitions; every record is delivered exactly
-    once across a leave, a join and a crash, and consumption resumes from committed
-    offsets after the consumers and the broker restart."""
-    group_scenario.run("confluent", broker, "groups-ck", "group-ck")
+@pytest.mark.parametrize("client", ["confluent", "kafka-python", "aiokafka"])
+def test_scenario(broker: Any, client: str) -> None:
+    """Three consumers of each client library split six partitions; every record is
+    delivered exactly once across a leave, a join and a crash, and consumption resumes
+    from committed offsets after the consumers and the broker restart."""
+    group_scenario.run(client, broker, f"groups-{client}", f"group-{client}")
 
 
 def test_static_member_restart_causes_no_rebalance(broker: Any) -> None:
