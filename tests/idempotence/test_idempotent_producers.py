@@ -168,3 +168,53 @@ def test_producer_ids_stay_unique_across_restart() -> None:
         with WireClient(broker.port) as client:
             after = {client.call(22, 4, body).producer_id for _ in range(5)}
         assert before.isdisjoint(after)
+
+
+async def test_aiokafka_idempotent_producer() -> None:
+    """aiokafka's idempotent producer gets a producer id and its records are stored once,
+    in order."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    async with Broker() as broker:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=broker.bootstrap_servers, enable_idempotence=True
+        )
+        await producer.start()
+        try:
+            for i in range(200):
+                await producer.send("aio-idem", b"%d" % i, partition=0)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+        await consumer.start()
+        try:
+            tp = TopicPartition("aio-idem", 0)
+            consumer.assign([tp])
+            consumer.seek(tp, 0)
+            values: list[bytes] = []
+            while len(values) < 200:
+                batch = await consumer.getmany(tp, timeout_ms=5000)
+                assert batch, "no records within 5 s"
+                values.extend(m.value for m in batch[tp])
+        finally:
+            await consumer.stop()
+    assert values == [b"%d" % i for i in range(200)]
+
+
+def test_kafka_python_idempotent_producer() -> None:
+    """kafka-python's idempotent producer works against the broker, records stored once."""
+    from kafka import KafkaProducer
+
+    with Broker() as broker:
+        producer = KafkaProducer(
+            bootstrap_servers=broker.bootstrap_servers, enable_idempotence=True, acks="all"
+        )
+        try:
+            for i in range(200):
+                producer.send("kp-idem", b"%d" % i, partition=0)
+            producer.flush(timeout=30)
+        finally:
+            producer.close(timeout=10)
+        values = _consume_values(broker.bootstrap_servers, "kp-idem")
+    assert values == [b"%d" % i for i in range(200)]
