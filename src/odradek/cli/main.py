@@ -1,93 +1,65 @@
-"""`odradek broker`: run a broker from a Kafka-style properties file and overrides."""
+"""The `odradek` command: run a broker, or talk to one as a client.
+
+Only the chosen subcommand's module is imported, so `odradek broker` starts without
+loading confluent-kafka or rich."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from odradek.config import BrokerConfig, ConfigError, build_config, parse_properties
+from odradek.cli.broker import load_config
+
+__all__ = ["load_config", "main"]
+
+# name -> (module with `configure(parser)`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "broker": ("odradek.cli.broker", "run a broker"),
+    "topic": ("odradek.cli.topic", "list, create, describe, alter, delete topics"),
+    "produce": ("odradek.cli.produce", "produce lines of stdin or a file as records"),
+    "consume": ("odradek.cli.consume", "print records of a topic"),
+    "group": ("odradek.cli.group", "list, describe, reset offsets of, delete consumer groups"),
+    "perf": ("odradek.cli.perf", "producer and consumer performance tests"),
+}
+
+EPILOG = (
+    "Client commands read ODRADEK_BOOTSTRAP (default localhost:9092); "
+    "exit codes: 0 ok, 1 failure, 2 bad usage."
+)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="odradek", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    broker = commands.add_parser("broker", help="run a broker")
-    broker.add_argument("--config", metavar="FILE", help="Kafka-style properties file")
-    broker.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="a broker property, overriding the file (repeatable)",
+def _selected(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def _parser(selected: str | None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the selected subcommand only."""
+    parser = argparse.ArgumentParser(
+        prog="odradek", description="odradek: a Kafka-protocol broker and its tools.", epilog=EPILOG
     )
-    broker.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            module: Any = importlib.import_module(module_name)
+            module.configure(sub)
     return parser
 
 
-def load_config(config_file: str | None, overrides: Sequence[str]) -> BrokerConfig:
-    items: list[tuple[str, str]] = []
-    if config_file:
-        with open(config_file, encoding="utf-8") as file:
-            items.extend(parse_properties(file.read()).items())
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {override!r}")
-        items.append((key.strip(), value.strip()))
-    return build_config(items)
-
-
-async def _serve(config: BrokerConfig) -> None:
-    from odradek.server.broker import Broker
-
-    broker = Broker(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await broker.start()
-    try:
-        await stop.wait()
-    finally:
-        await broker.stop()
-
-
-def _run(config: BrokerConfig) -> None:
-    # kio registers hypothesis strategies at import time whenever hypothesis is installed
-    # (as in development environments), which adds about 0.2 s to start-up. The broker
-    # process never uses it, so the import is made to fail unless something already
-    # loaded it.
-    sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_serve(config))
-    else:
-        uvloop.run(_serve(config))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    log = logging.getLogger("odradek")
-    try:
-        config = load_config(args.config, args.set)
-    except (ConfigError, OSError) as exc:
-        print(f"odradek: {exc}", file=sys.stderr)
-        return 2
-    for name in config.unknown:
-        log.warning("ignoring unknown broker property %s", name)
-    try:
-        _run(config)
-    except OSError as exc:
-        print(f"odradek: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """Parses `argv` (default: sys.argv), runs the subcommand, returns the exit code."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(_selected(words)).parse_args(words)
+    if args.command == "broker":
+        code: int = args.handler(args)
+        return code
+    from odradek.cli.run import run_client
+
+    return run_client(args)

@@ -1,0 +1,113 @@
+"""`odradek produce` and `odradek consume` end to end against a broker subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+
+from helpers import BrokerProcess, unique_topic
+
+from .conftest import Result, assert_clean_failure, spawn_cli, stop_pid
+
+LINES = b"k1:hello\nk2:wor:ld\nno-key\n"
+
+
+def _topic(cli: Callable[..., Result], partitions: int = 2) -> str:
+    name = unique_topic("cli-pc")
+    assert cli("topic", "create", name, "--partitions", str(partitions)).code == 0
+    return name
+
+
+def test_produce_keys_headers_then_consume_with_format(cli: Callable[..., Result]) -> None:
+    """Lines become records (key split at the first separator, headers on each), and
+    `consume --from-beginning --exit-at-end --format` prints them all, then stops."""
+    topic = _topic(cli)
+    produced = cli(
+        "produce",
+        topic,
+        "--key-separator",
+        ":",
+        "--header",
+        "h1=a",
+        "--header",
+        "h2=b",
+        "--partition",
+        "1",
+        "--acks",
+        "1",
+        stdin=LINES,
+    )
+    assert produced.code == 0, produced
+    assert "produced 3 of 3 records" in produced.err
+
+    fmt = r"%t|%p|%o|%k|%v|%h|%K\n"
+    consumed = cli("consume", topic, "--from-beginning", "--exit-at-end", "--format", fmt)
+    assert consumed.code == 0, consumed
+    assert consumed.out.splitlines() == [
+        f"{topic}|1|0|k1|hello|h1=a,h2=b|2",
+        f"{topic}|1|1|k2|wor:ld|h1=a,h2=b|2",
+        f"{topic}|1|2||no-key|h1=a,h2=b|-1",
+    ]
+    assert "consumed 3 records" in consumed.err
+
+
+def test_consume_json_offsets_and_timestamps(cli: Callable[..., Result], tmp_path: object) -> None:
+    """--file with compression; --output json from --partition/--offset; --timestamp
+    (offsets_for_times) past the end reads nothing; --count stops early."""
+    topic = _topic(cli, partitions=1)
+    path = os.path.join(str(tmp_path), "input.txt")
+    with open(path, "wb") as file:
+        file.write(b"".join(b"v%d\n" % i for i in range(5)))
+    produced = cli("produce", topic, "--file", path, "--compression", "gzip", "--output", "json")
+    assert produced.code == 0 and json.loads(produced.err)["records"] == 5, produced
+
+    result = cli(
+        "consume", topic, "--partition", "0", "--offset", "3", "--exit-at-end", "--output", "json"
+    )
+    records = [json.loads(line) for line in result.out.splitlines()]
+    assert [(r["offset"], r["value"], r["key"]) for r in records] == [
+        (3, "v3", None),
+        (4, "v4", None),
+    ]
+    assert records[0]["topic"] == topic and records[0]["timestamp"] > 0
+
+    future = str(int(time.time() * 1000) + 3_600_000)
+    late = cli("consume", topic, "--timestamp", future, "--exit-at-end")
+    assert late.code == 0 and late.out == "", late
+    early = cli("consume", topic, "--timestamp", "0", "--count", "2")
+    assert early.code == 0 and early.out.splitlines() == ["v0", "v1"], early
+
+
+def test_unknown_topic_is_an_error(cli: Callable[..., Result]) -> None:
+    """produce and consume on a topic that does not exist: one line, exit 1, not created."""
+    name = unique_topic("cli-nope")
+    for argv in (["produce", name], ["consume", name, "--exit-at-end"]):
+        result = cli(*argv, stdin=b"x\n")
+        assert_clean_failure(result, 1)
+        assert result.err.strip() == f"odradek: unknown topic {name}"
+    assert name not in cli("topic", "list").out
+
+
+def test_ctrl_c_stops_consume_cleanly(
+    cli: Callable[..., Result], broker_proc: BrokerProcess
+) -> None:
+    """A running consume (no --exit-at-end) stops on SIGINT: exit 0, summary, no traceback."""
+    topic = _topic(cli, partitions=1)
+    assert cli("produce", topic, stdin=b"first\n").code == 0
+    proc = spawn_cli("consume", topic, "--from-beginning", bootstrap=broker_proc.bootstrap_servers)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready, "consume printed nothing within 20 s"
+        assert proc.stdout.readline() == b"first\n"
+        os.kill(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=15)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        stop_pid(proc)
+    assert code == 0, err
+    assert "Traceback" not in err and "consumed 1 records" in err
