@@ -19,8 +19,8 @@ system-deps:
 	@command -v kcat >/dev/null 2>&1 || bash scripts/install-system-deps.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests $(wildcard benchmarks)
-	$(VENV)/bin/ruff format --check src tests $(wildcard benchmarks)
+	$(VENV)/bin/ruff check src tests $(wildcard benchmarks examples)
+	$(VENV)/bin/ruff format --check src tests $(wildcard benchmarks examples)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

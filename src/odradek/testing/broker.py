@@ -1,6 +1,17 @@
 """`Broker`: a real odradek broker on 127.0.0.1 with a free port and a temporary data
 directory, for tests. As a context manager it runs in a thread of its own (`with`), so
-blocking clients can use it, or in the caller's event loop (`async with`)."""
+blocking clients can use it, or in the caller's event loop (`async with`).
+
+```python
+with Broker(config={"num.partitions": 3}) as broker:
+    broker.create_topic("rides", partitions=6)
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+```
+
+`create_topic` / `delete_topic` change the broker directly (the same checks and steps as
+the CreateTopics / DeleteTopics APIs), without a client round trip. In the thread mode
+they may be called from any thread; in the `async with` mode from the loop's thread.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +19,29 @@ import asyncio
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from odradek.config import build_config
+from odradek.handlers.topics import TopicError, check_new_topic, create_topic, delete_topic
 from odradek.server.broker import Broker as _Broker
 from odradek.storage.fs import FileSystem
 
 START_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 30.0
+
+T = TypeVar("T")
+
+__all__ = ["Broker", "TopicError"]
 
 
 class Broker:
+    """One single-node broker for a test. Not started until `start()`, `with` or
+    `async with`; `stop()` removes the data directory unless one was given."""
+
     def __init__(
         self,
         data_dir: str | None = None,
@@ -37,6 +58,8 @@ class Broker:
         self.broker: _Broker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self.start_seconds: float | None = None
+        """How long the last start took, from `start()` to accepting connections."""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -48,12 +71,29 @@ class Broker:
         assert self.broker is not None, "broker not started"
         return self.broker.port
 
+    def __repr__(self) -> str:
+        where = "not started"
+        if self.broker is not None and self.broker.bound:
+            where = self.bootstrap_servers
+        return f"<odradek.testing.Broker {where} data={self.data_dir}>"
+
     # -- in a thread -------------------------------------------------------------------
     def start(self) -> Broker:
+        """Starts the broker in a daemon thread; returns once it accepts connections."""
+        started = time.perf_counter()
         ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="odradek-broker", daemon=True
+        )
         self._thread.start()
-        ready.result(timeout=START_TIMEOUT_S)
+        try:
+            ready.result(timeout=START_TIMEOUT_S)
+        except BaseException:
+            self._thread.join(timeout=START_TIMEOUT_S)
+            self._thread = None
+            self._cleanup()
+            raise
+        self.start_seconds = time.perf_counter() - started
         return self
 
     def _run(self, ready: Future[None]) -> None:
@@ -72,6 +112,7 @@ class Broker:
         loop.close()
 
     def stop(self) -> None:
+        """Stops cleanly (flushes and closes every log); idempotent."""
         if self._thread is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=START_TIMEOUT_S)
@@ -105,8 +146,10 @@ class Broker:
 
     # -- in the caller's loop ----------------------------------------------------------
     async def __aenter__(self) -> Broker:
+        started = time.perf_counter()
         self.broker = _Broker(self.config, fs=self.fs)
         await self.broker.start()
+        self.start_seconds = time.perf_counter() - started
         return self
 
     async def __aexit__(
@@ -118,3 +161,62 @@ class Broker:
         if self.broker is not None:
             await self.broker.stop()
         self._cleanup()
+
+    # -- topics, changed in-process ------------------------------------------------------
+    def create_topic(
+        self,
+        name: str,
+        partitions: int = -1,
+        config: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Creates topic `name` (-1 partitions: the broker's `num.partitions`) with the
+        given topic configs, checked as CreateTopics checks them; raises `TopicError`
+        (with the Kafka `.code`) when refused, e.g. when the topic exists."""
+        configs = {k: str(v) for k, v in (config or {}).items()}
+
+        def create() -> str:
+            services = self._services()
+            count = check_new_topic(services, name, partitions, -1, configs)
+            create_topic(services, name, count, configs)
+            return name
+
+        return self._call(create)
+
+    def delete_topic(self, name: str) -> None:
+        """Deletes topic `name` and its partition logs (as DeleteTopics does)."""
+
+        def delete() -> None:
+            services = self._services()
+            topic = services.metadata.topics.get(name)
+            if topic is None:
+                raise KeyError(name)
+            delete_topic(services, topic)
+
+        self._call(delete)
+
+    def topics(self) -> dict[str, int]:
+        """Every topic (internal ones too) and its partition count."""
+        return self._call(
+            lambda: {n: t.partitions for n, t in self._services().metadata.topics.items()}
+        )
+
+    def _services(self) -> Any:
+        assert self.broker is not None, "broker not started"
+        return self.broker.services
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Runs `fn` on the broker's event loop (the only thread that may change broker
+        state) and returns its result."""
+        loop = self._loop
+        if self._thread is None or loop is None or threading.current_thread() is self._thread:
+            return fn()  # `async with`: the caller is on the loop
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return done.result(timeout=CALL_TIMEOUT_S)

@@ -1,2 +1,110 @@
-"""The pytest plugin shipped with odradek (registered by entry point): fixtures that give
-a test a real broker. Filled in by the test-fixture work; importing it must stay cheap."""
+"""The pytest plugin shipped with odradek, registered by the `pytest11` entry point: once
+odradek is installed, every test can ask for a real Kafka-protocol broker.
+
+Fixtures:
+
+- `kafka_broker` (session scope): one broker per test session — per xdist worker under
+  `pytest -n` — started on first use on a free 127.0.0.1 port with a temporary data
+  directory, stopped at the end. Its properties come from the `odradek_broker_config`
+  ini option (`key=value` lines). Has `.bootstrap_servers`.
+- `kafka_topic` (function scope): a factory of fresh topics,
+  `kafka_topic(partitions=3, config={"cleanup.policy": "compact"}) -> name`, created on
+  `kafka_broker` (or on `broker=`) with a unique name.
+- `kafka_broker_factory` (function scope): `kafka_broker_factory(config={...}) ->
+  Broker` starts a broker of the test's own (another config, restarts, several brokers);
+  every broker it started is stopped after the test.
+
+Importing this module stays cheap: pytest imports it in every session of an environment
+where odradek is installed, so the broker is imported only when a fixture needs it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from odradek.testing.broker import Broker
+
+CONFIG_INI = "odradek_broker_config"
+
+# Friendlier defaults for tests than a production broker's: a new consumer group
+# rebalances at once instead of waiting for more members.
+TEST_DEFAULTS: dict[str, str] = {"group.initial.rebalance.delay.ms": "0"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        CONFIG_INI,
+        type="linelist",
+        default=[],
+        help="odradek: broker properties (key=value lines) of the kafka_broker fixture",
+    )
+
+
+def _ini_config(config: pytest.Config) -> dict[str, str]:
+    properties: dict[str, str] = {}
+    for line in config.getini(CONFIG_INI):
+        key, sep, value = str(line).partition("=")
+        if not sep or not key.strip():
+            raise pytest.UsageError(f"{CONFIG_INI}: expected key=value, got {line!r}")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
+def _start(config: Mapping[str, Any]) -> Broker:
+    from odradek.testing.broker import Broker
+
+    return Broker(config={**TEST_DEFAULTS, **config}).start()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(pytestconfig: pytest.Config) -> Iterator[Broker]:
+    """A real odradek broker shared by the whole session (one per xdist worker)."""
+    broker = _start(_ini_config(pytestconfig))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_broker_factory(pytestconfig: pytest.Config) -> Iterator[Callable[..., Broker]]:
+    """Starts brokers of this test's own: `kafka_broker_factory(config={...})`."""
+    started: list[Broker] = []
+
+    def factory(config: Mapping[str, Any] | None = None) -> Broker:
+        broker = _start({**_ini_config(pytestconfig), **(config or {})})
+        started.append(broker)
+        return broker
+
+    try:
+        yield factory
+    finally:
+        for broker in reversed(started):
+            broker.stop()
+
+
+_NOT_TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]+")
+
+
+@pytest.fixture
+def kafka_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Creates fresh topics: `kafka_topic(partitions=1, config=None, broker=None)`."""
+    base = _NOT_TOPIC_CHARS.sub("-", request.node.name.removeprefix("test_"))[:40].strip("-.")
+
+    def create(
+        partitions: int = 1,
+        config: Mapping[str, Any] | None = None,
+        broker: Broker | None = None,
+        prefix: str | None = None,
+    ) -> str:
+        target: Broker = broker or request.getfixturevalue("kafka_broker")
+        name = f"{prefix or base or 'topic'}-{uuid.uuid4().hex[:10]}"
+        return target.create_topic(name, partitions, config)
+
+    return create
