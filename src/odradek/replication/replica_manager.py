@@ -42,10 +42,10 @@ class ReplicaManager:
         """Opens (or creates) the log of every partition of `topic` not yet hosted."""
         effective = effective_topic_config(topic.configs, self.config, self.dynamic_configs)
         settings = log_config(effective)
-        for index in range(topic.partitions):
-            if (topic.name, index) in self.partitions:
-                continue
-            log = self.log_manager.get_or_create_log(topic.name, index, settings, topic.topic_id)
+        missing = [i for i in range(topic.partitions) if (topic.name, i) not in self.partitions]
+        # One call for all of them: the manager batches the fsyncs of the creations.
+        logs = self.log_manager.get_or_create_logs(topic.name, missing, settings, topic.topic_id)
+        for index, log in zip(missing, logs, strict=True):
             partition = Partition(topic.name, index, topic.topic_id, log)
             partition.min_insync_replicas = int(effective["min.insync.replicas"])
             self.partitions[(topic.name, index)] = partition

@@ -300,7 +300,7 @@ class LogCleaner:
             self._fs.fsync_dir(log.path)
         except OSError as e:
             raise log.take_offline(e) from e
-        log.replace_segments(cleaned, group)
+        replace_segments(log, cleaned, group)
         self.stats.segments_swapped += len(group)
 
     # -- cleaner-offset-checkpoint -----------------------------------------------------
@@ -325,3 +325,24 @@ class LogCleaner:
         for gone in [key for key in entries if key not in live]:
             del entries[gone]
         write_offsets(self._fs, os.path.join(log_dir, CLEANER_OFFSET_CHECKPOINT), entries)
+
+
+def holds_segments(log: Log, old: list[LogSegment]) -> bool:
+    """Whether `old` are still consecutive inactive segments of `log` (checked before
+    swapping, as retention may have deleted some meanwhile)."""
+    segments = log.segments
+    first = next((i for i, s in enumerate(segments) if s is old[0]), -1)
+    if first < 0 or first + len(old) >= len(segments):
+        return False
+    return all(a is b for a, b in zip(segments[first:], old, strict=False))
+
+
+def replace_segments(log: Log, new: LogSegment, old: list[LogSegment]) -> None:
+    """Puts `new`, the compacted copy of `old`, in their place (in memory: the files
+    are renamed first)."""
+    if not holds_segments(log, old):
+        raise ValueError(f"segments to replace are no longer in {log.path}")
+    segments = log.segments
+    first = segments.index(old[0])
+    segments[first : first + len(old)] = [new]
+    log.replace_segment_list(segments)

@@ -63,6 +63,11 @@ class _Index:
     def _ordered(prev: tuple[int, int], cur: tuple[int, int]) -> bool:
         raise NotImplementedError
 
+    def known_empty(self) -> None:
+        """The caller saw the file exists and is empty: nothing to read."""
+        if self._buf is None:
+            self._buf, self._sane = bytearray(), True
+
     def is_sane(self) -> bool:
         """False when the file had a torn entry, disorder or garbage: rebuild it."""
         self._entries_buf()

@@ -11,12 +11,17 @@ from odradek.storage.fs import FileSystem
 
 
 class LeaderEpochCache:
-    """Sorted (epoch, start_offset) entries, persisted after every change."""
+    """Sorted (epoch, start_offset) entries, persisted after every change, except a new
+    epoch taken on the append path (`assign(..., deferred=True)`): that one is written
+    with the log's next flush or roll (Kafka's rule since KAFKA-15046). An entry matters
+    only for records that are durable, and after a crash recovery assigns the epochs of
+    the batches above the recovery point again."""
 
     def __init__(self, fs: FileSystem, path: str, entries: list[tuple[int, int]]) -> None:
         self._fs = fs
         self.path = path
         self._entries = entries
+        self._dirty = False
 
     @classmethod
     def load(cls, fs: FileSystem, path: str) -> LeaderEpochCache:
@@ -32,7 +37,7 @@ class LeaderEpochCache:
         """The newest epoch, or -1 when none is known."""
         return self._entries[-1][0] if self._entries else -1
 
-    def assign(self, epoch: int, start_offset: int) -> bool:
+    def assign(self, epoch: int, start_offset: int, *, deferred: bool = False) -> bool:
         """Records that `epoch` starts at `start_offset` (if it is new); True if changed.
         Entries at or after start_offset, or with an epoch >= the new one, are replaced."""
         if epoch < 0 or (self._entries and epoch <= self.latest_epoch):
@@ -40,7 +45,9 @@ class LeaderEpochCache:
         self._entries = [(e, o) for e, o in self._entries if o < start_offset and e < epoch] + [
             (epoch, start_offset)
         ]
-        self.flush()
+        self._dirty = True
+        if not deferred:
+            self.flush()
         return True
 
     def epoch_for_offset(self, offset: int) -> int:
@@ -82,5 +89,15 @@ class LeaderEpochCache:
         self._entries = []
         self.flush()
 
+    @property
+    def dirty(self) -> bool:
+        """Whether an assigned epoch is not in the checkpoint file yet."""
+        return self._dirty
+
     def flush(self) -> None:
         write_epochs(self._fs, self.path, self._entries)
+        self._dirty = False
+
+    def flush_if_dirty(self) -> None:
+        if self._dirty:
+            self.flush()

@@ -11,21 +11,18 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
+from collections.abc import Callable
 
 from odradek.clock import Clock
 from odradek.protocol.batch import BatchHeader, assign_offset, read_header
-from odradek.protocol.records import max_timestamp_offset, offset_for_timestamp
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordTooLargeError
 from odradek.storage.fs import FileSystem
 from odradek.storage.leader_epoch import LeaderEpochCache
 from odradek.storage.log_config import INT_MAX, AppendInfo, FetchDataInfo, LogConfig
-from odradek.storage.log_loader import load_epochs, load_producer_state, load_segments
+from odradek.storage.log_loader import LoadedLog, load_log, load_state
 from odradek.storage.producer_state import ProducerStateManager
 from odradek.storage.segment import LogSegment
-
-EARLIEST_TIMESTAMP = -2
-LATEST_TIMESTAMP = -1
-MAX_TIMESTAMP = -3
+from odradek.storage.timestamps import fetch_offset_by_timestamp, find_max_timestamp
 
 
 def parse_topic_partition(dir_name: str) -> tuple[str, int]:
@@ -40,34 +37,33 @@ class Log:
     """The segments of one partition; not thread-safe (one owner task per partition)."""
 
     def __init__(
-        self,
-        fs: FileSystem,
-        path: str,
-        config: LogConfig,
-        clock: Clock,
-        segments: list[LogSegment],
-        log_start_offset: int,
-        recovery_point: int,
-        epoch_cache: LeaderEpochCache,
-        producer_state: ProducerStateManager | None = None,
+        self, fs: FileSystem, path: str, config: LogConfig, clock: Clock, loaded: LoadedLog
     ) -> None:
         self._fs = fs
         self.path = path
         self.topic, self.partition = parse_topic_partition(os.path.basename(path))
         self.config = config
         self._clock = clock
-        self._segments = segments
-        self._log_start_offset = log_start_offset
-        self._recovery_point = recovery_point
-        self.leader_epoch_cache = epoch_cache
-        self.producer_state = producer_state or ProducerStateManager(fs, path)
+        self._segments = loaded.segments
+        self._log_start_offset = loaded.log_start_offset
+        self._recovery_point = loaded.recovery_point
+        # None until first used when opened after a clean shutdown (see _load_state).
+        self._epochs: LeaderEpochCache | None = loaded.epochs
+        self._producers: ProducerStateManager | None = loaded.producers
+        self._newest_snapshot = loaded.newest_snapshot  # offset of the newest one on disk
+        self._truncated = False  # a truncation not fsynced yet: the next flush does it
         self._offline = False
         self._unflushed_messages = 0
         self.last_flush_ms = clock.time_ms()
         # (due wall-clock ms, segment) of `.deleted` segments waiting for file.delete.delay.ms
         self.files_to_delete: list[tuple[int, LogSegment]] = []
-        self.truncated_on_open = 0  # bytes cut by recovery when opened
-        self.recovered_segments = 0  # segments scanned when opened
+        self.truncated_on_open = loaded.truncated_bytes  # bytes cut by recovery when opened
+        self.recovered_segments = loaded.recovered_segments  # segments scanned when opened
+        # Called after every append: the manager keeps its set of logs to flush with it.
+        self.on_append: Callable[[Log], None] | None = None
+        # segment.ms counts from the first append, or from now for a reopened segment.
+        active = self._segments[-1]
+        active.rolling_base_ms = self.last_flush_ms if active.size else None
 
     @classmethod
     def open(
@@ -83,30 +79,25 @@ class Log:
     ) -> Log:
         """Loads the directory (created when absent); after an unclean shutdown, recovers
         the segments from the one holding the recovery point on."""
-        loaded = load_segments(
+        loaded = load_log(
             fs, path, config, recovery_point, log_start_offset, clean_shutdown=clean_shutdown
         )
-        segments = loaded.segments
-        log_end_offset = segments[-1].next_offset
-        start = min(max(log_start_offset, segments[0].base_offset), log_end_offset)
-        epochs = load_epochs(fs, path, segments, start, log_end_offset)
-        producers = load_producer_state(fs, path, segments, start, log_end_offset)
-        log = cls(
-            fs,
-            path,
-            config,
-            clock,
-            segments,
-            start,
-            min(recovery_point, log_end_offset),
-            epochs,
-            producers,
-        )
-        log.truncated_on_open = loaded.truncated_bytes
-        log.recovered_segments = loaded.recovered_segments
-        # segment.ms counts from the first append, or from now for a reopened segment.
-        segments[-1].rolling_base_ms = log.last_flush_ms if segments[-1].size else None
-        return log
+        return cls(fs, path, config, clock, loaded)
+
+    def _load_state(self) -> tuple[LeaderEpochCache, ProducerStateManager]:
+        start, end = self._log_start_offset, self.log_end_offset
+        epochs, producers = load_state(self._fs, self.path, self._segments, start, end)
+        self._epochs = self._epochs or epochs
+        self._producers = self._producers or producers
+        return self._epochs, self._producers
+
+    @property
+    def leader_epoch_cache(self) -> LeaderEpochCache:
+        return self._epochs or self._load_state()[0]
+
+    @property
+    def producer_state(self) -> ProducerStateManager:
+        return self._producers or self._load_state()[1]
 
     # -- offsets ---------------------------------------------------------------------
 
@@ -166,8 +157,9 @@ class Log:
         self._check_online()
         if header.size > self.config.max_message_bytes or header.size > self.config.segment_bytes:
             raise RecordTooLargeError(f"batch of {header.size} bytes is too large")
+        producers = self.producer_state  # loaded (if it was not) before anything changes
         if header.producer_id >= 0:
-            retried = self.producer_state.check(header)
+            retried = producers.check(header)
             if retried is not None:  # a retry of a batch already written: same offsets
                 return AppendInfo(
                     retried.first_offset, retried.last_offset, -1, self._log_start_offset
@@ -179,11 +171,13 @@ class Log:
         segment = self._maybe_roll(final, now)
         self._write(segment, data, final, now)
         self._unflushed_messages += final.records_count
-        self.producer_state.update(final)
+        producers.update(final)
         try:
-            self.leader_epoch_cache.assign(leader_epoch, final.base_offset)
+            self.leader_epoch_cache.assign(leader_epoch, final.base_offset, deferred=True)
         except OSError as e:
             raise self._go_offline(e) from e
+        if self.on_append is not None:
+            self.on_append(self)
         self._maybe_flush(now)
         return AppendInfo(
             final.base_offset,
@@ -234,6 +228,7 @@ class Log:
                 max_index_size=self.config.segment_index_bytes,
             )
             self._fs.fsync_dir(self.path)
+            self.leader_epoch_cache.flush_if_dirty()  # before the recovery point moves
             # Kafka's rule: a producer snapshot at every roll bounds replay after a crash.
             self.producer_state.take_snapshot(segment.base_offset)
         except OSError as e:
@@ -259,12 +254,19 @@ class Log:
         """fsyncs everything up to log_end_offset and moves the recovery point there. A
         failed fsync takes the log offline: retrying could report lost data as durable."""
         self._check_online()
+        dirty = self._truncated or (self._epochs is not None and self._epochs.dirty)
+        if self._recovery_point >= self.log_end_offset and not dirty:
+            self.last_flush_ms = self._clock.time_ms()  # all of it is durable already
+            return
         try:
             for segment in self._segments[self._first_unflushed() :]:
                 segment.flush()
+            if self._epochs is not None:
+                self._epochs.flush_if_dirty()
         except OSError as e:
             raise self._go_offline(e) from e
         self._recovery_point = self.log_end_offset
+        self._truncated = False
         self._unflushed_messages = 0
         self.last_flush_ms = self._clock.time_ms()
 
@@ -303,37 +305,13 @@ class Log:
         """(offset, timestamp, leader_epoch) of the first record whose timestamp >= the
         target; -2 earliest, -1 latest, -3 the record with the largest timestamp."""
         self._check_online()
-        if timestamp == EARLIEST_TIMESTAMP:
-            start = self._log_start_offset
-            return start, -1, self.leader_epoch_cache.epoch_for_offset(start)
-        if timestamp == LATEST_TIMESTAMP:
-            return self.log_end_offset, -1, self.latest_epoch
-        if timestamp == MAX_TIMESTAMP:
-            return self.max_timestamp_offset()
-        for segment in self._segments:
-            if segment.max_timestamp < timestamp:
-                continue
-            found = segment.find_by_timestamp(timestamp, self._log_start_offset)
-            if found is not None:
-                batch = segment.read_batch(*found)
-                hit = offset_for_timestamp(batch, timestamp, self._log_start_offset)
-                if hit is not None:
-                    return hit[0], hit[1], found[1].partition_leader_epoch
-        return None
+        return fetch_offset_by_timestamp(self, timestamp)
 
     def max_timestamp_offset(self) -> tuple[int, int, int] | None:
         """(offset, timestamp, leader_epoch) of the first record with the largest
         timestamp (ListOffsets MAX_TIMESTAMP); None when the log is empty."""
         self._check_online()
-        best = max(self._segments, key=lambda s: s.max_timestamp)  # first of equals
-        if best.max_timestamp < 0:
-            return None
-        for position, header in best.batches():
-            # (compaction may leave empty batches that keep their max timestamp)
-            if header.max_timestamp == best.max_timestamp and header.records_count > 0:
-                offset, timestamp = max_timestamp_offset(best.read_batch(position, header))
-                return offset, timestamp, header.partition_leader_epoch
-        return None
+        return find_max_timestamp(self)
 
     # -- retention and compaction ----------------------------------------------------
 
@@ -352,34 +330,9 @@ class Log:
             raise self._go_offline(e) from e
         return True
 
-    def remove_oldest_segments(self, count: int) -> list[LogSegment]:
-        """Takes the `count` oldest segments out of the log and moves log_start_offset to
-        the new first one. When all would go, a new active segment is rolled first (as
-        Kafka does); an empty active segment always stays. The caller deletes the files."""
-        self._check_online()
-        if count >= len(self._segments):
-            self.roll()
-        doomed = self._segments[: min(count, len(self._segments) - 1)]
-        del self._segments[: len(doomed)]
-        if doomed:
-            self.maybe_increment_log_start_offset(self._segments[0].base_offset)
-        return doomed
-
-    def holds_segments(self, old: list[LogSegment]) -> bool:
-        """Whether `old` are still consecutive inactive segments of this log (the cleaner
-        checks before swapping, as retention may have deleted some meanwhile)."""
-        first = next((i for i, s in enumerate(self._segments) if s is old[0]), -1)
-        if first < 0 or first + len(old) >= len(self._segments):
-            return False
-        return all(a is b for a, b in zip(self._segments[first:], old, strict=False))
-
-    def replace_segments(self, new: LogSegment, old: list[LogSegment]) -> None:
-        """Puts `new`, the compacted copy of `old`, in their place (in memory: the cleaner
-        renames the files first)."""
-        if not self.holds_segments(old):
-            raise ValueError(f"segments to replace are no longer in {self.path}")
-        first = self._segments.index(old[0])
-        self._segments[first : first + len(old)] = [new]
+    def replace_segment_list(self, segments: list[LogSegment]) -> None:
+        """Installs a changed segment list (retention.py and cleaner.py work it out)."""
+        self._segments = segments
 
     # -- truncation and lifecycle ----------------------------------------------------
 
@@ -399,6 +352,7 @@ class Log:
         except OSError as e:
             raise self._go_offline(e) from e
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
+        self._truncated = True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Deletes every segment and starts empty at `offset`."""
@@ -418,6 +372,7 @@ class Log:
         except OSError as e:
             raise self._go_offline(e) from e
         self._log_start_offset = self._recovery_point = offset
+        self._truncated = True
 
     def close(self) -> None:
         """Releases files after a producer snapshot at the log end (so a clean restart
@@ -425,7 +380,13 @@ class Log:
         if not self._offline:
             # On failure the next start replays from an older snapshot instead.
             with contextlib.suppress(OSError):
-                self.producer_state.take_snapshot(self.log_end_offset)
+                if self._epochs is not None:
+                    self._epochs.flush_if_dirty()
+            # Unused since a clean open and a snapshot at the end already: nothing to write.
+            unchanged = self._producers is None and self._newest_snapshot == self.log_end_offset
+            with contextlib.suppress(OSError):
+                if not unchanged:
+                    self.producer_state.take_snapshot(self.log_end_offset)
         for segment in self._segments:
             segment.close()
 

@@ -17,7 +17,7 @@ from odradek.storage.fs import FileSystem
 from odradek.storage.index import OffsetIndex, TimeIndex
 from odradek.storage.leader_epoch import LeaderEpochCache
 from odradek.storage.log_config import LogConfig
-from odradek.storage.producer_state import ProducerStateManager
+from odradek.storage.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager
 from odradek.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
 
 _SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
@@ -34,6 +34,76 @@ class LoadedSegments:
     recovered_segments: int
 
 
+@dataclass
+class LoadedLog:
+    """Everything a Log is built from."""
+
+    segments: list[LogSegment]
+    log_start_offset: int
+    recovery_point: int
+    # None after a clean shutdown: read on first use (see load_state)
+    epochs: LeaderEpochCache | None
+    producers: ProducerStateManager | None
+    truncated_bytes: int
+    recovered_segments: int
+    newest_snapshot: int | None  # offset of the newest producer snapshot file, if any
+
+
+def load_log(
+    fs: FileSystem,
+    path: str,
+    config: LogConfig,
+    recovery_point: int,
+    log_start_offset: int,
+    *,
+    clean_shutdown: bool,
+) -> LoadedLog:
+    """Segments, offsets, leader epochs and producer state of the directory at `path`
+    (created when absent). One listdir serves segments and snapshots alike."""
+    names = fs.listdir(path) if fs.is_dir(path) else None
+    if names is None:
+        fs.mkdir(path)
+        names = []
+    loaded = load_segments(
+        fs,
+        path,
+        config,
+        recovery_point,
+        log_start_offset,
+        clean_shutdown=clean_shutdown,
+        names=names,
+    )
+    segments = loaded.segments
+    end = segments[-1].next_offset
+    start = min(max(log_start_offset, segments[0].base_offset), end)
+    epochs = producers = None
+    if not clean_shutdown:
+        # After a crash the epochs of the recovered tail are assigned again: a new epoch
+        # reaches the checkpoint only with the flush that makes its records durable.
+        epochs = load_epochs(fs, path, segments, start, end, min(recovery_point, end))
+        producers = load_producer_state(fs, path, segments, start, end)
+    snapshots = [n for n in names if n.endswith(SNAPSHOT_SUFFIX) and n[:20].isdigit()]
+    return LoadedLog(
+        segments,
+        start,
+        min(recovery_point, end),
+        epochs,
+        producers,
+        loaded.truncated_bytes,
+        loaded.recovered_segments,
+        int(max(snapshots)[:20]) if snapshots else None,
+    )
+
+
+def load_state(
+    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
+) -> tuple[LeaderEpochCache, ProducerStateManager]:
+    """The leader epochs and producer state of a log opened after a clean shutdown, read
+    when first needed (most of 10,000 partitions may see no request for a while)."""
+    epochs = load_epochs(fs, path, segments, start, end)
+    return epochs, load_producer_state(fs, path, segments, start, end)
+
+
 def load_segments(
     fs: FileSystem,
     path: str,
@@ -42,14 +112,21 @@ def load_segments(
     start_offset: int,
     *,
     clean_shutdown: bool,
+    names: list[str] | None = None,
 ) -> LoadedSegments:
-    """Opens every segment of the directory at `path` (creating it when absent)."""
-    fs.mkdir(path)
-    swapped = _complete_swaps(fs, path)
-    segments = [_segment(fs, path, base, config) for base in _segment_bases(fs, path)]
+    """Opens every segment of the directory at `path` (creating it when absent); `names`
+    is its listing when the caller has one."""
+    if names is None:
+        fs.mkdir(path)
+        names = fs.listdir(path)
+    swapped = _complete_swaps(fs, path, names)
+    if swapped:
+        names = fs.listdir(path)
+    segments = [_segment(fs, path, base, config) for base in _segment_bases(fs, path, names)]
     recovered: set[int] = set()
+    listed = set(names)
     for segment in segments:
-        if segment.base_offset in swapped or not _index_files_ok(fs, segment):
+        if segment.base_offset in swapped or not _index_files_ok(fs, segment, listed):
             segment.recover()
             recovered.add(segment.base_offset)
     segments = _drop_overlaps(segments, swapped)
@@ -84,9 +161,8 @@ def _new_segment(fs: FileSystem, path: str, base: int, config: LogConfig) -> Log
     )
 
 
-def _segment_bases(fs: FileSystem, path: str) -> list[int]:
+def _segment_bases(fs: FileSystem, path: str, names: list[str]) -> list[int]:
     """Base offsets of the .log files; index files without a .log are removed."""
-    names = fs.listdir(path)
     bases: set[int] = set()
     orphans: list[str] = []
     for name in names:
@@ -103,11 +179,11 @@ def _segment_bases(fs: FileSystem, path: str) -> list[int]:
     return sorted(bases)
 
 
-def _complete_swaps(fs: FileSystem, path: str) -> set[int]:
+def _complete_swaps(fs: FileSystem, path: str, names: list[str]) -> set[int]:
     """A `.log.swap` holds a finished compaction result whose rename was interrupted:
     finish it (Kafka does the same). Its indexes are rebuilt, so index swaps go."""
     swapped: set[int] = set()
-    for name in fs.listdir(path):
+    for name in names:
         if not name.endswith(SWAP_SUFFIX):
             continue
         full = os.path.join(path, name)
@@ -123,16 +199,19 @@ def _complete_swaps(fs: FileSystem, path: str) -> set[int]:
     return swapped
 
 
-def _index_files_ok(fs: FileSystem, segment: LogSegment) -> bool:
-    """Cheap checks that need no reading: both files exist with a whole number of
-    entries, within segment.index.bytes."""
+def _index_files_ok(fs: FileSystem, segment: LogSegment, names: set[str]) -> bool:
+    """Cheap checks that need no reading: both files exist (in the listing `names`) with
+    a whole number of entries, within segment.index.bytes. An empty one is known empty
+    from here on, so it is never read."""
     for index in (segment.offset_index, segment.time_index):
-        if not fs.exists(index.path):
+        if os.path.basename(index.path) not in names:
             return False
         size = fs.file_size(index.path)
         entry = OffsetIndex.ENTRY.size if isinstance(index, OffsetIndex) else TimeIndex.ENTRY.size
         if size % entry or size // entry > index.max_entries:
             return False
+        if size == 0:
+            index.known_empty()
     return True
 
 
@@ -148,6 +227,12 @@ def _drop_overlaps(segments: list[LogSegment], swapped: set[int]) -> list[LogSeg
         if segment.base_offset in swapped:
             covered_until = segment.next_offset
     return kept
+
+
+def _assign_epochs(cache: LeaderEpochCache, segments: list[LogSegment]) -> None:
+    for segment in segments:
+        for _, header in segment.batches():
+            cache.assign(header.partition_leader_epoch, header.base_offset, deferred=True)
 
 
 def _recover_tail(segments: list[LogSegment], recovery_point: int, done: set[int]) -> int:
@@ -170,11 +255,17 @@ def _recover_tail(segments: list[LogSegment], recovery_point: int, done: set[int
 
 
 def load_producer_state(
-    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
+    fs: FileSystem,
+    path: str,
+    segments: list[LogSegment],
+    start: int,
+    end: int,
+    *,
+    names: list[str] | None = None,
 ) -> ProducerStateManager:
     """The newest producer snapshot, plus the batches written after it."""
     state = ProducerStateManager(fs, path)
-    replay_from = state.load(start, end)
+    replay_from = state.load(start, end, names)
     for segment in segments:
         if segment.next_offset <= replay_from:
             continue
@@ -183,19 +274,33 @@ def load_producer_state(
 
 
 def load_epochs(
-    fs: FileSystem, path: str, segments: list[LogSegment], start: int, end: int
+    fs: FileSystem,
+    path: str,
+    segments: list[LogSegment],
+    start: int,
+    end: int,
+    replay_from: int | None = None,
+    *,
+    names: list[str] | None = None,
 ) -> LeaderEpochCache:
-    """Reads leader-epoch-checkpoint, or rebuilds it from the batch headers if it is gone;
-    then drops entries the log no longer holds."""
+    """Reads leader-epoch-checkpoint, or rebuilds it from the batch headers if it is gone
+    (an empty log needs no file); with `replay_from` (after a crash) the batches from the
+    segment holding it on assign their epochs again. Then drops entries the log no
+    longer holds."""
     checkpoint = os.path.join(path, LEADER_EPOCH_CHECKPOINT)
-    if not fs.exists(checkpoint):
+    present = fs.exists(checkpoint) if names is None else LEADER_EPOCH_CHECKPOINT in names
+    if not present:
         cache = LeaderEpochCache(fs, checkpoint, [])
-        for segment in segments:
-            for _, header in segment.batches():
-                cache.assign(header.partition_leader_epoch, header.base_offset)
-        cache.flush()
+        _assign_epochs(cache, segments)
+        if cache.dirty or end > start:
+            cache.flush()
     else:
         cache = LeaderEpochCache.load(fs, checkpoint)
+        if replay_from is not None:
+            bases = [s.base_offset for s in segments]
+            first = max(0, bisect.bisect_right(bases, replay_from) - 1)
+            _assign_epochs(cache, segments[first:])
+            cache.flush_if_dirty()
     cache.truncate_from_end(end)
     cache.truncate_from_start(start)
     return cache

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from odradek.clock import Clock
 from odradek.storage.checkpoint import (
@@ -24,7 +24,7 @@ from odradek.storage.errors import (
     InconsistentNodeIdError,
     KafkaStorageError,
 )
-from odradek.storage.fs import FileSystem
+from odradek.storage.fs import FileSystem, run_syncs
 from odradek.storage.log import Log, parse_topic_partition
 from odradek.storage.log_config import LogConfig
 from odradek.storage.retention import delete_due_files, delete_old_segments
@@ -64,10 +64,13 @@ def parse_properties(data: bytes) -> dict[str, str]:
     return out
 
 
+def _partition_metadata(topic_id: uuid.UUID) -> bytes:
+    return f"version: 0\ntopic_id: {uuid_to_kafka(topic_id)}\n".encode()
+
+
 def write_partition_metadata(fs: FileSystem, path: str, topic_id: uuid.UUID) -> None:
     """Kafka's partition.metadata: `version: 0` then `topic_id: <base64url>`."""
-    text = f"version: 0\ntopic_id: {uuid_to_kafka(topic_id)}\n"
-    write_atomically(fs, os.path.join(path, PARTITION_METADATA), text.encode())
+    write_atomically(fs, os.path.join(path, PARTITION_METADATA), _partition_metadata(topic_id))
 
 
 def read_partition_metadata(fs: FileSystem, path: str) -> uuid.UUID | None:
@@ -103,6 +106,10 @@ class LogManager:
         self.cluster_id = cluster_id
         self._logs: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, str] = {}
+        self._count_in: dict[str, int] = dict.fromkeys(self.log_dirs, 0)
+        # Logs appended to since flush_dirty last looked: the periodic flush.ms check
+        # visits these only, not every log.
+        self._appended: set[Log] = set()
         self.clean_shutdown: dict[str, bool] = {}
 
     # -- start -----------------------------------------------------------------------
@@ -161,8 +168,15 @@ class LogManager:
             clean_shutdown=clean,
             log_start_offset=start_offsets.get(key, 0),
         )
+        self._add(key, log, log_dir)
+
+    def _add(self, key: TopicPartition, log: Log, log_dir: str) -> None:
         self._logs[key] = log
         self._dir_of[key] = log_dir
+        self._count_in[log_dir] = self._count_in.get(log_dir, 0) + 1
+        log.on_append = self._appended.add
+        if log.recovery_point < log.log_end_offset:
+            self._appended.add(log)
 
     def _check_meta_properties(self, log_dir: str) -> None:
         path = os.path.join(log_dir, META_PROPERTIES)
@@ -209,24 +223,81 @@ class LogManager:
         topic_id: uuid.UUID | None = None,
     ) -> Log:
         """The partition's log, created (in the emptiest log dir) when absent."""
-        key = (topic, partition)
-        log = self._logs.get(key)
-        if log is not None:
-            if config is not None:
-                log.config = config
-            return log
-        log_dir = min(self.log_dirs, key=lambda d: sum(v == d for v in self._dir_of.values()))
-        path = os.path.join(log_dir, f"{topic}-{partition}")
-        self._fs.mkdir(path)
-        if topic_id is not None:
-            write_partition_metadata(self._fs, path, topic_id)
-        log = Log.open(
-            self._fs, path, config or self.default_config, self._clock, 0, clean_shutdown=True
-        )
-        self._fs.fsync_dir(log_dir)
-        self._logs[key] = log
-        self._dir_of[key] = log_dir
-        return log
+        return self.get_or_create_logs(topic, [partition], config, topic_id)[0]
+
+    def get_or_create_logs(
+        self,
+        topic: str,
+        partitions: Iterable[int],
+        config: LogConfig | None = None,
+        topic_id: uuid.UUID | None = None,
+    ) -> list[Log]:
+        """The logs of `partitions` of `topic`, the missing ones created (each in the
+        emptiest log dir). Creations are durable on return: partition.metadata is
+        fsynced before its rename, then every new directory and its log dir are fsynced,
+        all of it batched (concurrent fsyncs) rather than a few fsyncs per partition."""
+        wanted = list(partitions)
+        found: dict[int, Log] = {}
+        new: list[tuple[int, str, str]] = []  # (partition, log dir, path)
+        for partition in wanted:
+            log = self._logs.get((topic, partition))
+            if log is not None:
+                if config is not None:
+                    log.config = config
+                found[partition] = log
+            elif all(p != partition for p, _, _ in new):
+                log_dir = min(self.log_dirs, key=lambda d: self._count_in.get(d, 0))
+                self._count_in[log_dir] = self._count_in.get(log_dir, 0) + 1  # reserved
+                new.append((partition, log_dir, os.path.join(log_dir, f"{topic}-{partition}")))
+        try:
+            for _, _, path in new:
+                self._fs.mkdir(path)
+            if topic_id is not None:
+                self._write_partition_metadata([path for _, _, path in new], topic_id)
+            opened = [
+                Log.open(
+                    self._fs,
+                    path,
+                    config or self.default_config,
+                    self._clock,
+                    0,
+                    clean_shutdown=True,
+                )
+                for _, _, path in new
+            ]
+            dirs = [path for _, _, path in new] + sorted({d for _, d, _ in new})
+            self._raise_first(run_syncs(self._fs, [_dir_sync(self._fs, d) for d in dirs]))
+        finally:
+            for _, log_dir, _ in new:
+                self._count_in[log_dir] -= 1
+        for (partition, log_dir, _), log in zip(new, opened, strict=True):
+            self._add((topic, partition), log, log_dir)
+            found[partition] = log
+        return [found[p] for p in wanted]
+
+    def _write_partition_metadata(self, paths: list[str], topic_id: uuid.UUID) -> None:
+        """partition.metadata in each new directory, atomically (tmp, fsync, rename)."""
+        data = _partition_metadata(topic_id)
+        handles = []
+        try:
+            for path in paths:
+                handle = self._fs.open(os.path.join(path, PARTITION_METADATA + ".tmp"))
+                handles.append(handle)
+                handle.truncate(0)
+                handle.pwrite(0, data)
+            self._raise_first(run_syncs(self._fs, [h.fsync for h in handles]))
+        finally:
+            for handle in handles:
+                handle.close()
+        for path in paths:
+            target = os.path.join(path, PARTITION_METADATA)
+            self._fs.rename(target + ".tmp", target)
+
+    @staticmethod
+    def _raise_first(errors: list[Exception | None]) -> None:
+        for error in errors:
+            if error is not None:
+                raise error
 
     def delete_log(self, topic: str, partition: int) -> None:
         """Renames the directory to `<name>.<uuid hex>-delete` (atomic: a crash leaves no
@@ -236,6 +307,8 @@ class LogManager:
         if log is None:
             return
         log_dir = self._dir_of.pop(key)
+        self._count_in[log_dir] -= 1
+        self._appended.discard(log)
         log.close()
         doomed = os.path.join(log_dir, f"{topic}-{partition}.{uuid.uuid4().hex}{_DELETE_SUFFIX}")
         self._fs.rename(log.path, doomed)
@@ -248,11 +321,14 @@ class LogManager:
         """The flush.ms scheduler hook: fsyncs the logs whose flush.ms has elapsed.
         Returns how many were flushed; a failing log goes offline, the others go on."""
         flushed = 0
-        for log in self._logs.values():
+        for log in list(self._appended):
             try:
                 flushed += log.flush_if_due(now_ms)
             except KafkaStorageError:
+                self._appended.discard(log)  # offline for good
                 continue
+            if log.recovery_point >= log.log_end_offset:
+                self._appended.discard(log)
         return flushed
 
     def log_dir_of(self, topic: str, partition: int) -> str | None:
@@ -314,15 +390,21 @@ class LogManager:
         """Clean stop: flush every log, write checkpoints, then the clean-shutdown marker
         in each log dir whose logs all flushed."""
         failed_dirs: set[str] = set()
-        for key, log in self._logs.items():
-            try:
-                log.flush()
-            except KafkaStorageError:
+        keys = list(self._logs)
+        # Logs are independent: their fsyncs run concurrently (see run_syncs).
+        errors = run_syncs(self._fs, [self._logs[key].flush for key in keys])
+        for key, error in zip(keys, errors, strict=True):
+            if isinstance(error, KafkaStorageError):
                 failed_dirs.add(self._dir_of[key])
+            elif error is not None:
+                raise error
         self.checkpoint_recovery_points()
-        for log in self._logs.values():
-            log.close()
+        self._raise_first(run_syncs(self._fs, [log.close for log in self._logs.values()]))
         for log_dir in self.log_dirs:
             if log_dir not in failed_dirs:
                 marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
                 write_atomically(self._fs, marker, b'{"version":0,"brokerEpoch":-1}')
+
+
+def _dir_sync(fs: FileSystem, path: str) -> Callable[[], None]:
+    return lambda: fs.fsync_dir(path)

@@ -95,6 +95,8 @@ class MemoryFileSystem:
     def __init__(self) -> None:
         self._files: dict[str, _Inode] = {}
         self._dirs: set[str] = {"/"}
+        # directory -> names in it, kept for listdir (rebuilt after rare bulk changes)
+        self._children: dict[str, set[str]] | None = None
         self._faults: dict[str, _Fault] = {}
         self.write_count = 0
         self.fsync_count = 0
@@ -134,6 +136,7 @@ class MemoryFileSystem:
         for path, inode in self._files.items():
             survivors[path] = _Inode(bytearray(self._survivor(inode, rng)), inode.durable)
         self._files = survivors
+        self._children = None
         self._faults.clear()
 
     @staticmethod
@@ -160,8 +163,30 @@ class MemoryFileSystem:
         parent = posixpath.dirname(path)
         if parent not in self._dirs:
             raise FileNotFoundError(errno.ENOENT, "no such directory", parent)
-        inode = self._files.setdefault(path, _Inode())
+        inode = self._files.get(path)
+        if inode is None:
+            inode = self._files[path] = _Inode()
+            self._added(path)
         return MemoryFileHandle(self, path, inode)
+
+    def _added(self, path: str) -> None:
+        if self._children is not None:
+            parent, name = posixpath.split(path)
+            self._children.setdefault(parent, set()).add(name)
+
+    def _removed(self, path: str) -> None:
+        if self._children is not None:
+            parent, name = posixpath.split(path)
+            self._children.get(parent, set()).discard(name)
+
+    def _index(self) -> dict[str, set[str]]:
+        if self._children is None:
+            self._children = {}
+            for child in [*self._files, *self._dirs]:
+                if child != "/":
+                    parent, name = posixpath.split(child)
+                    self._children.setdefault(parent, set()).add(name)
+        return self._children
 
     def read_file(self, path: str) -> bytes:
         inode = self._files.get(self._norm(path))
@@ -186,26 +211,33 @@ class MemoryFileSystem:
         return self._norm(path) in self._dirs
 
     def file_size(self, path: str) -> int:
-        return len(self.read_file(path))
+        inode = self._files.get(self._norm(path))
+        if inode is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file", path)
+        return len(inode.data)
 
     def listdir(self, path: str) -> list[str]:
         path = self._norm(path)
         if path not in self._dirs:
             raise FileNotFoundError(errno.ENOENT, "no such directory", path)
-        children = [p for p in [*self._files, *self._dirs] if p != "/"]
-        return sorted(posixpath.basename(p) for p in children if posixpath.dirname(p) == path)
+        return sorted(self._index().get(path, ()))
 
     def mkdir(self, path: str) -> None:
         path = self._norm(path)
         while path not in self._dirs:
             self._dirs.add(path)
+            self._added(path)
             path = posixpath.dirname(path)
 
     def rename(self, src: str, dst: str) -> None:
         src, dst = self._norm(src), self._norm(dst)
         if src in self._files:
+            if dst not in self._files:
+                self._added(dst)
             self._files[dst] = self._files.pop(src)
+            self._removed(src)
             return
+        self._children = None
         if src not in self._dirs:
             raise FileNotFoundError(errno.ENOENT, "no such file", src)
         self.rmtree(dst)
@@ -217,11 +249,14 @@ class MemoryFileSystem:
             self._dirs.add(dst + path[len(src) :])
 
     def remove(self, path: str) -> None:
-        self._files.pop(self._norm(path), None)
+        path = self._norm(path)
+        if self._files.pop(path, None) is not None:
+            self._removed(path)
 
     def rmtree(self, path: str) -> None:
         path = self._norm(path)
         prefix = path + "/"
+        self._children = None
         self._files = {p: i for p, i in self._files.items() if not p.startswith(prefix)}
         self._dirs = {d for d in self._dirs if d != path and not d.startswith(prefix)}
 

@@ -133,8 +133,10 @@ class ProducerStateManager:
     def _snapshot_path(self, offset: int) -> str:
         return os.path.join(self._path, f"{offset:020d}{SNAPSHOT_SUFFIX}")
 
-    def snapshot_offsets(self) -> list[int]:
-        names = self._fs.listdir(self._path)
+    def snapshot_offsets(self, names: list[str] | None = None) -> list[int]:
+        """Offsets of the snapshot files (from `names`, the directory listing, if given)."""
+        if names is None:
+            names = self._fs.listdir(self._path)
         return sorted(
             int(name[: -len(SNAPSHOT_SUFFIX)])
             for name in names
@@ -162,10 +164,12 @@ class ProducerStateManager:
         data = struct.pack(">hI", SNAPSHOT_VERSION, crc) + count + entries
         write_atomically(self._fs, self._snapshot_path(offset), data)
 
-    def load(self, log_start_offset: int, log_end_offset: int) -> int:
+    def load(
+        self, log_start_offset: int, log_end_offset: int, names: list[str] | None = None
+    ) -> int:
         """Loads the newest valid snapshot at or below the log end and removes the others
         above it; returns the offset from which batches must be replayed."""
-        for offset in reversed(self.snapshot_offsets()):
+        for offset in reversed(self.snapshot_offsets(names)):
             path = self._snapshot_path(offset)
             if offset > log_end_offset or offset < log_start_offset:
                 self._fs.remove(path)

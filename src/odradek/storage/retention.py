@@ -50,8 +50,9 @@ def delete_log_start_offset_breached(log: Log, now_ms: int) -> int:
 def _retention_size_predicate(log: Log) -> SegmentPredicate:
     """Oldest segments go while the log stays at or above retention.bytes without them."""
     limit = log.config.retention_bytes
-    excess = log.size_in_bytes - limit
-    if limit < 0 or excess <= 0:
+    # (the sizes only when there is a limit: a stat per segment file otherwise wasted)
+    excess = log.size_in_bytes - limit if limit >= 0 else 0
+    if excess <= 0:
         return lambda _segment, _after: False
 
     def over_size(segment: LogSegment, _after: LogSegment | None) -> bool:
@@ -70,8 +71,10 @@ def _retention_ms_predicate(log: Log, now_ms: int) -> SegmentPredicate:
     retention_ms = log.config.retention_ms
 
     def too_old(segment: LogSegment, _after: LogSegment | None) -> bool:
+        if retention_ms < 0:  # checked first: max_timestamp may load the segment's tail
+            return False
         newest = segment.max_timestamp
-        return retention_ms >= 0 and newest >= 0 and now_ms - newest > retention_ms
+        return newest >= 0 and now_ms - newest > retention_ms
 
     return too_old
 
@@ -92,7 +95,7 @@ def _delete(log: Log, predicate: SegmentPredicate, now_ms: int) -> int:
     count = _deletable_count(log, predicate)
     if count == 0:
         return 0
-    doomed = log.remove_oldest_segments(count)
+    doomed = remove_oldest_segments(log, count)
     try:
         schedule_deletion(log, doomed, now_ms)
         # Producer snapshots below the new start describe deleted data (Kafka drops them).
@@ -102,6 +105,22 @@ def _delete(log: Log, predicate: SegmentPredicate, now_ms: int) -> int:
         # log start offset and removed on a later pass or at the next start.
         raise KafkaStorageError(f"deleting segments of {log.path} failed: {e}") from e
     return len(doomed)
+
+
+def remove_oldest_segments(log: Log, count: int) -> list[LogSegment]:
+    """Takes the `count` oldest segments out of the log and moves log_start_offset to
+    the new first one. When all would go, a new active segment is rolled first (as
+    Kafka does); an empty active segment always stays. The caller deletes the files."""
+    if log.offline:
+        raise KafkaStorageError(f"log {log.path} is offline after a disk failure")
+    if count >= len(log.segments):
+        log.roll()
+    segments = log.segments
+    doomed = segments[: min(count, len(segments) - 1)]
+    if doomed:
+        log.replace_segment_list(segments[len(doomed) :])
+        log.maybe_increment_log_start_offset(segments[len(doomed)].base_offset)
+    return doomed
 
 
 def schedule_deletion(log: Log, segments: list[LogSegment], now_ms: int) -> None:

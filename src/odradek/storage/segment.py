@@ -168,8 +168,10 @@ class LogSegment:
         """Rebuilds the append state from the last index entries plus a short scan."""
         max_ts, max_ts_offset = self.time_index.last_entry()
         _, position = self.offset_index.last_entry()
-        state = _TailState(self.base_offset, max_ts, max_ts_offset, self.size - position)
-        for _, header in iter_file_batches(self._file(), position, self.size):
+        handle = self._file()
+        size = handle.size()
+        state = _TailState(self.base_offset, max_ts, max_ts_offset, size - position)
+        for _, header in iter_file_batches(handle, position, size):
             self._track(state, header)
         return state
 
