@@ -29,7 +29,7 @@ from odradek.protocol.batch import CRC_START, HEADER, HEADER_SIZE, LOG_OVERHEAD
 from odradek.protocol.codec import request_class
 from odradek.protocol.records import GZIP, SimpleRecord, build_batch
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import ensure_topic
+from tests.handlers.kafka_wire import ensure_topic, fetch_request
 from tests.server.wire import WireClient, build, encode_request, request_module
 
 HOST = "127.0.0.1"
@@ -421,20 +421,8 @@ def _produce(client: WireClient, topic: str, batch: bytes) -> Any:
 
 
 def _fetch(client: WireClient, topic: str, offset: int) -> Any:
-    m = request_module(1, FETCH_V)
-    part = build(m.FetchPartition, partition=0, fetch_offset=offset, partition_max_bytes=4 << 20)
-    body = build(
-        m.FetchRequest,
-        replica_id=-1,
-        max_wait=datetime.timedelta(0),
-        min_bytes=0,
-        max_bytes=4 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=(build(m.FetchTopic, topic=topic, partitions=(part,)),),
-        forgotten_topics_data=(),
-        rack_id="",
+    body = fetch_request(
+        [(topic, 0, offset)], max_bytes=4 << 20, partition_max_bytes=4 << 20, version=FETCH_V
     )
     return client.call(1, FETCH_V, body).responses[0].partitions[0]
 

@@ -19,7 +19,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import ensure_topic
+from tests.handlers.kafka_wire import ensure_topic, fetch_request
 from tests.server.wire import WireClient, build, encode_request, request_module
 
 HOST = "127.0.0.1"
@@ -61,20 +61,8 @@ def metadata_body() -> Any:
 
 
 def fetch_body(topic: str, max_wait_ms: int, min_bytes: int) -> Any:
-    m = request_module(1, FETCH_V)
-    part = build(m.FetchPartition, partition=0, fetch_offset=0, partition_max_bytes=1 << 20)
-    return build(
-        m.FetchRequest,
-        replica_id=-1,
-        max_wait=datetime.timedelta(milliseconds=max_wait_ms),
-        min_bytes=min_bytes,
-        max_bytes=1 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=(build(m.FetchTopic, topic=topic, partitions=(part,)),),
-        forgotten_topics_data=(),
-        rack_id="",
+    return fetch_request(
+        [(topic, 0, 0)], max_wait_ms, min_bytes, max_bytes=1 << 20, version=FETCH_V
     )
 
 
