@@ -480,9 +480,26 @@ def ck_consume_all(
 # -- kafka-python ------------------------------------------------------------------------
 
 
-def kp_rec(msg: Any) -> Rec:
+def attr_rec(msg: Any) -> Rec:
+    """A consumed record of kafka-python or aiokafka (both expose the same attributes)."""
     return Rec(
         msg.partition, msg.offset, msg.key, msg.value, norm_headers(msg.headers), msg.timestamp
+    )
+
+
+def acked_rec(sent: dict[str, Any], metadata: Any) -> Rec:
+    """What a record sent with `sent` (key, value, headers, timestamp, partition) should
+    read back as, given the producer's acknowledgement metadata."""
+    if sent.get("partition") is not None:
+        assert metadata.partition == sent["partition"]
+    timestamp = sent.get("timestamp")
+    return Rec(
+        metadata.partition,
+        metadata.offset,
+        sent.get("key"),
+        sent.get("value"),
+        tuple(sent.get("headers") or ()),
+        timestamp if timestamp is not None else metadata.timestamp,
     )
 
 
@@ -511,7 +528,7 @@ def kp_consume_all(
                 raise AssertionError(f"consume timed out: at {next_offset}, want {ends}")
             for tp, msgs in consumer.poll(timeout_ms=200).items():
                 for msg in msgs:
-                    out.append(kp_rec(msg))
+                    out.append(attr_rec(msg))
                     next_offset[tp] = msg.offset + 1
         return out
     finally:
@@ -519,12 +536,6 @@ def kp_consume_all(
 
 
 # -- aiokafka ----------------------------------------------------------------------------
-
-
-def aio_rec(msg: Any) -> Rec:
-    return Rec(
-        msg.partition, msg.offset, msg.key, msg.value, norm_headers(msg.headers), msg.timestamp
-    )
 
 
 async def aio_consume_all(
@@ -555,7 +566,7 @@ async def aio_consume_all(
             batch = await asyncio.wait_for(consumer.getmany(timeout_ms=200), 15)
             for tp, msgs in batch.items():
                 for msg in msgs:
-                    out.append(aio_rec(msg))
+                    out.append(attr_rec(msg))
                     next_offset[tp] = msg.offset + 1
         return out
     finally:

@@ -22,7 +22,7 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition
 
-from helpers import Rec, aio_consume_all, aio_rec, assert_same_records, sample_records
+from helpers import Rec, acked_rec, aio_consume_all, assert_same_records, attr_rec, sample_records
 
 MIB = 1024 * 1024
 T = 15  # seconds: bound on every single client call
@@ -101,18 +101,7 @@ async def produce(
     results = await asyncio.wait_for(asyncio.gather(*futures), 30)
     out = []
     for r, md in zip(records, results, strict=True):
-        if r.get("partition") is not None:
-            assert md.partition == r["partition"]
-        out.append(
-            Rec(
-                md.partition,
-                md.offset,
-                r.get("key"),
-                r.get("value"),
-                tuple(r.get("headers") or ()),
-                r["timestamp"] if r.get("timestamp") is not None else md.timestamp,
-            )
-        )
+        out.append(acked_rec(r, md))
     return out
 
 
@@ -279,7 +268,7 @@ async def test_seek_offsets_for_times_and_watermarks(
 
         consumer.assign([tp0])
         consumer.seek(tp0, 6)
-        first = aio_rec(await asyncio.wait_for(consumer.getone(), T))
+        first = attr_rec(await asyncio.wait_for(consumer.getone(), T))
         assert (first.offset, first.value, first.timestamp) == (6, b"v6", base + 6000)
         consumer.seek(tp0, 1)
         assert (await asyncio.wait_for(consumer.getone(), T)).offset == 1

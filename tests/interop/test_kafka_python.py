@@ -15,7 +15,15 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from helpers import Rec, assert_same_records, kp_consume_all, kp_rec, sample_records, wait_until
+from helpers import (
+    Rec,
+    acked_rec,
+    assert_same_records,
+    attr_rec,
+    kp_consume_all,
+    sample_records,
+    wait_until,
+)
 
 MIB = 1024 * 1024
 # kafka-python only compresses with these optional libraries (pip package names).
@@ -79,18 +87,7 @@ def produce(producer: KafkaProducer, topic: str, records: Sequence[Mapping[str, 
     out = []
     for r, f in zip(records, futures, strict=True):
         md = f.get(timeout=30)
-        if r.get("partition") is not None:
-            assert md.partition == r["partition"]
-        out.append(
-            Rec(
-                md.partition,
-                md.offset,
-                r.get("key"),
-                r.get("value"),
-                tuple(r.get("headers") or ()),
-                r["timestamp"] if r.get("timestamp") is not None else md.timestamp,
-            )
-        )
+        out.append(acked_rec(r, md))
     return out
 
 
@@ -270,7 +267,7 @@ def test_seek_offsets_for_times_and_watermarks(
             while time.monotonic() < deadline:
                 batch = consumer.poll(timeout_ms=200, max_records=1)
                 for msgs in batch.values():
-                    return kp_rec(msgs[0])
+                    return attr_rec(msgs[0])
             raise AssertionError("no record within 15s")
 
         first = poll_one()
