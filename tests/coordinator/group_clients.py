@@ -18,6 +18,16 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_MS = 300
 
 
+# The same consumer settings for kafka-python and aiokafka (they share the names).
+PYTHON_CLIENT_SETTINGS: dict[str, Any] = {
+    "auto_offset_reset": "earliest",
+    "enable_auto_commit": False,
+    "session_timeout_ms": SESSION_TIMEOUT_MS,
+    "heartbeat_interval_ms": HEARTBEAT_MS,
+    "metadata_max_age_ms": 1000,
+}
+
+
 class GroupConsumer:
     """subscribe on creation; poll() -> values processed (and committed); close()."""
 
@@ -96,11 +106,7 @@ class KafkaPythonConsumer(GroupConsumer):
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            metadata_max_age_ms=1000,
+            **PYTHON_CLIENT_SETTINGS,
             **extra,
         )
         self.consumer.subscribe([topic], listener=Listener())
@@ -166,11 +172,7 @@ class AioConsumer(GroupConsumer):
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_MS,
-            metadata_max_age_ms=1000,
+            **PYTHON_CLIENT_SETTINGS,
             **extra,
         )
         self.consumer.subscribe([topic], listener=Listener())
