@@ -61,9 +61,11 @@ def _run(config: BrokerConfig) -> None:
     # process never uses it, so the import is made to fail unless something already
     # loaded it.
     sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
+    from odradek.server.fd_limit import raise_open_file_limit
     from odradek.server.malloc import tune_for_large_buffers
 
     tune_for_large_buffers()
+    raise_open_file_limit()
     try:
         import uvloop
     except ImportError:
