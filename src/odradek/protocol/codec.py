@@ -3,23 +3,19 @@
 A request frame is a request header (v1, or v2 for flexible versions) followed by the
 body; a response is a response header (v0, or v1 for flexible versions; ApiVersions
 always v0) followed by the body. This module only converts; it knows nothing of handlers.
+
+kio's index, readers and writers, the bounds guard and the generated writers are imported
+on first use, not at start-up: the broker reports ready before any request needs them.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-
-from kio.index import KioIndexError, load_request_schema, load_response_schema
-from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
-from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
-from kio.serial import entity_reader, entity_writer
-
-from odradek.protocol.fastwrite import NeedsKio, writer_for
-from odradek.protocol.guard import check_bounds
 
 API_VERSIONS_KEY = 18
 _FIXED = struct.Struct(">hhi")
@@ -49,6 +45,8 @@ def peek_header(frame: bytes) -> tuple[int, int, int]:
 @cache
 def request_class(api_key: int, api_version: int) -> type[Any] | None:
     """kio's request class for (key, version), or None when kio does not know it."""
+    from kio.index import KioIndexError, load_request_schema
+
     try:
         return load_request_schema(api_key, api_version)
     except KioIndexError:
@@ -57,26 +55,62 @@ def request_class(api_key: int, api_version: int) -> type[Any] | None:
 
 @cache
 def response_class(api_key: int, api_version: int) -> type[Any]:
+    from kio.index import load_response_schema
+
     return load_response_schema(api_key, api_version)
 
 
 @cache
 def _reader(cls: Any) -> Any:
+    from kio.serial import entity_reader
+
     return entity_reader(cls)
 
 
 @cache
 def _writer(cls: Any) -> Any:
+    from kio.serial import entity_writer
+
     return entity_writer(cls)
+
+
+@cache
+def _decoders(cls: Any) -> tuple[Any, Callable[[Any, bytes, int], None], Any]:
+    """The header reader, bounds check and body reader of a request class."""
+    from odradek.protocol.guard import check_bounds
+
+    if cls.__flexible__:
+        from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
+
+        header_reader = _reader(RequestHeaderV2)
+    else:
+        from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
+
+        header_reader = _reader(RequestHeaderV1)
+    return header_reader, check_bounds, _reader(cls)
+
+
+@cache
+def _fast_writer(cls: Any) -> Callable[[bytearray, Any], None]:
+    from odradek.protocol.fastwrite import writer_for
+
+    return writer_for(cls)
+
+
+def _needs_kio() -> type[Exception]:
+    """fastwrite's NeedsKio (an except clause evaluates this only when something raised)."""
+    from odradek.protocol.fastwrite import NeedsKio
+
+    return NeedsKio
 
 
 def decode_request(frame: bytes, cls: Any) -> tuple[RequestHeader, Any]:
     """Decodes header and body with `cls`; bytes after the body are ignored."""
-    header_cls = RequestHeaderV2 if cls.__flexible__ else RequestHeaderV1
     try:
-        raw_header, pos = _reader(header_cls)(frame, 0)
+        read_header, check_bounds, read_body = _decoders(cls)
+        raw_header, pos = read_header(frame, 0)
         check_bounds(cls, frame, pos)
-        body, size = _reader(cls)(frame, pos)
+        body, size = read_body(frame, pos)
     # kio raises several exception types on malformed input (SerialError, ValueError,
     # KeyError for unknown tagged fields, ...); every one of them means a bad frame.
     except Exception as exc:
@@ -103,8 +137,8 @@ def encode_response(api_key: int, correlation_id: int, response: Any) -> bytearr
         out.append(0)  # response header v1: no tagged fields
     start = len(out)
     try:
-        writer_for(cls)(out, response)
-    except NeedsKio:
+        _fast_writer(cls)(out, response)
+    except _needs_kio():
         del out[start:]
         body = io.BytesIO()
         _writer(cls)(body, response)

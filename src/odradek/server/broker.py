@@ -10,7 +10,6 @@ import time
 
 from kio.schema.errors import ErrorCode
 
-import odradek.handlers  # noqa: F401  (registers every handler)
 from odradek.clock import Clock, SystemClock
 from odradek.config import BrokerConfig, parse_listener
 from odradek.coordinator.coordinator import TICK_INTERVAL_S, GroupCoordinator
@@ -24,7 +23,6 @@ from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.server.connection import Connection
 from odradek.server.limits import ConnectionLimits, RequestMemory
-from odradek.storage.cleaner import CleanerConfig, LogCleaner
 from odradek.storage.fs import FileSystem, OsFileSystem
 from odradek.storage.manager import LogManager
 
@@ -52,9 +50,7 @@ class Broker:
         self.request_memory = RequestMemory(config.queued_max_request_bytes)
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._unsupported_api_versions = encode_response(
-            API_VERSIONS_KEY, 0, api_versions_response(0, ErrorCode.unsupported_version)
-        )
+        self._unsupported_api_versions: bytearray | None = None  # built on first use
         self.bound: list[tuple[str, int]] = []
         self.log_manager: LogManager | None = None
         self._services: BrokerServices | None = None
@@ -75,6 +71,10 @@ class Broker:
 
     def unsupported_api_versions(self, correlation_id: int) -> bytes:
         """The v0 ApiVersions answer for a version newer than we serve."""
+        if self._unsupported_api_versions is None:
+            self._unsupported_api_versions = encode_response(
+                API_VERSIONS_KEY, 0, api_versions_response(0, ErrorCode.unsupported_version)
+            )
         payload = bytearray(self._unsupported_api_versions)
         payload[4:8] = correlation_id.to_bytes(4, "big", signed=True)
         return bytes(payload)
@@ -181,6 +181,9 @@ class Broker:
         log.cleaner.backoff.ms."""
         cleaner = None
         if self.config.log_cleaner_enable:
+            # Imported here, after start-up: nothing else needs the cleaner's modules.
+            from odradek.storage.cleaner import CleanerConfig, LogCleaner
+
             settings = CleanerConfig(dedupe_buffer_size=self.config.log_cleaner_dedupe_buffer_size)
             cleaner = LogCleaner(self.fs, manager, self.clock, settings)
         retention_s = self.config.log_retention_check_interval_ms / 1000
