@@ -12,7 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# Bytecode is written here because an environment may forbid writing it at import
+# (PYTHONDONTWRITEBYTECODE), which costs every broker start a compile of the sources.
 run: $(STAMP)
+	$(PY) -m compileall -q src >/dev/null
 	$(PY) -m odradek broker
 
 system-deps:
@@ -31,6 +34,7 @@ unit: $(STAMP) system-deps
 test: lint typecheck unit
 
 bench: $(STAMP)
+	$(PY) -m compileall -q src >/dev/null
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/group.py
 
