@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cramjam
-import crc32c
 
+from odradek.protocol import crc
 from odradek.protocol.batch import (
     CONTROL_BIT,
     CRC_START,
@@ -351,5 +351,5 @@ def build_batch(
     tail = (attributes, len(records) - 1, base_ts, max(r.timestamp for r in records))
     ids = (producer_id, producer_epoch, base_sequence, len(records))
     out = bytearray(HEADER.pack(*fields, *tail, *ids)) + body
-    struct.pack_into(">I", out, 17, crc32c.crc32c(memoryview(out)[CRC_START:]))
+    struct.pack_into(">I", out, 17, crc.crc32c(memoryview(out)[CRC_START:]))
     return bytes(out)

@@ -21,8 +21,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import crc32c
-
+from odradek.protocol import crc
 from odradek.protocol.batch import (
     COMPRESSION_MASK,
     CRC_START,
@@ -128,7 +127,7 @@ def _encode_record(out: bytearray, record: Record, base_offset: int, base_ts: in
 
 
 def _with_crc(out: bytearray) -> bytes:
-    struct.pack_into(">I", out, 17, crc32c.crc32c(memoryview(out)[CRC_START:]))
+    struct.pack_into(">I", out, 17, crc.crc32c(memoryview(out)[CRC_START:]))
     return bytes(out)
 
 
