@@ -10,11 +10,19 @@ measures a short acks=all round-trip series on one partition, stops the broker
 from /proc/PID/status), produces to every partition again and checks the offsets
 continue where they were. Prints a table. Every wait is bounded; the broker is always
 stopped by PID in a `finally`.
+
+Creating partitions allocates a few inodes each (directory, segment files,
+partition.metadata). What one costs depends on the file system and on what else runs:
+ext4 without a journal skips inodes freed in the last ~35 s, so files deleted nearby
+just before (another run's cleanup, other tests) can make each creation 20 times slower.
+The table therefore shows the cost of one file creation next to the data directory,
+measured just before the topics are created: compare creation times only together with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -148,6 +156,36 @@ def produce_latency(bootstrap: str, topic: str, samples: int, timeout: float) ->
     }
 
 
+def file_creation_us(probe: Path, count: int = 300) -> float:
+    """Mean microseconds to create one empty file in the empty directory `probe`. The
+    caller removes the files only at the end (removing them at once would slow the next
+    creations, see the docstring)."""
+    t0 = time.perf_counter()
+    for i in range(count):
+        os.close(os.open(probe / f"f{i}", os.O_RDWR | os.O_CREAT, 0o644))
+    return (time.perf_counter() - t0) / count * 1e6
+
+
+def open_fds(pid: int | None) -> int | None:
+    """How many file descriptors a process holds (Linux /proc), or None."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd")) if pid else None
+    except OSError:
+        return None
+
+
+def fd_soft_limit(pid: int | None) -> str:
+    """The process's soft RLIMIT_NOFILE, from /proc/PID/limits."""
+    try:
+        with open(f"/proc/{pid}/limits", encoding="ascii") as file:
+            for line in file:
+                if line.startswith("Max open files"):
+                    return line.split()[3]
+    except (OSError, IndexError):
+        pass
+    return "?"
+
+
 def row(label: str, value: str) -> str:
     return f"| {label:<52} | {value:>18} |"
 
@@ -156,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="odradek-scale-"))
     data_dir = args.data_dir or (work / "data")
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    probe_dir = Path(tempfile.mkdtemp(prefix=".create-probe-", dir=data_dir.parent))
     topics = topic_names(args)
     results: list[tuple[str, str]] = []
     ok = False
@@ -168,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(("start to ready, empty (s)", f"{ready:.2f}"))
         results.append(("  broker's own figure (ms)", f"{broker.self_reported_ms or 0:.0f}"))
 
+        probe = file_creation_us(probe_dir)
+        results.append(("  one file creation next to the data dir (us)", f"{probe:.0f}"))
         t0 = time.perf_counter()
         create_topics(broker.bootstrap, topics, args)
         created = time.perf_counter() - t0
@@ -187,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         results.append(("RSS after produce (MiB)", f"{rss_mib(broker.pid) or 0:.0f}"))
+        results.append(
+            (
+                "open fds after produce / soft limit",
+                f"{open_fds(broker.pid)} / {fd_soft_limit(broker.pid)}",
+            )
+        )
         stopped = broker.stop(term_timeout=args.phase_timeout)
         results.append(("clean stop (s)", f"{stopped.get('stop_s', float('nan'))}"))
         if stopped.get("killed"):
@@ -230,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, value in results:
             print(row(label, value))
         print(f"result: {'ok' if ok else 'FAILED'}; logs in {work}")
+        shutil.rmtree(probe_dir, ignore_errors=True)
         if not args.keep and ok:
             shutil.rmtree(work, ignore_errors=True)
             if args.data_dir is None:

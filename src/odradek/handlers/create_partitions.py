@@ -13,7 +13,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
-from odradek.handlers.topics import TopicError, add_partitions
+from odradek.handlers.topics import TopicError, add_partitions, topic_changes
 
 API_KEY = 37
 
@@ -31,21 +31,22 @@ def _check_assignments(ctx: RequestContext, topic: Any) -> None:
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     results = []
-    for topic in request.topics:
-        code, message = ErrorCode.none, None
-        try:
-            _check_assignments(ctx, topic)
-            add_partitions(ctx.services, topic.name, topic.count, request.validate_only)
-        except TopicError as exc:
-            code, message = exc.code, exc.message
-        results.append(
-            make(
-                module.CreatePartitionsTopicResult,
-                name=topic.name,
-                error_code=code,
-                error_message=message,
+    with topic_changes(ctx.services):  # durable together, before the answer
+        for topic in request.topics:
+            code, message = ErrorCode.none, None
+            try:
+                _check_assignments(ctx, topic)
+                add_partitions(ctx.services, topic.name, topic.count, request.validate_only)
+            except TopicError as exc:
+                code, message = exc.code, exc.message
+            results.append(
+                make(
+                    module.CreatePartitionsTopicResult,
+                    name=topic.name,
+                    error_code=code,
+                    error_message=message,
+                )
             )
-        )
     return make(
         module.CreatePartitionsResponse,
         throttle_time=datetime.timedelta(0),

@@ -18,7 +18,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
-from odradek.handlers.topics import TopicError, check_new_topic, create_topic
+from odradek.handlers.topics import TopicError, check_new_topic, create_topic, topic_changes
 from odradek.metadata.topic_config import effective_topic_config
 
 API_KEY = 19
@@ -106,16 +106,18 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     counts = Counter(t.name for t in request.topics)
     results = []
-    for topic in request.topics:
-        if counts[topic.name] > 1:
-            results.append(
-                _error(module, topic.name, ErrorCode.invalid_request, "Duplicate topic name.")
-            )
-            continue
-        try:
-            results.append(_create_one(ctx, module, topic, request.validate_only))
-        except TopicError as exc:
-            results.append(_error(module, topic.name, exc.code, exc.message))
+    # Every topic of the request becomes durable at the end of this block, together.
+    with topic_changes(ctx.services):
+        for topic in request.topics:
+            if counts[topic.name] > 1:
+                results.append(
+                    _error(module, topic.name, ErrorCode.invalid_request, "Duplicate topic name.")
+                )
+                continue
+            try:
+                results.append(_create_one(ctx, module, topic, request.validate_only))
+            except TopicError as exc:
+                results.append(_error(module, topic.name, exc.code, exc.message))
     return make(
         module.CreateTopicsResponse, throttle_time=datetime.timedelta(0), topics=tuple(results)
     )

@@ -18,7 +18,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import BrokerServices, RequestContext
 from odradek.handlers.registry import api, make, response_module
-from odradek.handlers.topics import auto_create_topic
+from odradek.handlers.topics import auto_create_topic, topic_changes
 from odradek.metadata.names import topic_name_error
 from odradek.metadata.store import TopicInfo
 
@@ -100,7 +100,8 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     else:
         # v0-v3 always auto-create; v4+ asks explicitly.
         allow = getattr(request, "allow_auto_topic_creation", True)
-        topics = tuple(_lookup(ctx, module, t, allow) for t in requested)
+        with topic_changes(services):  # auto-created topics: durable before the answer
+            topics = tuple(_lookup(ctx, module, t, allow) for t in requested)
     broker = make(
         module.MetadataResponseBroker,
         node_id=services.config.node_id,

@@ -1,14 +1,19 @@
 """Topic operations shared by several APIs (CreateTopics, Metadata's auto-creation,
-DeleteTopics, CreatePartitions): validate, change the image, host the partitions."""
+DeleteTopics, CreatePartitions): validate, change the image, host the partitions.
+
+Creations are durable in this order: partition directories and files, then the image
+(see `topic_changes`), and a handler answers only after that.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import BrokerServices
-from odradek.metadata.names import collision_key, topic_name_error
+from odradek.metadata.names import topic_name_error
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import InvalidConfigError, validate_topic_config
 
@@ -37,13 +42,12 @@ def check_new_topic(
         raise TopicError(ErrorCode.invalid_topic_exception, problem)
     if name in services.metadata.topics:
         raise TopicError(ErrorCode.topic_already_exists, f"Topic '{name}' already exists.")
-    key = collision_key(name)
-    for existing in services.metadata.topics:
-        if collision_key(existing) == key:
-            raise TopicError(
-                ErrorCode.invalid_topic_exception,
-                f"Topic '{name}' collides with existing topic '{existing}'",
-            )
+    existing = services.metadata.colliding_topic(name)
+    if existing is not None:
+        raise TopicError(
+            ErrorCode.invalid_topic_exception,
+            f"Topic '{name}' collides with existing topic '{existing}'",
+        )
     count = services.config.num_partitions if partitions == -1 else partitions
     if count <= 0 or count > MAX_PARTITIONS:
         raise TopicError(
@@ -67,12 +71,27 @@ def check_new_topic(
     return count
 
 
+@contextmanager
+def topic_changes(services: BrokerServices) -> Iterator[None]:
+    """Topics and partitions created inside become durable together when it ends: first
+    every new partition directory and file (LogManager.batch_creations: their fsyncs run
+    in the background while the next ones are created), then the image, written once
+    (MetadataStore.batch).
+    A crash before the image is written leaves partition directories the image does not
+    name, which the next start deletes; after it, the topics and all their partitions are
+    there. Nested uses join the outermost one."""
+    with services.metadata.batch(), services.replicas.log_manager.batch_creations():
+        yield
+
+
 def create_topic(
     services: BrokerServices, name: str, partitions: int, configs: Mapping[str, str]
 ) -> TopicInfo:
-    """Records the topic in the image and opens its partition logs."""
-    topic = services.metadata.create_topic(name, partitions, configs)
-    services.replicas.host_topic(topic)
+    """Records the topic in the image and opens its partition logs; durable on return,
+    or at the end of the enclosing `topic_changes`."""
+    with topic_changes(services):
+        topic = services.metadata.create_topic(name, partitions, configs)
+        services.replicas.host_topic(topic)
     return topic
 
 
@@ -108,4 +127,5 @@ def add_partitions(services: BrokerServices, name: str, count: int, validate_onl
     if count > MAX_PARTITIONS:
         raise TopicError(ErrorCode.invalid_partitions, "Too many partitions.")
     if not validate_only:
-        services.replicas.host_topic(services.metadata.set_partition_count(name, count))
+        with topic_changes(services):
+            services.replicas.host_topic(services.metadata.set_partition_count(name, count))

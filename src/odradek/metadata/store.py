@@ -3,7 +3,9 @@
 Holds the cluster id, every topic (id, partition count, config overrides) and the broker
 properties set through the configs APIs (per broker and cluster-wide). Each change
 is written to a temporary file, fsynced and renamed over the old one, so a crash leaves
-either the old or the new image, never a torn one.
+either the old or the new image, never a torn one. Inside `batch()` the changes are
+written once, when the outermost batch ends (a CreateTopics request of many topics
+rewrites the image once, not once per topic).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from odradek.metadata.names import collision_key
 from odradek.storage.checkpoint import write_atomically
 from odradek.storage.fs import FileSystem
 
@@ -44,6 +48,11 @@ class MetadataStore:
         self._path = os.path.join(directory, IMAGE_FILE)
         self.topics: dict[str, TopicInfo] = {}
         self.by_id: dict[uuid.UUID, TopicInfo] = {}
+        # collision_key(name) -> the topics holding it (one, unless an old image has more):
+        # refusing a colliding name is one lookup, not a pass over every topic.
+        self._by_collision_key: dict[str, set[str]] = {}
+        self._batch_depth = 0
+        self._unsaved = False
         self.cluster_id = cluster_id or new_cluster_id()
         # Producer ids are handed out from blocks; the end of the last block is persisted
         # before any id in it is used, so ids stay unique across restarts and crashes.
@@ -82,7 +91,28 @@ class MetadataStore:
                 )
             )
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Changes made inside are persisted together, once, when the outermost batch
+        ends (even if it ends by an exception: the image on disk then equals the one in
+        memory). Callers answer only after the batch has ended."""
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0 and self._unsaved:
+                self._save()
+
+    def _changed(self) -> None:
+        """Persists the image now, or at the end of the current batch."""
+        if self._batch_depth:
+            self._unsaved = True
+        else:
+            self._save()
+
     def _save(self) -> None:
+        self._unsaved = False
         image = {
             "version": 1,
             "cluster_id": self.cluster_id,
@@ -104,32 +134,45 @@ class MetadataStore:
     def _put(self, topic: TopicInfo) -> None:
         self.topics[topic.name] = topic
         self.by_id[topic.topic_id] = topic
+        self._by_collision_key.setdefault(collision_key(topic.name), set()).add(topic.name)
+
+    def colliding_topic(self, name: str) -> str | None:
+        """An existing topic other than `name` whose name collides with it ('.' and '_'
+        are the same in metric names), or None."""
+        others = self._by_collision_key.get(collision_key(name), set()) - {name}
+        return min(others) if others else None
 
     def create_topic(
         self, name: str, partitions: int, configs: Mapping[str, str], internal: bool = False
     ) -> TopicInfo:
         topic = TopicInfo(name, uuid.uuid4(), partitions, dict(configs), internal)
         self._put(topic)
-        self._save()
+        self._changed()
         return topic
 
     def delete_topic(self, name: str) -> TopicInfo:
         topic = self.topics.pop(name)
         del self.by_id[topic.topic_id]
-        self._save()
+        key = collision_key(name)
+        holders = self._by_collision_key[key]
+        holders.discard(name)
+        if not holders:
+            del self._by_collision_key[key]
+        self._changed()
         return topic
 
     def set_partition_count(self, name: str, partitions: int) -> TopicInfo:
         topic = replace(self.topics[name], partitions=partitions)
         self._put(topic)
-        self._save()
+        self._changed()
         return topic
 
     def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
-        """Replaces the config overrides of topic `name` (persisted before returning)."""
+        """Replaces the config overrides of topic `name` (persisted before returning, or
+        with the current batch)."""
         topic = replace(self.topics[name], configs=dict(configs))
         self._put(topic)
-        self._save()
+        self._changed()
         return topic
 
     def set_broker_configs(self, resource: str, configs: Mapping[str, str]) -> None:
@@ -139,7 +182,7 @@ class MetadataStore:
             self.broker_configs[resource] = dict(configs)
         else:
             self.broker_configs.pop(resource, None)
-        self._save()
+        self._changed()
 
     def dynamic_broker_configs(self, node_id: int) -> dict[str, str]:
         """The dynamic properties in force on `node_id`: its own over the cluster's."""

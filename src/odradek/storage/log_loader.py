@@ -152,13 +152,17 @@ def _segment(fs: FileSystem, path: str, base: int, config: LogConfig) -> LogSegm
 
 
 def _new_segment(fs: FileSystem, path: str, base: int, config: LogConfig) -> LogSegment:
-    return LogSegment.create(
+    segment = LogSegment.create(
         fs,
         path,
         base,
         index_interval_bytes=config.index_interval_bytes,
         max_index_size=config.segment_index_bytes,
     )
+    # Both index files were just created empty: checking them would read them back.
+    segment.offset_index.known_empty()
+    segment.time_index.known_empty()
+    return segment
 
 
 def _segment_bases(fs: FileSystem, path: str, names: list[str]) -> list[int]:

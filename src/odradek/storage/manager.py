@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from odradek.clock import Clock
 from odradek.storage.checkpoint import (
@@ -24,7 +26,7 @@ from odradek.storage.errors import (
     InconsistentNodeIdError,
     KafkaStorageError,
 )
-from odradek.storage.fs import FileSystem, run_syncs
+from odradek.storage.fs import FileHandle, FileSystem, run_syncs, start_syncs
 from odradek.storage.log import Log, parse_topic_partition
 from odradek.storage.log_config import LogConfig
 from odradek.storage.retention import delete_due_files, delete_old_segments
@@ -85,6 +87,16 @@ def read_partition_metadata(fs: FileSystem, path: str) -> uuid.UUID | None:
     return uuid_from_kafka(fields["topic_id"])
 
 
+@dataclass
+class _Creations:
+    """The logs created in one batch, and what makes them durable."""
+
+    logs: list[Log] = field(default_factory=list)
+    # waits for the per-partition durability steps started in the background
+    waits: list[Callable[[], list[Exception | None]]] = field(default_factory=list)
+    log_dirs: set[str] = field(default_factory=set)  # the log dirs holding new partitions
+
+
 class LogManager:
     """Owns every Log of the broker; one instance per broker."""
 
@@ -111,6 +123,7 @@ class LogManager:
         # visits these only, not every log.
         self._appended: set[Log] = set()
         self.clean_shutdown: dict[str, bool] = {}
+        self._creations: _Creations | None = None  # of the open batch_creations()
 
     # -- start -----------------------------------------------------------------------
 
@@ -233,29 +246,65 @@ class LogManager:
         topic_id: uuid.UUID | None = None,
     ) -> list[Log]:
         """The logs of `partitions` of `topic`, the missing ones created (each in the
-        emptiest log dir). Creations are durable on return: partition.metadata is
-        fsynced before its rename, then every new directory and its log dir are fsynced,
-        all of it batched (concurrent fsyncs) rather than a few fsyncs per partition."""
+        emptiest log dir). Creations are durable on return, or when the enclosing
+        `batch_creations()` ends (see there for the order of the fsyncs)."""
         wanted = list(partitions)
         found: dict[int, Log] = {}
-        new: list[tuple[int, str, str]] = []  # (partition, log dir, path)
+        new: dict[int, str] = {}  # partition -> log dir, for the missing ones
         for partition in wanted:
             log = self._logs.get((topic, partition))
             if log is not None:
                 if config is not None:
                     log.config = config
                 found[partition] = log
-            elif all(p != partition for p, _, _ in new):
+            elif partition not in new:
                 log_dir = min(self.log_dirs, key=lambda d: self._count_in.get(d, 0))
                 self._count_in[log_dir] = self._count_in.get(log_dir, 0) + 1  # reserved
-                new.append((partition, log_dir, os.path.join(log_dir, f"{topic}-{partition}")))
+                new[partition] = log_dir
+        if new:
+            with self.batch_creations():
+                found.update(self._create_logs(topic, new, config, topic_id))
+        return [found[p] for p in wanted]
+
+    @contextmanager
+    def batch_creations(self) -> Iterator[None]:
+        """Logs created inside are durable when the outermost batch ends. Per new
+        partition: its partition.metadata is fsynced, renamed into place, then its
+        directory fsynced; these steps start in the background as soon as the partition
+        exists (up to 16 partitions at a time), while the next ones are being created.
+        At the end the batch waits for all of them, then fsyncs each log dir that got a
+        new partition once. So a CreateTopics request of many topics pays one wait, not a
+        few fsyncs per partition in turn. The new logs are usable before that, so a
+        caller answers only after the batch ended. If a step fails, every log created in
+        the batch goes offline and the error is raised."""
+        if self._creations is not None:
+            yield
+            return
+        pending = self._creations = _Creations()
         try:
-            for _, _, path in new:
+            yield
+        finally:
+            self._creations = None
+            self._make_durable(pending)
+
+    def _create_logs(
+        self,
+        topic: str,
+        new: Mapping[int, str],
+        config: LogConfig | None,
+        topic_id: uuid.UUID | None,
+    ) -> dict[int, Log]:
+        pending = self._creations
+        assert pending is not None, "only inside batch_creations()"
+        paths = {p: os.path.join(log_dir, f"{topic}-{p}") for p, log_dir in new.items()}
+        created: dict[int, Log] = {}
+        steps: list[Callable[[], None]] = []
+        try:
+            for path in paths.values():
                 self._fs.mkdir(path)
-            if topic_id is not None:
-                self._write_partition_metadata([path for _, _, path in new], topic_id)
-            opened = [
-                Log.open(
+            pending.log_dirs.update(new.values())
+            for partition, path in paths.items():
+                created[partition] = Log.open(
                     self._fs,
                     path,
                     config or self.default_config,
@@ -263,35 +312,42 @@ class LogManager:
                     0,
                     clean_shutdown=True,
                 )
-                for _, _, path in new
-            ]
-            dirs = [path for _, _, path in new] + sorted({d for _, d, _ in new})
-            self._raise_first(run_syncs(self._fs, [_dir_sync(self._fs, d) for d in dirs]))
+            data = _partition_metadata(topic_id) if topic_id is not None else None
+            for path in paths.values():  # after opening: opening removes stray .tmp files
+                steps.append(_settle(self._fs, path, self._metadata_tmp(path, data)))
         finally:
-            for _, log_dir, _ in new:
+            for log_dir in new.values():
                 self._count_in[log_dir] -= 1
-        for (partition, log_dir, _), log in zip(new, opened, strict=True):
-            self._add((topic, partition), log, log_dir)
-            found[partition] = log
-        return [found[p] for p in wanted]
+            pending.waits.append(start_syncs(self._fs, steps))
+        for partition, log in created.items():
+            self._add((topic, partition), log, new[partition])
+            pending.logs.append(log)
+        return created
 
-    def _write_partition_metadata(self, paths: list[str], topic_id: uuid.UUID) -> None:
-        """partition.metadata in each new directory, atomically (tmp, fsync, rename)."""
-        data = _partition_metadata(topic_id)
-        handles = []
+    def _metadata_tmp(self, path: str, data: bytes | None) -> FileHandle | None:
+        """partition.metadata.tmp written in directory `path` and left open (None
+        without a topic id)."""
+        if data is None:
+            return None
+        handle = self._fs.open(os.path.join(path, PARTITION_METADATA + ".tmp"))
         try:
-            for path in paths:
-                handle = self._fs.open(os.path.join(path, PARTITION_METADATA + ".tmp"))
-                handles.append(handle)
-                handle.truncate(0)
-                handle.pwrite(0, data)
-            self._raise_first(run_syncs(self._fs, [h.fsync for h in handles]))
-        finally:
-            for handle in handles:
-                handle.close()
-        for path in paths:
-            target = os.path.join(path, PARTITION_METADATA)
-            self._fs.rename(target + ".tmp", target)
+            handle.truncate(0)
+            handle.pwrite(0, data)
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    def _make_durable(self, pending: _Creations) -> None:
+        errors = [error for wait in pending.waits for error in wait()]
+        try:
+            self._raise_first(errors)
+            dirs = sorted(pending.log_dirs)
+            self._raise_first(run_syncs(self._fs, [_dir_sync(self._fs, d) for d in dirs]))
+        except OSError as e:
+            for log in pending.logs:
+                log.take_offline(e)
+            raise
 
     @staticmethod
     def _raise_first(errors: list[Exception | None]) -> None:
@@ -408,3 +464,21 @@ class LogManager:
 
 def _dir_sync(fs: FileSystem, path: str) -> Callable[[], None]:
     return lambda: fs.fsync_dir(path)
+
+
+def _settle(fs: FileSystem, path: str, metadata: FileHandle | None) -> Callable[[], None]:
+    """Makes a new partition directory durable: its partition.metadata.tmp (if any)
+    fsynced and renamed into place, then the directory fsynced (which also covers the
+    segment files in it)."""
+
+    def run() -> None:
+        if metadata is not None:
+            try:
+                metadata.fsync()
+            finally:
+                metadata.close()
+            target = os.path.join(path, PARTITION_METADATA)
+            fs.rename(target + ".tmp", target)
+        fs.fsync_dir(path)
+
+    return run

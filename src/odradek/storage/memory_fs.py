@@ -6,7 +6,10 @@ random prefix of the unsynced tail (seeded `random.Random`, so a failing seed re
 
 Model: each file keeps its current bytes and the bytes as of its last fsync. Directory
 operations (create, rename, remove) are durable at once, as on a journaling file system
-that orders metadata after data; `fsync_dir` is counted but changes nothing.
+that orders metadata after data; `fsync_dir` is counted but changes nothing. With
+`durable_dirs=False` they are not: a crash leaves each directory's entries as they were
+at its last `fsync_dir` (a file or directory created, renamed or removed since then is
+back to its old state), as POSIX promises and ext4 without a journal does.
 """
 
 from __future__ import annotations
@@ -92,9 +95,16 @@ class MemoryFileHandle:
 class MemoryFileSystem:
     """Files and directories in a dict, with injected faults and simulated power loss."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable_dirs: bool = True) -> None:
         self._files: dict[str, _Inode] = {}
         self._dirs: set[str] = {"/"}
+        self.durable_dirs = durable_dirs
+        # Every directory has a number that stays with it through renames; `_synced` holds
+        # each directory's entries (name -> file inode or directory number) as of its last
+        # fsync_dir. Only crash() reads them, and only with durable_dirs=False.
+        self._dir_ids: dict[str, int] = {"/": 0}
+        self._next_dir_id = 1
+        self._synced: dict[int, dict[str, _Inode | int]] = {0: {}}
         # directory -> names in it, kept for listdir (rebuilt after rare bulk changes)
         self._children: dict[str, set[str]] | None = None
         self._faults: dict[str, _Fault] = {}
@@ -132,12 +142,57 @@ class MemoryFileSystem:
         """Power loss: keep fsynced bytes; with `rng`, also a random prefix of the unsynced
         tail of each file (or, after an overwrite, randomly the old or the new content).
         Handles opened before the crash no longer reach the files."""
+        self._faults.clear()
+        if not self.durable_dirs:
+            self._crash_namespace(rng)
+            return
         survivors: dict[str, _Inode] = {}
         for path, inode in self._files.items():
             survivors[path] = _Inode(bytearray(self._survivor(inode, rng)), inode.durable)
         self._files = survivors
         self._children = None
-        self._faults.clear()
+
+    def _crash_namespace(self, rng: random.Random | None) -> None:
+        """crash() with durable_dirs=False: the tree is rebuilt from the root out of each
+        directory's entries as of its last fsync_dir."""
+        copies: dict[int, _Inode] = {}  # id(inode) -> what survives of it (one per inode)
+        files: dict[str, _Inode] = {}
+        dir_ids: dict[str, int] = {"/": 0}
+        placed = {0}
+        pending = [("/", 0)]
+        while pending:
+            path, dir_id = pending.pop()
+            for name, entry in sorted(self._synced.get(dir_id, {}).items()):
+                child = posixpath.join(path, name)
+                if isinstance(entry, int):
+                    if entry not in placed:  # a directory has one place
+                        placed.add(entry)
+                        dir_ids[child] = entry
+                        pending.append((child, entry))
+                    continue
+                copy = copies.get(id(entry))
+                if copy is None:
+                    copy = _Inode(bytearray(self._survivor(entry, rng)), entry.durable)
+                    copies[id(entry)] = copy
+                files[child] = copy
+        self._files, self._dirs, self._dir_ids = files, set(dir_ids), dir_ids
+        self._children = None
+        # What the disk holds now is all there is: every entry of it is durable.
+        self._synced = {number: self._entries(path) for path, number in dir_ids.items()}
+
+    def _entries(self, path: str) -> dict[str, _Inode | int]:
+        """The entries of directory `path` now: name -> file inode or directory number."""
+        out: dict[str, _Inode | int] = {}
+        for name in self._index().get(path, ()):
+            child = posixpath.join(path, name)
+            inode = self._files.get(child)
+            out[name] = inode if inode is not None else self._dir_ids[child]
+        return out
+
+    def sync_namespace(self) -> None:
+        """Test helper: every directory entry made durable, as if each directory had been
+        fsynced (for a durable_dirs=False test, the state set up before what it crashes)."""
+        self._synced = {number: self._entries(path) for path, number in self._dir_ids.items()}
 
     @staticmethod
     def _survivor(inode: _Inode, rng: random.Random | None) -> bytes:
@@ -197,11 +252,19 @@ class MemoryFileSystem:
     def write_file(self, path: str, data: bytes) -> None:
         """Test helper: replace a file's content (durably), as a corrupting tool would;
         creates the parent directories."""
-        self.mkdir(posixpath.dirname(self._norm(path)))
+        path = self._norm(path)
+        self.mkdir(posixpath.dirname(path))
         self.open(path)
-        inode = self._files[self._norm(path)]
+        inode = self._files[path]
         inode.data = bytearray(data)
         inode.durable = bytes(data)
+        while path != "/":  # the name too, and its directories' names
+            parent, name = posixpath.split(path)
+            entry = self._files.get(path)
+            self._synced.setdefault(self._dir_ids[parent], {})[name] = (
+                entry if entry is not None else self._dir_ids[path]
+            )
+            path = parent
 
     def exists(self, path: str) -> bool:
         path = self._norm(path)
@@ -226,6 +289,8 @@ class MemoryFileSystem:
         path = self._norm(path)
         while path not in self._dirs:
             self._dirs.add(path)
+            self._dir_ids[path] = self._next_dir_id
+            self._next_dir_id += 1
             self._added(path)
             path = posixpath.dirname(path)
 
@@ -247,6 +312,7 @@ class MemoryFileSystem:
         for path in [p for p in self._dirs if p == src or p.startswith(prefix)]:
             self._dirs.discard(path)
             self._dirs.add(dst + path[len(src) :])
+            self._dir_ids[dst + path[len(src) :]] = self._dir_ids.pop(path)
 
     def remove(self, path: str) -> None:
         path = self._norm(path)
@@ -259,6 +325,13 @@ class MemoryFileSystem:
         self._children = None
         self._files = {p: i for p, i in self._files.items() if not p.startswith(prefix)}
         self._dirs = {d for d in self._dirs if d != path and not d.startswith(prefix)}
+        self._dir_ids = {d: n for d, n in self._dir_ids.items() if d in self._dirs}
 
     def fsync_dir(self, path: str) -> None:
         self.fsync_count += 1
+        if self.durable_dirs:
+            return
+        path = self._norm(path)
+        if path not in self._dirs:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", path)
+        self._synced[self._dir_ids[path]] = self._entries(path)
