@@ -6,6 +6,8 @@ import struct
 
 import crc32c
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from odradek.protocol.batch import (
     CRC_START,
@@ -14,6 +16,7 @@ from odradek.protocol.batch import (
     CorruptBatchError,
     InvalidBatchError,
     assign_offset,
+    assign_offset_with_header,
     crc_ok,
     iter_batches,
     read_header,
@@ -141,3 +144,28 @@ def test_compressed_batch_claiming_too_many_records_is_caught() -> None:
     forged = bytearray(genuine)
     struct.pack_into(">i", forged, 57, 2**31 - 1)  # records_count; the CRC is not checked here
     assert not plausible_record_count(bytes(forged), read_header(bytes(forged)))
+
+
+@given(
+    records=st.integers(1, 5),
+    base_offset=st.integers(0, 2**62),
+    epoch=st.integers(-1, 2**31 - 1),
+    producer_id=st.integers(-1, 2**40),
+    attributes=st.sampled_from([0, 1, 0x10]),
+)
+def test_assign_offset_with_header_equals_assign_then_parse(
+    records: int, base_offset: int, epoch: int, producer_id: int, attributes: int
+) -> None:
+    """The append path derives the stored batch's header instead of parsing the copy
+    again: the bytes are assign_offset's and the header is what read_header gives."""
+    batch = make_batch(records=records, producer_id=producer_id, attributes=attributes)
+    out, header = assign_offset_with_header(batch, read_header(batch), base_offset, epoch)
+    assert out == assign_offset(batch, base_offset, epoch, None)
+    assert header == read_header(out)
+
+
+def test_batch_header_is_immutable() -> None:
+    """Headers are shared (segment tail, producer state): they cannot be changed."""
+    header = read_header(make_batch())
+    with pytest.raises(AttributeError):
+        header.base_offset = 5  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -56,3 +57,42 @@ def test_garbage_gives_frames_or_frame_error(data: bytes) -> None:
     except FrameError:
         return
     assert all(len(f) <= 64 for f in frames)
+
+
+@given(
+    bodies=st.lists(st.binary(max_size=40), max_size=6),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+    takes=st.lists(st.one_of(st.none(), st.integers(0, 3)), min_size=1, max_size=8),
+)
+def test_any_chunking_and_take_limits_give_the_frames_in_order(
+    bodies: list[bytes], cuts: list[int], takes: list[int | None]
+) -> None:
+    """Frames come out whole, in order and no more than asked for per call, whether they
+    are read straight from the received bytes or from the buffer, for any chunking and
+    any max_frames; backlog() always agrees with buffered_bytes and missing_bytes."""
+    stream = b"".join(encode_frame(b) for b in bodies)
+    bounds = sorted({0, len(stream), *(min(c, len(stream)) for c in cuts)})
+    chunks = [stream[a:b] for a, b in itertools.pairwise(bounds)]
+    decoder = FrameDecoder(64)
+    out: list[bytes] = []
+    for i, chunk in enumerate(chunks):
+        take = takes[i % len(takes)]
+        frames = decoder.feed(chunk, take)
+        assert take is None or len(frames) <= take
+        out.extend(frames)
+        assert decoder.backlog() == (decoder.buffered_bytes, decoder.missing_bytes)
+    out.extend(decoder.feed(b""))
+    assert out == bodies
+    assert not decoder.pending
+    assert decoder.backlog() == (0, 0)
+
+
+def test_a_zero_length_frame_completes_on_its_prefix() -> None:
+    """An empty body is a whole frame as soon as its prefix is read; a prefix left over
+    by max_frames is buffered, then read on the next call."""
+    decoder = FrameDecoder(10)
+    assert decoder.feed(encode_frame(b"") + struct.pack(">i", 2), 1) == [b""]
+    assert decoder.backlog() == (4, 0)  # the next prefix, not read yet
+    assert decoder.feed(b"") == []
+    assert decoder.backlog() == (0, 2)  # read: the body is missing
+    assert decoder.feed(b"ok") == [b"ok"]

@@ -16,27 +16,39 @@ re-compresses a batch sent with another codec; `message.timestamp.before.max.ms`
 `message.timestamp.after.max.ms` refuse CreateTime batches out of bounds with
 INVALID_TIMESTAMP. Topics without them take the path that never decodes records.
 
+The response is written straight to bytes (`write_response`) from plain tuples, without
+building kio objects: for a small produce that was a fifth of the broker's CPU. The
+bytes are kio's (tests/handlers/test_produce_response.py compares them over every
+version).
+
 Not yet: transactions (a transactional id or transactional batch is refused with
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
-import datetime
-from typing import Any
+import struct
+import uuid
+from collections.abc import Sequence
+from functools import cache, lru_cache
+from typing import Any, NamedTuple
 
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
 from odradek.handlers.record_conversion import apply_policy
-from odradek.handlers.registry import api, make, response_module
+from odradek.handlers.registry import api, response_module
 from odradek.metadata.topic_config import DEFAULT_PRODUCE_POLICY, ProducePolicy
 from odradek.protocol.batch import (
+    COMPRESSION_MASK,
+    TRANSACTIONAL_BIT,
     BatchTooLargeError,
     CorruptBatchError,
     InvalidBatchError,
     validate_produced,
 )
+from odradek.protocol.fastwrite import write_uvarint
+from odradek.protocol.frame import EncodedResponse, finish_response, start_response
 from odradek.protocol.records import plausible_record_count
 from odradek.replication.partition import Partition
 from odradek.storage.compaction import all_records_keyed
@@ -45,6 +57,15 @@ from odradek.storage.log_config import AppendInfo
 from odradek.storage.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
 
 API_KEY = 0
+
+# (partition index, error code, base offset, log append time ms or -1, log start offset)
+PartitionResult = tuple[int, int, int, int, int]
+
+
+class TopicResult(NamedTuple):
+    name: str | None  # versions up to 12
+    topic_id: uuid.UUID | None  # version 13
+    partitions: Sequence[PartitionResult]
 
 
 def _append(
@@ -61,21 +82,21 @@ def _append(
     if acks == -1 and partition.min_insync_replicas > 1:
         return ErrorCode.not_enough_replicas
     try:
-        header = validate_produced(records, log.config.max_message_bytes)
+        header = validate_produced(records, log.max_message_bytes)
     except BatchTooLargeError:
         return ErrorCode.message_too_large
     except CorruptBatchError:
         return ErrorCode.corrupt_message
     except InvalidBatchError:
         return ErrorCode.invalid_record
-    if header.compression and not plausible_record_count(records, header):
+    if header.attributes & COMPRESSION_MASK and not plausible_record_count(records, header):
         return ErrorCode.corrupt_message
-    if header.is_transactional:
+    if header.attributes & TRANSACTIONAL_BIT:
         return ErrorCode.transactional_id_authorization_failed
-    if log.config.compact and not all_records_keyed(records):  # decodes: compacted only
+    if log.compact and not all_records_keyed(records):  # decodes: compacted only
         return ErrorCode.invalid_record
     if policy is not DEFAULT_PRODUCE_POLICY:
-        converted = apply_policy(records, header, policy, now_ms, log.config.max_message_bytes)
+        converted = apply_policy(records, header, policy, now_ms, log.max_message_bytes)
         if isinstance(converted, ErrorCode):
             return converted
         records, header = converted
@@ -91,33 +112,16 @@ def _append(
         return ErrorCode.invalid_producer_epoch
 
 
-def _partition_response(module: Any, index: int, result: AppendInfo | ErrorCode) -> Any:
+def _partition_result(index: int, result: AppendInfo | ErrorCode) -> PartitionResult:
     if isinstance(result, ErrorCode):
-        return make(
-            module.PartitionProduceResponse,
-            index=index,
-            error_code=result,
-            base_offset=-1,
-            log_append_time=None,
-            log_start_offset=-1,
-            record_errors=(),
-            error_message=None,
-        )
-    append_time = None
-    if result.log_append_time_ms >= 0:
-        append_time = datetime.datetime.fromtimestamp(
-            result.log_append_time_ms / 1000, tz=datetime.UTC
-        )
-    return make(
-        module.PartitionProduceResponse,
-        index=index,
-        error_code=ErrorCode.none,
-        base_offset=result.base_offset,
-        log_append_time=append_time,
-        log_start_offset=result.log_start_offset,
-        record_errors=(),
-        error_message=None,
-    )
+        return (index, result, -1, -1, -1)
+    return (index, 0, result.base_offset, result.log_append_time_ms, result.log_start_offset)
+
+
+def _missing_topic(ctx: RequestContext) -> ErrorCode:
+    if ctx.api_version >= 13:
+        return ErrorCode.unknown_topic_id
+    return ErrorCode.unknown_topic_or_partition
 
 
 def _topic_name(ctx: RequestContext, topic: Any) -> str | None:
@@ -127,56 +131,134 @@ def _topic_name(ctx: RequestContext, topic: Any) -> str | None:
     return str(topic.name)
 
 
-def _produce_topic(ctx: RequestContext, module: Any, topic: Any, acks: int) -> Any:
+def _produce_topic(ctx: RequestContext, topic: Any, acks: int) -> TopicResult:
     name = _topic_name(ctx, topic)
-    missing = (
-        ErrorCode.unknown_topic_id
-        if ctx.api_version >= 13
-        else ErrorCode.unknown_topic_or_partition
-    )
-    responses = []
+    results = []
+    replicas = ctx.services.replicas
     policy = DEFAULT_PRODUCE_POLICY
     if name is not None:
-        policy = ctx.services.replicas.produce_policy(name)
+        policy = replicas.produce_policy(name)
     now_ms = ctx.services.clock.time_ms() if policy is not DEFAULT_PRODUCE_POLICY else 0
     for data in topic.partition_data:
-        partition = ctx.services.replicas.get(name, data.index) if name is not None else None
-        result = (
-            missing if partition is None else _append(partition, data.records, acks, policy, now_ms)
-        )
-        responses.append(_partition_response(module, data.index, result))
-    return make(
-        module.TopicProduceResponse,
-        name=name,
-        topic_id=getattr(topic, "topic_id", None),
-        partition_responses=tuple(responses),
-    )
+        partition = replicas.get(name, data.index) if name is not None else None
+        if partition is None:
+            result: AppendInfo | ErrorCode = _missing_topic(ctx)
+        else:
+            result = _append(partition, data.records, acks, policy, now_ms)
+        results.append(_partition_result(data.index, result))
+    return TopicResult(name, getattr(topic, "topic_id", None), results)
 
 
-def _refuse_all(module: Any, ctx: RequestContext, request: Any, code: ErrorCode) -> Any:
-    return tuple(
-        make(
-            module.TopicProduceResponse,
-            name=getattr(topic, "name", None),
-            topic_id=getattr(topic, "topic_id", None),
-            partition_responses=tuple(
-                _partition_response(module, data.index, code) for data in topic.partition_data
-            ),
+def _refuse_all(request: Any, code: ErrorCode) -> list[TopicResult]:
+    return [
+        TopicResult(
+            getattr(topic, "name", None),
+            getattr(topic, "topic_id", None),
+            [_partition_result(data.index, code) for data in topic.partition_data],
         )
         for topic in request.topic_data
-    )
+    ]
 
 
 @api(API_KEY, 3, 13)
-def handle(ctx: RequestContext, request: Any) -> Any:
-    module = response_module(API_KEY, ctx.api_version)
+def handle(ctx: RequestContext, request: Any) -> EncodedResponse | None:
     acks = request.acks
     if request.transactional_id is not None:
-        topics = _refuse_all(module, ctx, request, ErrorCode.transactional_id_authorization_failed)
+        topics = _refuse_all(request, ErrorCode.transactional_id_authorization_failed)
     elif acks not in (-1, 0, 1):
-        topics = _refuse_all(module, ctx, request, ErrorCode.invalid_required_acks)
+        topics = _refuse_all(request, ErrorCode.invalid_required_acks)
     else:
-        topics = tuple(_produce_topic(ctx, module, t, acks) for t in request.topic_data)
+        topics = [_produce_topic(ctx, t, acks) for t in request.topic_data]
     if acks == 0:
         return None
-    return make(module.ProduceResponse, responses=topics, throttle_time=datetime.timedelta(0))
+    out = start_response(_layout(ctx.api_version).flexible)
+    write_response(out, ctx.api_version, topics)
+    return finish_response(out, ctx.correlation_id)
+
+
+# -- the response bytes ----------------------------------------------------------------
+
+
+class _Layout(NamedTuple):
+    """How one ProduceResponse version lays out what this handler ever answers."""
+
+    flexible: bool  # v9+: compact lengths and strings, tag sections
+    partition: struct.Struct  # index, error code, base offset, log append time[, start]
+    partition_fields: int  # how many of a PartitionResult's fields `partition` packs
+    # After each partition's fixed fields: no record errors, a null error message, and
+    # (flexible) an empty tag section: v10+'s tagged current_leader holds its default.
+    partition_tail: bytes
+    topic_tail: bytes  # flexible: the topic's empty tag section
+    response_tail: bytes  # throttle time 0, and (flexible) no tagged node endpoints
+    by_topic_id: bool  # v13: the topic id instead of its name
+
+
+@cache
+def _layout(version: int) -> _Layout:
+    flexible = bool(response_module(API_KEY, version).ProduceResponse.__flexible__)
+    fields = 5 if version >= 5 else 4  # log_start_offset from v5
+    partition = struct.Struct(">ihqqq"[: fields + 1])
+    if flexible:
+        tail = b"\x01\x00\x00"  # compact empty array, compact null string, no tags
+    elif version >= 8:
+        tail = b"\x00\x00\x00\x00\xff\xff"  # empty array, null string
+    else:
+        tail = b""
+    tags = b"\x00" if flexible else b""
+    return _Layout(
+        flexible,
+        partition,
+        fields,
+        tail,
+        tags,
+        _INT32.pack(0) + tags,
+        version >= 13,
+    )
+
+
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+_ZERO_UUID = bytes(16)
+
+
+def write_response(out: bytearray, version: int, topics: Sequence[TopicResult]) -> None:
+    """Appends the ProduceResponse body of `version` to `out`: throttle time 0, no record
+    errors or error messages, tagged fields (node endpoints, current leader) at their
+    defaults; byte for byte what kio writes for such a response."""
+    layout = _layout(version)
+    flexible = layout.flexible
+    pack, fields, tail = layout.partition.pack, layout.partition_fields, layout.partition_tail
+    _write_count(out, flexible, len(topics))
+    for topic in topics:
+        if layout.by_topic_id:
+            out += topic.topic_id.bytes if topic.topic_id is not None else _ZERO_UUID
+        else:
+            out += _name_bytes(flexible, topic.name or "")
+        _write_count(out, flexible, len(topic.partitions))
+        for result in topic.partitions:
+            out += pack(*result[:fields])
+            out += tail
+        out += layout.topic_tail
+    out += layout.response_tail
+
+
+def _write_count(out: bytearray, flexible: bool, count: int) -> None:
+    """An array's length: int32, or for flexible versions a uvarint of count + 1."""
+    if not flexible:
+        out += _INT32.pack(count)
+    elif count < 0x7F:
+        out.append(count + 1)  # a one-byte uvarint, the usual case
+    else:
+        write_uvarint(out, count + 1)
+
+
+@lru_cache(maxsize=1024)  # the same few topic names, request after request
+def _name_bytes(flexible: bool, name: str) -> bytes:
+    """A topic name as a string (int16 length) or compact string (uvarint length + 1)."""
+    encoded = name.encode()
+    out = bytearray()
+    if flexible:
+        write_uvarint(out, len(encoded) + 1)
+    else:
+        out += _INT16.pack(len(encoded))
+    return bytes(out + encoded)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
-import crc32c
+from odradek.protocol import crc
 
 HEADER = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE = HEADER.size  # 61
@@ -47,9 +47,12 @@ class InvalidBatchError(Exception):
     """A well-framed batch a producer may not send (Kafka's INVALID_RECORD)."""
 
 
-@dataclass(frozen=True, slots=True)
-class BatchHeader:
-    """The fields of one batch header, as stored."""
+class BatchHeader(NamedTuple):
+    """The fields of one batch header, as stored.
+
+    A NamedTuple rather than a frozen dataclass: one is built per batch read or appended,
+    and a frozen dataclass's __init__ (a setattr call per field) cost several times more.
+    """
 
     base_offset: int
     batch_length: int
@@ -101,17 +104,22 @@ class BatchHeader:
         return (self.base_sequence + self.last_offset_delta) % 2**31
 
 
+# BatchHeader from a tuple of its fields: tuple.__new__ itself, no Python-level __new__.
+make_header = BatchHeader._make
+
+
 def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
     """Parses the header at `pos`. Raises CorruptBatchError when it cannot be a v2 batch
     that fits in `buf`. Does not check the CRC."""
-    if len(buf) - pos < HEADER_SIZE:
+    available = len(buf) - pos
+    if available < HEADER_SIZE:
         raise CorruptBatchError("batch header truncated")
-    header = BatchHeader(*HEADER.unpack_from(buf, pos))
+    header = make_header(HEADER.unpack_from(buf, pos))
     if header.magic != 2:
         raise CorruptBatchError(f"unsupported record batch magic {header.magic}")
     if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
         raise CorruptBatchError(f"batch length {header.batch_length} too small")
-    if len(buf) - pos < header.size:
+    if available < header.batch_length + LOG_OVERHEAD:
         raise CorruptBatchError("batch truncated")
     return header
 
@@ -119,7 +127,7 @@ def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeade
 def crc_ok(buf: bytes | bytearray | memoryview, pos: int, header: BatchHeader) -> bool:
     """True when the stored CRC-32C matches the batch's bytes."""
     view = memoryview(buf)[pos + CRC_START : pos + header.size]
-    return bool(crc32c.crc32c(view) == header.crc)
+    return bool(crc.crc32c(view) == header.crc)
 
 
 def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, BatchHeader]]:
@@ -142,22 +150,24 @@ def validate_produced(records: bytes, max_batch_bytes: int) -> BatchHeader:
     Raises CorruptBatchError (CORRUPT_MESSAGE), InvalidBatchError (INVALID_RECORD) or
     BatchTooLargeError (RECORD_TOO_LARGE). Records themselves are never decoded.
     """
-    if len(records) > max_batch_bytes:
-        raise BatchTooLargeError(f"batch of {len(records)} bytes over {max_batch_bytes}")
+    # Fields are read into locals once: this runs for every produced batch.
+    size = len(records)
+    if size > max_batch_bytes:
+        raise BatchTooLargeError(f"batch of {size} bytes over {max_batch_bytes}")
     header = read_header(records, 0)
-    if header.size != len(records):
+    if header.batch_length + LOG_OVERHEAD != size:
         raise InvalidBatchError("a produce request must carry exactly one record batch")
-    if not crc_ok(records, 0, header):
+    if crc.crc32c(memoryview(records)[CRC_START:]) != header.crc:
         raise CorruptBatchError("record batch CRC mismatch")
-    if header.records_count <= 0 or header.last_offset_delta != header.records_count - 1:
+    count = header.records_count
+    if count <= 0 or header.last_offset_delta != count - 1:
         raise InvalidBatchError("record count and last offset delta disagree")
-    if header.compression == 0:
-        payload = header.size - HEADER_SIZE
-        if header.records_count * MIN_RECORD_SIZE > payload:
-            raise CorruptBatchError("record count larger than the batch can hold")
-    if header.compression > 4:
-        raise CorruptBatchError(f"unknown compression codec {header.compression}")
-    if header.is_control:
+    compression = header.attributes & COMPRESSION_MASK
+    if compression == 0 and count * MIN_RECORD_SIZE > size - HEADER_SIZE:
+        raise CorruptBatchError("record count larger than the batch can hold")
+    if compression > 4:
+        raise CorruptBatchError(f"unknown compression codec {compression}")
+    if header.attributes & CONTROL_BIT:
         raise InvalidBatchError("producers may not send control batches")
     return header
 
@@ -182,5 +192,16 @@ def assign_offset(
         _ATTR_TS.pack_into(
             out, CRC_START, attributes | TIMESTAMP_TYPE_BIT, delta, base_ts, log_append_time
         )
-        _CRC.pack_into(out, 17, crc32c.crc32c(memoryview(out)[CRC_START:]))
+        _CRC.pack_into(out, 17, crc.crc32c(memoryview(out)[CRC_START:]))
     return out
+
+
+def assign_offset_with_header(
+    batch: bytes, header: BatchHeader, base_offset: int, leader_epoch: int
+) -> tuple[bytearray, BatchHeader]:
+    """`assign_offset(batch, base_offset, leader_epoch, None)` and the header of its result,
+    built from `header` (the batch's own) instead of parsing the copy again."""
+    out = bytearray(batch)
+    _OFFSET.pack_into(out, 0, base_offset)
+    _EPOCH.pack_into(out, 12, leader_epoch)
+    return out, make_header((base_offset, header.batch_length, leader_epoch, *header[3:]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 _SIZE = struct.Struct(">i")
+_SIZE_CORRELATION = struct.Struct(">ii")
 
 
 class FrameError(Exception):
@@ -36,6 +37,12 @@ class FrameDecoder:
         """Bytes the frame being received still lacks, as its size prefix announced."""
         return max(self._need - len(self._buffer), 0) if self._need >= 0 else 0
 
+    def backlog(self) -> tuple[int, int]:
+        """(buffered_bytes, missing_bytes) in one call, for the per-read accounting."""
+        buffered = len(self._buffer)
+        need = self._need
+        return buffered, (need - buffered if need > buffered else 0)
+
     @property
     def pending(self) -> bool:
         """True while a frame has started but not finished arriving, or arrived frames wait
@@ -47,33 +54,70 @@ class FrameDecoder:
     def feed(self, data: bytes, max_frames: int | None = None) -> list[bytes]:
         """Adds received bytes; returns the frames now complete, in order, at most
         `max_frames` of them (the others stay buffered for a later call)."""
-        self._buffer += data
-        frames: list[bytes] = []
         buf = self._buffer
+        if max_frames == 0:
+            buf += data
+            return []
+        # With nothing buffered (the usual case) frames come straight out of `data`, and
+        # only what is left of it is buffered.
+        source: bytes | bytearray = data
+        if buf:
+            buf += data
+            source = buf
+        frames: list[bytes] = []
         pos = 0
-        while max_frames is None or len(frames) < max_frames:
-            if self._need < 0:
-                if len(buf) - pos < 4:
+        end = len(source)
+        # One copy out per frame (slicing a bytearray first would make two).
+        with memoryview(source) as view:
+            while max_frames is None or len(frames) < max_frames:
+                if self._need < 0:
+                    if end - pos < 4:
+                        break
+                    (size,) = _SIZE.unpack_from(source, pos)
+                    if size < 0:
+                        raise FrameError(f"negative frame size {size}")
+                    if size > self._max_frame_bytes:
+                        raise FrameError(f"frame of {size} bytes is over the limit")
+                    self._need = size
+                    pos += 4
+                if end - pos < self._need:
                     break
-                (size,) = _SIZE.unpack_from(buf, pos)
-                if size < 0:
-                    raise FrameError(f"negative frame size {size}")
-                if size > self._max_frame_bytes:
-                    raise FrameError(f"frame of {size} bytes is over the limit")
-                self._need = size
-                pos += 4
-            if len(buf) - pos < self._need:
-                break
-            # One copy out of the buffer (slicing the bytearray first would make two).
-            with memoryview(buf) as view:
                 frames.append(view[pos : pos + self._need].tobytes())
-            pos += self._need
-            self._need = -1
-        if pos:
+                pos += self._need
+                self._need = -1
+        if source is buf:
             del buf[:pos]
+        elif pos < end:
+            buf += memoryview(data)[pos:]
         return frames
 
 
 def encode_frame(body: bytes) -> bytes:
     """Prefixes a body with its size."""
     return _SIZE.pack(len(body)) + body
+
+
+class EncodedResponse:
+    """A whole response frame a handler wrote itself rather than returning kio objects
+    for codec.encode_response (the produce hot path); the connection sends it as it is."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: bytearray) -> None:
+        self.frame = frame
+
+
+def start_response(flexible: bool) -> bytearray:
+    """The start of a response frame: room for the size and the correlation id, then for
+    a flexible version the response header v1's empty tag section (as codec writes it;
+    ApiVersions, which always has header v0, never comes this way)."""
+    out = bytearray(8)
+    if flexible:
+        out.append(0)
+    return out
+
+
+def finish_response(out: bytearray, correlation_id: int) -> EncodedResponse:
+    """Fills in the size and correlation id of a frame begun with start_response."""
+    _SIZE_CORRELATION.pack_into(out, 0, len(out) - 4, correlation_id)
+    return EncodedResponse(out)

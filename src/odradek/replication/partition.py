@@ -48,7 +48,8 @@ class Partition:
     def append(self, records: bytes, header: BatchHeader) -> AppendInfo:
         """Appends a validated producer batch and wakes every fetch parked on this partition."""
         info = self.log.append_as_leader(records, header, self.leader_epoch)
-        self.wake_waiters()
+        if self._waiters:
+            self.wake_waiters()
         return info
 
     def add_waiter(self, waiter: asyncio.Future[None]) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 from collections import deque
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from odradek.handlers.context import RequestContext
@@ -29,12 +31,15 @@ from odradek.protocol.codec import (
     peek_header,
     request_class,
 )
-from odradek.protocol.frame import FrameDecoder, FrameError
+from odradek.protocol.frame import EncodedResponse, FrameDecoder, FrameError
 
 if TYPE_CHECKING:
     from odradek.server.broker import Broker
 
 log = logging.getLogger("odradek.connection")
+
+# Tasks of async handlers that waited are named this plus the API key.
+TASK_NAME_PREFIX = "odradek-api-"
 
 
 class _Slot:
@@ -112,11 +117,11 @@ class Connection(asyncio.Protocol):
     # -- reading ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self.last_active = self.broker.clock.monotonic()
-        self._decoder.feed(data, 0)  # only buffers; _drain takes frames as slots allow
-        self._drain()
+        self._drain(data)
 
-    def _drain(self) -> None:
-        """Dispatches buffered frames while in-flight slots are free.
+    def _drain(self, data: bytes = b"") -> None:
+        """Dispatches the buffered frames, and those completed by `data` (just received),
+        while in-flight slots are free.
 
         Frames beyond `max.in.flight.requests.per.connection` stay in the decoder (and
         reading pauses) until responses free slots; taking every frame of a read at once
@@ -124,19 +129,20 @@ class Connection(asyncio.Protocol):
         handler completes during dispatch: the outer loop carries on instead.
         """
         if self._draining or self._closed:
+            self._decoder.feed(data, 0)  # only buffers
             return
         self._draining = True
         started = False
         try:
             while not self._closed:
-                room = self._max_in_flight - len(self._slots)
-                if room <= 0:
-                    break
+                room = max(self._max_in_flight - len(self._slots), 0)
                 try:
-                    frames = self._decoder.feed(b"", room)
+                    # What is not taken stays buffered (all of it when no slot is free).
+                    frames = self._decoder.feed(data, room)
                 except FrameError as exc:
                     self.close(str(exc))
                     return
+                data = b""
                 if not frames:
                     break
                 # A frame completed: whatever follows is a new frame, to be admitted anew.
@@ -146,6 +152,10 @@ class Connection(asyncio.Protocol):
                     if self._closed:
                         return
                     self._dispatch(frame)
+                if len(frames) < room:
+                    # No whole frame is left: only this loop feeds the decoder (asyncio
+                    # never calls data_received from inside a handler).
+                    break
         finally:
             self._draining = False
         if not self._closed:
@@ -162,10 +172,9 @@ class Connection(asyncio.Protocol):
     def _account_memory(self) -> None:
         memory = self.broker.request_memory
         owner = id(self)
-        missing = self._decoder.missing_bytes
+        buffered, missing = self._decoder.backlog()
         if missing and not self._admitted:
             self._admitted = memory.admits(owner)
-        buffered = self._decoder.buffered_bytes
         if missing and not self._admitted:
             # Wait for memory before reading more of this frame.
             memory.set_held(owner, self._in_flight_bytes, stray=buffered)
@@ -173,10 +182,11 @@ class Connection(asyncio.Protocol):
             memory.park(owner, self._memory_freed)
         else:
             memory.set_held(owner, self._in_flight_bytes + buffered + missing)
-            self._resume("memory")
+            if self._paused_reasons:  # the usual case has nothing to resume: skip the calls
+                self._resume("memory")
         if len(self._slots) >= self._max_in_flight:
             self._pause("in-flight")
-        else:
+        elif self._paused_reasons:
             self._resume("in-flight")
 
     def _memory_freed(self) -> None:
@@ -235,18 +245,32 @@ class Connection(asyncio.Protocol):
         slot = _Slot(size)
         self._slots.append(slot)
         self._in_flight_bytes += size
-        if spec.is_async:
-            task = asyncio.ensure_future(spec.handler(ctx, body))
-            self._tasks.add(task)
-            task.add_done_callback(lambda t: self._finish_task(spec, ctx, slot, t))
-            return
         try:
+            if spec.is_async:
+                self._start(spec, ctx, slot, spec.handler(ctx, body))
+                return
             response = spec.handler(ctx, body)
         except Exception:
             log.exception("handler for API %d failed; closing %s", spec.api_key, self.peer)
             self.close("internal error")
             return
         self._complete(slot, spec, ctx, response)
+
+    def _start(
+        self, spec: ApiSpec, ctx: RequestContext, slot: _Slot, coro: Coroutine[Any, Any, Any]
+    ) -> None:
+        """Runs an async handler's first step at once, as a sync handler runs: most fetches
+        have data and finish there, with no task to create and no loop turn to wait for.
+        One that awaits goes on in a task from where it stopped."""
+        try:
+            yielded = coro.send(None)
+        except StopIteration as done:
+            self._complete(slot, spec, ctx, done.value)
+            return
+        task = asyncio.ensure_future(_resume(coro, yielded))
+        task.set_name(f"{TASK_NAME_PREFIX}{spec.api_key}")  # its coroutine is _resume's
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._finish_task(spec, ctx, slot, t))
 
     def _finish_task(
         self, spec: ApiSpec, ctx: RequestContext, slot: _Slot, task: asyncio.Future[Any]
@@ -265,7 +289,9 @@ class Connection(asyncio.Protocol):
         self._complete(slot, spec, ctx, task.result())
 
     def _complete(self, slot: _Slot, spec: ApiSpec, ctx: RequestContext, response: Any) -> None:
-        if response is not None:
+        if type(response) is EncodedResponse:
+            slot.payload = response.frame
+        elif response is not None:
             slot.payload = encode_response(spec.api_key, ctx.correlation_id, response)
         slot.done = True
         self._flush_ready()
@@ -289,11 +315,36 @@ class Connection(asyncio.Protocol):
             return
         if ready:
             self.transport.writelines(ready)
-            # Answering is activity too: a long Fetch must not make the connection look
-            # idle the moment its response goes out.
-            self.last_active = self.broker.clock.monotonic()
         if self._draining:
-            return  # the dispatch loop under us accounts once it is done
+            # The dispatch loop under us accounts once it is done; its caller (data_received
+            # or this method, below) has just set last_active.
+            return
+        # Answering is activity too: a long Fetch must not make the connection look idle
+        # the moment its response goes out (nor the requests dispatched below).
+        self.last_active = self.broker.clock.monotonic()
         # Freed slots let frames that arrived meanwhile go; this also settles memory and
         # the in-flight pause.
         self._drain()
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Drives `coro` on, inside a task, from its first `yielded` value (it ran its first
+    step outside): what the task sends or throws in goes to `coro`, what `coro` yields
+    (the future it waits for) goes to the task, and its result is the task's."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # CancelledError from task.cancel(), mostly
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as done:
+                return done.value

@@ -34,11 +34,17 @@ class RequestMemory:
         self._paused: dict[int, Callable[[], None]] = {}
 
     def set_held(self, owner: int, committed: int, stray: int = 0) -> None:
-        self.used += committed + stray - self._holders[owner]
-        self.committed += committed - self._committed[owner]
-        _store(self._holders, owner, committed + stray)
-        _store(self._committed, owner, committed)
-        if self.committed < self.limit and self._paused:
+        held = committed + stray
+        # Called after every read; usually nothing changed (0 held before and after).
+        before = self._holders.get(owner, 0)
+        if held != before:
+            self.used += held - before
+            _store(self._holders, owner, held)
+        before = self._committed.get(owner, 0)
+        if committed != before:
+            self.committed += committed - before
+            _store(self._committed, owner, committed)
+        if self._paused and self.committed < self.limit:
             self._resume_all()
 
     def admits(self, owner: int) -> bool:

@@ -29,6 +29,7 @@ class _Index:
         self.path = path
         self.base_offset = base_offset
         self.max_entries = max(1, max_index_size // self.ENTRY.size)
+        self._full_size = self.max_entries * self.ENTRY.size  # bytes of a full index
         self._buf: bytearray | None = None
         self._handle: FileHandle | None = None
         self._sane = True
@@ -84,7 +85,9 @@ class _Index:
         return result
 
     def is_full(self) -> bool:
-        return len(self) >= self.max_entries
+        # Asked on every append: the bytes, not len(self), which goes through __len__.
+        buf = self._buf if self._buf is not None else self._entries_buf()
+        return len(buf) >= self._full_size
 
     def _search(self, key: int) -> int:
         """Index of the largest entry whose first field is <= key, or -1."""

@@ -40,7 +40,8 @@ class LeaderEpochCache:
     def assign(self, epoch: int, start_offset: int, *, deferred: bool = False) -> bool:
         """Records that `epoch` starts at `start_offset` (if it is new); True if changed.
         Entries at or after start_offset, or with an epoch >= the new one, are replaced."""
-        if epoch < 0 or (self._entries and epoch <= self.latest_epoch):
+        entries = self._entries  # called on every append: no property calls before this
+        if epoch < 0 or (entries and epoch <= entries[-1][0]):
             return False
         self._entries = [(e, o) for e, o in self._entries if o < start_offset and e < epoch] + [
             (epoch, start_offset)

@@ -14,7 +14,13 @@ import os
 from collections.abc import Callable
 
 from odradek.clock import Clock
-from odradek.protocol.batch import BatchHeader, assign_offset, read_header
+from odradek.protocol.batch import (
+    LOG_OVERHEAD,
+    BatchHeader,
+    assign_offset,
+    assign_offset_with_header,
+    read_header,
+)
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordTooLargeError
 from odradek.storage.fs import FileSystem
 from odradek.storage.leader_epoch import LeaderEpochCache
@@ -42,7 +48,7 @@ class Log:
         self._fs = fs
         self.path = path
         self.topic, self.partition = parse_topic_partition(os.path.basename(path))
-        self.config = config
+        self.config = config  # the setter also derives what every append reads
         self._clock = clock
         self._segments = loaded.segments
         self._log_start_offset = loaded.log_start_offset
@@ -90,6 +96,29 @@ class Log:
         self._epochs = self._epochs or epochs
         self._producers = self._producers or producers
         return self._epochs, self._producers
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: LogConfig) -> None:
+        """A topic config change replaces the whole LogConfig (replica_manager.py and
+        manager.py assign it), so the values appends read are worked out here, once per
+        change, instead of through properties on every append."""
+        self._config = config
+        self.compact = config.compact  # cleanup.policy has `compact`
+        self.max_message_bytes = config.max_message_bytes
+        self._max_batch_bytes = min(config.max_message_bytes, config.segment_bytes)
+        self._segment_bytes = config.segment_bytes
+        # Kafka rolls compacted logs by max.compaction.lag.ms too, so they become cleanable.
+        roll_ms = config.segment_ms
+        if config.compact:
+            roll_ms = min(roll_ms, config.max_compaction_lag_ms)
+        self._roll_ms = roll_ms
+        self._log_append_time = config.message_timestamp_type == "LogAppendTime"
+        self._flush_messages = config.flush_messages
+        self._flush_ms = config.flush_ms
 
     @property
     def leader_epoch_cache(self) -> LeaderEpochCache:
@@ -151,13 +180,16 @@ class Log:
     # -- appending -------------------------------------------------------------------
 
     def append_as_leader(self, batch: bytes, header: BatchHeader, leader_epoch: int) -> AppendInfo:
-        """Gives the batch the next offsets and appends it; fsyncs when flush.messages or
-        flush.ms say so. Raises KafkaStorageError on a disk failure (nothing is appended)
-        and RecordTooLargeError over max.message.bytes."""
+        """Gives the batch (whose header, as read_header parses it, is `header`) the next
+        offsets and appends it; fsyncs when flush.messages or flush.ms say so. Raises
+        KafkaStorageError on a disk failure (nothing is appended) and RecordTooLargeError
+        over max.message.bytes or segment.bytes."""
         self._check_online()
-        if header.size > self.config.max_message_bytes or header.size > self.config.segment_bytes:
-            raise RecordTooLargeError(f"batch of {header.size} bytes is too large")
-        producers = self.producer_state  # loaded (if it was not) before anything changes
+        size = header.batch_length + LOG_OVERHEAD
+        if size > self._max_batch_bytes:
+            raise RecordTooLargeError(f"batch of {size} bytes is too large")
+        # Loaded (if it was not) before anything changes: loading replays the log.
+        producers = self._producers or self.producer_state
         if header.producer_id >= 0:
             retried = producers.check(header)
             if retried is not None:  # a retry of a batch already written: same offsets
@@ -165,29 +197,45 @@ class Log:
                     retried.first_offset, retried.last_offset, -1, self._log_start_offset
                 )
         now = self._clock.time_ms()
-        append_time = now if self.config.message_timestamp_type == "LogAppendTime" else None
-        data = assign_offset(batch, self.log_end_offset, leader_epoch, append_time)
-        final = read_header(data)
-        segment = self._maybe_roll(final, now)
-        self._write(segment, data, final, now)
+        data, final = self._assign(batch, header, leader_epoch, now)
+        segment, position = self._maybe_roll(final, now)
+        self._write(segment, position, data, final, now)
         self._unflushed_messages += final.records_count
-        producers.update(final)
+        if final.producer_id >= 0:
+            producers.update(final)
         try:
-            self.leader_epoch_cache.assign(leader_epoch, final.base_offset, deferred=True)
+            (self._epochs or self.leader_epoch_cache).assign(
+                leader_epoch, final.base_offset, deferred=True
+            )
         except OSError as e:
             raise self._go_offline(e) from e
         if self.on_append is not None:
             self.on_append(self)
-        self._maybe_flush(now)
+        if (
+            self._unflushed_messages >= self._flush_messages
+            or now - self.last_flush_ms >= self._flush_ms
+        ):
+            self.flush()  # flush.messages or flush.ms says so
         return AppendInfo(
             final.base_offset,
-            final.last_offset,
-            -1 if append_time is None else append_time,
+            final.base_offset + final.last_offset_delta,
+            now if self._log_append_time else -1,
             self._log_start_offset,
         )
 
-    def _write(self, segment: LogSegment, data: bytearray, header: BatchHeader, now: int) -> None:
-        size_before = segment.size
+    def _assign(
+        self, batch: bytes, header: BatchHeader, leader_epoch: int, now: int
+    ) -> tuple[bytearray, BatchHeader]:
+        """The batch as stored (next offsets, leader epoch) and its header."""
+        base_offset = self._segments[-1].next_offset  # log_end_offset
+        if self._log_append_time:  # new timestamp and CRC: parse the result
+            data = assign_offset(batch, base_offset, leader_epoch, now)
+            return data, read_header(data)
+        return assign_offset_with_header(batch, header, base_offset, leader_epoch)
+
+    def _write(
+        self, segment: LogSegment, size_before: int, data: bytearray, header: BatchHeader, now: int
+    ) -> None:
         try:
             segment.append(data, header, now)
         except OSError as e:
@@ -195,21 +243,22 @@ class Log:
                 raise self._go_offline(e) from e
             raise KafkaStorageError(f"append to {self.path} failed: {e}") from e
 
-    def _maybe_roll(self, header: BatchHeader, now: int) -> LogSegment:
+    def _maybe_roll(self, header: BatchHeader, now: int) -> tuple[LogSegment, int]:
+        """The segment to append `header`'s batch to (a new one if the active one must
+        roll first), and its size."""
         active = self._segments[-1]
-        if active.size == 0:
-            return active
-        too_big = active.size + header.size > self.config.segment_bytes
+        position = active.size
+        if position == 0:
+            return active, 0
+        too_big = position + header.batch_length + LOG_OVERHEAD > self._segment_bytes
         base = active.rolling_base_ms
-        # Kafka rolls compacted logs by max.compaction.lag.ms too, so they become cleanable.
-        max_age = self.config.segment_ms
-        if self.config.compact:
-            max_age = min(max_age, self.config.max_compaction_lag_ms)
-        too_old = base is not None and now - base >= max_age
-        offsets_overflow = header.last_offset - active.base_offset > INT_MAX
+        too_old = base is not None and now - base >= self._roll_ms
+        offsets_overflow = (
+            header.base_offset + header.last_offset_delta - active.base_offset > INT_MAX
+        )
         if too_big or too_old or offsets_overflow or active.indexes_full():
-            return self.roll()
-        return active
+            return self.roll(), 0
+        return active, position
 
     def roll(self) -> LogSegment:
         """Closes the active segment (final time index entry, fsync) and starts a new one
@@ -237,14 +286,9 @@ class Log:
         self._recovery_point = max(self._recovery_point, segment.base_offset)
         return segment
 
-    def _maybe_flush(self, now: int) -> None:
-        by_count = self._unflushed_messages >= self.config.flush_messages
-        if by_count or now - self.last_flush_ms >= self.config.flush_ms:
-            self.flush()
-
     def flush_if_due(self, now_ms: int) -> bool:
         """The periodic flush.ms check; True if it flushed."""
-        due = now_ms - self.last_flush_ms >= self.config.flush_ms
+        due = now_ms - self.last_flush_ms >= self._flush_ms
         if due and not self._offline and self._recovery_point < self.log_end_offset:
             self.flush()
             return True

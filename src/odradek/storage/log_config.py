@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 LONG_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1
@@ -65,12 +66,14 @@ class LogConfig:
         return config
 
 
-def _policies(cleanup_policy: str) -> set[str]:
-    return {part.strip() for part in cleanup_policy.split(",")}
+@functools.lru_cache(maxsize=16)  # few distinct values; `compact` is read per produce
+def _policies(cleanup_policy: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in cleanup_policy.split(","))
 
 
-@dataclass(frozen=True, slots=True)
-class AppendInfo:
+# NamedTuples, not frozen dataclasses: one is built per append or read, and a frozen
+# dataclass's __init__ costs a setattr call per field.
+class AppendInfo(NamedTuple):
     """What an append did: offsets given, the LogAppendTime used (-1 for CreateTime)."""
 
     base_offset: int
@@ -79,8 +82,7 @@ class AppendInfo:
     log_start_offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class FetchDataInfo:
+class FetchDataInfo(NamedTuple):
     """Whole record batches read from the log, as stored."""
 
     records: bytes

@@ -16,8 +16,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import crc32c
-
+from odradek.protocol import crc
 from odradek.protocol.batch import BatchHeader
 from odradek.storage.checkpoint import write_atomically
 from odradek.storage.errors import StorageError
@@ -160,8 +159,8 @@ class ProducerStateManager:
             for e in written
         )
         count = struct.pack(">i", len(written))
-        crc = crc32c.crc32c(count + entries)
-        data = struct.pack(">hI", SNAPSHOT_VERSION, crc) + count + entries
+        checksum = crc.crc32c(count + entries)
+        data = struct.pack(">hI", SNAPSHOT_VERSION, checksum) + count + entries
         write_atomically(self._fs, self._snapshot_path(offset), data)
 
     def load(
@@ -192,8 +191,8 @@ class ProducerStateManager:
 def _parse_snapshot(data: bytes) -> dict[int, ProducerEntry]:
     if len(data) < _HEAD.size:
         raise ValueError("snapshot too short")
-    version, crc, count = _HEAD.unpack_from(data, 0)
-    if version != SNAPSHOT_VERSION or crc32c.crc32c(data[6:]) != crc:
+    version, checksum, count = _HEAD.unpack_from(data, 0)
+    if version != SNAPSHOT_VERSION or crc.crc32c(data[6:]) != checksum:
         raise ValueError("snapshot version or CRC mismatch")
     if count < 0 or len(data) != _HEAD.size + count * _ENTRY.size:
         raise ValueError("snapshot length mismatch")

@@ -18,6 +18,7 @@ from odradek.protocol.batch import (
     BatchHeader,
     crc_ok,
     iter_batches,
+    make_header,
 )
 from odradek.storage.fs import Bytes, FileHandle, FileSystem
 from odradek.storage.index import OffsetIndex, TimeIndex
@@ -38,7 +39,7 @@ def _header_at(buf: bytes, pos: int) -> BatchHeader | None:
     """The header at `pos` if it looks like v2 framing (the batch may extend past buf)."""
     if len(buf) - pos < HEADER_SIZE:
         return None
-    header = BatchHeader(*HEADER.unpack_from(buf, pos))
+    header = make_header(HEADER.unpack_from(buf, pos))
     if header.magic != 2 or header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
         return None
     if header.last_offset_delta < 0:
@@ -73,7 +74,7 @@ def iter_file_batches(
         pos += header.size
 
 
-@dataclass
+@dataclass(slots=True)
 class _TailState:
     """What appends keep up to date; saved to undo a failed append."""
 
@@ -81,6 +82,19 @@ class _TailState:
     max_timestamp: int
     offset_of_max_timestamp: int
     bytes_since_last_index_entry: int
+    # The newest batch: a consumer keeping up asks for it next, found without a scan.
+    last_position: int = -1
+    last_header: BatchHeader | None = None
+
+    def copy(self) -> _TailState:
+        return _TailState(
+            self.next_offset,
+            self.max_timestamp,
+            self.offset_of_max_timestamp,
+            self.bytes_since_last_index_entry,
+            self.last_position,
+            self.last_header,
+        )
 
 
 class LogSegment:
@@ -171,21 +185,22 @@ class LogSegment:
         handle = self._file()
         size = handle.size()
         state = _TailState(self.base_offset, max_ts, max_ts_offset, size - position)
-        for _, header in iter_file_batches(handle, position, size):
-            self._track(state, header)
+        for pos, header in iter_file_batches(handle, position, size):
+            self._track(state, header, pos)
         return state
 
     @staticmethod
-    def _track(state: _TailState, header: BatchHeader) -> None:
+    def _track(state: _TailState, header: BatchHeader, position: int) -> None:
         if header.max_timestamp > state.max_timestamp:
             state.max_timestamp = header.max_timestamp
             state.offset_of_max_timestamp = header.last_offset
         state.next_offset = header.next_offset
+        state.last_position, state.last_header = position, header
 
     @property
     def next_offset(self) -> int:
         """The offset after the last batch of this segment."""
-        return self._tail().next_offset
+        return (self._state or self._tail()).next_offset
 
     @property
     def max_timestamp(self) -> int:
@@ -203,11 +218,12 @@ class LogSegment:
     def append(self, batch: Bytes, header: BatchHeader, now_ms: int) -> None:
         """Appends one batch whose header has its final offsets. On OSError the file and
         indexes are cut back to where they were, then the error propagates."""
-        state = self._tail()
-        saved = _TailState(**vars(state))
-        position = self.size
+        state = self._state or self._tail()
+        saved = state.copy()
+        handle = self._handle or self._file()
+        position = handle.size()
         try:
-            self._file().append(batch)
+            handle.append(batch)
             self._index_batch(state, header, position)
         except OSError:
             self._undo(saved, position)
@@ -225,7 +241,7 @@ class LogSegment:
         """Kafka's rule: index the batch appended once more than index.interval.bytes
         were appended since the last entry. Appends and recovery share it, so a rebuilt
         index equals the one written incrementally."""
-        self._track(state, header)
+        self._track(state, header, position)
         if state.bytes_since_last_index_entry > self.index_interval_bytes:
             self.offset_index.append(header.last_offset, position)
             self.time_index.maybe_append(state.max_timestamp, state.offset_of_max_timestamp)
@@ -283,7 +299,11 @@ class LogSegment:
 
     def translate_offset(self, offset: int) -> tuple[int, BatchHeader] | None:
         """(position, header) of the first batch whose last offset >= offset."""
-        self._tail()  # checks the indexes once
+        state = self._tail()  # checks the indexes once
+        last = state.last_header
+        # The batch before the newest ends below its base offset, so the newest is it.
+        if last is not None and last.base_offset <= offset <= last.last_offset:
+            return state.last_position, last
         _, position = self.offset_index.lookup(offset)
         for pos, header in iter_file_batches(self._file(), position, self.size):
             if header.last_offset >= offset:
