@@ -164,3 +164,44 @@ def test_open_accepts_node_and_cluster_ids() -> None:
     assert parse_properties(fs.read_file("/d/meta.properties"))["node.id"] == "5"
     with pytest.raises(InconsistentNodeIdError):
         LogManager(fs, ["/d"], FakeClock(), CONFIG).open(node_id=6, cluster_id="abc")
+
+
+def test_a_roll_makes_a_recovery_point_checkpoint_due() -> None:
+    """A segment roll moves the recovery point past what the checkpoint file holds:
+    flush_dirty reports a checkpoint as due, and writing it clears that until the next
+    roll. Appends that move nothing (no roll, no flush) leave it clear."""
+    fs = MemoryFileSystem()
+    clock = FakeClock()
+    manager = _manager(fs, ["/d"], clock)
+    log = manager.get_or_create_log("t", 0, LogConfig(segment_bytes=2_000))
+    append(log, value_size=100)
+    manager.flush_dirty(clock.time_ms())
+    assert not manager.checkpoint_due and log.recovery_point == 0
+    while len(log.segments) == 1:
+        append(log, value_size=100)
+    manager.flush_dirty(clock.time_ms())
+    assert manager.checkpoint_due and log.recovery_point > 0
+    manager.checkpoint_recovery_points()
+    assert not manager.checkpoint_due
+    text = fs.read_file("/d/recovery-point-offset-checkpoint").decode()
+    assert f"t 0 {log.recovery_point}" in text
+    append(log, value_size=100)
+    manager.flush_dirty(clock.time_ms())
+    assert not manager.checkpoint_due
+
+
+def test_a_checkpoint_read_at_open_is_the_baseline() -> None:
+    """After a restart the recovery points read from the file count as checkpointed: a log
+    whose point has not moved since does not make a checkpoint due."""
+    fs = MemoryFileSystem()
+    clock = FakeClock()
+    manager = _manager(fs, ["/d"], clock)
+    log = manager.get_or_create_log("t", 0, LogConfig(segment_bytes=2_000))
+    while len(log.segments) == 1:
+        append(log, value_size=100)
+    manager.close()
+    again = _manager(fs, ["/d"], clock)
+    reopened = again.get_or_create_log("t", 0, LogConfig(segment_bytes=2_000))
+    append(reopened, value_size=10)
+    again.flush_dirty(clock.time_ms())
+    assert not again.checkpoint_due

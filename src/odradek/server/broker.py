@@ -29,6 +29,7 @@ from odradek.storage.manager import LogManager
 log = logging.getLogger("odradek.broker")
 
 SWEEP_INTERVAL_S = 0.5
+MOVED_CHECKPOINT_S = 1.0
 
 
 class Broker:
@@ -164,7 +165,12 @@ class Broker:
                 now = self.clock.monotonic()
                 if self.log_manager is not None:
                     self.log_manager.flush_dirty(self.clock.time_ms())
-                    if now - last_checkpoint >= checkpoint_s:
+                    # A roll (or a flush) moved a recovery point: write it soon rather
+                    # than up to a minute later, so that a crash in between does not
+                    # rescan whole segments (at most once a second, as logs may flush
+                    # on every append).
+                    moved = self.log_manager.checkpoint_due
+                    if now - last_checkpoint >= (MOVED_CHECKPOINT_S if moved else checkpoint_s):
                         last_checkpoint = now
                         self.log_manager.checkpoint_recovery_points()
                     if now - last_expiration >= expiration_s:

@@ -122,6 +122,10 @@ class LogManager:
         # Logs appended to since flush_dirty last looked: the periodic flush.ms check
         # visits these only, not every log.
         self._appended: set[Log] = set()
+        # Recovery points as the checkpoint files hold them (read at open, then as written),
+        # so flush_dirty can tell when a roll or flush moved one past its file.
+        self._checkpointed: dict[TopicPartition, int] = {}
+        self.checkpoint_due = False
         self.clean_shutdown: dict[str, bool] = {}
         self._creations: _Creations | None = None  # of the open batch_creations()
 
@@ -146,6 +150,7 @@ class LogManager:
             start_offsets = read_offsets(
                 self._fs, os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT)
             )
+            self._checkpointed.update(recovery_points)
             for name in self._fs.listdir(log_dir):
                 self._open_dir(log_dir, name, clean, recovery_points, start_offsets)
             # Removed only once loaded: a crash while opening must recover again.
@@ -360,6 +365,7 @@ class LogManager:
         half-deleted live partition), then removes it."""
         key = (topic, partition)
         log = self._logs.pop(key, None)
+        self._checkpointed.pop(key, None)
         if log is None:
             return
         log_dir = self._dir_of.pop(key)
@@ -383,6 +389,8 @@ class LogManager:
             except KafkaStorageError:
                 self._appended.discard(log)  # offline for good
                 continue
+            if log.recovery_point > self._checkpointed.get((log.topic, log.partition), 0):
+                self.checkpoint_due = True
             if log.recovery_point >= log.log_end_offset:
                 self._appended.discard(log)
         return flushed
@@ -395,12 +403,11 @@ class LogManager:
 
     def checkpoint_recovery_points(self) -> None:
         """Writes recovery-point-offset-checkpoint and log-start-offset-checkpoint."""
+        self.checkpoint_due = False
         for log_dir in self.log_dirs:
-            write_offsets(
-                self._fs,
-                os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT),
-                {k: log.recovery_point for k, log in self._logs_in(log_dir).items()},
-            )
+            points = {k: log.recovery_point for k, log in self._logs_in(log_dir).items()}
+            write_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT), points)
+            self._checkpointed.update(points)
         self.checkpoint_log_start_offsets()
 
     def checkpoint_log_start_offsets(self) -> None:
