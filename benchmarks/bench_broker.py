@@ -246,3 +246,12 @@ class BrokerProcess:
         if proc.stdout is not None:
             proc.stdout.close()
         return out
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through the finally blocks that stop the broker
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Makes SIGTERM unwind like Ctrl-C, so a benchmark's `finally` blocks stop its broker."""
+    signal.signal(signal.SIGTERM, _interrupt)

@@ -58,7 +58,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_broker import READY_RE, BrokerError, BrokerProcess, filesystem_type, rss_mib
+from bench_broker import (
+    READY_RE,
+    BrokerError,
+    BrokerProcess,
+    filesystem_type,
+    rss_mib,
+    stop_cleanly_on_sigterm,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "recovery.json"
@@ -648,13 +655,9 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def on_sigterm(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt  # unwinds through the finally blocks that stop the broker
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
+    stop_cleanly_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="odradek-kill9-"))
     report: dict[str, Any] = {
         "started_at_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -37,7 +37,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from typing import Any
 
@@ -52,40 +52,12 @@ from odradek.config import BrokerConfig
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.server.broker import Broker
 from odradek.server.connection import Connection
+from odradek.testing.transport import RecordingTransport
 
 TOPIC = "bench"
 TIMEOUT = datetime.timedelta(seconds=5)
 PRODUCE_V, FETCH_V, METADATA_V, CREATE_TOPICS_V = 11, 12, 12, 7
 CASES = ("produce", "produce-acks1", "fetch", "metadata")
-
-
-class CountingTransport:
-    """Just enough of asyncio.Transport for a Connection; keeps the written responses."""
-
-    def __init__(self) -> None:
-        self.responses: list[bytes | bytearray] = []
-        self.aborted = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 1) if name == "peername" else default
-
-    def writelines(self, data: Iterable[bytes | bytearray]) -> None:
-        self.responses.extend(data)
-
-    def write(self, data: bytes | bytearray) -> None:
-        self.responses.append(data)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.aborted
 
 
 # -- request building ------------------------------------------------------------------
@@ -196,36 +168,36 @@ class Bench:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.transport = CountingTransport()
+        self.transport = RecordingTransport()
         self.connection = Connection(broker)
         self.connection.connection_made(self.transport)  # type: ignore[arg-type]
 
     async def call(self, frame: bytes) -> bytes | bytearray:
         """Sends one request and waits (on the loop) for its response."""
-        before = len(self.transport.responses)
+        before = len(self.transport.written)
         self.connection.data_received(frame)
-        while len(self.transport.responses) == before:
+        while len(self.transport.written) == before:
             if self.transport.aborted:
                 raise RuntimeError("the broker closed the benchmark connection")
             await asyncio.sleep(0)
-        return self.transport.responses[-1]
+        return self.transport.written[-1]
 
     def send_sync(self, frame: bytes, count: int) -> None:
         """Sends `count` requests whose handler answers at once (no loop turn needed)."""
         feed = self.connection.data_received
-        before = len(self.transport.responses)
+        before = len(self.transport.written)
         for _ in range(count):
             feed(frame)
-        if self.transport.aborted or len(self.transport.responses) != before + count:
+        if self.transport.aborted or len(self.transport.written) != before + count:
             raise RuntimeError("a request got no response")
-        del self.transport.responses[:-1]
+        del self.transport.written[:-1]
 
     async def send_async(self, frame: bytes, count: int) -> None:
         """Sends `count` requests one at a time, giving the loop a turn until each is
         answered (for an async handler such as Fetch's, which may wait)."""
         for _ in range(count):
             await self.call(frame)
-        del self.transport.responses[:-1]
+        del self.transport.written[:-1]
 
 
 Runner = Callable[[int], Awaitable[None]]
@@ -239,24 +211,24 @@ async def prepare(bench: Bench, case: str) -> tuple[Runner, Callable[[], None]]:
         async def produce(n: int) -> None:
             bench.send_sync(frame, n)
 
-        return produce, lambda: check_produce(bench.transport.responses[-1])
+        return produce, lambda: check_produce(bench.transport.written[-1])
     if case == "fetch":
         for _ in range(3):
             await bench.call(produce_frame(-1))
-        last = check_produce(bench.transport.responses[-1])
+        last = check_produce(bench.transport.written[-1])
         frame = fetch_frame(last)
 
         async def fetch(n: int) -> None:
             await bench.send_async(frame, n)
 
-        return fetch, lambda: check_fetch(bench.transport.responses[-1], last)
+        return fetch, lambda: check_fetch(bench.transport.written[-1], last)
     if case == "metadata":
         frame = metadata_frame()
 
         async def metadata(n: int) -> None:
             bench.send_sync(frame, n)
 
-        return metadata, lambda: check_metadata(bench.transport.responses[-1])
+        return metadata, lambda: check_metadata(bench.transport.written[-1])
     raise ValueError(f"unknown case {case!r}")
 
 

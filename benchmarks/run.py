@@ -41,6 +41,7 @@ from bench_broker import (
     cpu_seconds,
     filesystem_type,
     rss_mib,
+    stop_cleanly_on_sigterm,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -493,13 +494,9 @@ def render(report: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def on_sigterm(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt  # unwinds through the finally blocks that stop the broker
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, on_sigterm)
+    stop_cleanly_on_sigterm()
     t_begin = time.perf_counter()
     if args.work_dir:
         args.work_dir.mkdir(parents=True, exist_ok=True)

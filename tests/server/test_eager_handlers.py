@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +15,9 @@ from odradek.config import BrokerConfig
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.server.broker import Broker
 from odradek.server.connection import TASK_NAME_PREFIX, Connection, _resume
+from odradek.testing.transport import RecordingTransport
 from tests.handlers.kafka_wire import FETCH_V, PRODUCE_V, TIMEOUT, fetch_request
 from tests.server.wire import build, encode_request, request_module
-
-
-class FakeTransport:
-    """Keeps what the connection writes; never closes by itself."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.aborted = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 1) if name == "peername" else default
-
-    def writelines(self, data: Iterable[bytes | bytearray]) -> None:
-        self.written.extend(bytes(d) for d in data)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        self.aborted = True
 
 
 def produce_frame(topic: str, correlation_id: int) -> bytes:
@@ -69,7 +46,7 @@ def create_topic_frame(topic: str) -> bytes:
     return encode_request(19, 7, 1, build(m.CreateTopicsRequest, topics=(spec,), timeout=TIMEOUT))
 
 
-def correlation_ids(transport: FakeTransport) -> list[int]:
+def correlation_ids(transport: RecordingTransport) -> list[int]:
     return [int.from_bytes(frame[4:8], "big") for frame in transport.written]
 
 
@@ -80,7 +57,7 @@ async def test_a_fetch_with_data_answers_without_a_task(tmp_path: Path) -> None:
     broker = Broker(config)
     await broker.start()
     try:
-        transport = FakeTransport()
+        transport = RecordingTransport()
         connection = Connection(broker)
         connection.connection_made(transport)  # type: ignore[arg-type]
         connection.data_received(create_topic_frame("eager"))
