@@ -205,3 +205,25 @@ def test_a_checkpoint_read_at_open_is_the_baseline() -> None:
     append(reopened, value_size=10)
     again.flush_dirty(clock.time_ms())
     assert not again.checkpoint_due
+
+
+def test_recovery_after_a_crash_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Opening after an unclean shutdown logs how many segments and partitions recovery
+    scanned; a clean start logs nothing of the kind."""
+    fs = MemoryFileSystem()
+    manager = _manager(fs, ["/d"])
+    for p in range(2):
+        target = manager.get_or_create_log("t", p, CONFIG)
+        for i in range(5):
+            append(target, tag=i)
+    fs.crash(random.Random(1))
+    with caplog.at_level("INFO", logger="odradek.storage"):
+        _manager(fs, ["/d"])
+    lines = [r.getMessage() for r in caplog.records if "unclean shutdown" in r.getMessage()]
+    assert lines and "of 2 partitions" in lines[0]
+    again = _manager(fs, ["/d"])
+    again.close()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="odradek.storage"):
+        _manager(fs, ["/d"])
+    assert not [r for r in caplog.records if "unclean shutdown" in r.getMessage()]

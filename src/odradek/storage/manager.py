@@ -6,6 +6,7 @@ and the clean-shutdown marker at a clean stop.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,6 +31,8 @@ from odradek.storage.fs import FileHandle, FileSystem, run_syncs, start_syncs
 from odradek.storage.log import Log, parse_topic_partition
 from odradek.storage.log_config import LogConfig
 from odradek.storage.retention import delete_due_files, delete_old_segments
+
+logger = logging.getLogger("odradek.storage")
 
 META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
@@ -153,9 +156,25 @@ class LogManager:
             self._checkpointed.update(recovery_points)
             for name in self._fs.listdir(log_dir):
                 self._open_dir(log_dir, name, clean, recovery_points, start_offsets)
+            if not clean:
+                self._report_recovery(log_dir)
             # Removed only once loaded: a crash while opening must recover again.
             self._fs.remove(marker)
             self._fs.fsync_dir(log_dir)
+
+    def _report_recovery(self, log_dir: str) -> None:
+        """Logs what opening after an unclean shutdown scanned and cut, for operators."""
+        logs = self._logs_in(log_dir).values()
+        scanned = [opened for opened in logs if opened.recovered_segments]
+        segments = sum(opened.recovered_segments for opened in scanned)
+        cut = sum(opened.truncated_on_open for opened in logs)
+        logger.info(
+            "%s: unclean shutdown; recovered %d segments of %d partitions, cut %d bytes",
+            log_dir,
+            segments,
+            len(scanned),
+            cut,
+        )
 
     def _open_dir(
         self,
