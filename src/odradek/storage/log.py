@@ -381,7 +381,10 @@ class Log:
     # -- truncation and lifecycle ----------------------------------------------------
 
     def truncate_to(self, offset: int) -> None:
-        """Removes every batch from the one containing `offset` onwards (replication)."""
+        """Removes every batch from the one containing `offset` onwards (replication).
+        The caller must write the recovery-point checkpoint before appending again, as
+        Kafka's LogManager.truncateTo does: recovery after a crash trusts the batches below
+        the checkpointed point without checking their CRCs, and this lowers the point."""
         self._check_online()
         if offset >= self.log_end_offset:
             return

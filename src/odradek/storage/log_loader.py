@@ -233,9 +233,19 @@ def _drop_overlaps(segments: list[LogSegment], swapped: set[int]) -> list[LogSeg
     return kept
 
 
-def _assign_epochs(cache: LeaderEpochCache, segments: list[LogSegment]) -> None:
-    for segment in segments:
-        for _, header in segment.batches():
+def _assign_epochs(
+    cache: LeaderEpochCache, segments: list[LogSegment], from_offset: int | None = None
+) -> None:
+    """Assigns the epochs of the batches of `segments`, skipping those of the first one
+    that end before `from_offset` (their epochs are in the checkpoint already)."""
+    for i, segment in enumerate(segments):
+        position = 0
+        if i == 0 and from_offset is not None and from_offset > segment.base_offset:
+            found = segment.translate_offset(from_offset)
+            if found is None:
+                continue
+            position = found[0]
+        for _, header in segment.headers(position):
             cache.assign(header.partition_leader_epoch, header.base_offset, deferred=True)
 
 
@@ -246,7 +256,8 @@ def _recover_tail(segments: list[LogSegment], recovery_point: int, done: set[int
     start = max(0, bisect.bisect_right(bases, recovery_point) - 1)
     truncated = 0
     for i in range(start, len(segments)):
-        cut = segments[i].recover()
+        # Batches below the recovery point were fsynced before it moved: headers only.
+        cut = segments[i].recover(durable_before=recovery_point)
         done.add(segments[i].base_offset)
         truncated += cut
         if cut:
@@ -273,7 +284,7 @@ def load_producer_state(
     for segment in segments:
         if segment.next_offset <= replay_from:
             continue
-        state.replay(h for _, h in segment.batches() if h.base_offset >= replay_from)
+        state.replay(h for _, h in segment.headers() if h.base_offset >= replay_from)
     return state
 
 
@@ -303,7 +314,9 @@ def load_epochs(
         if replay_from is not None:
             bases = [s.base_offset for s in segments]
             first = max(0, bisect.bisect_right(bases, replay_from) - 1)
-            _assign_epochs(cache, segments[first:])
+            # The epochs of batches below the recovery point reached the checkpoint before
+            # it moved past them (Log.flush and roll flush the cache first).
+            _assign_epochs(cache, segments[first:], replay_from)
             cache.flush_if_dirty()
     cache.truncate_from_end(end)
     cache.truncate_from_start(start)

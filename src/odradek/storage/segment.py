@@ -28,6 +28,8 @@ INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 _CHUNK = 1 << 20
 _FIRST_CHUNK = 16 << 10
+_MAX_RELATIVE_OFFSET = (1 << 31) - 1  # index entries hold offsets relative to the base
+_HEADER_READ = 4 << 10  # per batch when walking the headers of large batches
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -71,6 +73,33 @@ def iter_file_batches(
             if not crc_ok(buf, off, header):
                 return
         yield pos, header
+        pos += header.size
+
+
+def _walk_headers(
+    handle: FileHandle, start: int, end: int, stop_offset: int
+) -> Iterator[tuple[int, BatchHeader]]:
+    """Yields (position, header) of the batches in [start, end) whose offsets all lie below
+    `stop_offset`, checking framing but not CRCs, and stops before the first other batch
+    (or a torn or malformed one). Reads grow while batches are small and shrink to one
+    header read per batch when they are large, so a prefix of large batches costs about
+    HEADER_SIZE bytes of reading per batch instead of the whole prefix."""
+    pos = start
+    buf, buf_pos = b"", start
+    chunk = _FIRST_CHUNK
+    while end - pos >= HEADER_SIZE:
+        off = pos - buf_pos
+        if len(buf) - off < HEADER_SIZE:
+            buf, buf_pos, off = handle.pread(pos, min(chunk, end - pos)), pos, 0
+        header = _header_at(buf, off)
+        if header is None or pos + header.size > end or header.last_offset >= stop_offset:
+            return
+        yield pos, header
+        # Next read: just a header after a large batch (skipped unread), else growing.
+        if header.size > 4 * _HEADER_READ:
+            chunk = _HEADER_READ
+        elif off + header.size >= len(buf):
+            chunk = min(max(chunk, _FIRST_CHUNK) * 4, _CHUNK)
         pos += header.size
 
 
@@ -274,17 +303,39 @@ class LogSegment:
         self._state = self._load_tail()
         return cut
 
-    def recover(self, *, check_crc: bool = True, truncate: bool = True) -> int:
+    def _in_order(self, state: _TailState, header: BatchHeader) -> bool:
+        """Offsets must grow and stay indexable: an old batch here, or one whose offset is
+        beyond what the index can hold (a flipped bit in the base offset, which the CRC
+        does not cover), is garbage."""
+        if header.base_offset < state.next_offset:
+            return False
+        return header.last_offset - self.base_offset <= _MAX_RELATIVE_OFFSET
+
+    def recover(
+        self, *, check_crc: bool = True, truncate: bool = True, durable_before: int = -1
+    ) -> int:
         """Scans every batch checking framing, CRC and offset order, cuts the file at the
-        first bad or torn one and rebuilds both indexes. Returns the bytes cut."""
+        first bad or torn one and rebuilds both indexes. Returns the bytes cut.
+
+        Batches whose offsets all lie below `durable_before` (the recovery point: they
+        were fsynced before it moved past them) have only their headers walked, without
+        reading their records or checking CRCs; they feed the same index bookkeeping, so
+        indexes and tail state equal those of a full scan of an intact prefix."""
         self.offset_index.reset()
         self.time_index.reset()
         state = _TailState(self.base_offset, -1, self.base_offset, 0)
         valid_end = 0
-        scan = iter_file_batches(self._file(), 0, self.size, check_crc=check_crc)
+        handle, size = self._file(), self.size
+        if durable_before > self.base_offset:
+            for position, header in _walk_headers(handle, 0, size, durable_before):
+                if not self._in_order(state, header):
+                    break  # garbage: the full scan below stops at the same batch
+                self._index_batch(state, header, position)
+                valid_end = position + header.size
+        scan = iter_file_batches(handle, valid_end, size, check_crc=check_crc)
         for position, header in scan:
-            if header.base_offset < state.next_offset:
-                break  # offsets must grow: an old batch here is garbage
+            if not self._in_order(state, header):
+                break
             self._index_batch(state, header, position)
             valid_end = position + header.size
         cut = self.size - valid_end
@@ -353,6 +404,11 @@ class LogSegment:
     def batches(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader]]:
         """Every batch header from start_position (no CRC check)."""
         return iter_file_batches(self._file(), start_position, self.size)
+
+    def headers(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader]]:
+        """The same as batches(), reading only about a header's worth of each large batch
+        instead of the whole file (for replays that need the headers alone)."""
+        return _walk_headers(self._file(), start_position, self.size, 1 << 63)
 
     # -- lifecycle -------------------------------------------------------------------
 
