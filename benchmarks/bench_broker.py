@@ -255,3 +255,18 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def stop_cleanly_on_sigterm() -> None:
     """Makes SIGTERM unwind like Ctrl-C, so a benchmark's `finally` blocks stop its broker."""
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+def git_rev() -> str | None:
+    """The short commit of this checkout; None outside a git checkout (read-only)."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return rev.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

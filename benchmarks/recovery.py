@@ -63,6 +63,7 @@ from bench_broker import (
     BrokerError,
     BrokerProcess,
     filesystem_type,
+    git_rev,
     rss_mib,
     stop_cleanly_on_sigterm,
 )
@@ -603,20 +604,6 @@ def all_verified(size: dict[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def git_rev() -> str | None:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return rev.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def restart_cell(crash: dict[str, Any] | None) -> str:

@@ -40,6 +40,7 @@ from bench_broker import (
     accepts_connections,
     cpu_seconds,
     filesystem_type,
+    git_rev,
     rss_mib,
     stop_cleanly_on_sigterm,
 )
@@ -192,17 +193,7 @@ def software_info() -> dict[str, Any]:
         info["odradek"] = importlib.metadata.version("odradek")
     except importlib.metadata.PackageNotFoundError:
         info["odradek"] = None
-    try:  # read-only; fails quietly outside a git checkout or before the first commit
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        info["git_rev"] = rev.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        info["git_rev"] = None
+    info["git_rev"] = git_rev()
     return info
 
 
