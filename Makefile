@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) -m compileall -q src >/dev/null
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/group.py
+	$(PY) benchmarks/scale.py --partitions 10000
+	$(PY) benchmarks/recovery.py --no-clean-restart
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
