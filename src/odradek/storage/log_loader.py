@@ -245,7 +245,7 @@ def _assign_epochs(
             if found is None:
                 continue
             position = found[0]
-        for _, header in segment.headers(position):
+        for _, header in segment.batches(position):
             cache.assign(header.partition_leader_epoch, header.base_offset, deferred=True)
 
 
@@ -284,7 +284,7 @@ def load_producer_state(
     for segment in segments:
         if segment.next_offset <= replay_from:
             continue
-        state.replay(h for _, h in segment.headers() if h.base_offset >= replay_from)
+        state.replay(h for _, h in segment.batches() if h.base_offset >= replay_from)
     return state
 
 

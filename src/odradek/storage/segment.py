@@ -50,13 +50,22 @@ def _header_at(buf: bytes, pos: int) -> BatchHeader | None:
 
 
 def iter_file_batches(
-    handle: FileHandle, start: int, end: int, *, check_crc: bool = False
+    handle: FileHandle,
+    start: int,
+    end: int,
+    *,
+    check_crc: bool = False,
+    below: int | None = None,
 ) -> Iterator[tuple[int, BatchHeader]]:
-    """Yields (position, header) of the batches in [start, end), reading growing chunks;
-    stops at the first batch that is torn, malformed or (with check_crc) fails its CRC."""
+    """Yields (position, header) of the batches in [start, end); stops at the first batch
+    that is torn, malformed, (with check_crc) fails its CRC, or (with `below`) does not lie
+    wholly below that offset.
+
+    Reads grow while batches are small (lookups usually stop within one index interval, so
+    the first read is small). Without check_crc nothing past a header is needed, so after a
+    large batch only the next header is read and the records are skipped unread."""
     pos = start
     buf, buf_pos = b"", start
-    # Lookups usually stop within one index interval: start small, grow for long scans.
     chunk = _FIRST_CHUNK
     while end - pos >= HEADER_SIZE:
         off = pos - buf_pos
@@ -66,40 +75,17 @@ def iter_file_batches(
         header = _header_at(buf, off)
         if header is None or pos + header.size > end:
             return
+        if below is not None and header.last_offset >= below:
+            return
         if check_crc:
             if len(buf) - off < header.size:
                 size = min(max(_CHUNK, header.size), end - pos)
                 buf, buf_pos, off = handle.pread(pos, size), pos, 0
             if not crc_ok(buf, off, header):
                 return
-        yield pos, header
-        pos += header.size
-
-
-def _walk_headers(
-    handle: FileHandle, start: int, end: int, stop_offset: int
-) -> Iterator[tuple[int, BatchHeader]]:
-    """Yields (position, header) of the batches in [start, end) whose offsets all lie below
-    `stop_offset`, checking framing but not CRCs, and stops before the first other batch
-    (or a torn or malformed one). Reads grow while batches are small and shrink to one
-    header read per batch when they are large, so a prefix of large batches costs about
-    HEADER_SIZE bytes of reading per batch instead of the whole prefix."""
-    pos = start
-    buf, buf_pos = b"", start
-    chunk = _FIRST_CHUNK
-    while end - pos >= HEADER_SIZE:
-        off = pos - buf_pos
-        if len(buf) - off < HEADER_SIZE:
-            buf, buf_pos, off = handle.pread(pos, min(chunk, end - pos)), pos, 0
-        header = _header_at(buf, off)
-        if header is None or pos + header.size > end or header.last_offset >= stop_offset:
-            return
-        yield pos, header
-        # Next read: just a header after a large batch (skipped unread), else growing.
-        if header.size > 4 * _HEADER_READ:
+        elif header.size > 4 * _HEADER_READ:
             chunk = _HEADER_READ
-        elif off + header.size >= len(buf):
-            chunk = min(max(chunk, _FIRST_CHUNK) * 4, _CHUNK)
+        yield pos, header
         pos += header.size
 
 
@@ -327,7 +313,7 @@ class LogSegment:
         valid_end = 0
         handle, size = self._file(), self.size
         if durable_before > self.base_offset:
-            for position, header in _walk_headers(handle, 0, size, durable_before):
+            for position, header in iter_file_batches(handle, 0, size, below=durable_before):
                 if not self._in_order(state, header):
                     break  # garbage: the full scan below stops at the same batch
                 self._index_batch(state, header, position)
@@ -402,13 +388,9 @@ class LogSegment:
         return None
 
     def batches(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader]]:
-        """Every batch header from start_position (no CRC check)."""
+        """Every batch header from start_position (no CRC check; the records of large batches
+        are skipped unread)."""
         return iter_file_batches(self._file(), start_position, self.size)
-
-    def headers(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader]]:
-        """The same as batches(), reading only about a header's worth of each large batch
-        instead of the whole file (for replays that need the headers alone)."""
-        return _walk_headers(self._file(), start_position, self.size, 1 << 63)
 
     # -- lifecycle -------------------------------------------------------------------
 
