@@ -14,9 +14,10 @@ PRODUCE_V = 11
 FETCH_V = 12
 
 
-def create_topic(
-    client: WireClient, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+def create_topics_request(
+    name: str, partitions: int = 1, configs: dict[str, str] | None = None
 ) -> Any:
+    """A CreateTopics v7 body for one topic (replication factor 1)."""
     m = request_module(19, 7)
     entries = tuple(
         build(m.CreatableTopicConfig, name=k, value=v) for k, v in (configs or {}).items()
@@ -29,9 +30,13 @@ def create_topic(
         assignments=(),
         configs=entries,
     )
-    return client.call(
-        19, 7, build(m.CreateTopicsRequest, topics=(topic,), timeout=TIMEOUT)
-    ).topics[0]
+    return build(m.CreateTopicsRequest, topics=(topic,), timeout=TIMEOUT)
+
+
+def create_topic(
+    client: WireClient, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+) -> Any:
+    return client.call(19, 7, create_topics_request(name, partitions, configs)).topics[0]
 
 
 def ensure_topic(client: WireClient, name: str, partitions: int = 1) -> str:

@@ -14,6 +14,7 @@ from kio.schema.errors import ErrorCode
 from odradek.handlers.registry import HANDLERS
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
+from tests.handlers.kafka_wire import create_topics_request
 from tests.server.wire import WireClient, build, request_module
 
 TIMEOUT = datetime.timedelta(seconds=5)
@@ -31,16 +32,7 @@ def _topic(broker: Broker, name: str) -> uuid.UUID:
 
 
 def _ensure_topic(broker: Broker, client: WireClient, name: str) -> uuid.UUID:
-    module = request_module(19, 7)
-    topic = build(
-        module.CreatableTopic,
-        name=name,
-        num_partitions=1,
-        replication_factor=1,
-        assignments=(),
-        configs=(),
-    )
-    client.call(19, 7, build(module.CreateTopicsRequest, topics=(topic,), timeout=TIMEOUT))
+    client.call(19, 7, create_topics_request(name))
     return _topic(broker, name)
 
 

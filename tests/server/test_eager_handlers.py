@@ -16,7 +16,13 @@ from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.server.broker import Broker
 from odradek.server.connection import TASK_NAME_PREFIX, Connection, _resume
 from odradek.testing.transport import RecordingTransport
-from tests.handlers.kafka_wire import FETCH_V, PRODUCE_V, TIMEOUT, fetch_request
+from tests.handlers.kafka_wire import (
+    FETCH_V,
+    PRODUCE_V,
+    TIMEOUT,
+    create_topics_request,
+    fetch_request,
+)
 from tests.server.wire import build, encode_request, request_module
 
 
@@ -34,16 +40,7 @@ def produce_frame(topic: str, correlation_id: int) -> bytes:
 
 
 def create_topic_frame(topic: str) -> bytes:
-    m = request_module(19, 7)
-    spec = build(
-        m.CreatableTopic,
-        name=topic,
-        num_partitions=1,
-        replication_factor=1,
-        assignments=(),
-        configs=(),
-    )
-    return encode_request(19, 7, 1, build(m.CreateTopicsRequest, topics=(spec,), timeout=TIMEOUT))
+    return encode_request(19, 7, 1, create_topics_request(topic))
 
 
 def correlation_ids(transport: RecordingTransport) -> list[int]:
