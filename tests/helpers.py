@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -165,6 +166,20 @@ def sample_records(
 
 
 # -- bounded subprocesses --------------------------------------------------------------
+
+
+def run_python(code: str, *args: str, timeout: float = 60.0) -> str:
+    """Runs `code` in a fresh interpreter (nothing imported yet) with `args` in sys.argv;
+    asserts it succeeded and returns its stdout."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def run_bounded(

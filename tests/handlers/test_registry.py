@@ -6,28 +6,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import pytest
 
 import odradek.handlers
 from odradek.handlers.registry import API_TABLE, HANDLERS, PACKAGE, api, load_all
-
-
-def _run(code: str) -> str:
-    """Runs `code` in a fresh interpreter (nothing imported yet); returns its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from tests.helpers import run_python
 
 
 def test_api_table_equals_what_every_module_registers() -> None:
@@ -82,7 +67,7 @@ def test_api_refuses_a_second_registration() -> None:
 def test_broker_start_imports_no_handler_module() -> None:
     """The broker's command line and server import no handler module besides the few they
     use, no kio schema index or serializer, and no client library."""
-    out = _run(
+    out = run_python(
         """
         import sys
         import odradek.cli.main, odradek.cli.broker, odradek.server.broker
@@ -103,7 +88,7 @@ def test_first_call_imports_the_handler_and_replaces_the_stand_in() -> None:
     """Before its module is imported an API's handler is a stand-in that imports the module
     and calls the real handler (sync and async alike); afterwards the table holds the real
     handler. ApiVersions answers the same bytes whether or not handlers were imported."""
-    out = _run(
+    out = run_python(
         """
         import asyncio, sys
         from types import SimpleNamespace
@@ -155,7 +140,7 @@ def test_first_call_imports_the_handler_and_replaces_the_stand_in() -> None:
 def test_registry_module_imports_no_handler() -> None:
     """Importing the registry (which every handler does) stays cheap: no handler module,
     no kio index, no broker state modules."""
-    out = _run(
+    out = run_python(
         """
         import sys
         import odradek.handlers.registry

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.helpers import run_python
 
 from odradek.protocol import crc
 
@@ -25,7 +24,4 @@ def test_package_is_imported_on_first_use_only() -> None:
         "crc.crc32c(b'x')\n"
         "print(before, 'crc32c' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.split() == ["False", "True"]
+    assert run_python(code).split() == ["False", "True"]

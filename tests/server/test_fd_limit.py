@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.helpers import run_python
 
 _CHILD = """
 import resource, sys
@@ -19,10 +18,7 @@ print(now, soft, hard)
 def test_soft_limit_is_raised_to_the_hard_limit() -> None:
     """A process started with a soft limit of 256 ends with soft == hard, and the function
     reports the limit now in force (run in a child so this process keeps its limit)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD], capture_output=True, text=True, timeout=60, check=True
-    )
-    now, soft, hard = (int(x) for x in out.stdout.split())
+    now, soft, hard = (int(x) for x in run_python(_CHILD).split())
     assert hard > 256, "the test needs a hard limit above 256"
     assert soft == hard == now
 
@@ -36,7 +32,4 @@ def test_a_soft_limit_already_at_the_hard_limit_is_left_alone() -> None:
         "from odradek.server.fd_limit import raise_open_file_limit\n"
         "print(raise_open_file_limit(), *resource.getrlimit(resource.RLIMIT_NOFILE))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.split() == ["512", "512", "512"]
+    assert run_python(code).split() == ["512", "512", "512"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
 
 import pytest
+
+from tests.helpers import run_python
 
 # Grows a 4 MiB buffer the way the frame decoder does, copies a slice out of it and frees
 # both, 100 times; prints the minor page faults taken.
@@ -30,14 +30,7 @@ PAGES_PER_BUFFER = (4 << 20) // 4096
 
 
 def _faults(mode: str) -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", _WORKLOAD, mode],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return int(out.stdout.strip())
+    return int(run_python(_WORKLOAD, mode).strip())
 
 
 def test_default_allocator_faults_on_every_large_buffer() -> None:

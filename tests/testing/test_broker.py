@@ -4,8 +4,6 @@ caller's-loop mode (`async with`), in-process topic creation and start-up time."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,6 +12,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.testing import Broker
 from odradek.testing.broker import TopicError
+from tests.helpers import run_python
 
 STARTUP_SCRIPT = """
 import json, socket, sys, time
@@ -123,14 +122,7 @@ def test_start_up_time(capsys: pytest.CaptureFixture[str]) -> None:
         broker.stop()
     cold = {}
     for variant in ("with-hypothesis", "without-hypothesis"):
-        result = subprocess.run(
-            [sys.executable, "-c", STARTUP_SCRIPT, variant],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stderr
-        cold[variant] = json.loads(result.stdout)
+        cold[variant] = json.loads(run_python(STARTUP_SCRIPT, variant))
     with capsys.disabled():
         print(
             f"\nodradek.testing.Broker start to ready: warm median "
