@@ -1,33 +1,71 @@
-"""One partition led by this broker: its log, leader epoch, high watermark and the parked
-fetches that an append wakes.
+"""One partition hosted by this broker: its log, leader epoch, high watermark, the parked
+fetches that an append wakes, and (in a cluster) its role as leader or follower.
 
-With one node the in-sync replica set is this broker alone, so every append is fully
-replicated when written and the high watermark is the log end offset.
+On a single broker (`replicated` false) the in-sync replica set is this broker alone, so
+every append is fully replicated when written and the high watermark is the log end
+offset. In a cluster the leader keeps, per follower, the log end offset its fetches
+report; the high watermark is the smallest log end offset in the ISR, and a produce with
+acks=all waits (`wait_for_replication`) until the high watermark passes its last offset.
+ISR changes are only proposed here (`isr_change_due`); they take effect through
+`apply_isr` once ZooKeeper has accepted them, so a deposed leader never counts a replica
+it is not allowed to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
+
+from kio.schema.errors import ErrorCode
 
 from odradek.protocol.batch import BatchHeader
 from odradek.storage.log import Log
 from odradek.storage.log_config import AppendInfo
 
 
+@dataclass(slots=True)
+class FollowerState:
+    """What the leader knows of one follower, from its fetches."""
+
+    log_end_offset: int = -1
+    # The last time its log end offset reached the leader's (Kafka's lastCaughtUpTimeMs).
+    last_caught_up_ms: int = 0
+    last_fetch_ms: int = 0
+    # The leader's log end offset when the previous fetch came in.
+    leader_end_at_last_fetch: int = -1
+
+
 class Partition:
     __slots__ = (
+        "_acks_waiters",
+        "_high_watermark",
         "_waiters",
+        "followers",
         "index",
+        "is_leader",
+        "isr",
+        "isr_pending",
         "leader_epoch",
+        "leader_id",
         "log",
         "min_insync_replicas",
+        "node_id",
+        "replicas",
+        "replicated",
         "topic",
         "topic_id",
+        "zk_version",
     )
 
     def __init__(
-        self, topic: str, index: int, topic_id: uuid.UUID, log: Log, leader_epoch: int = 0
+        self,
+        topic: str,
+        index: int,
+        topic_id: uuid.UUID,
+        log: Log,
+        leader_epoch: int = 0,
+        node_id: int = -1,
     ) -> None:
         self.topic = topic
         self.index = index
@@ -36,24 +74,47 @@ class Partition:
         self.leader_epoch = leader_epoch
         self.min_insync_replicas = 1
         self._waiters: set[asyncio.Future[None]] = set()
+        self.node_id = node_id
+        # A single broker leads everything; a cluster sets these from ZooKeeper.
+        self.replicated = False
+        self.is_leader = True
+        self.leader_id = node_id
+        self.replicas: tuple[int, ...] = (node_id,)
+        self.isr: tuple[int, ...] = (node_id,)
+        self.zk_version = -1
+        self.isr_pending = False
+        self.followers: dict[int, FollowerState] = {}
+        self._high_watermark = log.log_end_offset
+        # (offset the high watermark must reach, future answered with an error code)
+        self._acks_waiters: list[tuple[int, asyncio.Future[ErrorCode]]] = []
 
     @property
     def high_watermark(self) -> int:
-        return self.log.log_end_offset
+        if not self.replicated:
+            return self.log.log_end_offset
+        return self._high_watermark
 
     @property
     def log_start_offset(self) -> int:
         return self.log.log_start_offset
 
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
     def append(self, records: bytes, header: BatchHeader) -> AppendInfo:
         """Appends a validated producer batch and wakes every fetch parked on this partition."""
         info = self.log.append_as_leader(records, header, self.leader_epoch)
+        if self.replicated:
+            self._maybe_advance_high_watermark()
         if self._waiters:
             self.wake_waiters()
         return info
 
+    # -- parked fetches ------------------------------------------------------------------
+
     def add_waiter(self, waiter: asyncio.Future[None]) -> None:
-        """Parks a fetch: `waiter` completes at the next append."""
+        """Parks a fetch: `waiter` completes at the next append or high watermark move."""
         self._waiters.add(waiter)
 
     def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
@@ -64,3 +125,167 @@ class Partition:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    # -- roles ---------------------------------------------------------------------------
+
+    def make_leader(
+        self,
+        leader_epoch: int,
+        replicas: tuple[int, ...],
+        isr: tuple[int, ...],
+        zk_version: int,
+        now_ms: int,
+    ) -> bool:
+        """Leads from `leader_epoch` on; True when this is a new leadership. The epoch's
+        start offset is recorded at the current log end, so followers and old leaders
+        can learn where their history diverges (OffsetForLeaderEpoch)."""
+        self.replicated = True
+        self.replicas, self.isr, self.zk_version = replicas, isr, zk_version
+        self.isr_pending = False
+        if self.is_leader and self.leader_epoch == leader_epoch and self.followers:
+            return False
+        new = not self.is_leader or leader_epoch != self.leader_epoch
+        self.is_leader = True
+        self.leader_id = self.node_id
+        self.leader_epoch = leader_epoch
+        end = self.log.log_end_offset
+        self.log.leader_epoch_cache.assign(leader_epoch, end)
+        self.followers = {
+            r: FollowerState(last_caught_up_ms=now_ms, last_fetch_ms=now_ms)
+            for r in replicas
+            if r != self.node_id
+        }
+        self._high_watermark = min(max(self._high_watermark, self.log_start_offset), end)
+        self._maybe_advance_high_watermark()
+        return new
+
+    def make_follower(
+        self, leader_id: int, leader_epoch: int, replicas: tuple[int, ...], isr: tuple[int, ...]
+    ) -> bool:
+        """Follows `leader_id`; True when the leader or epoch changed (the fetcher must
+        then find where its log diverges before fetching)."""
+        changed = self.is_leader or leader_id != self.leader_id or leader_epoch != self.leader_epoch
+        self.replicated = True
+        self.is_leader = False
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.replicas, self.isr = replicas, isr
+        self.followers = {}
+        self.isr_pending = False
+        self._high_watermark = min(self._high_watermark, self.log.log_end_offset)
+        self.fail_acks_waiters(ErrorCode.not_leader_or_follower)
+        self.wake_waiters()
+        return changed
+
+    # -- the leader's view of its followers ----------------------------------------------
+
+    def update_follower(self, replica_id: int, fetch_offset: int, now_ms: int) -> None:
+        """A follower fetched from `fetch_offset`: it has everything below it."""
+        state = self.followers.get(replica_id)
+        if state is None:
+            return
+        leader_end = self.log.log_end_offset
+        if fetch_offset >= leader_end:
+            state.last_caught_up_ms = now_ms
+        elif fetch_offset >= state.leader_end_at_last_fetch >= 0:
+            state.last_caught_up_ms = max(state.last_caught_up_ms, state.last_fetch_ms)
+        state.log_end_offset = fetch_offset
+        state.last_fetch_ms = now_ms
+        state.leader_end_at_last_fetch = leader_end
+        self._maybe_advance_high_watermark()
+
+    def isr_change_due(self, now_ms: int, lag_max_ms: int) -> tuple[int, ...] | None:
+        """The ISR this leader should propose now (followers that fell behind for longer
+        than `lag_max_ms` out, caught-up ones back in), or None when it is right."""
+        if not self.is_leader or not self.replicated or self.isr_pending:
+            return None
+        keep = [self.node_id]
+        for replica in self.replicas:
+            state = self.followers.get(replica)
+            if state is None:
+                continue
+            if replica in self.isr:
+                if now_ms - state.last_caught_up_ms <= lag_max_ms:
+                    keep.append(replica)
+            elif self._caught_up(state):
+                keep.append(replica)
+        proposed = tuple(r for r in self.replicas if r in keep)
+        return None if set(proposed) == set(self.isr) else proposed
+
+    def _caught_up(self, state: FollowerState) -> bool:
+        """Whether a follower outside the ISR may join it: it has the high watermark and
+        everything written in the current leader epoch's start."""
+        epoch_start = self.log.leader_epoch_cache.end_offset_for(
+            self.leader_epoch - 1, self.log.log_end_offset
+        )[1]
+        return state.log_end_offset >= max(self._high_watermark, epoch_start)
+
+    def apply_isr(self, isr: tuple[int, ...], zk_version: int) -> None:
+        """ZooKeeper accepted the ISR (written with `zk_version` as its new version)."""
+        self.isr, self.zk_version = isr, zk_version
+        self.isr_pending = False
+        self._maybe_advance_high_watermark()
+        self._check_acks_waiters()
+
+    def _maybe_advance_high_watermark(self) -> None:
+        if not self.is_leader:
+            return
+        new = self.log.log_end_offset
+        for replica in self.isr:
+            if replica != self.node_id:
+                state = self.followers.get(replica)
+                new = min(new, state.log_end_offset if state is not None else -1)
+        if new > self._high_watermark:
+            self._high_watermark = new
+            self._check_acks_waiters()
+            self.wake_waiters()
+
+    # -- acks=all ------------------------------------------------------------------------
+
+    def wait_for_replication(self, required_offset: int) -> asyncio.Future[ErrorCode] | None:
+        """None when every ISR member already has everything below `required_offset`
+        (answer at once), else a future answered with the produce's error code."""
+        if not self.replicated or self._high_watermark >= required_offset:
+            return None
+        future: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
+        self._acks_waiters.append((required_offset, future))
+        return future
+
+    def replication_error(self) -> ErrorCode:
+        """Kafka's answer once the high watermark passed: fine, or the ISR shrank below
+        min.insync.replicas while the produce waited."""
+        if len(self.isr) < self.min_insync_replicas:
+            return ErrorCode.not_enough_replicas_after_append
+        return ErrorCode.none
+
+    def _check_acks_waiters(self) -> None:
+        if not self._acks_waiters:
+            return
+        waiting = []
+        for required, future in self._acks_waiters:
+            if future.done():
+                continue
+            if self._high_watermark >= required:
+                future.set_result(self.replication_error())
+            else:
+                waiting.append((required, future))
+        self._acks_waiters = waiting
+
+    def fail_acks_waiters(self, code: ErrorCode) -> None:
+        waiters, self._acks_waiters = self._acks_waiters, []
+        for _required, future in waiters:
+            if not future.done():
+                future.set_result(code)
+
+    # -- the follower's side -------------------------------------------------------------
+
+    def set_follower_high_watermark(self, leader_high_watermark: int) -> None:
+        """A follower's high watermark: the leader's, as far as this log reaches."""
+        new = min(leader_high_watermark, self.log.log_end_offset)
+        if new != self._high_watermark:
+            self._high_watermark = new
+            self.wake_waiters()
+
+    def truncated(self) -> None:
+        """The log was cut (by a follower finding its divergence point)."""
+        self._high_watermark = min(self._high_watermark, self.log.log_end_offset)

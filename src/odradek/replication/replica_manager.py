@@ -46,7 +46,9 @@ class ReplicaManager:
         # One call for all of them: the manager batches the fsyncs of the creations.
         logs = self.log_manager.get_or_create_logs(topic.name, missing, settings, topic.topic_id)
         for index, log in zip(missing, logs, strict=True):
-            partition = Partition(topic.name, index, topic.topic_id, log)
+            partition = Partition(
+                topic.name, index, topic.topic_id, log, node_id=self.config.node_id
+            )
             partition.min_insync_replicas = int(effective["min.insync.replicas"])
             self.partitions[(topic.name, index)] = partition
         self._set_policy(topic.name, produce_policy(effective))
