@@ -4,6 +4,9 @@ A request frame is a request header (v1, or v2 for flexible versions) followed b
 body; a response is a response header (v0, or v1 for flexible versions; ApiVersions
 always v0) followed by the body. This module only converts; it knows nothing of handlers.
 
+Both directions are here: the broker decodes requests and encodes responses, and as a
+client of other brokers (replication) it encodes requests and decodes responses.
+
 kio's index, readers and writers, the bounds guard and the generated writers are imported
 on first use, not at start-up: the broker reports ready before any request needs them.
 """
@@ -20,10 +23,16 @@ from typing import Any
 API_VERSIONS_KEY = 18
 _FIXED = struct.Struct(">hhi")
 _SIZE_CORRELATION = struct.Struct(">ii")
+_SIZE = struct.Struct(">i")
 
 
 class RequestDecodeError(Exception):
     """The frame is not a valid request; Kafka closes the connection on these."""
+
+
+class ResponseDecodeError(Exception):
+    """The frame is not a valid response of the API version asked for; a client can only
+    close the connection (the stream cannot be trusted any more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +154,90 @@ def encode_response(api_key: int, correlation_id: int, response: Any) -> bytearr
         out += body.getbuffer()
     _SIZE_CORRELATION.pack_into(out, 0, len(out) - 4, correlation_id)
     return out
+
+
+# -- the client side -------------------------------------------------------------------
+
+
+@cache
+def _request_header(flexible: bool) -> tuple[Any, Any]:
+    """The request header class (v2 for flexible versions, else v1) and its writer."""
+    if flexible:
+        from kio.schema.request_header.v2.header import RequestHeader as RequestHeaderV2
+
+        return RequestHeaderV2, _writer(RequestHeaderV2)
+    from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
+
+    return RequestHeaderV1, _writer(RequestHeaderV1)
+
+
+def encode_request(
+    request: Any, api_version: int, correlation_id: int, client_id: str | None
+) -> bytes:
+    """The size-prefixed frame of a kio request object. Its class names the API key and
+    is one version's layout, so `api_version` must be that class's version (ValueError
+    otherwise: the bytes would be another version's)."""
+    cls: Any = type(request)
+    if getattr(cls, "__api_key__", None) is None or getattr(cls, "__version__", None) is None:
+        raise ValueError(f"{cls.__name__} is not a kio request class")
+    if api_version != cls.__version__:
+        raise ValueError(
+            f"{cls.__module__}.{cls.__name__} is version {cls.__version__}, not {api_version}"
+        )
+    header_cls, write_header = _request_header(bool(cls.__flexible__))
+    header = header_cls(
+        request_api_key=cls.__api_key__,
+        request_api_version=api_version,
+        correlation_id=correlation_id,
+        client_id=client_id,
+    )
+    out = io.BytesIO()
+    out.write(b"\0\0\0\0")  # the size, filled in below
+    write_header(out, header)
+    _writer(cls)(out, request)
+    with out.getbuffer() as frame:
+        _SIZE.pack_into(frame, 0, len(frame) - 4)
+    return out.getvalue()
+
+
+@cache
+def _response_decoders(api_key: int, api_version: int) -> tuple[Any, Any, Any]:
+    """The response class of (key, version) with its header reader and body reader."""
+    cls: Any = response_class(api_key, api_version)
+    header: Any
+    if cls.__flexible__ and api_key != API_VERSIONS_KEY:
+        from kio.schema.response_header.v1.header import ResponseHeader as HeaderV1
+
+        header = HeaderV1
+    else:  # ApiVersions answers with header v0 even in flexible versions (KIP-511)
+        from kio.schema.response_header.v0.header import ResponseHeader as HeaderV0
+
+        header = HeaderV0
+    return cls, _reader(header), _reader(cls)
+
+
+def decode_response(frame: bytes, api_key: int, api_version: int) -> tuple[int, Any]:
+    """(correlation id, kio response object) of a response frame without its size prefix.
+
+    The lengths and counts in the body are checked against the frame before kio reads it
+    (a peer's bad count must not make kio allocate without limit), and the body must end
+    exactly at the end of the frame. Raises ResponseDecodeError otherwise."""
+    from odradek.protocol.guard import check_bounds
+
+    try:
+        cls, read_header, read_body = _response_decoders(api_key, api_version)
+        header, pos = read_header(frame, 0)
+        check_bounds(cls, frame, pos)
+        body, size = read_body(frame, pos)
+    # kio raises several exception types on malformed input (see decode_request), and
+    # KioIndexError for a (key, version) it does not know.
+    except Exception as exc:
+        raise ResponseDecodeError(
+            f"cannot decode a response of API {api_key} v{api_version}: {exc}"
+        ) from exc
+    if pos + size != len(frame):
+        raise ResponseDecodeError(
+            f"response of API {api_key} v{api_version} has {len(frame) - pos - size} "
+            "bytes after its body"
+        )
+    return int(header.correlation_id), body

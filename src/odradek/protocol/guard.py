@@ -1,10 +1,11 @@
-"""A bounds check that walks a request's schema over the raw bytes before kio parses them.
+"""A bounds check that walks a message's schema over the raw bytes before kio parses them.
 
 kio's native reader trusts array counts: a 60-byte frame claiming a billion elements makes
 it try to allocate gigabytes and abort the process. This walker reads only lengths and
 counts, checks each against the bytes that remain before going on, and so rejects such
 frames with RequestDecodeError in time proportional to the frame's size. Plans are built
-once per message class from kio's field metadata.
+once per message class from kio's field metadata. Responses from other brokers are
+walked the same way before they are parsed (codec.decode_response).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ _FIXED_SIZES = {
     "bool": 1,
     "int16": 2,
     "uint16": 2,
+    "error_code": 2,
     "int32": 4,
     "timedelta_i32": 4,
     "int64": 8,
     "timedelta_i64": 8,
+    "datetime_i64": 8,
     "float64": 8,
     "uuid": 16,
 }
