@@ -19,6 +19,7 @@ from kio.schema.errors import ErrorCode
 from kio.schema.index import api_key_map, schema_name_map
 from kio.schema.metadata.v1.request import MetadataRequest as MetadataV1
 from kio.schema.metadata.v12.request import MetadataRequest as MetadataV12
+from kio.schema.metadata.v12.request import MetadataRequestTopic
 from kio.schema.metadata.v12.response import MetadataResponse as MetadataResponseV12
 from kio.schema.metadata.v12.response import MetadataResponseBroker
 from kio.schema.request_header.v1.header import RequestHeader as HeaderV1
@@ -128,11 +129,13 @@ def test_encoded_classic_request_uses_header_v1() -> None:
 
 def test_encoding_a_request_as_another_version_is_refused() -> None:
     """A kio class is one version's layout: asking for another version is a ValueError,
-    not a frame of the wrong shape."""
+    not a frame of the wrong shape; so is anything but a request message."""
     with pytest.raises(ValueError, match="version 1, not 11"):
         encode_request(MetadataV1(topics=()), 11, 1, None)
     with pytest.raises(ValueError, match="not a kio request class"):
         encode_request(object(), 0, 1, None)
+    with pytest.raises(ValueError, match="not a kio request class"):  # a nested entity
+        encode_request(MetadataRequestTopic(topic_id=None, name="t"), 12, 1, None)
 
 
 def _response_round_trip(api_key: int, response: object) -> tuple[int, object]:

@@ -178,7 +178,8 @@ def encode_request(
     is one version's layout, so `api_version` must be that class's version (ValueError
     otherwise: the bytes would be another version's)."""
     cls: Any = type(request)
-    if getattr(cls, "__api_key__", None) is None or getattr(cls, "__version__", None) is None:
+    kind = getattr(getattr(cls, "__type__", None), "name", None)
+    if kind != "request":  # kio's EntityType.request; nested entities carry a key too
         raise ValueError(f"{cls.__name__} is not a kio request class")
     if api_version != cls.__version__:
         raise ValueError(
