@@ -6,8 +6,13 @@ Followers use it (OffsetsForLeaderEpoch) to find where their log diverges.
 
 from __future__ import annotations
 
+import bisect
+
 from odradek.storage.checkpoint import read_epochs, write_epochs
 from odradek.storage.fs import FileSystem
+
+UNDEFINED_EPOCH = -1
+UNDEFINED_EPOCH_OFFSET = -1
 
 
 class LeaderEpochCache:
@@ -61,14 +66,24 @@ class LeaderEpochCache:
         return found
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
-        """(largest known epoch <= epoch, the offset where it ended); (-1, -1) if none."""
-        for i in range(len(self._entries) - 1, -1, -1):
-            found, _ = self._entries[i]
-            if found <= epoch:
-                if i + 1 < len(self._entries):
-                    return found, self._entries[i + 1][1]
-                return found, log_end_offset
-        return -1, -1
+        """Kafka's LeaderEpochFileCache.endOffsetFor: (the largest known epoch <= `epoch`,
+        the offset where it ended, which is the start of the next known epoch, or
+        `log_end_offset` for the latest one).
+
+        (-1, -1) when `epoch` is -1 or newer than every known epoch (so also when none is
+        known): Kafka's leader has always recorded its own epoch, so nothing newer exists.
+        An epoch older than every known one answers itself with the first known epoch's
+        start: whatever it wrote is gone from this log, and a follower that truncates
+        there replicates correctly from the leader's start."""
+        entries = self._entries
+        if epoch == UNDEFINED_EPOCH or not entries or epoch > entries[-1][0]:
+            return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+        if epoch == entries[-1][0]:
+            return epoch, log_end_offset
+        after = bisect.bisect_right(entries, epoch, key=_epoch)  # the first newer epoch
+        if after == 0:
+            return epoch, entries[0][1]
+        return entries[after - 1][0], entries[after][1]
 
     def truncate_from_end(self, end_offset: int) -> None:
         """Forgets epochs starting at or after end_offset (the log was cut there)."""
@@ -102,3 +117,7 @@ class LeaderEpochCache:
     def flush_if_dirty(self) -> None:
         if self._dirty:
             self.flush()
+
+
+def _epoch(entry: tuple[int, int]) -> int:
+    return entry[0]
