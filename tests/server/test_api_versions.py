@@ -347,6 +347,15 @@ def _delete_records(m: Any, name: str, topic_id: uuid.UUID) -> Any:
 BUILDERS[21] = _delete_records
 
 
+def _offset_for_leader_epoch(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    part = build(m.OffsetForLeaderPartition, partition=0, current_leader_epoch=-1, leader_epoch=0)
+    topic = build(m.OffsetForLeaderTopic, topic=name, partitions=(part,))
+    return build(m.OffsetForLeaderEpochRequest, replica_id=-1, topics=(topic,))
+
+
+BUILDERS[23] = _offset_for_leader_epoch
+
+
 CASES = [
     (spec.api_key, version)
     for spec in sorted(HANDLERS.values(), key=lambda s: s.api_key)

@@ -45,6 +45,7 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     20: ("delete_topics", 1, 6, False),
     21: ("delete_records", 0, 2, False),
     22: ("init_producer_id", 0, 5, False),
+    23: ("offset_for_leader_epoch", 2, 4, False),
     32: ("describe_configs", 1, 4, False),
     33: ("alter_configs", 0, 2, False),
     35: ("describe_log_dirs", 1, 4, False),
