@@ -18,8 +18,11 @@ run: $(STAMP)
 	$(PY) -m compileall -q src >/dev/null
 	$(PY) -m odradek broker
 
+# kcat for the interop tests; java and the zookeeper jars for the cluster tests.
 system-deps:
-	@command -v kcat >/dev/null 2>&1 || bash scripts/install-system-deps.sh
+	@if ! command -v kcat >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1 \
+		|| [ ! -f /usr/share/java/zookeeper.jar ]; then \
+		bash scripts/install-system-deps.sh; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard benchmarks examples)

@@ -17,6 +17,8 @@ if _TESTS_DIR not in sys.path:
 
 from helpers import ck_forget_admin, unique_topic  # noqa: E402
 
+pytest_plugins = ["tests.zookeeper_fixture"]
+
 BROKER_CONFIG: dict[str, Any] = {"num.partitions": 3}
 
 
