@@ -1,4 +1,5 @@
-"""Tests of the RecordBatch header: validation of producer batches and offset rewriting."""
+"""Tests of the RecordBatch header: validation of producer batches and of record sets
+fetched from a leader, and offset rewriting."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from odradek.protocol.batch import (
     assign_offset_with_header,
     crc_ok,
     iter_batches,
+    iter_fetched_batches,
     read_header,
     validate_produced,
 )
+from odradek.protocol.records import SimpleRecord, build_batch
 
 
 def make_batch(
@@ -169,3 +172,28 @@ def test_batch_header_is_immutable() -> None:
     header = read_header(make_batch())
     with pytest.raises(AttributeError):
         header.base_offset = 5  # type: ignore[misc]
+
+
+def test_fetched_batches_stop_at_a_partial_last_batch() -> None:
+    """iter_fetched_batches yields the whole batches and ignores a cut last one (even
+    one cut before its magic byte), as Kafka's batch iterator does."""
+    first = build_batch([SimpleRecord(b"a")], base_offset=0)
+    second = build_batch([SimpleRecord(b"b"), SimpleRecord(b"c")], base_offset=1)
+    data = first + second
+    for cut in (len(data), len(data) - 1, len(first) + 16, len(first) + 11, len(first)):
+        found = [(pos, h.base_offset) for pos, h in iter_fetched_batches(data[:cut])]
+        assert found == ([(0, 0), (len(first), 1)] if cut == len(data) else [(0, 0)])
+
+
+def test_fetched_whole_batch_that_is_bad_raises() -> None:
+    """A whole batch with a bad CRC or magic, or a length too small for a v2 header (even
+    at the end), is CorruptBatchError, not silently dropped."""
+    good = build_batch([SimpleRecord(b"a")], base_offset=0)
+    for offset, value in ((-1, good[-1] ^ 1), (16, 1)):
+        bad = bytearray(good)
+        bad[offset] = value
+        with pytest.raises(CorruptBatchError):
+            list(iter_fetched_batches(bytes(bad)))
+    too_small = good[:8] + (20).to_bytes(4, "big")
+    with pytest.raises(CorruptBatchError, match="too small"):
+        list(iter_fetched_batches(too_small))

@@ -28,6 +28,7 @@ CRC_START = 21
 MIN_RECORD_SIZE = 7  # length, attributes, timestamp delta, offset delta, key, value, headers
 _OFFSET = struct.Struct(">q")
 _EPOCH = struct.Struct(">i")
+_LENGTH = struct.Struct(">i")
 _CRC = struct.Struct(">I")
 _ATTR_TS = struct.Struct(">hiqq")  # attributes .. max_timestamp
 
@@ -140,6 +141,29 @@ def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, Bat
             header = read_header(buf, pos)
         except CorruptBatchError:
             return
+        yield pos, header
+        pos += header.size
+
+
+def iter_fetched_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, BatchHeader]]:
+    """Yields (position, header) for each whole batch of a record set fetched from another
+    broker, its CRC checked; stops at a partial batch at the end (a fetch's byte limit
+    may cut the last one: Kafka ignores it). A whole batch that is bad raises
+    CorruptBatchError: a length too small for a v2 header, another magic, a negative last
+    offset delta or a CRC mismatch."""
+    pos = 0
+    end = len(buf)
+    while end - pos >= LOG_OVERHEAD:
+        (batch_length,) = _LENGTH.unpack_from(buf, pos + 8)
+        if batch_length < HEADER_SIZE - LOG_OVERHEAD:
+            raise CorruptBatchError(f"batch length {batch_length} at byte {pos} too small")
+        if end - pos < batch_length + LOG_OVERHEAD:
+            return  # a partial batch: only its start was fetched
+        header = read_header(buf, pos)
+        if header.last_offset_delta < 0:
+            raise CorruptBatchError(f"negative last offset delta at byte {pos}")
+        if not crc_ok(buf, pos, header):
+            raise CorruptBatchError(f"record batch CRC mismatch at byte {pos}")
         yield pos, header
         pos += header.size
 

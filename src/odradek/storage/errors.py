@@ -32,3 +32,23 @@ class RecordTooLargeError(StorageError, BatchTooLargeError):
 
 class InconsistentClusterIdError(StorageError):
     """meta.properties names another cluster.id than the one configured."""
+
+
+class OffsetMismatchError(StorageError):
+    """A follower append whose batches do not continue the log: the first starts below
+    log_end_offset (Kafka's UnexpectedAppendOffsetException), or a batch does not start
+    after the one before it (OffsetsOutOfOrderException). Nothing was appended. The
+    fetcher finds where the logs agree again (truncation) and fetches from there.
+
+    `first_offset` and `last_offset` span the batches offered, `log_end_offset` is the
+    log's: with an empty log whose start lies inside the leader's first batch (the
+    leader's log start was moved into a batch by DeleteRecords), Kafka starts the log over
+    at `first_offset` and appends again."""
+
+    def __init__(
+        self, message: str, *, first_offset: int, last_offset: int, log_end_offset: int
+    ) -> None:
+        super().__init__(message)
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+        self.log_end_offset = log_end_offset

@@ -19,13 +19,19 @@ from odradek.protocol.batch import (
     BatchHeader,
     assign_offset,
     assign_offset_with_header,
+    iter_fetched_batches,
     read_header,
 )
-from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordTooLargeError
-from odradek.storage.fs import FileSystem
+from odradek.storage.errors import (
+    KafkaStorageError,
+    OffsetMismatchError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+)
+from odradek.storage.fs import Bytes, FileSystem
 from odradek.storage.leader_epoch import LeaderEpochCache
 from odradek.storage.log_config import INT_MAX, AppendInfo, FetchDataInfo, LogConfig
-from odradek.storage.log_loader import LoadedLog, load_log, load_state
+from odradek.storage.log_loader import LoadedLog, load_log, load_producer_state, load_state
 from odradek.storage.producer_state import ProducerStateManager
 from odradek.storage.segment import LogSegment
 from odradek.storage.timestamps import fetch_offset_by_timestamp, find_max_timestamp
@@ -198,30 +204,67 @@ class Log:
                 )
         now = self._clock.time_ms()
         data, final = self._assign(batch, header, leader_epoch, now)
-        segment, position = self._maybe_roll(final, now)
-        self._write(segment, position, data, final, now)
-        self._unflushed_messages += final.records_count
-        if final.producer_id >= 0:
-            producers.update(final)
-        try:
-            (self._epochs or self.leader_epoch_cache).assign(
-                leader_epoch, final.base_offset, deferred=True
-            )
-        except OSError as e:
-            raise self._go_offline(e) from e
-        if self.on_append is not None:
-            self.on_append(self)
-        if (
-            self._unflushed_messages >= self._flush_messages
-            or now - self.last_flush_ms >= self._flush_ms
-        ):
-            self.flush()  # flush.messages or flush.ms says so
+        self._append_batch(data, final, producers, now)
+        self._appended(now)
         return AppendInfo(
             final.base_offset,
             final.base_offset + final.last_offset_delta,
             now if self._log_append_time else -1,
             self._log_start_offset,
         )
+
+    def append_as_follower(self, records: bytes) -> int:
+        """Appends what a leader's Fetch response returned for this partition: whole v2
+        batches back to back, stored byte for byte as the leader has them (its offsets,
+        partition leader epochs and timestamps; nothing is re-stamped). A partial batch at
+        the end is ignored, as Kafka does (a fetch's byte limit may cut one). Returns the
+        new log end offset.
+
+        Every batch is checked before anything is written: framing, magic and CRC
+        (CorruptBatchError), and offsets (OffsetMismatchError): the first batch may not
+        start below log_end_offset, and each must start after the one before. As in Kafka
+        a batch may start above log_end_offset: a compacted leader log has gaps. The
+        leader epoch cache takes each batch's epoch at its base offset (when newer), the
+        producer state follows every batch unchecked (the follower mirrors the leader,
+        it does not deduplicate), segments roll and the flush policy applies as for the
+        leader's appends. KafkaStorageError on a disk failure: the batches before the
+        failing one stay appended."""
+        self._check_online()
+        batches = self._follower_batches(records)
+        if not batches:
+            return self.log_end_offset
+        producers = self._producers or self.producer_state
+        now = self._clock.time_ms()
+        appended = False
+        with memoryview(records) as view:
+            try:
+                for position, header in batches:
+                    self._append_batch(
+                        view[position : position + header.size], header, producers, now
+                    )
+                    appended = True
+            except KafkaStorageError:
+                if appended and self.on_append is not None:
+                    self.on_append(self)  # the manager must still flush what was written
+                raise
+        self._appended(now)
+        return self.log_end_offset
+
+    def _follower_batches(self, records: bytes) -> list[tuple[int, BatchHeader]]:
+        """(position, header) of every whole batch of `records`, all checked."""
+        batches = list(iter_fetched_batches(records))
+        expected = self.log_end_offset  # the lowest base offset the next batch may have
+        for _, header in batches:
+            if header.base_offset < expected:
+                raise OffsetMismatchError(
+                    f"{self.path}: a batch at offset {header.base_offset} cannot follow "
+                    f"offset {expected - 1} (log end offset {self.log_end_offset})",
+                    first_offset=batches[0][1].base_offset,
+                    last_offset=batches[-1][1].last_offset,
+                    log_end_offset=self.log_end_offset,
+                )
+            expected = header.next_offset
+        return batches
 
     def _assign(
         self, batch: bytes, header: BatchHeader, leader_epoch: int, now: int
@@ -233,8 +276,35 @@ class Log:
             return data, read_header(data)
         return assign_offset_with_header(batch, header, base_offset, leader_epoch)
 
+    def _append_batch(
+        self, data: Bytes, header: BatchHeader, producers: ProducerStateManager, now: int
+    ) -> None:
+        """Writes one batch whose header holds its final offsets (rolling first if due),
+        then records its producer and its leader epoch; both append paths use it."""
+        segment, position = self._maybe_roll(header, now)
+        self._write(segment, position, data, header, now)
+        self._unflushed_messages += header.records_count
+        if header.producer_id >= 0:
+            producers.update(header)
+        try:
+            (self._epochs or self.leader_epoch_cache).assign(
+                header.partition_leader_epoch, header.base_offset, deferred=True
+            )
+        except OSError as e:
+            raise self._go_offline(e) from e
+
+    def _appended(self, now: int) -> None:
+        """After an append: tell the manager, and fsync if flush.messages or flush.ms say so."""
+        if self.on_append is not None:
+            self.on_append(self)
+        if (
+            self._unflushed_messages >= self._flush_messages
+            or now - self.last_flush_ms >= self._flush_ms
+        ):
+            self.flush()
+
     def _write(
-        self, segment: LogSegment, size_before: int, data: bytearray, header: BatchHeader, now: int
+        self, segment: LogSegment, size_before: int, data: Bytes, header: BatchHeader, now: int
     ) -> None:
         try:
             segment.append(data, header, now)
@@ -248,31 +318,39 @@ class Log:
         roll first), and its size."""
         active = self._segments[-1]
         position = active.size
-        if position == 0:
+        offsets_overflow = (
+            header.base_offset + header.last_offset_delta - active.base_offset > INT_MAX
+        )
+        if position == 0 and not offsets_overflow:
             return active, 0
         too_big = position + header.batch_length + LOG_OVERHEAD > self._segment_bytes
         base = active.rolling_base_ms
         too_old = base is not None and now - base >= self._roll_ms
-        offsets_overflow = (
-            header.base_offset + header.last_offset_delta - active.base_offset > INT_MAX
-        )
         if too_big or too_old or offsets_overflow or active.indexes_full():
-            return self.roll(), 0
+            return self.roll(header.base_offset), 0
         return active, position
 
-    def roll(self) -> LogSegment:
+    def roll(self, next_offset: int | None = None) -> LogSegment:
         """Closes the active segment (final time index entry, fsync) and starts a new one
-        at log_end_offset. The recovery point moves up, as the old segment is durable."""
+        at log_end_offset, or at `next_offset` when the next batch starts past it (a
+        follower's batch after a gap in a compacted leader log: Kafka names the segment
+        after its first batch, so the batch's offsets fit the index). The recovery point
+        moves up, as the old segment is durable."""
         self._check_online()
+        base_offset = max(self.log_end_offset, next_offset or 0)
         active = self._segments[-1]
-        if active.size == 0:
+        if active.size == 0 and active.base_offset == base_offset:
             return active
+        replaced = active.size == 0  # empty, and too far below the next batch
         try:
-            active.on_become_inactive()
+            if replaced:
+                active.delete()
+            else:
+                active.on_become_inactive()
             segment = LogSegment.create(
                 self._fs,
                 self.path,
-                self.log_end_offset,
+                base_offset,
                 index_interval_bytes=self.config.index_interval_bytes,
                 max_index_size=self.config.segment_index_bytes,
             )
@@ -282,7 +360,10 @@ class Log:
             self.producer_state.take_snapshot(segment.base_offset)
         except OSError as e:
             raise self._go_offline(e) from e
-        self._segments.append(segment)
+        if replaced:
+            self._segments[-1] = segment
+        else:
+            self._segments.append(segment)
         self._recovery_point = max(self._recovery_point, segment.base_offset)
         return segment
 
@@ -380,29 +461,41 @@ class Log:
 
     # -- truncation and lifecycle ----------------------------------------------------
 
-    def truncate_to(self, offset: int) -> None:
-        """Removes every batch from the one containing `offset` onwards (replication).
+    def truncate_to(self, offset: int) -> bool:
+        """Removes every batch from the one containing `offset` onwards (replication: a
+        follower drops what the leader does not have); True if anything was removed.
+        As Kafka's truncateTo: leader epochs from the new end on are forgotten, the log
+        start offset comes down to the new end if it was above it, and the producer state
+        is rebuilt without the removed batches (snapshots above the new end deleted).
+
         The caller must write the recovery-point checkpoint before appending again, as
         Kafka's LogManager.truncateTo does: recovery after a crash trusts the batches below
-        the checkpointed point without checking their CRCs, and this lowers the point."""
+        the checkpointed point without checking their CRCs, and this lowers the point.
+        Nothing is fsynced here (LogManager.truncate_to does that too)."""
         self._check_online()
         if offset >= self.log_end_offset:
-            return
+            return False
         if offset <= self._segments[0].base_offset:
             self.truncate_fully_and_start_at(offset)
-            return
+            return True
         try:
             while self._segments[-1].base_offset >= offset:
                 self._segments.pop().delete()
             self._segments[-1].truncate_to(offset)
-            self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+            end = self.log_end_offset
+            self.leader_epoch_cache.truncate_from_end(end)
+            self._log_start_offset = min(self._log_start_offset, end)
+            self._reload_producer_state()
         except OSError as e:
             raise self._go_offline(e) from e
         self._recovery_point = min(self._recovery_point, self.log_end_offset)
         self._truncated = True
+        return True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
-        """Deletes every segment and starts empty at `offset`."""
+        """Deletes every segment and starts empty at `offset`, with no leader epochs and
+        no producer state (every snapshot deleted)."""
+        self._check_online()
         try:
             for segment in self._segments:
                 segment.delete()
@@ -416,10 +509,27 @@ class Log:
                 )
             ]
             self.leader_epoch_cache.clear()
+            self._log_start_offset = offset
+            self._reload_producer_state(fully=True)
         except OSError as e:
             raise self._go_offline(e) from e
-        self._log_start_offset = self._recovery_point = offset
+        self._recovery_point = offset
         self._truncated = True
+
+    def _reload_producer_state(self, *, fully: bool = False) -> None:
+        """After a truncation (Kafka's rebuildProducerState): the state is rebuilt from
+        the newest snapshot at or below the new end plus the batches after it; loading
+        deletes the snapshots above the end, so a later crash cannot bring back the state
+        of removed batches. `fully`: every snapshot goes first (one at the new start
+        offset would describe the old log)."""
+        if fully:
+            ProducerStateManager(self._fs, self.path).delete_snapshots_above(-1)
+        end = self.log_end_offset
+        self._producers = load_producer_state(
+            self._fs, self.path, self._segments, self._log_start_offset, end
+        )
+        left = self._producers.snapshot_offsets()
+        self._newest_snapshot = left[-1] if left else None
 
     def close(self) -> None:
         """Releases files after a producer snapshot at the log end (so a clean restart

@@ -424,20 +424,67 @@ class LogManager:
         """Writes recovery-point-offset-checkpoint and log-start-offset-checkpoint."""
         self.checkpoint_due = False
         for log_dir in self.log_dirs:
-            points = {k: log.recovery_point for k, log in self._logs_in(log_dir).items()}
-            write_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT), points)
-            self._checkpointed.update(points)
+            self._checkpoint_recovery_points_in(log_dir)
         self.checkpoint_log_start_offsets()
+
+    def _checkpoint_recovery_points_in(self, log_dir: str) -> None:
+        points = {k: log.recovery_point for k, log in self._logs_in(log_dir).items()}
+        write_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT), points)
+        self._checkpointed.update(points)
 
     def checkpoint_log_start_offsets(self) -> None:
         """Writes log-start-offset-checkpoint: done right after retention or DeleteRecords
         moved a start offset, so a restart never shows deleted records again."""
         for log_dir in self.log_dirs:
-            write_offsets(
-                self._fs,
-                os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
-                {k: log.log_start_offset for k, log in self._logs_in(log_dir).items()},
-            )
+            self._checkpoint_log_start_offsets_in(log_dir)
+
+    def _checkpoint_log_start_offsets_in(self, log_dir: str) -> None:
+        write_offsets(
+            self._fs,
+            os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
+            {k: log.log_start_offset for k, log in self._logs_in(log_dir).items()},
+        )
+
+    # -- truncation (replication) ----------------------------------------------------
+
+    def truncate_to(self, topic: str, partition: int, offset: int) -> bool:
+        """Cuts the partition's log at `offset` (Log.truncate_to: the batch holding it and
+        everything after go); True if anything was cut. Before it returns, the cut is
+        durable (the shortened segment and the directory fsynced: a crash must not bring
+        removed batches back) and the log dir's recovery-point and log-start-offset
+        checkpoints are written, as Kafka's LogManager.truncateTo does, because recovery
+        trusts everything below a checkpointed recovery point. KeyError for a partition
+        not hosted here; KafkaStorageError on a disk failure (the log goes offline)."""
+        log = self._hosted(topic, partition)
+        if not log.truncate_to(offset):
+            return False
+        self._settle_truncation(log)
+        return True
+
+    def truncate_fully_and_start_at(self, topic: str, partition: int, offset: int) -> None:
+        """Empties the partition's log and starts it at `offset` (a follower far behind
+        the leader's log start, or one whose log start lies inside the leader's first
+        batch); durable and checkpointed before it returns, as truncate_to."""
+        log = self._hosted(topic, partition)
+        log.truncate_fully_and_start_at(offset)
+        self._settle_truncation(log)
+
+    def _hosted(self, topic: str, partition: int) -> Log:
+        log = self._logs.get((topic, partition))
+        if log is None:
+            raise KeyError(f"{topic}-{partition} is not hosted here")
+        return log
+
+    def _settle_truncation(self, log: Log) -> None:
+        """fsyncs what a truncation changed, then writes the checkpoints of its log dir."""
+        try:
+            log.flush()  # the shortened segment and its indexes, the epoch checkpoint
+            self._fs.fsync_dir(log.path)  # removed segments and snapshots stay removed
+        except OSError as e:
+            raise log.take_offline(e) from e
+        log_dir = self._dir_of[(log.topic, log.partition)]
+        self._checkpoint_recovery_points_in(log_dir)
+        self._checkpoint_log_start_offsets_in(log_dir)  # the start may have come down too
 
     # -- retention -------------------------------------------------------------------
 

@@ -182,6 +182,12 @@ class ProducerStateManager:
         self.producers = {}
         return log_start_offset
 
+    def delete_snapshots_above(self, offset: int) -> None:
+        """Removes the snapshots of offsets past `offset` (a truncated log's new end)."""
+        for snapshot in self.snapshot_offsets():
+            if snapshot > offset:
+                self._fs.remove(self._snapshot_path(snapshot))
+
     def delete_snapshots_below(self, offset: int) -> None:
         for snapshot in self.snapshot_offsets():
             if snapshot < offset:
