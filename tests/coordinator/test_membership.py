@@ -234,7 +234,8 @@ async def test_list_describe_and_delete_groups() -> None:
     (a,) = h.stable(1)
     assert h.coordinator.list_groups() == [("g", "consumer", "Stable")]
     assert h.coordinator.list_groups(["empty"]) == []
-    summary = h.coordinator.describe_group("g")
+    error, summary = h.coordinator.describe_group("g")
+    assert error == ErrorCode.none
     assert summary is not None
     assert summary.protocol == "range"
     assert summary.members[0].assignment == a.member_id.encode()

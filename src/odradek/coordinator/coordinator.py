@@ -1,13 +1,24 @@
-"""The group coordinator: owns every group of this broker and is changed only from the
+"""The group coordinator: owns the groups of this broker and is changed only from the
 event loop thread.
 
 Operations validate a request against the current state and compute the records to write;
-`_write` appends them to the group's partition of `__consumer_offsets` and then applies
+`write` appends them to the group's partition of `__consumer_offsets` and then applies
 them with `replay` — the same function that rebuilds the state at start — so recovery and
 the live path share their code. A failed append applies nothing. Membership bookkeeping
 of a rebalance in progress (who has rejoined, parked JoinGroup/SyncGroup futures,
 heartbeat deadlines) is in memory only, as in Kafka; membership.py holds that state
 machine, offsets.py the offset APIs.
+
+Ownership: a group belongs to the coordinator that leads its partition. A single broker
+owns every partition and `load()`s them all at start. In a cluster the record log is
+`replicated` and the broker owns only the partitions it leads: `leadership_changed` loads
+a partition's groups when it starts leading it and unloads them (parked requests answer
+NOT_COORDINATOR) when it stops. Every group operation goes through the public methods
+below, which answer NOT_COORDINATOR for a group of a partition not owned (`_refusal`, the
+one check). In a cluster an OffsetCommit, a SyncGroup and a static member's replacement
+are answered only once their records reached every in-sync replica (`write_then`), as
+Kafka appends them with acks=-1; the records are applied at once, though, where Kafka
+applies them on that acknowledgement.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
@@ -25,7 +36,12 @@ from odradek.clock import Clock
 from odradek.config import BrokerConfig
 from odradek.coordinator import membership, offsets, sync
 from odradek.coordinator.group import CommittedOffset, Group, GroupState, Member
-from odradek.coordinator.record_log import CoordinatorWriteError, RecordLog
+from odradek.coordinator.record_log import (
+    OFFSETS_TOPIC,
+    CoordinatorWriteError,
+    RecordLog,
+    Replication,
+)
 from odradek.coordinator.records import (
     GroupKey,
     GroupValue,
@@ -43,8 +59,21 @@ from odradek.coordinator.records import (
 log = logging.getLogger("odradek.coordinator")
 
 TICK_INTERVAL_S = 0.02
+# How long a write waits for the in-sync replicas (Kafka's offsets.commit.timeout.ms).
+REPLICATION_TIMEOUT_S = 5.0
 
 Record = tuple[Key, Value | None]
+T = TypeVar("T")
+
+# Append errors as the coordinator answers them (Kafka's GroupMetadataManager mapping).
+_NOT_COORDINATOR = frozenset({ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error})
+_NOT_AVAILABLE = frozenset(
+    {
+        ErrorCode.unknown_topic_or_partition,
+        ErrorCode.not_enough_replicas,
+        ErrorCode.not_enough_replicas_after_append,
+    }
+)
 
 
 def java_string_hash(text: str) -> int:
@@ -84,6 +113,29 @@ class GroupSummary:
     members: tuple[MemberSummary, ...]
 
 
+def answered(value: T) -> asyncio.Future[T]:
+    """A future that already holds `value` (an operation answered without waiting)."""
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+def replication_error(replication: Replication, timed_out: ErrorCode) -> ErrorCode:
+    """What a write's request answers once its replication ended: NOT_COORDINATOR when
+    this broker lost the partition, COORDINATOR_NOT_AVAILABLE when the in-sync replicas
+    fell short, `timed_out` when they did not catch up in time."""
+    if replication.cancelled():
+        return timed_out
+    code = replication.result()
+    if code in _NOT_COORDINATOR:
+        return ErrorCode.not_coordinator
+    if code in _NOT_AVAILABLE:
+        return ErrorCode.coordinator_not_available
+    if code == ErrorCode.request_timed_out:
+        return timed_out
+    return code
+
+
 class GroupCoordinator:
     def __init__(
         self,
@@ -98,24 +150,79 @@ class GroupCoordinator:
         self.new_member_id = new_member_id
         self.groups: dict[str, Group] = {}
         self._next_offsets_check = 0.0
+        # The __consumer_offsets partitions whose groups are here; None: all of them (a
+        # single broker). A cluster broker starts with none and learns them as it leads.
+        self._owned: set[int] | None = set() if record_log.replicated else None
+        # Writes whose answer waits for the in-sync replicas: (monotonic deadline, wait).
+        self._replications: list[tuple[float, Replication]] = []
+
+    # -- ownership -------------------------------------------------------------------
+    def owns(self, partition: int) -> bool:
+        return self._owned is None or partition in self._owned
+
+    def coordinates(self, group_id: str) -> bool:
+        """Whether this broker is the group's coordinator now."""
+        return self.owns(partition_for(group_id, self.log.partitions))
+
+    def _refusal(self, group_id: str) -> ErrorCode | None:
+        """The ownership check of every group operation: NOT_COORDINATOR (the client
+        looks the coordinator up again) unless this broker owns the group's partition."""
+        return None if self.coordinates(group_id) else ErrorCode.not_coordinator
+
+    def leadership_changed(self, topic: str, partition: int, leads: bool) -> None:
+        """This broker started or stopped leading `topic`'s `partition` (called on the
+        loop by the cluster's replicas): the groups of a `__consumer_offsets` partition
+        are loaded from it when it starts, and unloaded when it stops, as Kafka's
+        onElection / onResignation do."""
+        if topic != OFFSETS_TOPIC or self._owned is None:
+            return
+        if leads and partition in self._owned:
+            return
+        # Whatever was held for the partition is stale either way.
+        self._unload_partition(partition)
+        if not leads:
+            self._owned.discard(partition)
+            log.info("%s-%d: no longer the group coordinator", topic, partition)
+            return
+        self._owned.add(partition)
+        count = self._load_partition(partition)
+        log.info("%s-%d: group coordinator, loaded %d records", topic, partition, count)
+
+    def _unload_partition(self, partition: int) -> None:
+        count = self.log.partitions
+        for group_id in [g for g in self.groups if partition_for(g, count) == partition]:
+            membership.unload(self.groups.pop(group_id))
 
     # -- records: the only way durable state changes ---------------------------------
     def load(self) -> int:
-        """Rebuilds every group by replaying the log; returns the records replayed."""
+        """Rebuilds every group by replaying the log; returns the records replayed. A
+        replicated log loads nothing here: each partition is loaded when this broker
+        comes to lead it (`leadership_changed`)."""
+        if self._owned is not None:
+            return 0
+        return sum(self._load_partition(p) for p in range(self.log.partitions))
+
+    def _load_partition(self, partition: int) -> int:
+        """Replays one partition; returns the records replayed."""
         count = 0
-        for partition in range(self.log.partitions):
-            for raw_key, raw_value in self.log.read(partition):
-                try:
-                    key = decode_key(raw_key)
-                    value = None if raw_value is None else decode_value(key, raw_value)
-                except RecordFormatError as exc:
-                    log.warning("skipping a record of partition %d: %s", partition, exc)
-                    continue
-                self.replay(key, value)
-                count += 1
-        for group in self.groups.values():
+        touched: set[str] = set()
+        for raw_key, raw_value in self.log.read(partition):
+            try:
+                key = decode_key(raw_key)
+                value = None if raw_value is None else decode_value(key, raw_value)
+            except RecordFormatError as exc:
+                log.warning("skipping a record of partition %d: %s", partition, exc)
+                continue
+            self.replay(key, value)
+            touched.add(key.group_id)
+            count += 1
+        for group_id in touched:
+            group = self.groups.get(group_id)
+            if group is None:
+                continue
             self._forget_if_unused(group)
-        self.groups = {k: g for k, g in self.groups.items() if not g.is_(GroupState.DEAD)}
+            if group.is_(GroupState.DEAD):
+                del self.groups[group_id]
         return count
 
     def replay(self, key: Key, value: Value | None) -> None:
@@ -174,24 +281,52 @@ class GroupCoordinator:
         group.pending_sync.clear()
         group.state = GroupState.STABLE if members else GroupState.EMPTY
 
-    def write(self, group_id: str, records: Sequence[Record]) -> None:
-        """Appends the records to the group's partition, then applies them.
+    def write(self, group_id: str, records: Sequence[Record]) -> Replication | None:
+        """Appends the records to the group's partition, then applies them; returns the
+        append's replication when the answer must wait for it (see `write_then`).
         Raises CoordinatorWriteError (and applies nothing) when the append fails."""
         if not records:
-            return
+            return None
         raw = [(encode_key(k), None if v is None else encode_value(v)) for k, v in records]
         partition = partition_for(group_id, self.log.partitions)
-        self.log.append(partition, raw, self.clock.time_ms())
+        replication = self.log.append(partition, raw, self.clock.time_ms())
         for key, value in records:
             self.replay(key, value)
+        return replication
 
     def try_write(self, group_id: str, records: Sequence[Record]) -> ErrorCode:
+        """Writes and answers at once, without waiting for the in-sync replicas (what
+        Kafka does not wait for either: an emptied group's record, deletions, expiry)."""
         try:
             self.write(group_id, records)
         except CoordinatorWriteError as exc:
             log.error("writing group %s failed: %s", group_id, exc)
-            return ErrorCode.coordinator_not_available
+            return exc.error
         return ErrorCode.none
+
+    def write_then(
+        self,
+        group_id: str,
+        records: Sequence[Record],
+        answer: Callable[[ErrorCode], None],
+        timed_out: ErrorCode = ErrorCode.request_timed_out,
+    ) -> None:
+        """Writes, then calls `answer` with the request's error once the records are
+        replicated: at once when the append fails or needs no wait (a single broker),
+        else when the high watermark passes them or after REPLICATION_TIMEOUT_S
+        (`timed_out`)."""
+        try:
+            replication = self.write(group_id, records)
+        except CoordinatorWriteError as exc:
+            log.error("writing group %s failed: %s", group_id, exc)
+            answer(exc.error)
+            return
+        if replication is None:
+            answer(ErrorCode.none)
+            return
+        deadline = self.clock.monotonic() + REPLICATION_TIMEOUT_S
+        self._replications.append((deadline, replication))
+        replication.add_done_callback(lambda done: answer(replication_error(done, timed_out)))
 
     def group_record(self, group: Group, generation: int | None = None) -> Record:
         """The GroupMetadata record of the group as it is now (members and assignments)."""
@@ -220,19 +355,23 @@ class GroupCoordinator:
             group.state = GroupState.DEAD
 
     def list_groups(self, states: Iterable[str] = ()) -> list[tuple[str, str, str]]:
-        """(group id, protocol type, state) of every group, filtered by state names
-        (case-insensitive) when any are given."""
+        """(group id, protocol type, state) of every group this broker coordinates,
+        filtered by state names (case-insensitive) when any are given."""
         wanted = {s.lower() for s in states}
         return [
             (g.group_id, g.protocol_type or "", g.state.value)
             for g in self.groups.values()
-            if not wanted or g.state.value.lower() in wanted
+            if (not wanted or g.state.value.lower() in wanted) and self.coordinates(g.group_id)
         ]
 
-    def describe_group(self, group_id: str) -> GroupSummary | None:
+    def describe_group(self, group_id: str) -> tuple[ErrorCode, GroupSummary | None]:
+        """The group as DescribeGroups shows it; None when there is no such group."""
+        refused = self._refusal(group_id)
+        if refused is not None:
+            return refused, None
         group = self.groups.get(group_id)
         if group is None:
-            return None
+            return ErrorCode.none, None
         stable = group.is_(GroupState.STABLE)
         members = tuple(
             MemberSummary(
@@ -245,45 +384,60 @@ class GroupCoordinator:
             )
             for m in group.members.values()
         )
-        return GroupSummary(
+        summary = GroupSummary(
             group.group_id,
             group.state,
             group.protocol_type or "",
             (group.protocol or "") if stable else "",
             members,
         )
+        return ErrorCode.none, summary
 
     def delete_groups(self, group_ids: Iterable[str]) -> dict[str, ErrorCode]:
         results: dict[str, ErrorCode] = {}
         for group_id in group_ids:
-            group = self.groups.get(group_id)
-            if group is None or group.is_(GroupState.DEAD):
-                results[group_id] = ErrorCode.group_id_not_found
-            elif not group.is_(GroupState.EMPTY):
-                results[group_id] = ErrorCode.non_empty_group
-            else:
-                records: list[Record] = [
-                    (OffsetKey(group_id, t, p), None) for t, p in group.offsets
-                ]
-                records.append((GroupKey(group_id), None))
-                results[group_id] = self.try_write(group_id, records)
+            refused = self._refusal(group_id)
+            results[group_id] = refused if refused is not None else self._delete_group(group_id)
         return results
 
-    # -- the group APIs (membership.py, offsets.py) -----------------------------------
+    def _delete_group(self, group_id: str) -> ErrorCode:
+        group = self.groups.get(group_id)
+        if group is None or group.is_(GroupState.DEAD):
+            return ErrorCode.group_id_not_found
+        if not group.is_(GroupState.EMPTY):
+            return ErrorCode.non_empty_group
+        records: list[Record] = [(OffsetKey(group_id, t, p), None) for t, p in group.offsets]
+        records.append((GroupKey(group_id), None))
+        return self.try_write(group_id, records)
+
+    # -- the group APIs (membership.py, sync.py, offsets.py) --------------------------
     def join_group(self, request: membership.JoinRequest) -> asyncio.Future[Any]:
+        # An empty group id is INVALID_GROUP_ID before anything else, as in Kafka.
+        refused = self._refusal(request.group_id) if request.group_id else None
+        if refused is not None:
+            return answered(membership.JoinResult(refused, request.member_id))
         return membership.join_group(self, request)
 
     def sync_group(self, request: sync.SyncRequest) -> asyncio.Future[Any]:
+        refused = self._refusal(request.group_id)
+        if refused is not None:
+            return answered(membership.SyncResult(refused))
         return sync.sync_group(self, request)
 
     def heartbeat(
         self, group_id: str, generation: int, member_id: str, instance_id: str | None
     ) -> ErrorCode:
+        refused = self._refusal(group_id)
+        if refused is not None:
+            return refused
         return membership.heartbeat(self, group_id, generation, member_id, instance_id)
 
     def leave_group(
         self, group_id: str, members: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
+        refused = self._refusal(group_id)
+        if refused is not None:
+            return refused, []
         return membership.leave_group(self, group_id, members)
 
     def commit_offsets(
@@ -293,17 +447,29 @@ class GroupCoordinator:
         member_id: str,
         instance_id: str | None,
         commits: Iterable[offsets.OffsetCommit],
-    ) -> dict[tuple[str, int], ErrorCode]:
+    ) -> asyncio.Future[dict[tuple[str, int], ErrorCode]]:
+        """Each partition's error, once the commit is replicated (at once on a single
+        broker)."""
+        commits = list(commits)
+        refused = self._refusal(group_id)
+        if refused is not None:
+            return answered({(o.topic, o.partition): refused for o in commits})
         return offsets.commit_offsets(self, group_id, generation, member_id, instance_id, commits)
 
     def fetch_offsets(
         self, group_id: str, partitions: Iterable[tuple[str, int]] | None
-    ) -> dict[tuple[str, int], CommittedOffset | None]:
-        return offsets.fetch_offsets(self, group_id, partitions)
+    ) -> tuple[ErrorCode, dict[tuple[str, int], CommittedOffset | None]]:
+        refused = self._refusal(group_id)
+        if refused is not None:
+            return refused, {}
+        return ErrorCode.none, offsets.fetch_offsets(self, group_id, partitions)
 
     def delete_offsets(
         self, group_id: str, partitions: Iterable[tuple[str, int]]
     ) -> tuple[ErrorCode, dict[tuple[str, int], ErrorCode]]:
+        refused = self._refusal(group_id)
+        if refused is not None:
+            return refused, {}
         return offsets.delete_offsets(self, group_id, partitions)
 
     # -- timers ----------------------------------------------------------------------
@@ -316,6 +482,21 @@ class GroupCoordinator:
         if now >= self._next_offsets_check:
             self._next_offsets_check = now + self.config.offsets_retention_check_interval_ms / 1000
             offsets.expire_offsets(self)
+        if self._replications:
+            self._expire_replications(now)
+
+    def _expire_replications(self, now: float) -> None:
+        """A write whose in-sync replicas did not catch up in time: cancelling the wait
+        answers its request (`write_then`)."""
+        waiting = []
+        for deadline, replication in self._replications:
+            if replication.done():
+                continue
+            if deadline <= now:
+                replication.cancel()
+            else:
+                waiting.append((deadline, replication))
+        self._replications = waiting
 
     def shutdown(self) -> None:
         """Answers every parked JoinGroup/SyncGroup: the broker is going away."""
@@ -324,3 +505,6 @@ class GroupCoordinator:
                 for future in (member.join_future, member.sync_future):
                     if future is not None and not future.done():
                         future.cancel()
+        for _deadline, replication in self._replications:
+            replication.cancel()
+        self._replications = []

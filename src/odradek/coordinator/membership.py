@@ -239,12 +239,26 @@ def _replace_static_member(
     member.heartbeat_deadline = c.clock.monotonic() + req.session_timeout_ms / 1000
     old_protocols, member.protocols = member.protocols, req.protocols
     if group.is_(GroupState.STABLE) and group.select_protocol() == group.protocol:
-        error = c.try_write(group.group_id, [c.group_record(group)])
-        if error != ErrorCode.none:
-            return done_future(JoinResult(error, new_id))
-        return done_future(_join_result(group, new_id))
+        return _store_replacement(c, group, new_id)
     member.protocols = old_protocols
     return _update_member_and_rebalance(c, group, member, req)
+
+
+def _store_replacement(
+    c: GroupCoordinator, group: Group, new_id: str
+) -> asyncio.Future[JoinResult | SyncResult]:
+    """Writes the group with the static member's new id; the JoinGroup is answered once
+    that record is replicated (Kafka: REBALANCE_IN_PROGRESS when it timed out)."""
+    future = new_future()
+    joined = _join_result(group, new_id)
+
+    def answer(error: ErrorCode) -> None:
+        complete_future(future, joined if error == ErrorCode.none else JoinResult(error, new_id))
+
+    c.write_then(
+        group.group_id, [c.group_record(group)], answer, timed_out=ErrorCode.rebalance_in_progress
+    )
+    return future
 
 
 def _maybe_prepare_rebalance(c: GroupCoordinator, group: Group) -> None:
@@ -370,6 +384,16 @@ def remove_member_and_rebalance(c: GroupCoordinator, group: Group, member_id: st
     if group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
         prepare_rebalance(c, group)
     try_complete_join(c, group)
+
+
+def unload(group: Group) -> None:
+    """The group's partition moved to another coordinator (Kafka's onGroupUnloaded): it
+    is Dead here, and every parked JoinGroup and SyncGroup answers NOT_COORDINATOR, so
+    its members look the coordinator up again and rejoin there."""
+    group.state = GroupState.DEAD
+    for member in group.members.values():
+        complete_future(member.join_future, JoinResult(ErrorCode.not_coordinator, member.member_id))
+        complete_future(member.sync_future, SyncResult(ErrorCode.not_coordinator))
 
 
 # -- timers ------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Committed offsets: OffsetCommit validation, OffsetFetch, OffsetDelete and expiration
 (`offsets.retention.minutes`). Each change is an OffsetCommit record (a tombstone to
-delete) written through the coordinator, so replay rebuilds exactly this state."""
+delete) written through the coordinator, so replay rebuilds exactly this state. A commit
+is answered once its records are replicated (at once on a single broker)."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,13 +61,17 @@ def commit_offsets(
     member_id: str,
     instance_id: str | None,
     commits: Iterable[OffsetCommit],
-) -> dict[TopicPartition, ErrorCode]:
+) -> asyncio.Future[dict[TopicPartition, ErrorCode]]:
+    """Each partition's error, answered once the commit is replicated."""
     commits = list(commits)
     group = c.groups.get(group_id)
     error = ErrorCode.invalid_group_id if not group_id else None
     error = error or _commit_error(group, generation, member_id, instance_id)
+    future: asyncio.Future[dict[TopicPartition, ErrorCode]]
+    future = asyncio.get_running_loop().create_future()
     if error is not None:
-        return {(o.topic, o.partition): error for o in commits}
+        future.set_result({(o.topic, o.partition): error for o in commits})
+        return future
     if group is not None and member_id in group.members:
         member = group.members[member_id]
         member.heartbeat_deadline = c.clock.monotonic() + member.session_timeout_ms / 1000
@@ -80,12 +86,17 @@ def commit_offsets(
         value = OffsetValue(o.offset, o.leader_epoch, metadata, now)
         records.append((OffsetKey(group_id, o.topic, o.partition), value))
         results[(o.topic, o.partition)] = ErrorCode.none
-    written = c.try_write(group_id, records)
-    if written != ErrorCode.none:
-        for key, _ in records:
-            assert isinstance(key, OffsetKey)
-            results[(key.topic, key.partition)] = written
-    return results
+
+    def answer(written: ErrorCode) -> None:
+        if written != ErrorCode.none:
+            for key, _ in records:
+                assert isinstance(key, OffsetKey)
+                results[(key.topic, key.partition)] = written
+        if not future.done():
+            future.set_result(results)
+
+    c.write_then(group_id, records, answer)
+    return future
 
 
 def fetch_offsets(

@@ -4,17 +4,30 @@
 partition, atomically, and read a partition back from the start when loading.
 `TopicRecordLog` stores them in the broker's own internal topic, created on first use as
 Kafka does; `MemoryRecordLog` keeps them in lists, for tests.
+
+In a cluster (`zookeeper.connect`) the log is `replicated`: the topic's partitions are
+hosted and led as ZooKeeper says (replication/cluster.py), so an append goes only to a
+partition this broker leads, and it counts as written once every ISR member has it —
+`append` then returns the future of that replication, as an acks=all produce waits.
+Creating the topic there is a ZooKeeper write with a replica placement, which belongs to
+the handlers' topic operations; the coordinator sits below them, so whoever asks for the
+topic passes the function that creates it (`ensure_ready(create)`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import asyncio
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
+from kio.schema.errors import ErrorCode
+
 from odradek.config import BrokerConfig
-from odradek.metadata.store import MetadataStore, TopicInfo
+from odradek.metadata.image import TopicImage
+from odradek.metadata.store import TopicInfo
 from odradek.protocol.batch import iter_batches, read_header
 from odradek.protocol.records import SimpleRecord, build_batch, decode_batch
+from odradek.replication.partition import Partition
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.storage.errors import KafkaStorageError
 
@@ -22,44 +35,87 @@ OFFSETS_TOPIC = "__consumer_offsets"
 READ_CHUNK_BYTES = 1 << 20
 
 RawRecord = tuple[bytes, bytes | None]
+# Answered with the append's replication error code (ErrorCode.none once every ISR
+# member has the batch), as Partition.wait_for_replication answers an acks=all produce.
+Replication = asyncio.Future[ErrorCode]
+# (topic name, partition count, topic configs): creates the internal topic in a cluster.
+TopicCreator = Callable[[str, int, Mapping[str, str]], object]
 
 
 class CoordinatorWriteError(Exception):
-    """The records could not be appended; nothing of them was applied."""
+    """The records could not be appended; nothing of them was applied. `error` is what
+    the request answers: NOT_COORDINATOR when this broker does not lead the partition
+    (the client then looks the coordinator up again), else COORDINATOR_NOT_AVAILABLE."""
+
+    def __init__(self, message: str, error: ErrorCode = ErrorCode.coordinator_not_available):
+        super().__init__(message)
+        self.error = error
 
 
 class RecordLog(Protocol):
     @property
     def partitions(self) -> int: ...
 
-    def ensure_ready(self) -> None:
-        """Creates the storage if it does not exist yet (FindCoordinator calls this)."""
+    @property
+    def replicated(self) -> bool:
+        """True in a cluster: the coordinator owns only the partitions this broker leads,
+        as `GroupCoordinator.leadership_changed` tells it; False: it owns every one."""
+        ...
 
-    def append(self, partition: int, records: Sequence[RawRecord], timestamp_ms: int) -> None: ...
+    def ensure_ready(self, create: TopicCreator | None = None) -> None:
+        """Creates the storage if it does not exist yet (FindCoordinator calls this);
+        a replicated log creates it only through `create`."""
+
+    def append(
+        self, partition: int, records: Sequence[RawRecord], timestamp_ms: int
+    ) -> Replication | None:
+        """Appends one batch; returns its replication, or None when it is already as
+        durable as it gets (a single broker's log, or no follower left to wait for)."""
+        ...
 
     def read(self, partition: int) -> Iterator[RawRecord]: ...
 
 
 class MemoryRecordLog:
-    """Records in memory, per partition (tests)."""
+    """Records in memory, per partition (tests). A `replicated` one acts as a cluster
+    broker's log: appending to a partition not in `leading` is NOT_COORDINATOR, and with
+    `hold_replication` each append returns a future in `replications` for the test to
+    answer."""
 
-    def __init__(self, partitions: int = 1) -> None:
+    def __init__(self, partitions: int = 1, replicated: bool = False) -> None:
         self._partitions = partitions
+        self._replicated = replicated
         self.records: dict[int, list[RawRecord]] = {}
         self.fail_next = False
+        self.leading: set[int] = set()
+        self.hold_replication = False
+        self.replications: list[Replication] = []
 
     @property
     def partitions(self) -> int:
         return self._partitions
 
-    def ensure_ready(self) -> None:
+    @property
+    def replicated(self) -> bool:
+        return self._replicated
+
+    def ensure_ready(self, create: TopicCreator | None = None) -> None:
         pass
 
-    def append(self, partition: int, records: Sequence[RawRecord], timestamp_ms: int) -> None:
+    def append(
+        self, partition: int, records: Sequence[RawRecord], timestamp_ms: int
+    ) -> Replication | None:
         if self.fail_next:
             self.fail_next = False
             raise CoordinatorWriteError("injected failure")
+        if self._replicated and partition not in self.leading:
+            raise CoordinatorWriteError(f"not the leader of {partition}", ErrorCode.not_coordinator)
         self.records.setdefault(partition, []).extend(records)
+        if not self.hold_replication:
+            return None
+        replication: Replication = asyncio.get_running_loop().create_future()
+        self.replications.append(replication)
+        return replication
 
     def read(self, partition: int) -> Iterator[RawRecord]:
         yield from self.records.get(partition, [])
@@ -70,7 +126,7 @@ class TopicRecordLog:
     `offsets.topic.num.partitions` partitions (an existing topic keeps its count)."""
 
     def __init__(
-        self, config: BrokerConfig, metadata: MetadataStore, replicas: ReplicaManager
+        self, config: BrokerConfig, metadata: TopicImage, replicas: ReplicaManager
     ) -> None:
         self._config = config
         self._metadata = metadata
@@ -85,35 +141,76 @@ class TopicRecordLog:
         topic = self._metadata.topics.get(OFFSETS_TOPIC)
         return topic.partitions if topic is not None else self._config.offsets_topic_num_partitions
 
-    def ensure_ready(self) -> None:
-        self.ensure_topic()
+    @property
+    def replicated(self) -> bool:
+        # The same switch that makes the broker a cluster member (server/broker.py).
+        return bool(self._config.zookeeper_connect)
+
+    def ensure_ready(self, create: TopicCreator | None = None) -> None:
+        if self.replicated:
+            self._ensure_cluster_topic(create)
+        else:
+            self.ensure_topic()
+
+    def _configs(self) -> dict[str, str]:
+        return {
+            "cleanup.policy": "compact",
+            "compression.type": "producer",
+            "segment.bytes": str(self._config.offsets_topic_segment_bytes),
+        }
 
     def ensure_topic(self) -> TopicInfo:
+        """A single broker's topic: created in the image and hosted here, all of it."""
         topic = self._metadata.topics.get(OFFSETS_TOPIC)
         if topic is None:
-            configs = {
-                "cleanup.policy": "compact",
-                "compression.type": "producer",
-                "segment.bytes": str(self._config.offsets_topic_segment_bytes),
-            }
             topic = self._metadata.create_topic(
-                OFFSETS_TOPIC, self._config.offsets_topic_num_partitions, configs, internal=True
+                OFFSETS_TOPIC,
+                self._config.offsets_topic_num_partitions,
+                self._configs(),
+                internal=True,
             )
         self._replicas.host_topic(topic)
         return topic
 
-    def append(self, partition: int, records: Sequence[RawRecord], timestamp_ms: int) -> None:
-        self.ensure_topic()
-        target = self._replicas.get(OFFSETS_TOPIC, partition)
-        if target is None:
-            raise CoordinatorWriteError(f"{OFFSETS_TOPIC}-{partition} is not hosted")
+    def _ensure_cluster_topic(self, create: TopicCreator | None) -> None:
+        """A cluster's topic: `create` writes it to ZooKeeper; the controller elects the
+        leaders and each broker hosts the partitions assigned to it."""
+        if self.exists:
+            return
+        if create is None:
+            raise CoordinatorWriteError(f"{OFFSETS_TOPIC} does not exist yet")
+        create(OFFSETS_TOPIC, self._config.offsets_topic_num_partitions, self._configs())
+
+    def append(
+        self, partition: int, records: Sequence[RawRecord], timestamp_ms: int
+    ) -> Replication | None:
+        target = self._leader(partition)
         batch = build_batch(
             [SimpleRecord(value, key=key, timestamp=timestamp_ms) for key, value in records]
         )
         try:
-            target.append(batch, read_header(batch))
+            info = target.append(batch, read_header(batch))
         except (KafkaStorageError, OSError, ValueError) as exc:
             raise CoordinatorWriteError(str(exc)) from exc
+        # None at once on a single broker (its partitions are not replicated).
+        return target.wait_for_replication(info.last_offset + 1)
+
+    def _leader(self, partition: int) -> Partition:
+        """The partition to append to; only its leader may (Kafka appends the
+        coordinator's records with acks=-1, so too few in-sync replicas refuse it too)."""
+        if not self.replicated:
+            self.ensure_topic()
+        target = self._replicas.get(OFFSETS_TOPIC, partition)
+        if target is None or not target.is_leader:
+            raise CoordinatorWriteError(
+                f"not the leader of {OFFSETS_TOPIC}-{partition}", ErrorCode.not_coordinator
+            )
+        if target.replicated and len(target.isr) < target.min_insync_replicas:
+            raise CoordinatorWriteError(
+                f"{OFFSETS_TOPIC}-{partition} has {len(target.isr)} in-sync replicas, "
+                f"fewer than min.insync.replicas={target.min_insync_replicas}"
+            )
+        return target
 
     def read(self, partition: int) -> Iterator[RawRecord]:
         source = self._replicas.get(OFFSETS_TOPIC, partition)

@@ -75,18 +75,49 @@ def _sync_result(group: Group, member: Member) -> SyncResult:
 
 
 def _store_assignment(c: GroupCoordinator, group: Group, assignments: dict[str, bytes]) -> None:
-    """The leader's assignment: written as the group's record, then every parked
-    SyncGroup is answered (with an error, keeping the old assignments, if it failed)."""
+    """The leader's assignment: written as the group's record; once that is replicated
+    every parked SyncGroup is answered (with an error, keeping the old assignments, if
+    the append failed)."""
     saved = {m.member_id: m.assignment for m in group.members.values()}
     for member in group.members.values():
         member.assignment = assignments.get(member.member_id, b"")
-    error = c.try_write(group.group_id, [c.group_record(group)])
-    if error != ErrorCode.none:
-        for member in group.members.values():
-            member.assignment = saved[member.member_id]
-            complete_future(member.sync_future, SyncResult(error))
-        prepare_rebalance(c, group)
-        return
-    for member in group.members.values():
-        future, member.sync_future = member.sync_future, None
-        complete_future(future, _sync_result(group, member))
+    # The requests parked now get this generation's answer, whatever comes meanwhile.
+    parked = [(m, m.sync_future, _sync_result(group, m)) for m in group.members.values()]
+    generation = group.generation
+
+    def answer(error: ErrorCode) -> None:
+        if error == ErrorCode.none:
+            _answer_parked(c, parked)
+        elif group.is_(GroupState.COMPLETING_REBALANCE) and group.generation == generation:
+            # The append failed: nothing was applied.
+            for member in group.members.values():
+                member.assignment = saved[member.member_id]
+            _answer_parked(c, parked, error)
+            prepare_rebalance(c, group)
+        else:
+            _answer_parked(c, parked, error)
+            if (
+                c.groups.get(group.group_id) is group
+                and group.generation == generation
+                and group.is_(GroupState.STABLE)
+            ):
+                # Applied, but the in-sync replicas never got it: start over.
+                prepare_rebalance(c, group)
+
+    c.write_then(
+        group.group_id, [c.group_record(group)], answer, timed_out=ErrorCode.rebalance_in_progress
+    )
+
+
+def _answer_parked(
+    c: GroupCoordinator,
+    parked: list[tuple[Member, asyncio.Future[JoinResult | SyncResult] | None, SyncResult]],
+    error: ErrorCode = ErrorCode.none,
+) -> None:
+    now = c.clock.monotonic()
+    for member, future, result in parked:
+        if future is None or future.done():
+            continue
+        complete_future(future, result if error == ErrorCode.none else SyncResult(error))
+        # The session restarts with the answer (the wait may have been long).
+        member.heartbeat_deadline = now + member.session_timeout_ms / 1000

@@ -3,7 +3,8 @@
 State, protocol type and protocol, and members; member metadata and assignments only
 while the group is Stable, as Kafka reports them. An unknown group is described as Dead
 (v6: with GROUP_ID_NOT_FOUND). There are no ACLs: when asked (v3+), authorized operations
-are READ, DELETE and DESCRIBE, everything a group supports.
+are READ, DELETE and DESCRIBE, everything a group supports. A group this broker does not
+coordinate is NOT_COORDINATOR with an empty state, as Kafka answers it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,22 @@ API_KEY = 15
 NOT_REQUESTED = -(2**31)
 # AclOperation codes: READ 3, DELETE 6, DESCRIBE 8.
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+
+
+def _refused(module: Any, group_id: str, error: ErrorCode, operations: int) -> Any:
+    """A group this broker cannot describe: the error and nothing else (Kafka's empty
+    group summary)."""
+    return make(
+        module.DescribedGroup,
+        error_code=error,
+        error_message=None,
+        group_id=group_id,
+        group_state="",
+        protocol_type="",
+        protocol_data="",
+        members=(),
+        authorized_operations=operations,
+    )
 
 
 def _group(
@@ -73,22 +90,13 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     described = []
     for group_id in request.groups:
         if groups is None:
-            described.append(
-                make(
-                    module.DescribedGroup,
-                    error_code=ErrorCode.coordinator_not_available,
-                    error_message=None,
-                    group_id=group_id,
-                    group_state="",
-                    protocol_type="",
-                    protocol_data="",
-                    members=(),
-                    authorized_operations=operations,
-                )
-            )
-            continue
-        summary = groups.describe_group(str(group_id))
-        described.append(_group(module, ctx, str(group_id), summary, operations))
+            error, summary = ErrorCode.coordinator_not_available, None
+        else:
+            error, summary = groups.describe_group(str(group_id))
+        if error != ErrorCode.none:
+            described.append(_refused(module, str(group_id), error, operations))
+        else:
+            described.append(_group(module, ctx, str(group_id), summary, operations))
     return make(
         module.DescribeGroupsResponse,
         throttle_time=datetime.timedelta(0),

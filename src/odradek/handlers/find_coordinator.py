@@ -1,20 +1,28 @@
 """FindCoordinator (key 10), versions 0-6 (batched keys from v4).
 
-This broker coordinates every group (key type 0); the first lookup creates the internal
-topic `__consumer_offsets` as Kafka does. Transaction coordinators (key type 1) are not
-served yet: COORDINATOR_NOT_AVAILABLE. Other key types: INVALID_REQUEST.
+Groups (key type 0) are coordinated by the leader of their `__consumer_offsets`
+partition. A single broker leads them all and answers itself. A cluster broker answers
+the partition's current leader, from the ZooKeeper image, or COORDINATOR_NOT_AVAILABLE
+while it has none (the client retries). The first lookup creates the topic as Kafka does;
+in a cluster with `offsets.topic.replication.factor` replicas, fewer when fewer brokers
+are alive (with a warning). Transaction coordinators (key type 1) are not served yet:
+COORDINATOR_NOT_AVAILABLE. Other key types: INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import RequestContext
+from odradek.coordinator.coordinator import GroupCoordinator, partition_for
+from odradek.coordinator.record_log import OFFSETS_TOPIC, CoordinatorWriteError, TopicCreator
+from odradek.handlers.context import BrokerServices, ClusterServices, RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.handlers.topics import TopicError, create_topic
 
 API_KEY = 10
 GROUP_KEY_TYPE = 0
@@ -22,32 +30,98 @@ TRANSACTION_KEY_TYPE = 1
 
 log = logging.getLogger("odradek.handlers.find_coordinator")
 
+# (error, node id, host, port)
+Location = tuple[ErrorCode, int, str, int]
 
-def _error(ctx: RequestContext, key_type: int) -> ErrorCode:
-    if key_type == TRANSACTION_KEY_TYPE:
-        return ErrorCode.coordinator_not_available
-    if key_type != GROUP_KEY_TYPE:
-        return ErrorCode.invalid_request
-    groups = ctx.services.groups
-    if groups is None:
-        return ErrorCode.coordinator_not_available
+
+def _unavailable(code: ErrorCode) -> Location:
+    return code, -1, "", -1
+
+
+def offsets_replication_factor(services: BrokerServices, cluster: ClusterServices) -> int:
+    """`offsets.topic.replication.factor`, capped by the live brokers."""
+    wanted = services.config.offsets_topic_replication_factor
+    live = len(cluster.store.brokers)
+    factor = max(min(wanted, live), 1)
+    if factor < wanted:
+        log.warning(
+            "creating %s with replication factor %d: offsets.topic.replication.factor is "
+            "%d but only %d brokers are alive",
+            OFFSETS_TOPIC,
+            factor,
+            wanted,
+            live,
+        )
+    return factor
+
+
+def _creator(services: BrokerServices, cluster: ClusterServices) -> TopicCreator:
+    """How the coordinator's record log creates its topic in a cluster: a topic
+    operation of this layer, which the coordinator below may not import."""
+
+    def create(name: str, partitions: int, configs: Mapping[str, str]) -> None:
+        factor = offsets_replication_factor(services, cluster)
+        try:
+            create_topic(services, name, partitions, configs, factor, internal=True)
+        except TopicError as exc:
+            if exc.code != ErrorCode.topic_already_exists:  # another broker won the race
+                raise CoordinatorWriteError(exc.message) from exc
+
+    return create
+
+
+def _ready(ctx: RequestContext, groups: GroupCoordinator) -> bool:
+    """Whether `__consumer_offsets` exists, creating it if it does not."""
+    services = ctx.services
+    cluster = services.cluster
     try:
-        groups.log.ensure_ready()
+        groups.log.ensure_ready(None if cluster is None else _creator(services, cluster))
+    except CoordinatorWriteError as exc:
+        log.warning("creating %s failed: %s", OFFSETS_TOPIC, exc)
+        return False
     except Exception:
         log.exception("creating the group coordinator's topic failed")
-        return ErrorCode.coordinator_not_available
-    return ErrorCode.none
+        return False
+    return True
 
 
-def _location(ctx: RequestContext, code: ErrorCode) -> dict[str, Any]:
+def _locate(ctx: RequestContext, key: str, key_type: int) -> Location:
+    if key_type == TRANSACTION_KEY_TYPE:
+        return _unavailable(ErrorCode.coordinator_not_available)
+    if key_type != GROUP_KEY_TYPE:
+        return _unavailable(ErrorCode.invalid_request)
     services = ctx.services
-    found = code == ErrorCode.none
+    groups = services.groups
+    if groups is None or not _ready(ctx, groups):
+        return _unavailable(ErrorCode.coordinator_not_available)
+    if services.cluster is None:
+        return (
+            ErrorCode.none,
+            services.config.node_id,
+            services.advertised_host,
+            services.advertised_port,
+        )
+    return _partition_leader(services.cluster, partition_for(key, groups.log.partitions))
+
+
+def _partition_leader(cluster: ClusterServices, partition: int) -> Location:
+    """The live leader of the group's partition; none yet (a new topic, an election in
+    progress) is COORDINATOR_NOT_AVAILABLE, which clients retry."""
+    state = cluster.store.partition_state(OFFSETS_TOPIC, partition)
+    leader = cluster.store.brokers.get(state.leader) if state is not None else None
+    if leader is None:
+        return _unavailable(ErrorCode.coordinator_not_available)
+    return ErrorCode.none, leader.node_id, leader.host, leader.port
+
+
+def _fields(location: Location) -> dict[str, Any]:
+    code, node_id, host, port = location
     return {
         "error_code": code,
-        "error_message": None if found else code.name.upper(),
-        "node_id": services.config.node_id if found else -1,
-        "host": services.advertised_host if found else "",
-        "port": services.advertised_port if found else -1,
+        "error_message": None if code == ErrorCode.none else code.name.upper(),
+        "node_id": node_id,
+        "host": host,
+        "port": port,
     }
 
 
@@ -57,10 +131,10 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     key_type = int(getattr(request, "key_type", GROUP_KEY_TYPE))
     throttle = datetime.timedelta(0)
     if ctx.api_version < 4:
-        fields = _location(ctx, _error(ctx, key_type))
+        fields = _fields(_locate(ctx, str(request.key), key_type))
         return make(module.FindCoordinatorResponse, throttle_time=throttle, **fields)
     coordinators = tuple(
-        make(module.Coordinator, key=key, **_location(ctx, _error(ctx, key_type)))
+        make(module.Coordinator, key=key, **_fields(_locate(ctx, str(key), key_type)))
         for key in request.coordinator_keys
     )
     return make(module.FindCoordinatorResponse, throttle_time=throttle, coordinators=coordinators)

@@ -5,7 +5,9 @@ UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS while the group completes a rebalance,
 FENCED_INSTANCE_ID); a simple consumer (generation -1) commits to a group with no members.
 Leader epochs (v6+) and metadata strings (up to offset.metadata.max.bytes) are stored.
 Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID in v10).
-The v2-4 `retention_time` is ignored: offsets.retention.minutes applies.
+The v2-4 `retention_time` is ignored: offsets.retention.minutes applies. In a cluster
+the answer waits until the commit reached the in-sync replicas; a broker that is not the
+group's coordinator answers NOT_COORDINATOR for every partition.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ def _partition_known(ctx: RequestContext, name: str | None, partition: int) -> b
     return info is not None and 0 <= partition < info.partitions
 
 
-@api(API_KEY, 2, 10)
-def handle(ctx: RequestContext, request: Any) -> Any:
+@api(API_KEY, 2, 10, is_async=True)
+async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
     missing = (
@@ -63,7 +65,7 @@ def handle(ctx: RequestContext, request: Any) -> Any:
                 )
                 keys[(name, int(p.partition_index))] = index
     if groups is not None and commits:
-        results = groups.commit_offsets(
+        results = await groups.commit_offsets(
             str(request.group_id),
             int(request.generation_id_or_member_epoch),
             request.member_id,

@@ -3,7 +3,9 @@
 Answers each partition's committed offset, leader epoch (v5+) and metadata, or offset -1
 when none is committed; a null topic list (v2+) means every partition with an offset.
 There are no transactional offsets yet, so `require_stable` changes nothing. The v10
-member id and epoch (KIP-848 groups) are not checked.
+member id and epoch (KIP-848 groups) are not checked. A broker that is not the group's
+coordinator answers NOT_COORDINATOR: per group (v8+), at the top (v2-7), or on every
+partition asked for (v1, which has no top-level error).
 """
 
 from __future__ import annotations
@@ -21,51 +23,71 @@ from odradek.handlers.registry import api, make, response_module
 API_KEY = 9
 
 
-def _partition(module: Any, cls: str, index: int, found: CommittedOffset | None) -> Any:
+def _partition(
+    module: Any, cls: str, index: int, found: CommittedOffset | None, error: ErrorCode
+) -> Any:
     return make(
         getattr(module, cls),
         partition_index=index,
         committed_offset=found.offset if found else -1,
         committed_leader_epoch=found.leader_epoch if found else -1,
         metadata=found.metadata if found else "",
-        error_code=ErrorCode.none,
+        error_code=error,
     )
 
 
-def _group_topics(
-    ctx: RequestContext, groups: GroupCoordinator, group_id: str, topics: Any, batched: bool
-) -> tuple[Any, ...]:
-    module = response_module(API_KEY, ctx.api_version)
+def _wanted(
+    ctx: RequestContext, committed: dict[tuple[str, int], CommittedOffset | None], topics: Any
+) -> list[tuple[str, Any, list[int]]]:
+    """(name, topic id, partitions) to answer: those asked for, or with a null topic
+    list every partition with a committed offset."""
     by_id = ctx.api_version >= 10
-    topic_cls = "OffsetFetchResponseTopics" if batched else "OffsetFetchResponseTopic"
-    part_cls = "OffsetFetchResponsePartitions" if batched else "OffsetFetchResponsePartition"
     wanted: list[tuple[str, Any, list[int]]] = []
     if topics is None:
         by_topic: dict[str, list[int]] = {}
-        for topic, partition in sorted(groups.fetch_offsets(group_id, None)):
+        for topic, partition in sorted(committed):
             by_topic.setdefault(topic, []).append(partition)
         for name, parts in by_topic.items():
             info = ctx.services.metadata.topics.get(name)
             if by_id and info is None:
                 continue
             wanted.append((name, info.topic_id if info else None, parts))
+        return wanted
+    for t in topics:
+        if by_id:
+            info = ctx.services.metadata.by_id.get(t.topic_id)
+            name = info.name if info is not None else ""
+            wanted.append((name, t.topic_id, [int(p) for p in t.partition_indexes]))
+        else:
+            wanted.append((str(t.name), None, [int(p) for p in t.partition_indexes]))
+    return wanted
+
+
+def _group_topics(
+    ctx: RequestContext, groups: GroupCoordinator | None, group_id: str, topics: Any, batched: bool
+) -> tuple[ErrorCode, tuple[Any, ...]]:
+    """The group's error and its topics. With an error there are no topics, except in
+    v1, which has no group error: every partition asked for carries it (as Kafka)."""
+    module = response_module(API_KEY, ctx.api_version)
+    topic_cls = "OffsetFetchResponseTopics" if batched else "OffsetFetchResponseTopic"
+    part_cls = "OffsetFetchResponsePartitions" if batched else "OffsetFetchResponsePartition"
+    committed: dict[tuple[str, int], CommittedOffset | None] = {}
+    if groups is None:
+        error = ErrorCode.coordinator_not_available
     else:
-        for t in topics:
-            if by_id:
-                info = ctx.services.metadata.by_id.get(t.topic_id)
-                name = info.name if info is not None else ""
-                wanted.append((name, t.topic_id, [int(p) for p in t.partition_indexes]))
-            else:
-                wanted.append((str(t.name), None, [int(p) for p in t.partition_indexes]))
-    found = groups.fetch_offsets(group_id, [(n, p) for n, _, parts in wanted for p in parts])
-    return tuple(
+        error, committed = groups.fetch_offsets(group_id, None)
+    if error != ErrorCode.none and (ctx.api_version >= 2 or topics is None):
+        return error, ()
+    return error, tuple(
         make(
             getattr(module, topic_cls),
             name=name,
             topic_id=topic_id,
-            partitions=tuple(_partition(module, part_cls, p, found.get((name, p))) for p in parts),
+            partitions=tuple(
+                _partition(module, part_cls, p, committed.get((name, p)), error) for p in parts
+            ),
         )
-        for name, topic_id, parts in wanted
+        for name, topic_id, parts in _wanted(ctx, committed, topics)
     )
 
 
@@ -74,28 +96,20 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
     throttle = datetime.timedelta(0)
-    unavailable = ErrorCode.coordinator_not_available
     if ctx.api_version < 8:
-        error = ErrorCode.none if groups is not None else unavailable
-        topics = (
-            _group_topics(ctx, groups, str(request.group_id), request.topics, False)
-            if groups is not None
-            else ()
-        )
+        error, topics = _group_topics(ctx, groups, str(request.group_id), request.topics, False)
         return make(
             module.OffsetFetchResponse, throttle_time=throttle, topics=topics, error_code=error
         )
-    results = tuple(
-        make(
-            module.OffsetFetchResponseGroup,
-            group_id=g.group_id,
-            topics=(
-                _group_topics(ctx, groups, str(g.group_id), g.topics, True)
-                if groups is not None
-                else ()
-            ),
-            error_code=ErrorCode.none if groups is not None else unavailable,
+    results = []
+    for g in request.groups:
+        error, topics = _group_topics(ctx, groups, str(g.group_id), g.topics, True)
+        results.append(
+            make(
+                module.OffsetFetchResponseGroup,
+                group_id=g.group_id,
+                topics=topics,
+                error_code=error,
+            )
         )
-        for g in request.groups
-    )
-    return make(module.OffsetFetchResponse, throttle_time=throttle, groups=results)
+    return make(module.OffsetFetchResponse, throttle_time=throttle, groups=tuple(results))

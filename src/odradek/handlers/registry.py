@@ -31,7 +31,7 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     1: ("fetch", 4, 18, True),
     2: ("list_offsets", 1, 11, False),
     3: ("metadata", 0, 13, False),
-    8: ("offset_commit", 2, 10, False),
+    8: ("offset_commit", 2, 10, True),
     9: ("offset_fetch", 1, 10, False),
     10: ("find_coordinator", 0, 6, False),
     11: ("join_group", 0, 9, True),
