@@ -95,6 +95,19 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "log.cleaner.enable": ("log_cleaner_enable", _bool, None),
     "log.cleaner.backoff.ms": ("log_cleaner_backoff_ms", _int, 0),
     "log.cleaner.dedupe.buffer.size": ("log_cleaner_dedupe_buffer_size", _int, 1),
+    # The cluster (docs/cluster.md): without zookeeper.connect the broker is a single node.
+    "zookeeper.connect": ("zookeeper_connect", _str, None),
+    "zookeeper.session.timeout.ms": ("zookeeper_session_timeout_ms", _int, 1),
+    "zookeeper.connection.timeout.ms": ("zookeeper_connection_timeout_ms", _int, 1),
+    "broker.rack": ("broker_rack", _str, None),
+    "inter.broker.listener.name": ("inter_broker_listener_name", _str, None),
+    "replica.lag.time.max.ms": ("replica_lag_time_max_ms", _int, 1),
+    "replica.fetch.wait.max.ms": ("replica_fetch_wait_max_ms", _int, 0),
+    "replica.fetch.min.bytes": ("replica_fetch_min_bytes", _int, 1),
+    "replica.fetch.max.bytes": ("replica_fetch_max_bytes", _int, 0),
+    "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", _int, 0),
+    "offsets.topic.replication.factor": ("offsets_topic_replication_factor", _int, 1),
+    "controlled.shutdown.enable": ("controlled_shutdown_enable", _bool, None),
 }
 
 
@@ -152,6 +165,19 @@ class BrokerConfig:
     log_cleaner_enable: bool = True
     log_cleaner_backoff_ms: int = 15_000
     log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
+    zookeeper_connect: str | None = None
+    zookeeper_session_timeout_ms: int = 6_000
+    # Kafka's default is the session timeout when unset.
+    zookeeper_connection_timeout_ms: int | None = None
+    broker_rack: str | None = None
+    inter_broker_listener_name: str | None = None
+    replica_lag_time_max_ms: int = 30_000
+    replica_fetch_wait_max_ms: int = 500
+    replica_fetch_min_bytes: int = 1
+    replica_fetch_max_bytes: int = 1024 * 1024
+    replica_fetch_response_max_bytes: int = 10 * 1024 * 1024
+    offsets_topic_replication_factor: int = 3
+    controlled_shutdown_enable: bool = True
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -17,7 +17,8 @@ from kio.schema.errors import ErrorCode
 
 from odradek.config import BrokerConfig, property_value
 from odradek.metadata.broker_configs import BROKER_CONFIGS, broker_synonyms
-from odradek.metadata.store import MetadataStore, TopicInfo
+from odradek.metadata.image import TopicImage
+from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import (
     TOPIC_CONFIGS,
     InvalidConfigError,
@@ -76,7 +77,7 @@ class ConfigEntry:
 class ConfigView:
     """Reads configs the way DescribeConfigs reports them, for one broker."""
 
-    def __init__(self, broker: BrokerConfig, store: MetadataStore) -> None:
+    def __init__(self, broker: BrokerConfig, store: TopicImage) -> None:
         self.broker = broker
         self.store = store
         self.node_id = broker.node_id
