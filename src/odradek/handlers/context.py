@@ -7,12 +7,24 @@ from typing import TYPE_CHECKING
 
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
-from odradek.metadata.store import MetadataStore
+from odradek.metadata.image import TopicImage
 from odradek.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from odradek.coordinator.coordinator import GroupCoordinator
     from odradek.handlers.fetch_session import FetchSessionCache
+    from odradek.metadata.controller import Controller
+    from odradek.metadata.zk_store import ZkMetadataStore
+    from odradek.replication.cluster import ClusterReplicas
+
+
+@dataclass(slots=True)
+class ClusterServices:
+    """What only a broker in a ZooKeeper cluster has."""
+
+    store: ZkMetadataStore
+    replicas: ClusterReplicas
+    controller: Controller
 
 
 @dataclass(slots=True)
@@ -20,7 +32,7 @@ class BrokerServices:
     """The broker-wide state handlers read and change; owned by the event loop thread."""
 
     config: BrokerConfig
-    metadata: MetadataStore
+    metadata: TopicImage
     replicas: ReplicaManager
     clock: Clock
     fetch_sessions: FetchSessionCache
@@ -28,6 +40,8 @@ class BrokerServices:
     advertised_port: int
     # The group coordinator; None until the broker has loaded it.
     groups: GroupCoordinator | None = None
+    # Set on a broker with zookeeper.connect; None on a single node.
+    cluster: ClusterServices | None = None
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 """CreateTopics (key 19), versions 2-7.
 
-Partitions (-1 = `num.partitions`), replication factor 1 or -1 (one broker), manual
-assignments naming this broker, per-topic configs validated against Kafka's topic config
+Partitions (-1 = `num.partitions`), replication factor up to the live brokers (-1 =
+`default.replication.factor`; one on a single broker), manual assignments of live,
+distinct brokers (in a cluster: the replicas, first = preferred leader), per-topic
+configs validated against Kafka's topic config
 definitions, `validate_only`. Errors: INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
 INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT,
 INVALID_CONFIG, INVALID_REQUEST (a name twice in one request). v5+ returns the created
@@ -36,12 +38,22 @@ def _assignment_count(ctx: RequestContext, topic: Any) -> int:
     indexes = sorted(a.partition_index for a in topic.assignments)
     if indexes != list(range(len(indexes))):
         raise TopicError(ErrorCode.invalid_replica_assignment, "Partitions must be 0..n-1.")
+    cluster = ctx.services.cluster
+    known = set(cluster.store.brokers) if cluster is not None else {ctx.services.config.node_id}
+    sizes = set()
     for assignment in topic.assignments:
-        if tuple(assignment.broker_ids) != (ctx.services.config.node_id,):
+        brokers = [int(b) for b in assignment.broker_ids]
+        sizes.add(len(brokers))
+        if not brokers or len(set(brokers)) != len(brokers) or not set(brokers) <= known:
             raise TopicError(
                 ErrorCode.invalid_replica_assignment,
-                f"Unknown or repeated broker in assignment {list(assignment.broker_ids)}.",
+                f"Unknown or repeated broker in assignment {brokers}.",
             )
+    if len(sizes) > 1:
+        raise TopicError(
+            ErrorCode.invalid_replica_assignment,
+            "All partitions should have the same number of replicas.",
+        )
     return len(indexes)
 
 
@@ -65,19 +77,23 @@ def _config_entries(ctx: RequestContext, module: Any, overrides: dict[str, str])
 def _create_one(ctx: RequestContext, module: Any, topic: Any, validate_only: bool) -> Any:
     configs = {c.name: c.value for c in topic.configs}
     partitions = topic.num_partitions
+    factor = topic.replication_factor
+    assignment = None
     if topic.assignments:
         partitions = _assignment_count(ctx, topic)
-    count = check_new_topic(
-        ctx.services,
-        topic.name,
-        partitions,
-        topic.replication_factor if not topic.assignments else 1,
-        configs,
-    )
+        assignment = {
+            int(a.partition_index): tuple(int(b) for b in a.broker_ids) for a in topic.assignments
+        }
+        factor = len(next(iter(assignment.values())))
+    count = check_new_topic(ctx.services, topic.name, partitions, factor, configs)
+    if factor == -1:
+        factor = ctx.services.config.default_replication_factor
     overrides = {k: v for k, v in configs.items() if v is not None}
     topic_id = None
     if not validate_only:
-        topic_id = create_topic(ctx.services, topic.name, count, overrides).topic_id
+        topic_id = create_topic(
+            ctx.services, topic.name, count, overrides, factor, assignment
+        ).topic_id
     return make(
         module.CreatableTopicResult,
         name=topic.name,
@@ -85,7 +101,7 @@ def _create_one(ctx: RequestContext, module: Any, topic: Any, validate_only: boo
         error_code=ErrorCode.none,
         error_message=None,
         num_partitions=count,
-        replication_factor=1,
+        replication_factor=factor,
         configs=_config_entries(ctx, module, overrides),
     )
 

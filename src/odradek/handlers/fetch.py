@@ -6,8 +6,14 @@ with data is returned whole even when larger ("first batch always"). A fetch wit
 `min_bytes` of data waits up to `max_wait_ms` and is answered as soon as an append brings
 enough. Fetch sessions (KIP-227) from v7; topic ids instead of names from v13.
 With no transactions yet, the last stable offset equals the high watermark and the
-aborted transaction list is empty. A fetch claiming to come from a replica
-(replica_id >= 0) is refused: this broker has no followers yet.
+aborted transaction list is empty.
+
+In a cluster only a partition's leader serves it (others: NOT_LEADER_OR_FOLLOWER); a
+`current_leader_epoch` (v9+) older than the leader's gets FENCED_LEADER_EPOCH, a newer one
+UNKNOWN_LEADER_EPOCH (KIP-320). A fetch from a follower (replica_id, or ReplicaState from
+v15, naming a live broker) reads up to the log end instead of the high watermark, and
+its fetch offset tells the leader how far the follower has come. On a single broker a
+fetch claiming to come from a replica is refused with CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -54,7 +60,11 @@ def _requested(ctx: RequestContext, request: Any) -> dict[PartitionKey, SessionP
     for topic in request.topics:
         name = _topic_key(ctx, topic)
         for p in topic.partitions:
-            wanted[(name, p.partition)] = SessionPartition(p.fetch_offset, p.partition_max_bytes)
+            wanted[(name, p.partition)] = SessionPartition(
+                p.fetch_offset,
+                p.partition_max_bytes,
+                current_leader_epoch=getattr(p, "current_leader_epoch", -1),
+            )
     return wanted
 
 
@@ -90,6 +100,7 @@ def _open_session(
             session.partitions[key] = update
         else:
             known.fetch_offset, known.max_bytes = update.fetch_offset, update.max_bytes
+            known.current_leader_epoch = update.current_leader_epoch
     return session, session.partitions, True
 
 
@@ -103,9 +114,26 @@ def _partition(ctx: RequestContext, key: PartitionKey) -> Partition | None:
     return ctx.services.replicas.get(name, key[1])
 
 
+def _leadership_error(partition: Partition, spec: SessionPartition) -> ErrorCode:
+    """Only the leader serves fetches, at the leader epoch the client expects (KIP-320)."""
+    if not partition.is_leader:
+        return ErrorCode.not_leader_or_follower
+    expected = spec.current_leader_epoch
+    if expected >= 0 and expected != partition.leader_epoch:
+        if expected < partition.leader_epoch:
+            return ErrorCode.fenced_leader_epoch
+        return ErrorCode.unknown_leader_epoch
+    return ErrorCode.none
+
+
 def _read_all(
-    ctx: RequestContext, wanted: dict[PartitionKey, SessionPartition], max_bytes: int
+    ctx: RequestContext,
+    wanted: dict[PartitionKey, SessionPartition],
+    max_bytes: int,
+    replica_id: int = -1,
 ) -> list[PartitionRead]:
+    """Reads every partition: below the high watermark for consumers, up to the log
+    end for a follower (`replica_id` >= 0)."""
     reads: list[PartitionRead] = []
     remaining = max_bytes
     min_one = True
@@ -119,15 +147,18 @@ def _read_all(
             )
             reads.append(PartitionRead(key, missing))
             continue
+        refused = _leadership_error(partition, spec)
+        if refused != ErrorCode.none:
+            reads.append(PartitionRead(key, refused))
+            continue
         read = PartitionRead(
             key, ErrorCode.none, partition.high_watermark, partition.log_start_offset
         )
         limit = min(spec.max_bytes, remaining)
+        upto = partition.log_end_offset if replica_id >= 0 else partition.high_watermark
         if limit > 0 or min_one:
             try:
-                data = partition.log.read(
-                    spec.fetch_offset, limit, partition.high_watermark, min_one
-                )
+                data = partition.log.read(spec.fetch_offset, limit, upto, min_one)
                 read.records = data.records
             except OffsetOutOfRangeError:
                 read.error = ErrorCode.offset_out_of_range
@@ -213,14 +244,17 @@ def _replica_id(request: Any) -> int:
 
 
 async def _read_when_ready(
-    ctx: RequestContext, request: Any, wanted: dict[PartitionKey, SessionPartition]
+    ctx: RequestContext,
+    request: Any,
+    wanted: dict[PartitionKey, SessionPartition],
+    replica_id: int = -1,
 ) -> list[PartitionRead]:
     """Reads, and while there is less than min_bytes and time is left, waits and reads again."""
     loop = asyncio.get_running_loop()
     max_bytes = min(request.max_bytes, ctx.services.config.fetch_max_bytes)
     deadline = loop.time() + request.max_wait.total_seconds()
     while True:
-        reads = _read_all(ctx, wanted, max_bytes)
+        reads = _read_all(ctx, wanted, max_bytes, replica_id)
         size = sum(len(r.records) for r in reads)
         errors = any(r.error != ErrorCode.none for r in reads)
         remaining = deadline - loop.time()
@@ -229,10 +263,35 @@ async def _read_when_ready(
         await _wait_for_append(ctx, list(wanted), remaining)
 
 
+def _follower_fetched(
+    ctx: RequestContext, replica_id: int, wanted: dict[PartitionKey, SessionPartition]
+) -> None:
+    """A follower's fetch offset is its log end: the leader's high watermark and ISR
+    follow from it."""
+    cluster = ctx.services.cluster
+    assert cluster is not None
+    now_ms = ctx.services.clock.time_ms()
+    for key, spec in wanted.items():
+        partition = _partition(ctx, key)
+        if partition is not None and partition.is_leader and partition.replicated:
+            partition.update_follower(replica_id, spec.fetch_offset, now_ms)
+            cluster.replicas.follower_fetched(partition)
+
+
+async def _replica_fetch(ctx: RequestContext, request: Any, replica_id: int) -> Any:
+    wanted = _requested(ctx, request)
+    _follower_fetched(ctx, replica_id, wanted)
+    reads = await _read_when_ready(ctx, request, wanted, replica_id)
+    return _build(ctx, reads, 0)
+
+
 @api(API_KEY, 4, 18, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
-    if _replica_id(request) >= 0:
-        return _error_response(ctx, ErrorCode.cluster_authorization_failed)
+    replica_id = _replica_id(request)
+    if replica_id >= 0:
+        if ctx.services.cluster is None or replica_id not in ctx.services.cluster.store.brokers:
+            return _error_response(ctx, ErrorCode.cluster_authorization_failed)
+        return await _replica_fetch(ctx, request, replica_id)
     try:
         session, wanted, incremental = _open_session(ctx, request)
     except FetchSessionError as exc:

@@ -1,7 +1,9 @@
 """Metadata (key 3), versions 0-13.
 
-Brokers (this one), cluster id, controller id (this broker), and per topic its id and
-partitions with leader, leader epoch, replicas and ISR. Unknown topics are created when
+Brokers (this one, or every live broker of a cluster), cluster id, controller id, and per
+topic its id and partitions with leader, leader epoch, replicas, ISR and offline replicas
+(a partition without a live leader: LEADER_NOT_AVAILABLE, leader -1). Unknown topics
+are created when
 both the request (v4+) and `auto.create.topics.enable` allow it, and answered complete in
 the same response. Illegal names get INVALID_TOPIC_EXCEPTION, unknown ones
 UNKNOWN_TOPIC_OR_PARTITION, unknown ids (v10+) UNKNOWN_TOPIC_ID.
@@ -26,7 +28,35 @@ API_KEY = 3
 ZERO_UUID = uuid.UUID(int=0)
 
 
+def _cluster_partitions(services: BrokerServices, module: Any, topic: TopicInfo) -> tuple[Any, ...]:
+    """Each partition as ZooKeeper has it: leader (-1 with LEADER_NOT_AVAILABLE while
+    none is elected), epoch, replicas, ISR, and the replicas on brokers not alive."""
+    assert services.cluster is not None
+    store = services.cluster.store
+    live = store.brokers
+    result = []
+    for index in range(topic.partitions):
+        replicas = store.replicas_of(topic.name, index)
+        state = store.partition_state(topic.name, index)
+        leader = state.leader if state is not None and state.leader in live else -1
+        result.append(
+            make(
+                module.MetadataResponsePartition,
+                error_code=ErrorCode.none if leader >= 0 else ErrorCode.leader_not_available,
+                partition_index=index,
+                leader_id=leader,
+                leader_epoch=state.leader_epoch if state is not None else -1,
+                replica_nodes=replicas,
+                isr_nodes=state.isr if state is not None else (),
+                offline_replicas=tuple(r for r in replicas if r not in live),
+            )
+        )
+    return tuple(result)
+
+
 def _partitions(services: BrokerServices, module: Any, topic: TopicInfo) -> tuple[Any, ...]:
+    if services.cluster is not None:
+        return _cluster_partitions(services, module, topic)
     node = services.config.node_id
     result = []
     for index in range(topic.partitions):
@@ -102,19 +132,35 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         allow = getattr(request, "allow_auto_topic_creation", True)
         with topic_changes(services):  # auto-created topics: durable before the answer
             topics = tuple(_lookup(ctx, module, t, allow) for t in requested)
-    broker = make(
-        module.MetadataResponseBroker,
-        node_id=services.config.node_id,
-        host=services.advertised_host,
-        port=services.advertised_port,
-        rack=None,
-    )
     return make(
         module.MetadataResponse,
         throttle_time=datetime.timedelta(0),
-        brokers=(broker,),
+        brokers=_brokers(services, module),
         cluster_id=services.metadata.cluster_id,
-        controller_id=services.config.node_id,
+        controller_id=_controller_id(services),
         topics=topics,
         error_code=ErrorCode.none,
     )
+
+
+def _brokers(services: BrokerServices, module: Any) -> tuple[Any, ...]:
+    """This broker alone, or every live broker of the cluster."""
+    endpoints: list[tuple[int, str, int, str | None]]
+    if services.cluster is None:
+        endpoints = [
+            (services.config.node_id, services.advertised_host, services.advertised_port, None)
+        ]
+    else:
+        endpoints = [
+            (b.node_id, b.host, b.port, b.rack) for b in services.cluster.store.brokers.values()
+        ]
+    return tuple(
+        make(module.MetadataResponseBroker, node_id=node, host=host, port=port, rack=rack)
+        for node, host, port, rack in sorted(endpoints)
+    )
+
+
+def _controller_id(services: BrokerServices) -> int:
+    if services.cluster is None:
+        return services.config.node_id
+    return services.cluster.store.controller_id

@@ -1,7 +1,12 @@
 """Produce (key 0), versions 3-13.
 
-acks 0, 1 and -1 (all; with one node the ISR is this broker, so `min.insync.replicas`
-above 1 gives NOT_ENOUGH_REPLICAS). Each partition's record set must be exactly one v2
+acks 0, 1 and -1 (all). With fewer ISR members than `min.insync.replicas` an acks=all
+produce gets NOT_ENOUGH_REPLICAS (on one node the ISR is this broker alone). In a
+cluster only the partition's leader appends (others: NOT_LEADER_OR_FOLLOWER), and an
+acks=all append is answered once the high watermark passes it (every ISR member has
+it), with NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below the minimum
+meanwhile, or REQUEST_TIMED_OUT after the request's timeout. Each partition's record
+set must be exactly one v2
 batch with a valid CRC-32C; it is appended as sent (compressed or not) after the broker
 rewrites its base offset and leader epoch, and for LogAppendTime topics its timestamp.
 Records are never decoded here. acks=0 gets no response.
@@ -27,6 +32,7 @@ TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import uuid
 from collections.abc import Sequence
@@ -78,8 +84,10 @@ def _append(
     """Validates and appends one partition's records; an ErrorCode when refused."""
     if records is None:
         return ErrorCode.invalid_record
+    if not partition.is_leader or partition.draining:
+        return ErrorCode.not_leader_or_follower
     log = partition.log
-    if acks == -1 and partition.min_insync_replicas > 1:
+    if acks == -1 and len(partition.isr) < partition.min_insync_replicas:
         return ErrorCode.not_enough_replicas
     try:
         header = validate_produced(records, log.max_message_bytes)
@@ -131,9 +139,16 @@ def _topic_name(ctx: RequestContext, topic: Any) -> str | None:
     return str(topic.name)
 
 
-def _produce_topic(ctx: RequestContext, topic: Any, acks: int) -> TopicResult:
+# An acks=all append waiting for the ISR: (topic's results, position, partition, its
+# offsets, the future that the high watermark's move answers)
+_Waiting = tuple[list[PartitionResult], int, Partition, AppendInfo, "asyncio.Future[ErrorCode]"]
+
+
+def _produce_topic(
+    ctx: RequestContext, topic: Any, acks: int, waiting: list[_Waiting]
+) -> TopicResult:
     name = _topic_name(ctx, topic)
-    results = []
+    results: list[PartitionResult] = []
     replicas = ctx.services.replicas
     policy = DEFAULT_PRODUCE_POLICY
     if name is not None:
@@ -145,6 +160,12 @@ def _produce_topic(ctx: RequestContext, topic: Any, acks: int) -> TopicResult:
             result: AppendInfo | ErrorCode = _missing_topic(ctx)
         else:
             result = _append(partition, data.records, acks, policy, now_ms)
+            if acks == -1 and not isinstance(result, ErrorCode) and partition.replicated:
+                future = partition.wait_for_replication(result.last_offset + 1)
+                if future is not None:
+                    waiting.append((results, len(results), partition, result, future))
+                elif (code := partition.replication_error()) != ErrorCode.none:
+                    result = code
         results.append(_partition_result(data.index, result))
     return TopicResult(name, getattr(topic, "topic_id", None), results)
 
@@ -160,20 +181,41 @@ def _refuse_all(request: Any, code: ErrorCode) -> list[TopicResult]:
     ]
 
 
-@api(API_KEY, 3, 13)
-def handle(ctx: RequestContext, request: Any) -> EncodedResponse | None:
+@api(API_KEY, 3, 13, is_async=True)
+async def handle(ctx: RequestContext, request: Any) -> EncodedResponse | None:
     acks = request.acks
+    waiting: list[_Waiting] = []
     if request.transactional_id is not None:
         topics = _refuse_all(request, ErrorCode.transactional_id_authorization_failed)
     elif acks not in (-1, 0, 1):
         topics = _refuse_all(request, ErrorCode.invalid_required_acks)
     else:
-        topics = [_produce_topic(ctx, t, acks) for t in request.topic_data]
+        topics = [_produce_topic(ctx, t, acks, waiting) for t in request.topic_data]
+    if waiting:
+        await _await_replication(waiting, request.timeout.total_seconds())
     if acks == 0:
         return None
     out = start_response(_layout(ctx.api_version).flexible)
     write_response(out, ctx.api_version, topics)
     return finish_response(out, ctx.correlation_id)
+
+
+async def _await_replication(waiting: list[_Waiting], timeout_s: float) -> None:
+    """Waits (up to the request's timeout) until every ISR member has each acks=all
+    append; a partition still waiting then gets REQUEST_TIMED_OUT, one whose ISR shrank
+    below min.insync.replicas meanwhile NOT_ENOUGH_REPLICAS_AFTER_APPEND."""
+    futures = [w[4] for w in waiting]
+    await asyncio.wait(futures, timeout=max(timeout_s, 0.0))
+    for results, position, _partition, info, future in waiting:
+        if future.done():
+            code = future.result()
+        else:
+            future.cancel()
+            code = ErrorCode.request_timed_out
+        if code != ErrorCode.none:
+            results[position] = _partition_result(results[position][0], code)
+        else:
+            results[position] = _partition_result(results[position][0], info)
 
 
 # -- the response bytes ----------------------------------------------------------------

@@ -27,7 +27,7 @@ PACKAGE = "odradek.handlers"
 
 # api key -> (module in odradek.handlers, min version, max version, handler is async)
 API_TABLE: dict[int, tuple[str, int, int, bool]] = {
-    0: ("produce", 3, 13, False),
+    0: ("produce", 3, 13, True),
     1: ("fetch", 4, 18, True),
     2: ("list_offsets", 1, 11, False),
     3: ("metadata", 0, 13, False),

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import BrokerServices
+from odradek.metadata.errors import TopicExistsInZooKeeperError, ZooKeeperUnavailableError
 from odradek.metadata.names import topic_name_error
+from odradek.metadata.placement import PlacementError, assign_replicas
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import InvalidConfigError, validate_topic_config
 
@@ -58,10 +60,15 @@ def check_new_topic(
         if replication_factor == -1
         else replication_factor
     )
-    if factor != 1:
+    available = len(services.cluster.store.brokers) if services.cluster is not None else 1
+    if factor <= 0:
+        raise TopicError(
+            ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0."
+        )
+    if factor > available:
         raise TopicError(
             ErrorCode.invalid_replication_factor,
-            f"Replication factor: {factor} larger than available brokers: 1.",
+            f"Replication factor: {factor} larger than available brokers: {available}.",
         )
     for config_name, value in configs.items():
         try:
@@ -85,26 +92,77 @@ def topic_changes(services: BrokerServices) -> Iterator[None]:
 
 
 def create_topic(
-    services: BrokerServices, name: str, partitions: int, configs: Mapping[str, str]
+    services: BrokerServices,
+    name: str,
+    partitions: int,
+    configs: Mapping[str, str],
+    replication_factor: int = -1,
+    assignment: Mapping[int, tuple[int, ...]] | None = None,
+    internal: bool = False,
 ) -> TopicInfo:
     """Records the topic in the image and opens its partition logs; durable on return,
-    or at the end of the enclosing `topic_changes`."""
+    or at the end of the enclosing `topic_changes`. In a cluster the topic and its
+    replica assignment go to ZooKeeper; the controller elects leaders and each broker
+    opens the partitions assigned to it."""
+    cluster = services.cluster
+    if cluster is not None:
+        if assignment is None:
+            assignment = place_replicas(services, partitions, replication_factor)
+        with zookeeper_errors():
+            try:
+                return cluster.store.create_topic(name, partitions, configs, internal, assignment)
+            except TopicExistsInZooKeeperError:
+                raise TopicError(
+                    ErrorCode.topic_already_exists, f"Topic '{name}' already exists."
+                ) from None
     with topic_changes(services):
-        topic = services.metadata.create_topic(name, partitions, configs)
+        topic = services.metadata.create_topic(name, partitions, configs, internal)
         services.replicas.host_topic(topic)
     return topic
+
+
+def place_replicas(
+    services: BrokerServices, partitions: int, replication_factor: int, first: int = 0
+) -> dict[int, tuple[int, ...]]:
+    """Replicas for new partitions on the live brokers, rack-aware (metadata/placement.py)."""
+    assert services.cluster is not None
+    factor = (
+        services.config.default_replication_factor
+        if replication_factor == -1
+        else replication_factor
+    )
+    racks = {n: b.rack for n, b in services.cluster.store.brokers.items()}
+    try:
+        return assign_replicas(racks, partitions, factor, first)
+    except PlacementError as exc:
+        raise TopicError(ErrorCode.invalid_replication_factor, str(exc)) from None
+
+
+@contextmanager
+def zookeeper_errors() -> Iterator[None]:
+    """ZooKeeper out of reach: a retriable error for the client to try again later."""
+    try:
+        yield
+    except ZooKeeperUnavailableError as exc:
+        raise TopicError(ErrorCode.request_timed_out, f"ZooKeeper unavailable: {exc}") from None
 
 
 def auto_create_topic(services: BrokerServices, name: str) -> TopicInfo | None:
     """Creates `name` with the broker defaults; None when its name is not legal."""
     try:
         count = check_new_topic(services, name, -1, -1, {})
+        return create_topic(services, name, count, {})
     except TopicError:
         return None
-    return create_topic(services, name, count, {})
 
 
 def delete_topic(services: BrokerServices, topic: TopicInfo) -> None:
+    if services.cluster is not None:
+        # The controller deletes it; every broker drops its files when the topic's
+        # znode goes (also a broker that is down now, when it comes back).
+        with zookeeper_errors():
+            services.cluster.store.delete_topic(topic.name)
+        return
     services.metadata.delete_topic(topic.name)
     services.replicas.remove_topic(topic)
 
@@ -126,6 +184,14 @@ def add_partitions(services: BrokerServices, name: str, count: int, validate_onl
         )
     if count > MAX_PARTITIONS:
         raise TopicError(ErrorCode.invalid_partitions, "Too many partitions.")
-    if not validate_only:
-        with topic_changes(services):
-            services.replicas.host_topic(services.metadata.set_partition_count(name, count))
+    if validate_only:
+        return
+    cluster = services.cluster
+    if cluster is not None:
+        factor = len(cluster.store.replicas_of(name, 0)) or 1
+        added = place_replicas(services, count - topic.partitions, factor, topic.partitions)
+        with zookeeper_errors():
+            cluster.store.set_partition_count(name, count, added)
+        return
+    with topic_changes(services):
+        services.replicas.host_topic(services.metadata.set_partition_count(name, count))

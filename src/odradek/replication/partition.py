@@ -41,6 +41,7 @@ class Partition:
         "_acks_waiters",
         "_high_watermark",
         "_waiters",
+        "draining",
         "followers",
         "index",
         "is_leader",
@@ -83,6 +84,9 @@ class Partition:
         self.isr: tuple[int, ...] = (node_id,)
         self.zk_version = -1
         self.isr_pending = False
+        # A leader handing its partition over (controlled shutdown): it refuses produce
+        # but still serves its followers until they have everything.
+        self.draining = False
         self.followers: dict[int, FollowerState] = {}
         self._high_watermark = log.log_end_offset
         # (offset the high watermark must reach, future answered with an error code)
@@ -128,6 +132,15 @@ class Partition:
 
     # -- roles ---------------------------------------------------------------------------
 
+    def host_as_replica(self) -> None:
+        """A cluster replica with no role yet. Its high watermark starts at the log start:
+        what the other replicas have is unknown until the leader says, and an
+        unreplicated tail of this log must not become visible by this broker leading."""
+        self.replicated = True
+        self.is_leader = False
+        self.leader_id = -1
+        self._high_watermark = self.log.log_start_offset
+
     def make_leader(
         self,
         leader_epoch: int,
@@ -140,10 +153,19 @@ class Partition:
         start offset is recorded at the current log end, so followers and old leaders
         can learn where their history diverges (OffsetForLeaderEpoch)."""
         self.replicated = True
-        self.replicas, self.isr, self.zk_version = replicas, isr, zk_version
-        self.isr_pending = False
-        if self.is_leader and self.leader_epoch == leader_epoch and self.followers:
+        self.replicas = replicas
+        if self.is_leader and self.leader_epoch == leader_epoch and self.leader_id == self.node_id:
+            # The same leadership with a new ISR (ours, or the controller's after a
+            # broker died): keep what we know of the followers.
+            for replica in replicas:
+                if replica != self.node_id and replica not in self.followers:
+                    self.followers[replica] = FollowerState(
+                        last_caught_up_ms=now_ms, last_fetch_ms=now_ms
+                    )
+            self.apply_isr(isr, zk_version)
             return False
+        self.isr, self.zk_version = isr, zk_version
+        self.isr_pending = False
         new = not self.is_leader or leader_epoch != self.leader_epoch
         self.is_leader = True
         self.leader_id = self.node_id
@@ -165,6 +187,7 @@ class Partition:
         """Follows `leader_id`; True when the leader or epoch changed (the fetcher must
         then find where its log diverges before fetching)."""
         changed = self.is_leader or leader_id != self.leader_id or leader_epoch != self.leader_epoch
+        self.draining = False
         self.replicated = True
         self.is_leader = False
         self.leader_id = leader_id
@@ -193,6 +216,15 @@ class Partition:
         state.last_fetch_ms = now_ms
         state.leader_end_at_last_fetch = leader_end
         self._maybe_advance_high_watermark()
+
+    def followers_caught_up(self) -> bool:
+        """Whether every other ISR member has all of this leader's log."""
+        end = self.log.log_end_offset
+        return all(
+            (state := self.followers.get(r)) is not None and state.log_end_offset >= end
+            for r in self.isr
+            if r != self.node_id
+        )
 
     def isr_change_due(self, now_ms: int, lag_max_ms: int) -> tuple[int, ...] | None:
         """The ISR this leader should propose now (followers that fell behind for longer

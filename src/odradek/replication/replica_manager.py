@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from kio.schema.errors import ErrorCode
+
 from odradek.config import BrokerConfig
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import (
@@ -40,9 +42,16 @@ class ReplicaManager:
 
     def host_topic(self, topic: TopicInfo) -> None:
         """Opens (or creates) the log of every partition of `topic` not yet hosted."""
+        self.host_partitions(topic, range(topic.partitions))
+
+    def host_partitions(self, topic: TopicInfo, indexes: Iterable[int]) -> None:
+        """Opens (or creates) the logs of these partitions of `topic` not yet hosted (a
+        cluster broker hosts only the partitions assigned to it)."""
         effective = effective_topic_config(topic.configs, self.config, self.dynamic_configs)
         settings = log_config(effective)
-        missing = [i for i in range(topic.partitions) if (topic.name, i) not in self.partitions]
+        missing = [i for i in indexes if (topic.name, i) not in self.partitions]
+        if not missing:
+            return
         # One call for all of them: the manager batches the fsyncs of the creations.
         logs = self.log_manager.get_or_create_logs(topic.name, missing, settings, topic.topic_id)
         for index, log in zip(missing, logs, strict=True):
@@ -80,8 +89,13 @@ class ReplicaManager:
     def remove_topic(self, topic: TopicInfo) -> None:
         """Stops hosting `topic` and deletes its files."""
         self._produce_policies.pop(topic.name, None)
-        for index in range(topic.partitions):
-            partition = self.partitions.pop((topic.name, index), None)
-            if partition is not None:
-                partition.wake_waiters()
-                self.log_manager.delete_log(topic.name, index)
+        for index in [i for name, i in self.partitions if name == topic.name]:
+            self.remove_partition(topic.name, index)
+
+    def remove_partition(self, topic: str, index: int) -> None:
+        """Stops hosting one partition and deletes its files."""
+        partition = self.partitions.pop((topic, index), None)
+        if partition is not None:
+            partition.fail_acks_waiters(ErrorCode.not_leader_or_follower)
+            partition.wake_waiters()
+            self.log_manager.delete_log(topic, index)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
@@ -17,6 +18,7 @@ from odradek.coordinator.record_log import TopicRecordLog
 from odradek.handlers.api_versions import build_response as api_versions_response
 from odradek.handlers.context import BrokerServices
 from odradek.handlers.fetch_session import FetchSessionCache
+from odradek.metadata.image import TopicImage
 from odradek.metadata.store import MetadataStore
 from odradek.metadata.topic_config import effective_topic_config, log_config
 from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
@@ -26,6 +28,9 @@ from odradek.server.limits import ConnectionLimits, RequestMemory
 from odradek.storage.fs import FileSystem, OsFileSystem
 from odradek.storage.manager import LogManager
 
+if TYPE_CHECKING:
+    from odradek.server.cluster_node import ClusterNode
+
 log = logging.getLogger("odradek.broker")
 
 SWEEP_INTERVAL_S = 0.5
@@ -33,7 +38,8 @@ MOVED_CHECKPOINT_S = 1.0
 
 
 class Broker:
-    """A single-node broker. `await start()` returns once it accepts connections."""
+    """A broker: a single node, or with `zookeeper.connect` one of a cluster.
+    `await start()` returns once it accepts connections."""
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class Broker:
         self.bound: list[tuple[str, int]] = []
         self.log_manager: LogManager | None = None
         self._services: BrokerServices | None = None
+        self._cluster: ClusterNode | None = None
 
     @property
     def services(self) -> BrokerServices:
@@ -83,21 +90,36 @@ class Broker:
     async def start(self) -> None:
         started = time.monotonic()
         data_dir = self.config.log_dirs[0]
-        metadata = MetadataStore(self.fs, data_dir, self.config.cluster_id)
+        metadata: TopicImage
+        if self.config.zookeeper_connect:
+            # Imported only here: a single broker never loads kazoo.
+            from odradek.server.cluster_node import ClusterNode
+
+            self._cluster = await ClusterNode.open(self.config)
+            metadata = self._cluster.store
+        else:
+            metadata = MetadataStore(self.fs, data_dir, self.config.cluster_id)
         dynamic = metadata.dynamic_broker_configs(self.config.node_id)
         default_log_config = log_config(effective_topic_config({}, self.config, dynamic))
         self.log_manager = LogManager(
             self.fs, list(self.config.log_dirs), self.clock, default_log_config
         )
         self.log_manager.open(node_id=self.config.node_id, cluster_id=metadata.cluster_id)
-        self._remove_stray_logs(metadata)
         replicas = ReplicaManager(self.log_manager, self.config)
         replicas.dynamic_configs = dynamic
-        for topic in metadata.topics.values():
-            replicas.host_topic(topic)
+        cluster = None
+        if self._cluster is not None:
+            self._cluster.remove_stray_logs(self.log_manager, self.fs)
+            cluster = self._cluster.attach(replicas, self.clock)
+        else:
+            self._remove_stray_logs(metadata)
+            for topic in metadata.topics.values():
+                replicas.host_topic(topic)
         groups = GroupCoordinator(
             self.config, self.clock, TopicRecordLog(self.config, metadata, replicas)
         )
+        if cluster is not None:
+            cluster.replicas.on_leadership.append(groups.leadership_changed)
         loaded = groups.load()
         await self._listen()
         host, port = self._advertised()
@@ -110,7 +132,10 @@ class Broker:
             advertised_host=host,
             advertised_port=port,
             groups=groups,
+            cluster=cluster,
         )
+        if self._cluster is not None:
+            await self._cluster.start(self.bound)
         self._tasks.append(asyncio.create_task(self._periodic()))
         self._tasks.append(asyncio.create_task(self._log_maintenance(self.log_manager)))
         self._tasks.append(asyncio.create_task(self._group_timers(groups)))
@@ -125,7 +150,7 @@ class Broker:
             (time.monotonic() - started) * 1000,
         )
 
-    def _remove_stray_logs(self, metadata: MetadataStore) -> None:
+    def _remove_stray_logs(self, metadata: TopicImage) -> None:
         """Deletes partition logs the image does not know: left by a crash while a topic
         was being deleted (the image changes first, the files go after)."""
         assert self.log_manager is not None
@@ -243,6 +268,9 @@ class Broker:
         """Stops listening, closes connections, flushes and closes every log."""
         for server in self._servers:
             server.close()
+        if self._cluster is not None:
+            await self._cluster.stop()
+            self._cluster = None
         for connection in list(self.connections):
             connection.close("broker shutting down")
         for task in self._tasks:
