@@ -1,0 +1,18 @@
+"""Fixtures for cluster tests: a real ZooKeeper per pytest process (tests/zookeeper_fixture.py)
+and a fresh cluster of brokers per test, each under a ZooKeeper chroot of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from odradek.testing.cluster import Cluster
+from odradek.testing.zookeeper import ZooKeeper
+
+
+@pytest.fixture
+def cluster(zookeeper: ZooKeeper) -> Iterator[Cluster]:
+    """Three brokers with a 4 s ZooKeeper session, stopped by PID at the end."""
+    with Cluster(brokers=3, zookeeper=zookeeper) as running:
+        yield running
