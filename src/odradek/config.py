@@ -108,6 +108,9 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "replica.fetch.response.max.bytes": ("replica_fetch_response_max_bytes", _int, 0),
     "offsets.topic.replication.factor": ("offsets_topic_replication_factor", _int, 1),
     "controlled.shutdown.enable": ("controlled_shutdown_enable", _bool, None),
+    "auto.leader.rebalance.enable": ("auto_leader_rebalance_enable", _bool, None),
+    "leader.imbalance.check.interval.seconds": ("leader_imbalance_check_interval_seconds", _int, 1),
+    "leader.imbalance.per.broker.percentage": ("leader_imbalance_per_broker_percentage", _int, 0),
 }
 
 
@@ -178,6 +181,9 @@ class BrokerConfig:
     replica_fetch_response_max_bytes: int = 10 * 1024 * 1024
     offsets_topic_replication_factor: int = 3
     controlled_shutdown_enable: bool = True
+    auto_leader_rebalance_enable: bool = True
+    leader_imbalance_check_interval_seconds: int = 300
+    leader_imbalance_per_broker_percentage: int = 10
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property
