@@ -74,6 +74,11 @@ class BackgroundProducer:
             self._producer.poll(0)
             time.sleep(self._interval)
 
+    def stop_quietly(self) -> None:
+        """Stops sending (after a failure elsewhere): no flush, no checks."""
+        self._stop.set()
+        self._thread.join(10)
+
     def stop(self, flush_timeout: float = 120.0) -> AckLog:
         self._stop.set()
         self._thread.join(10)

@@ -16,3 +16,12 @@ def cluster(zookeeper: ZooKeeper) -> Iterator[Cluster]:
     """Three brokers with a 4 s ZooKeeper session, stopped by PID at the end."""
     with Cluster(brokers=3, zookeeper=zookeeper) as running:
         yield running
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Cluster tests start ZooKeeper sessions and broker processes and wait out session
+    timeouts: they get a longer per-test limit than the suite's default (an explicit
+    mark on a test still wins)."""
+    for item in items:
+        if "tests/cluster/" in str(item.fspath) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(300))

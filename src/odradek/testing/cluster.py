@@ -174,6 +174,7 @@ class Cluster:
             broker.spawn()
         for node_id in self.brokers:
             self.wait_registered(node_id, timeout)
+        wait_until(self.controller, timeout, "a controller")
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,108 @@
+"""Consumer groups in a cluster: the coordinator is the leader of the group's
+`__consumer_offsets` partition, and moves with it."""
+
+from __future__ import annotations
+
+import threading
+
+from confluent_kafka import Consumer, TopicPartition
+
+from odradek.coordinator.coordinator import partition_for
+from odradek.testing.cluster import Cluster, wait_until
+from odradek.testing.zookeeper import ZooKeeper
+from tests.cluster.clients import BackgroundProducer
+
+SESSION_MS = 2000
+GROUP = "ride-counters"
+
+
+class GroupMember:
+    """One confluent-kafka consumer of the group, polling in a thread and committing
+    synchronously every 20 records."""
+
+    def __init__(self, bootstrap: str, name: str) -> None:
+        self.seen: list[bytes] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": GROUP,
+                "client.id": name,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+                "topic.metadata.refresh.interval.ms": 1000,
+            }
+        )
+        self._consumer.subscribe(["rides"])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                self.errors.append(str(msg.error()))
+                continue
+            self.seen.append(msg.value())
+            if len(self.seen) % 20 == 0:
+                try:
+                    self._consumer.commit(msg, asynchronous=False)
+                except Exception as exc:  # during a coordinator move: the next one retries
+                    self.errors.append(str(exc))
+
+    def committed(self) -> dict[int, int]:
+        parts = self._consumer.committed([TopicPartition("rides", p) for p in range(3)], 10)
+        return {tp.partition: tp.offset for tp in parts}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+
+def test_group_survives_its_coordinator_being_killed(zookeeper: ZooKeeper) -> None:
+    """A group of three consumers keeps consuming after kill -9 of the broker leading the
+    group's __consumer_offsets partition: another broker becomes coordinator by replaying
+    the partition, and the committed offsets are still there."""
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
+        cluster.create_topic("rides", 3, 3, {"min.insync.replicas": "2"})
+        producer = BackgroundProducer(cluster.bootstrap_servers, "rides", rate_per_s=200).start()
+        members = [GroupMember(cluster.bootstrap_servers, f"counter-{i}") for i in range(3)]
+        try:
+            wait_until(lambda: sum(len(m.seen) for m in members) > 300, 60, "group consuming")
+            wait_until(lambda: cluster.partition_state("__consumer_offsets", 0), 30, "offsets")
+            offsets_partition = partition_for(GROUP, 50)
+            coordinator = cluster.leader_of("__consumer_offsets", offsets_partition)
+            committed = members[0].committed()
+            cluster.kill(coordinator)
+            wait_until(
+                lambda: cluster.leader_of("__consumer_offsets", offsets_partition) != coordinator,
+                30,
+                "a new coordinator",
+            )
+            before = [len(m.seen) for m in members]
+            wait_until(
+                lambda: sum(len(m.seen) for m in members) > sum(before) + 300,
+                60,
+                "the group consuming after the move",
+            )
+            after = members[0].committed()
+            for partition, offset in committed.items():
+                assert after[partition] >= offset, (partition, offset, after[partition])
+            log = producer.stop()
+            acked = set(log.acked)
+            # At least once: every acknowledged ride reaches some member of the group.
+            wait_until(
+                lambda: acked <= {v for m in members for v in list(m.seen)},
+                60,
+                "every acknowledged record consumed",
+            )
+        finally:
+            producer.stop_quietly()
+            for member in members:
+                member.close()
