@@ -161,6 +161,12 @@ def _brokers(services: BrokerServices, module: Any) -> tuple[Any, ...]:
 
 
 def _controller_id(services: BrokerServices) -> int:
+    """The controller; while none is live (an election is under way) this broker, as
+    any broker here handles admin requests: clients send CreateTopics and DeleteTopics
+    to the controller id and would otherwise wait for a dead one."""
     if services.cluster is None:
         return services.config.node_id
-    return services.cluster.store.controller_id
+    store = services.cluster.store
+    if store.controller_id in store.brokers:
+        return store.controller_id
+    return services.config.node_id

@@ -1,0 +1,90 @@
+"""Topic deletion and leader election rules across the cluster."""
+
+from __future__ import annotations
+
+import os
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from odradek.testing.cluster import Cluster, wait_until
+from odradek.testing.zookeeper import ZooKeeper
+
+SESSION_MS = 2000
+
+
+def _send(bootstrap: str, topic: str, values: list[bytes], acks: str = "all") -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 0})
+    errors: list[object] = []
+    for value in values:
+        producer.produce(topic, value=value, on_delivery=lambda e, m: e and errors.append(e))
+    assert producer.flush(30) == 0
+    assert not errors, errors
+
+
+def test_delete_reaches_a_broker_that_was_down(zookeeper: ZooKeeper) -> None:
+    """DeleteTopics removes the topic's files on every broker; a broker that was down
+    during the delete removes its copy when it comes back, and a topic created again
+    under the same name starts empty."""
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
+        cluster.create_topic("rides", 1, 3)
+        _send(cluster.bootstrap_servers, "rides", [b"old"] * 10)
+        cluster.kill(3)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        admin.delete_topics(["rides"], operation_timeout=30)["rides"].result(30)
+        wait_until(lambda: not cluster.zk.exists("/brokers/topics/rides"), 30, "the znode gone")
+        dirs = {n: b.data_dir / "rides-0" for n, b in cluster.brokers.items()}
+        wait_until(lambda: not dirs[1].exists() and not dirs[2].exists(), 30, "files gone")
+        assert dirs[3].exists()  # down during the delete
+        cluster.restart(3)
+        wait_until(lambda: not dirs[3].exists(), 30, "broker 3's copy gone")
+        cluster.create_topic("rides", 1, 3)
+        wait_until(lambda: all(d.exists() for d in dirs.values()), 30, "the new topic's files")
+        assert all(os.path.getsize(d / "00000000000000000000.log") == 0 for d in dirs.values())
+
+
+def _two_replica_topic(cluster: Cluster, unclean: bool) -> tuple[int, int]:
+    """A topic on brokers 1 (preferred leader) and 2; returns (leader, follower)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    from odradek.cli.ck import NewTopic
+
+    config = {"unclean.leader.election.enable": "true" if unclean else "false"}
+    topic = NewTopic("rides", 1, replica_assignment=[[1, 2]], config=config)
+    admin.create_topics([topic], operation_timeout=30)["rides"].result(30)
+    cluster.wait_isr_size("rides", 0, 2)
+    return 1, 2
+
+
+def test_no_live_isr_member_keeps_the_partition_offline(zookeeper: ZooKeeper) -> None:
+    """With unclean.leader.election.enable=false (the default), a partition whose last ISR
+    member died stays offline (no leader) even when an out-of-sync replica is alive, and
+    leads again when that ISR member returns, with everything it had."""
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
+        leader, follower = _two_replica_topic(cluster, unclean=False)
+        cluster.kill(follower)
+        cluster.wait_isr_size("rides", 0, 1)
+        _send(cluster.bootstrap_servers, "rides", [b"only-on-1"] * 5, acks="1")
+        cluster.kill(leader)
+        cluster.restart(follower)
+        wait_until(
+            lambda: (s := cluster.partition_state("rides", 0)) and s["leader"] == -1, 30, "offline"
+        )
+        state = cluster.partition_state("rides", 0)
+        assert state is not None and state["isr"] == [leader]
+        cluster.restart(leader)
+        assert cluster.leader_of("rides", 0) == leader
+
+
+def test_unclean_election_lets_an_out_of_sync_replica_lead(zookeeper: ZooKeeper) -> None:
+    """With unclean.leader.election.enable=true, the out-of-sync replica leads when no ISR
+    member is alive: the partition is available again, and what only the dead leader
+    had is lost (the documented price)."""
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
+        leader, follower = _two_replica_topic(cluster, unclean=True)
+        cluster.kill(follower)
+        cluster.wait_isr_size("rides", 0, 1)
+        _send(cluster.bootstrap_servers, "rides", [b"only-on-1"] * 5, acks="1")
+        cluster.kill(leader)
+        cluster.restart(follower)
+        assert cluster.leader_of("rides", 0) == follower
+        _send(cluster.bootstrap_servers, "rides", [b"after"] * 3, acks="all")
