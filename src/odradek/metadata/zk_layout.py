@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ CONTROLLER_EPOCH = "/controller_epoch"
 CONFIG_TOPICS = "/config/topics"
 CONFIG_BROKERS = "/config/brokers"
 DELETE_TOPICS = "/admin/delete_topics"
+PREFERRED_REPLICA_ELECTION = "/admin/preferred_replica_election"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 # Created at start so that watches and children listings find them.
 PERSISTENT_PATHS = (BROKER_IDS, TOPICS, CONFIG_TOPICS, CONFIG_BROKERS, DELETE_TOPICS, "/cluster")
@@ -249,3 +250,18 @@ def decode_producer_id_block_end(data: bytes) -> int:
     if not data:
         return -1
     return int(_load(data)["block_end"])
+
+
+# -- preferred replica election ----------------------------------------------------------
+
+
+def encode_preferred_replica_election(partitions: Iterable[tuple[str, int]]) -> bytes:
+    """/admin/preferred_replica_election: the partitions whose first replica should lead."""
+    listed = [{"topic": topic, "partition": index} for topic, index in partitions]
+    return _dump({"version": 1, "partitions": listed})
+
+
+def decode_preferred_replica_election(data: bytes) -> list[tuple[str, int]]:
+    if not data:
+        return []
+    return [(str(p["topic"]), int(p["partition"])) for p in _load(data).get("partitions", ())]

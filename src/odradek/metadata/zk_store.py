@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, Protocol
 
+from kazoo.exceptions import BadVersionError
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from odradek.config import BrokerConfig
@@ -408,3 +409,31 @@ class ZkMetadataStore:
             self.zk.write(lambda kazoo: kazoo.create_async(path, block))
         else:
             self.zk.write(lambda kazoo: kazoo.set_async(path, block, version=version))
+
+    def update_assignment(
+        self, name: str, change: Callable[[zl.TopicAssignment], zl.TopicAssignment]
+    ) -> zl.TopicAssignment | None:
+        """Rewrites /brokers/topics/<name> as `change` says, given what ZooKeeper holds
+        now: a compare-and-set on the znode's version, retried when another write (the
+        controller finishing a reassignment) came between. `change` may raise to refuse.
+        None when the topic is gone."""
+        path = zl.topic_path(name)
+        for _attempt in range(10):
+            try:
+                data, stat = self.zk.write(lambda kazoo: kazoo.get_async(path))
+            except NoNodeError:
+                return None
+            document = change(zl.decode_topic(name, data))
+            try:
+                self._set_versioned(path, zl.encode_topic(document), stat.version)
+            except NoNodeError:
+                return None
+            except BadVersionError:
+                continue
+            if name in self.assignments:
+                self.assignments[name] = document
+            return document
+        raise ZooKeeperUnavailableError(f"{path} kept changing")
+
+    def _set_versioned(self, path: str, data: bytes, version: int) -> None:
+        self.zk.write(lambda kazoo: kazoo.set_async(path, data, version=version))
