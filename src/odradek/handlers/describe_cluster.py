@@ -1,7 +1,9 @@
 """DescribeCluster (key 60), versions 0-2.
 
-The cluster id, this broker as the only broker and as the controller id (as a Kafka
-broker answers with a live broker there), never fenced (v2). v1+ asks for an endpoint
+The cluster id, the brokers and the controller id, never fenced (v2). A single node lists
+itself and names itself controller (as a Kafka broker answers with a live broker there);
+in a cluster every live broker (id, host, port, rack) and the controller are as the
+ZooKeeper image shows them (-1 while there is no controller). v1+ asks for an endpoint
 type: brokers (1) are answered, controllers (2) get MISMATCHED_ENDPOINT_TYPE as from a
 Kafka broker, anything else UNSUPPORTED_ENDPOINT_TYPE. There are no ACLs: asked for
 authorized operations, the answer is every cluster operation (Kafka without an authorizer).
@@ -14,7 +16,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import BrokerServices, RequestContext
 from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 60
@@ -36,6 +38,21 @@ def _endpoint_error(endpoint_type: int) -> tuple[ErrorCode, str | None]:
     return ErrorCode.unsupported_endpoint_type, f"Unknown endpoint type {endpoint_type}"
 
 
+def _brokers(services: BrokerServices) -> list[tuple[int, str, int, str | None]]:
+    """(id, host, port, rack) of this broker alone, or of every live broker."""
+    if services.cluster is None:
+        return [(services.config.node_id, services.advertised_host, services.advertised_port, None)]
+    return sorted(
+        (b.node_id, b.host, b.port, b.rack) for b in services.cluster.store.brokers.values()
+    )
+
+
+def _controller_id(services: BrokerServices) -> int:
+    if services.cluster is None:
+        return services.config.node_id
+    return services.cluster.store.controller_id
+
+
 @api(API_KEY, 0, 2)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
@@ -44,15 +61,17 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     code, message = _endpoint_error(endpoint_type)
     brokers: tuple[Any, ...] = ()
     if code == ErrorCode.none:
-        broker = make(
-            module.DescribeClusterBroker,
-            broker_id=services.config.node_id,
-            host=services.advertised_host,
-            port=services.advertised_port,
-            rack=None,
-            is_fenced=False,
+        brokers = tuple(
+            make(
+                module.DescribeClusterBroker,
+                broker_id=node_id,
+                host=host,
+                port=port,
+                rack=rack,
+                is_fenced=False,
+            )
+            for node_id, host, port, rack in _brokers(services)
         )
-        brokers = (broker,)
     asked = request.include_cluster_authorized_operations
     return make(
         module.DescribeClusterResponse,
@@ -61,7 +80,7 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         error_message=message,
         endpoint_type=endpoint_type,
         cluster_id=services.metadata.cluster_id,
-        controller_id=services.config.node_id if code == ErrorCode.none else -1,
+        controller_id=_controller_id(services) if code == ErrorCode.none else -1,
         brokers=brokers,
         cluster_authorized_operations=CLUSTER_OPERATIONS if asked else NOT_REQUESTED,
     )

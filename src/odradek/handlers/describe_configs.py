@@ -8,6 +8,10 @@ gives every broker property with its effective value (read-only unless odradek a
 dynamically); "" gives the dynamically set cluster-wide defaults only. v3+ carries config
 types and, when asked, documentation. `configuration_keys` narrows the answer.
 
+In a cluster a broker answers for its own id only, as Kafka's do: its static
+configuration lives nowhere but in its own process, and clients send a broker's resource
+to that broker (the request schema says so). Dynamic configs come from ZooKeeper.
+
 Errors per resource: UNKNOWN_TOPIC_OR_PARTITION; INVALID_REQUEST for another broker's id,
 a non-numeric broker name, or another resource type (BROKER_LOGGER, CLIENT_METRICS,
 GROUP are not served). Nothing is sensitive: odradek has no password properties yet.

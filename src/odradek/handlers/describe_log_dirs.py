@@ -1,10 +1,13 @@
 """DescribeLogDirs (key 35), versions 1-4.
 
-One result per configured log dir (absolute path): the size of every hosted partition in
-it (Log.size_in_bytes), offset lag 0 (this broker leads every partition), no future
-logs; v4+ the volume's total and usable bytes (os.statvfs, -1 when unknown). A null
-topic list means every partition; named partitions this broker does not host are left
-out, as Kafka does. v3+ has a top-level error code (always NONE: there are no ACLs).
+One result per configured log dir (absolute path): the size of every partition this
+broker hosts in it (Log.size_in_bytes; in a cluster the ones it follows too, as clients
+ask each broker about its own disks), the offset lag as Kafka computes it for a current
+log (high watermark minus log end offset, at least 0; in practice 0, as the measure is
+meant for future logs, which odradek does not have), no future logs; v4+ the volume's
+total and usable bytes (os.statvfs, -1 when unknown). A null topic list means every
+partition; named partitions this broker does not host are left out, as Kafka does. v3+
+has a top-level error code (always NONE: there are no ACLs).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def _dir_result(module: Any, log_dir: str, partitions: list[Partition]) -> Any:
                 module.DescribeLogDirsPartition,
                 partition_index=partition.index,
                 partition_size=partition.log.size_in_bytes,
-                offset_lag=0,
+                offset_lag=max(partition.high_watermark - partition.log_end_offset, 0),
                 is_future_key=False,
             )
         )

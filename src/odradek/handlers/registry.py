@@ -51,7 +51,7 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     35: ("describe_log_dirs", 1, 4, False),
     37: ("create_partitions", 0, 3, False),
     42: ("delete_groups", 0, 2, False),
-    43: ("elect_leaders", 0, 2, False),
+    43: ("elect_leaders", 0, 2, True),
     44: ("incremental_alter_configs", 0, 1, False),
     45: ("alter_partition_reassignments", 0, 1, False),
     46: ("list_partition_reassignments", 0, 0, False),
