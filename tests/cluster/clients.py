@@ -113,6 +113,18 @@ def read_partitions(
     return records
 
 
+def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Each partition's high watermark, asked of its leader."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"marks-{topic}"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(partitions)
+        }
+    finally:
+        consumer.close()
+
+
 def check_acknowledged(log: AckLog, records: dict[int, list[tuple[int, bytes]]]) -> None:
     """Every acknowledged record is present exactly once, at the offset it was
     acknowledged with; offsets strictly increase."""

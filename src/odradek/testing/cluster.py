@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from odradek.testing.netproxy import TcpProxy
 from odradek.testing.zookeeper import ZooKeeper, free_ports
 
 START_TIMEOUT_S = 30.0
@@ -121,6 +122,7 @@ class Cluster:
         racks: Mapping[int, str] | None = None,
         session_timeout_ms: int = 4000,
         log_level: str = "INFO",
+        proxied: bool = False,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="odradek-cluster-"))
@@ -136,6 +138,13 @@ class Cluster:
             self.brokers[i] = BrokerProcess(i, port, self.data_dir / f"broker-{i}", {})
             self.brokers[i].log_level = log_level
         self._zk: Any = None
+        # With `proxied`, each broker reaches ZooKeeper, and the others reach it for
+        # replication, through proxies the test can cut (`cut_off`, `heal`); clients still
+        # reach every broker directly on its PLAINTEXT listener.
+        self.proxied = proxied
+        self._replication_ports = dict(zip(self.brokers, free_ports(brokers), strict=True))
+        self.zookeeper_proxies: dict[int, TcpProxy] = {}
+        self.replication_proxies: dict[int, TcpProxy] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -153,21 +162,45 @@ class Cluster:
             "broker.id": str(broker.node_id),
             "listeners": f"PLAINTEXT://127.0.0.1:{broker.port}",
             "log.dirs": str(broker.data_dir),
-            "zookeeper.connect": self.zookeeper_connect,
+            "zookeeper.connect": self._zookeeper_connect_for(broker.node_id),
             "zookeeper.session.timeout.ms": str(self.session_timeout_ms),
             "zookeeper.connection.timeout.ms": "10000",
             "offsets.topic.replication.factor": str(min(3, len(self.brokers))),
             "group.initial.rebalance.delay.ms": "0",
             "replica.lag.time.max.ms": "10000",
         }
+        if self.proxied:
+            node = broker.node_id
+            internal = self._replication_ports[node]
+            proxy = self.replication_proxies[node].port
+            properties["listeners"] += f",REPLICATION://127.0.0.1:{internal}"
+            properties["advertised.listeners"] = (
+                f"PLAINTEXT://127.0.0.1:{broker.port},REPLICATION://127.0.0.1:{proxy}"
+            )
+            properties["inter.broker.listener.name"] = "REPLICATION"
         if broker.node_id in self._racks:
             properties["broker.rack"] = self._racks[broker.node_id]
         properties.update(self._config)
         return properties
 
+    def _zookeeper_connect_for(self, node_id: int) -> str:
+        proxy = self.zookeeper_proxies.get(node_id)
+        if proxy is None:
+            return self.zookeeper_connect
+        return f"{proxy.address}{self.chroot}"
+
+    def _start_proxies(self) -> None:
+        assert self.zookeeper is not None
+        zk_host, _, zk_port = self.zookeeper.connect_string.split(",")[0].rpartition(":")
+        for node in self.brokers:
+            self.zookeeper_proxies[node] = TcpProxy(zk_host, int(zk_port))
+            self.replication_proxies[node] = TcpProxy("127.0.0.1", self._replication_ports[node])
+
     def start(self, timeout: float = START_TIMEOUT_S) -> Self:
         if self.zookeeper is None:
             self.zookeeper = ZooKeeper(data_dir=str(self.data_dir / "zookeeper")).start()
+        if self.proxied:
+            self._start_proxies()
         for broker in self.brokers.values():
             broker.data_dir.mkdir(parents=True, exist_ok=True)
             broker.properties = self._properties(broker)
@@ -187,6 +220,8 @@ class Cluster:
                 broker.signal(signal.SIGKILL)
                 broker.wait_exit(STOP_TIMEOUT_S)
         self.close_zk_client()
+        for proxy in [*self.zookeeper_proxies.values(), *self.replication_proxies.values()]:
+            proxy.close()
         if self._own_zookeeper and self.zookeeper is not None:
             self.zookeeper.stop()
             self.zookeeper = None
@@ -233,6 +268,18 @@ class Cluster:
 
     def resume(self, node_id: int) -> None:
         self.brokers[node_id].signal(signal.SIGCONT)
+
+    def cut_off(self, node_id: int) -> None:
+        """Cuts the broker off from ZooKeeper and from the other brokers' replica fetches
+        (a `proxied` cluster only): its links go silent, as in a network partition. Its
+        own fetches from other leaders and its client listener are not cut."""
+        assert self.proxied, "cut_off needs Cluster(proxied=True)"
+        self.zookeeper_proxies[node_id].cut()
+        self.replication_proxies[node_id].cut()
+
+    def heal(self, node_id: int) -> None:
+        self.zookeeper_proxies[node_id].heal()
+        self.replication_proxies[node_id].heal()
 
     def restart(self, node_id: int, timeout: float = START_TIMEOUT_S) -> None:
         """Starts a stopped or killed broker again, same id, port and data."""
