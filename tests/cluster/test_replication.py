@@ -93,3 +93,56 @@ def test_three_replicas_hold_identical_segments(cluster: Cluster) -> None:
         )
 
     wait_until(same_everywhere, 10, "identical segments on every broker")
+
+
+def test_kafka_python_and_aiokafka_across_three_leaders(cluster: Cluster) -> None:
+    """kafka-python and aiokafka producers (acks=all) and consumers work against a topic
+    whose three partitions are led by different brokers: each client finds every
+    partition's leader itself, and reads back exactly what it wrote."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KpTopicPartition
+
+    cluster.create_topic("trips", partitions=3, replication_factor=3)
+    assert {cluster.leader_of("trips", p) for p in range(3)} == {1, 2, 3}
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all")
+    for i in range(60):
+        producer.send("trips", value=f"kp-{i}".encode(), partition=i % 3)
+    producer.flush(30)
+    producer.close()
+
+    async def aio_round_trip() -> list[bytes]:
+        aio_producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all")
+        await aio_producer.start()
+        try:
+            for i in range(60):
+                await aio_producer.send_and_wait("trips", f"aio-{i}".encode(), partition=i % 3)
+        finally:
+            await aio_producer.stop()
+        consumer = AIOKafkaConsumer(
+            "trips", bootstrap_servers=cluster.bootstrap_servers, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        seen: list[bytes] = []
+        try:
+            async with asyncio.timeout(60):
+                while len(seen) < 120:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    seen.extend(r.value for records in batch.values() for r in records)
+        finally:
+            await consumer.stop()
+        return seen
+
+    aio_seen = asyncio.run(aio_round_trip())
+    expected = {f"kp-{i}".encode() for i in range(60)} | {f"aio-{i}".encode() for i in range(60)}
+    assert set(aio_seen) == expected and len(aio_seen) == 120
+    consumer = KafkaConsumer(
+        bootstrap_servers=cluster.bootstrap_servers, group_id=None, consumer_timeout_ms=10_000
+    )
+    consumer.assign([KpTopicPartition("trips", p) for p in range(3)])
+    consumer.seek_to_beginning()
+    kp_seen = [record.value for _, record in zip(range(120), consumer, strict=False)]
+    consumer.close()
+    assert set(kp_seen) == expected and len(kp_seen) == 120
