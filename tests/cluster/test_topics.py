@@ -88,3 +88,38 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead(zookeeper: ZooKeeper)
         cluster.restart(follower)
         assert cluster.leader_of("rides", 0) == follower
         _send(cluster.bootstrap_servers, "rides", [b"after"] * 3, acks="all")
+
+
+def test_producer_ids_never_collide_across_brokers(zookeeper: ZooKeeper) -> None:
+    """InitProducerId on every broker hands out ids from blocks claimed in ZooKeeper:
+    no id is given twice in the cluster, also across a broker's restart."""
+    import asyncio
+    import datetime
+
+    from kio.schema.init_producer_id.v4 import request as init
+
+    from odradek.replication.client import BrokerClient
+
+    async def ids_from(port: int, count: int) -> list[int]:
+        client = BrokerClient("127.0.0.1", port)
+        await client.connect(10)
+        try:
+            request = init.InitProducerIdRequest(
+                transactional_id=None,
+                transaction_timeout=datetime.timedelta(seconds=60),  # type: ignore[arg-type]
+                producer_id=-1,  # type: ignore[arg-type]
+                producer_epoch=-1,  # type: ignore[arg-type]
+            )
+            answers = [await client.request(request) for _ in range(count)]
+        finally:
+            await client.close()
+        assert all(a.error_code == 0 for a in answers)
+        return [int(a.producer_id) for a in answers]
+
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
+        ports = [b.port for b in cluster.brokers.values()]
+        given = [i for port in ports for i in asyncio.run(ids_from(port, 5))]
+        cluster.stop_broker(1)
+        cluster.restart(1)
+        given += asyncio.run(ids_from(cluster.brokers[1].port, 5))
+        assert len(given) == len(set(given)) == 20
