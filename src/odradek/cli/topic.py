@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import socket
+import struct
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
@@ -102,21 +104,42 @@ def create_topic(args: argparse.Namespace) -> int:
 
 
 def describe_topic(args: argparse.Namespace) -> int:
-    """Partitions (leader, replicas, ISR, start/end offsets) and non-default configs."""
+    """Partitions (leader, leader epoch, replicas, ISR, offline replicas, start/end
+    offsets) and non-default configs."""
     conn = Connection.from_args(args)
     admin = conn.admin()
+    live = set(conn.metadata(admin).brokers)
     meta = conn.topic(admin, args.name)
     parts = sorted(meta.partitions)
     starts = offsets.earliest(admin, conn, args.name, parts)
     ends = offsets.latest(admin, conn, args.name, parts)
+    epochs = leader_epochs(conn, args.name)
     configs = _overridden_configs(admin, conn, args.name)
-    partitions = [_partition_doc(meta, p, starts[p], ends[p]) for p in parts]
+    partitions = [_partition_doc(meta, p, live, epochs.get(p), starts[p], ends[p]) for p in parts]
     if args.output == "json":
         print_json({"name": args.name, "partitions": partitions, "configs": configs})
         return EXIT_OK
-    columns = ("partition", "leader", "replicas", "isr", "start offset", "end offset")
+    columns = (
+        "partition",
+        "leader",
+        "epoch",
+        "replicas",
+        "isr",
+        "offline",
+        "start offset",
+        "end offset",
+    )
     rows = [
-        (d["partition"], d["leader"], _ids(d["replicas"]), _ids(d["isr"]), d["start"], d["end"])
+        (
+            d["partition"],
+            d["leader"] if d["leader"] >= 0 else "none",
+            d["leader_epoch"],
+            _ids(d["replicas"]),
+            _ids(d["isr"]),
+            _ids(d["offline"]) or None,
+            d["start"],
+            d["end"],
+        )
         for d in partitions
     ]
     print_table(columns, rows, title=f"topic {args.name}")
@@ -132,16 +155,94 @@ def _ids(ids: list[int]) -> str:
     return ",".join(str(i) for i in ids)
 
 
-def _partition_doc(meta: TopicMetadata, partition: int, start: int, end: int) -> dict[str, Any]:
+def _partition_doc(
+    meta: TopicMetadata,
+    partition: int,
+    live: set[int],
+    epoch: tuple[int, int] | None,
+    start: int,
+    end: int,
+) -> dict[str, Any]:
+    """One partition; offline = replicas that are not live brokers. The epoch (from
+    `leader_epochs`, as (leader, epoch)) is shown only when its broker saw the same
+    leader, and offsets only when they are offsets (not librdkafka's "invalid")."""
     p = meta.partitions[partition]
     return {
         "partition": partition,
         "leader": p.leader,
+        "leader_epoch": epoch[1] if epoch is not None and epoch[0] == p.leader else None,
         "replicas": list(p.replicas),
         "isr": list(p.isrs),
-        "start": start,
-        "end": end,
+        "offline": [r for r in p.replicas if r not in live],
+        "start": start if start >= 0 else None,
+        "end": end if end >= 0 else None,
     }
+
+
+# -- leader epochs: librdkafka does not expose them, so one Metadata v7 request asks --------
+
+_SIZE = struct.Struct(">i")
+METADATA_KEY = 3
+METADATA_VERSION = 7  # the first with leader epochs (Kafka 2.1)
+MAX_METADATA_BYTES = 64 << 20
+
+
+def leader_epochs(conn: Connection, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (leader, leader epoch) from the first bootstrap broker that answers
+    a Metadata v7 request over plain TCP; empty when none does (an older broker, TLS or
+    SASL listeners): the epoch is extra information, never a reason to fail."""
+    for host, port in _bootstrap_addresses(conn.bootstrap):
+        try:
+            return _ask_epochs(host, port, topic, min(conn.timeout, 2.0))
+        except (OSError, ValueError, EOFError):
+            continue
+    return {}
+
+
+def _bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
+    addresses = []
+    for item in bootstrap.split(","):
+        host, _, port = item.strip().rpartition("://")[2].rpartition(":")
+        if host and port.isdigit():
+            addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+def _ask_epochs(host: str, port: int, topic: str, timeout: float) -> dict[int, tuple[int, int]]:
+    from kio.schema.metadata.v7.request import MetadataRequest, MetadataRequestTopic
+    from kio.schema.types import TopicName
+
+    from odradek.protocol.codec import ResponseDecodeError, decode_response, encode_request
+
+    request = MetadataRequest(
+        topics=(MetadataRequestTopic(name=TopicName(topic)),), allow_auto_topic_creation=False
+    )
+    frame = encode_request(request, METADATA_VERSION, 1, "odradek-cli")
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(frame)
+        (size,) = _SIZE.unpack(_read_exactly(sock, 4))
+        if not 0 < size <= MAX_METADATA_BYTES:
+            raise ValueError(f"bad response size {size}")
+        try:
+            _, response = decode_response(_read_exactly(sock, size), METADATA_KEY, METADATA_VERSION)
+        except ResponseDecodeError as exc:
+            raise ValueError(str(exc)) from None
+    return {
+        int(p.partition_index): (int(p.leader_id), int(p.leader_epoch))
+        for t in response.topics
+        if t.name == topic
+        for p in t.partitions
+    }
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(min(size - len(chunks), 1 << 20))
+        if not chunk:
+            raise EOFError("connection closed")
+        chunks += chunk
+    return bytes(chunks)
 
 
 def _overridden_configs(admin: AdminClient, conn: Connection, topic: str) -> dict[str, Any]:
