@@ -13,6 +13,21 @@ Fixtures:
 - `kafka_broker_factory` (function scope): `kafka_broker_factory(config={...}) ->
   Broker` starts a broker of the test's own (another config, restarts, several brokers);
   every broker it started is stopped after the test.
+- `kafka_cluster` (function scope): a replicated cluster of three broker processes of
+  the test's own (`odradek.testing.cluster.Cluster`), coordinated by the session's
+  ZooKeeper (`odradek_zookeeper`, session scope: one Java ZooKeeper server per session,
+  started when a test first asks for a cluster; each cluster lives under a chroot of its
+  own). Every process is stopped after the test. It needs Java and ZooKeeper's jars
+  (Debian's `zookeeper` package). For failover tests:
+
+  ```python
+  def test_rides_survive_a_leader_crash(kafka_cluster):
+      kafka_cluster.create_topic("rides", partitions=1, replication_factor=3,
+                                 config={"min.insync.replicas": "2"})
+      publish_rides(kafka_cluster.bootstrap_servers, "rides")      # acks=all
+      kafka_cluster.kill(kafka_cluster.leader_of("rides", 0))      # kill -9
+      assert count_rides(kafka_cluster.bootstrap_servers, "rides") == 100
+  ```
 
 Importing this module stays cheap: pytest imports it in every session of an environment
 where odradek is installed, so the broker is imported only when a fixture needs it.
@@ -29,12 +44,18 @@ import pytest
 
 if TYPE_CHECKING:
     from odradek.testing.broker import Broker
+    from odradek.testing.cluster import Cluster
+    from odradek.testing.zookeeper import ZooKeeper
 
 CONFIG_INI = "odradek_broker_config"
 
 # Friendlier defaults for tests than a production broker's: a new consumer group
 # rebalances at once instead of waiting for more members.
 TEST_DEFAULTS: dict[str, str] = {"group.initial.rebalance.delay.ms": "0"}
+CLUSTER_BROKERS = 3
+# A killed broker's ZooKeeper session, and so its partitions' leadership, ends this
+# long after the kill: short, so failover tests wait seconds, not the default 6.
+CLUSTER_SESSION_TIMEOUT_MS = 2000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -108,3 +129,28 @@ def kafka_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
         return target.create_topic(name, partitions, config)
 
     return create
+
+
+@pytest.fixture(scope="session")
+def odradek_zookeeper() -> Iterator[ZooKeeper]:
+    """One ZooKeeper server for the session's clusters, started on first use."""
+    from odradek.testing.zookeeper import ZooKeeper
+
+    with ZooKeeper() as server:
+        yield server
+
+
+@pytest.fixture
+def kafka_cluster(odradek_zookeeper: ZooKeeper) -> Iterator[Cluster]:
+    """Three brokers of this test's own in separate processes, replicating through the
+    session's ZooKeeper; all stopped (by PID) and removed after the test."""
+    from odradek.testing.cluster import Cluster
+
+    cluster = Cluster(
+        CLUSTER_BROKERS,
+        config=TEST_DEFAULTS,
+        zookeeper=odradek_zookeeper,
+        session_timeout_ms=CLUSTER_SESSION_TIMEOUT_MS,
+    )
+    with cluster:
+        yield cluster
