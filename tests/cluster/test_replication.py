@@ -146,3 +146,89 @@ def test_kafka_python_and_aiokafka_across_three_leaders(cluster: Cluster) -> Non
     kp_seen = [record.value for _, record in zip(range(120), consumer, strict=False)]
     consumer.close()
     assert set(kp_seen) == expected and len(kp_seen) == 120
+
+
+def test_refusals_name_the_leader(cluster: Cluster) -> None:
+    """KIP-951: a Produce (v12) or Fetch (v16) sent to a broker that does not lead the
+    partition is refused with NOT_LEADER_OR_FOLLOWER and names the current leader, its
+    epoch and its endpoint."""
+    import asyncio
+    import datetime
+    from typing import Any
+
+    from kio.schema.errors import ErrorCode
+    from kio.schema.fetch.v16 import request as fetch
+    from kio.schema.produce.v12 import request as produce
+
+    from odradek.protocol.records import SimpleRecord, build_batch
+    from odradek.replication.client import BrokerClient
+
+    cluster.create_topic("rides", partitions=1, replication_factor=3)
+    leader = cluster.leader_of("rides", 0)
+    epoch = cluster.partition_state("rides", 0)["leader_epoch"]  # type: ignore[index]
+    follower = next(n for n in cluster.brokers if n != leader)
+    topic_id = cluster.topic_id("rides")
+    k: Any = fetch  # kio's NewType'd fields, built from plain values
+    p: Any = produce
+
+    async def ask() -> tuple[Any, Any]:
+        client = BrokerClient("127.0.0.1", cluster.brokers[follower].port)
+        await client.connect(10)
+        try:
+            batch = build_batch([SimpleRecord(b"ride")])
+            produced = await client.request(
+                p.ProduceRequest(
+                    transactional_id=None,
+                    acks=-1,
+                    timeout=datetime.timedelta(seconds=5),
+                    topic_data=(
+                        p.TopicProduceData(
+                            name="rides",
+                            partition_data=(p.PartitionProduceData(index=0, records=batch),),
+                        ),
+                    ),
+                )
+            )
+            fetched = await client.request(
+                k.FetchRequest(
+                    cluster_id=None,
+                    replica_state=k.ReplicaState(replica_id=-1, replica_epoch=-1),
+                    max_wait=datetime.timedelta(0),
+                    min_bytes=1,
+                    max_bytes=1 << 20,
+                    isolation_level=0,
+                    session_id=0,
+                    session_epoch=-1,
+                    topics=(
+                        k.FetchTopic(
+                            topic_id=topic_id,
+                            partitions=(
+                                k.FetchPartition(
+                                    partition=0,
+                                    current_leader_epoch=-1,
+                                    fetch_offset=0,
+                                    last_fetched_epoch=-1,
+                                    log_start_offset=-1,
+                                    partition_max_bytes=1 << 20,
+                                ),
+                            ),
+                        ),
+                    ),
+                    forgotten_topics_data=(),
+                    rack_id="",
+                )
+            )
+        finally:
+            await client.close()
+        return produced, fetched
+
+    produced, fetched = asyncio.run(ask())
+    answer = produced.responses[0].partition_responses[0]
+    assert answer.error_code == ErrorCode.not_leader_or_follower
+    assert (answer.current_leader.leader_id, answer.current_leader.leader_epoch) == (leader, epoch)
+    assert [e.node_id for e in produced.node_endpoints] == [leader]
+    assert produced.node_endpoints[0].port == cluster.brokers[leader].port
+    data = fetched.responses[0].partitions[0]
+    assert data.error_code == ErrorCode.not_leader_or_follower
+    assert (data.current_leader.leader_id, data.current_leader.leader_epoch) == (leader, epoch)
+    assert [e.node_id for e in fetched.node_endpoints] == [leader]

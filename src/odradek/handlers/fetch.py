@@ -35,6 +35,12 @@ from odradek.handlers.fetch_session import (
     PartitionKey,
     SessionPartition,
 )
+from odradek.handlers.leader_hints import (
+    LEADER_ERRORS,
+    current_leader,
+    leader_field,
+    node_endpoints,
+)
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
 from odradek.storage.errors import OffsetOutOfRangeError
@@ -192,10 +198,32 @@ def _changed(read: PartitionRead, known: SessionPartition) -> bool:
     )
 
 
+def _hint(ctx: RequestContext, module: Any, read: PartitionRead, leaders: set[int]) -> Any:
+    """KIP-951: the current leader of a partition refused for its role (v12+)."""
+    leader = None
+    if read.error in LEADER_ERRORS:
+        partition = _topic_name(ctx, read.key[0])
+        if partition is not None:
+            leader = current_leader(ctx.services, partition, read.key[1])
+    if leader is not None:
+        leaders.add(leader[0])
+    return leader_field(module, leader)
+
+
+def _topic_name(ctx: RequestContext, key: str) -> str | None:
+    if ctx.api_version < 13:
+        return key
+    topic = ctx.services.metadata.by_id.get(uuid.UUID(key))
+    return topic.name if topic is not None else None
+
+
 def _build(ctx: RequestContext, reads: list[PartitionRead], session_id: int) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     by_topic: dict[str, list[Any]] = {}
+    hints = ctx.services.cluster is not None and hasattr(module, "LeaderIdAndEpoch")
+    leaders: set[int] = set()
     for read in reads:
+        extra = {"current_leader": _hint(ctx, module, read, leaders)} if hints else {}
         by_topic.setdefault(read.key[0], []).append(
             make(
                 module.PartitionData,
@@ -207,6 +235,7 @@ def _build(ctx: RequestContext, reads: list[PartitionRead], session_id: int) -> 
                 aborted_transactions=None if read.error != ErrorCode.none else (),
                 preferred_read_replica=-1,
                 records=read.records,
+                **extra,
             )
         )
     topics = tuple(
@@ -224,6 +253,7 @@ def _build(ctx: RequestContext, reads: list[PartitionRead], session_id: int) -> 
         error_code=ErrorCode.none,
         session_id=session_id,
         responses=topics,
+        node_endpoints=node_endpoints(ctx.services, module, leaders),
     )
 
 

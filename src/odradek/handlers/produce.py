@@ -33,6 +33,7 @@ TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import struct
 import uuid
 from collections.abc import Sequence
@@ -42,8 +43,14 @@ from typing import Any, NamedTuple
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
+from odradek.handlers.leader_hints import (
+    LEADER_ERRORS,
+    current_leader,
+    leader_field,
+    node_endpoints,
+)
 from odradek.handlers.record_conversion import apply_policy
-from odradek.handlers.registry import api, response_module
+from odradek.handlers.registry import api, make, response_module
 from odradek.metadata.topic_config import DEFAULT_PRODUCE_POLICY, ProducePolicy
 from odradek.protocol.batch import (
     COMPRESSION_MASK,
@@ -54,7 +61,7 @@ from odradek.protocol.batch import (
     validate_produced,
 )
 from odradek.protocol.fastwrite import write_uvarint
-from odradek.protocol.frame import EncodedResponse, finish_response, start_response
+from odradek.protocol.frame import finish_response, start_response
 from odradek.protocol.records import plausible_record_count
 from odradek.replication.partition import Partition
 from odradek.storage.compaction import all_records_keyed
@@ -182,7 +189,7 @@ def _refuse_all(request: Any, code: ErrorCode) -> list[TopicResult]:
 
 
 @api(API_KEY, 3, 13, is_async=True)
-async def handle(ctx: RequestContext, request: Any) -> EncodedResponse | None:
+async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     waiting: list[_Waiting] = []
     if request.transactional_id is not None:
@@ -195,6 +202,8 @@ async def handle(ctx: RequestContext, request: Any) -> EncodedResponse | None:
         await _await_replication(waiting, request.timeout.total_seconds())
     if acks == 0:
         return None
+    if ctx.services.cluster is not None and ctx.api_version >= 10 and _refused_by_role(topics):
+        return _with_leader_hints(ctx, topics)
     out = start_response(_layout(ctx.api_version).flexible)
     write_response(out, ctx.api_version, topics)
     return finish_response(out, ctx.correlation_id)
@@ -216,6 +225,59 @@ async def _await_replication(waiting: list[_Waiting], timeout_s: float) -> None:
             results[position] = _partition_result(results[position][0], code)
         else:
             results[position] = _partition_result(results[position][0], info)
+
+
+def _refused_by_role(topics: Sequence[TopicResult]) -> bool:
+    return any(r[1] in LEADER_ERRORS for t in topics for r in t.partitions)
+
+
+def _with_leader_hints(ctx: RequestContext, topics: Sequence[TopicResult]) -> Any:
+    """The response as a kio message, with the current leader of every partition this
+    broker does not lead (KIP-951): the rare path, so the fast writer stays simple."""
+    module = response_module(API_KEY, ctx.api_version)
+    leaders: set[int] = set()
+    topic_responses = []
+    for topic in topics:
+        partitions = []
+        for index, error, base, append_time, start in topic.partitions:
+            leader = None
+            if error in LEADER_ERRORS and topic.name is not None:
+                leader = current_leader(ctx.services, topic.name, index)
+                if leader is not None:
+                    leaders.add(leader[0])
+            partitions.append(
+                make(
+                    module.PartitionProduceResponse,
+                    index=index,
+                    error_code=ErrorCode(error),
+                    base_offset=base,
+                    log_append_time=_append_time(append_time),
+                    log_start_offset=start,
+                    record_errors=(),
+                    error_message=None,
+                    current_leader=leader_field(module, leader),
+                )
+            )
+        topic_responses.append(
+            make(
+                module.TopicProduceResponse,
+                name=topic.name,
+                topic_id=topic.topic_id,
+                partition_responses=tuple(partitions),
+            )
+        )
+    return make(
+        module.ProduceResponse,
+        responses=tuple(topic_responses),
+        throttle_time=datetime.timedelta(0),
+        node_endpoints=node_endpoints(ctx.services, module, leaders),
+    )
+
+
+def _append_time(ms: int) -> datetime.datetime | None:
+    if ms < 0:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
 
 
 # -- the response bytes ----------------------------------------------------------------

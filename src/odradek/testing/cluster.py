@@ -337,6 +337,13 @@ class Cluster:
 
         return int(wait_until(leader, timeout, f"a leader of {topic}-{partition}"))
 
+    def topic_id(self, topic: str) -> uuid.UUID:
+        """The topic's id as /brokers/topics/T records it."""
+        from odradek.storage.manager import uuid_from_kafka
+
+        data, _ = self.zk.get(f"/brokers/topics/{topic}")
+        return uuid_from_kafka(json.loads(data)["topic_id"])
+
     def isr_of(self, topic: str, partition: int) -> list[int]:
         state = self.partition_state(topic, partition)
         return list(state["isr"]) if state else []
