@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from odradek.config import BrokerConfig, ConfigError, build_config, parse_properties
+from odradek.metadata.errors import ZooKeeperUnavailableError
 
 
 def configure(broker: argparse.ArgumentParser) -> None:
@@ -91,7 +92,7 @@ def run_broker(args: argparse.Namespace) -> int:
         log.warning("ignoring unknown broker property %s", name)
     try:
         _run(config)
-    except OSError as exc:
+    except (OSError, ZooKeeperUnavailableError) as exc:
         print(f"odradek: {exc}", file=sys.stderr)
         return 1
     return 0
