@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consume": ("odradek.cli.consume", "print records of a topic"),
     "group": ("odradek.cli.group", "list, describe, reset offsets of, delete consumer groups"),
     "perf": ("odradek.cli.perf", "producer and consumer performance tests"),
+    "cluster": ("odradek.cli.cluster", "run a replicated cluster on this machine, kill brokers"),
 }
 
 EPILOG = (
