@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from odradek.testing.cluster import Cluster, wait_until
@@ -123,3 +124,34 @@ def test_producer_ids_never_collide_across_brokers(zookeeper: ZooKeeper) -> None
         cluster.restart(1)
         given += asyncio.run(ids_from(cluster.brokers[1].port, 5))
         assert len(given) == len(set(given)) == 20
+
+
+def test_create_partitions_with_and_without_assignments(zookeeper: ZooKeeper) -> None:
+    """CreatePartitions in a cluster: assigned replicas are used as given (first =
+    preferred leader), unassigned ones are placed on live brokers, and every new
+    partition gets a leader and a full ISR; a bad assignment is refused."""
+    from confluent_kafka import KafkaException
+
+    from odradek.cli.ck import NewPartitions
+
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
+        cluster.create_topic("rides", 1, 2)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        grow = NewPartitions("rides", 3, replica_assignment=[[2, 3], [3, 1]])
+        admin.create_partitions([grow], operation_timeout=30)["rides"].result(30)
+        for partition, replicas in ((1, [2, 3]), (2, [3, 1])):
+            assert cluster.leader_of("rides", partition) == replicas[0]
+            cluster.wait_isr_size("rides", partition, 2)
+        assignment = json.loads(cluster.zk.get("/brokers/topics/rides")[0])["partitions"]
+        assert (assignment["1"], assignment["2"]) == ([2, 3], [3, 1])
+        admin.create_partitions([NewPartitions("rides", 4)], operation_timeout=30)["rides"].result(
+            30
+        )
+        cluster.wait_isr_size("rides", 3, 2)
+        bad = NewPartitions("rides", 5, replica_assignment=[[1, 1]])
+        try:
+            admin.create_partitions([bad], operation_timeout=30)["rides"].result(30)
+        except KafkaException as exc:
+            assert exc.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT
+        else:
+            raise AssertionError("a repeated broker was accepted")

@@ -167,8 +167,15 @@ def delete_topic(services: BrokerServices, topic: TopicInfo) -> None:
     services.replicas.remove_topic(topic)
 
 
-def add_partitions(services: BrokerServices, name: str, count: int, validate_only: bool) -> None:
-    """Grows topic `name` to `count` partitions (CreatePartitions)."""
+def add_partitions(
+    services: BrokerServices,
+    name: str,
+    count: int,
+    validate_only: bool,
+    replicas: list[tuple[int, ...]] | None = None,
+) -> None:
+    """Grows topic `name` to `count` partitions (CreatePartitions); in a cluster with
+    `replicas` for the new partitions when the request assigned them."""
     topic = services.metadata.topics.get(name)
     if topic is None:
         raise TopicError(ErrorCode.unknown_topic_or_partition, f"Topic '{name}' not found.")
@@ -189,7 +196,10 @@ def add_partitions(services: BrokerServices, name: str, count: int, validate_onl
     cluster = services.cluster
     if cluster is not None:
         factor = len(cluster.store.replicas_of(name, 0)) or 1
-        added = place_replicas(services, count - topic.partitions, factor, topic.partitions)
+        if replicas is not None:
+            added = {topic.partitions + i: r for i, r in enumerate(replicas)}
+        else:
+            added = place_replicas(services, count - topic.partitions, factor, topic.partitions)
         with zookeeper_errors():
             cluster.store.set_partition_count(name, count, added)
         return
