@@ -151,13 +151,15 @@ def test_kafka_python_and_aiokafka_across_three_leaders(cluster: Cluster) -> Non
 def test_refusals_name_the_leader(cluster: Cluster) -> None:
     """KIP-951: a Produce (v12) or Fetch (v16) sent to a broker that does not lead the
     partition is refused with NOT_LEADER_OR_FOLLOWER and names the current leader, its
-    epoch and its endpoint."""
+    epoch and its endpoint; a ListOffsets there is refused too, and one naming an old
+    leader epoch at the leader gets FENCED_LEADER_EPOCH."""
     import asyncio
     import datetime
     from typing import Any
 
     from kio.schema.errors import ErrorCode
     from kio.schema.fetch.v16 import request as fetch
+    from kio.schema.list_offsets.v7 import request as offsets
     from kio.schema.produce.v12 import request as produce
 
     from odradek.protocol.records import SimpleRecord, build_batch
@@ -170,6 +172,25 @@ def test_refusals_name_the_leader(cluster: Cluster) -> None:
     topic_id = cluster.topic_id("rides")
     k: Any = fetch  # kio's NewType'd fields, built from plain values
     p: Any = produce
+    o: Any = offsets
+
+    def list_offsets(epoch: int) -> Any:
+        partition = o.ListOffsetsPartition(
+            partition_index=0, current_leader_epoch=epoch, timestamp=-1
+        )
+        return o.ListOffsetsRequest(
+            replica_id=-1,
+            isolation_level=0,
+            topics=(o.ListOffsetsTopic(name="rides", partitions=(partition,)),),
+        )
+
+    async def ask_leader() -> Any:
+        client = BrokerClient("127.0.0.1", cluster.brokers[leader].port)
+        await client.connect(10)
+        try:
+            return await client.request(list_offsets(epoch - 1 if epoch > 0 else -2))
+        finally:
+            await client.close()
 
     async def ask() -> tuple[Any, Any]:
         client = BrokerClient("127.0.0.1", cluster.brokers[follower].port)
@@ -218,8 +239,10 @@ def test_refusals_name_the_leader(cluster: Cluster) -> None:
                     rack_id="",
                 )
             )
+            listed = await client.request(list_offsets(-1))
         finally:
             await client.close()
+        assert listed.topics[0].partitions[0].error_code == ErrorCode.not_leader_or_follower
         return produced, fetched
 
     produced, fetched = asyncio.run(ask())
@@ -232,3 +255,11 @@ def test_refusals_name_the_leader(cluster: Cluster) -> None:
     assert data.error_code == ErrorCode.not_leader_or_follower
     assert (data.current_leader.leader_id, data.current_leader.leader_epoch) == (leader, epoch)
     assert [e.node_id for e in fetched.node_endpoints] == [leader]
+
+    cluster.kill(leader)
+    new_leader = wait_until(
+        lambda: (n := cluster.leader_of("rides", 0)) != leader and n, 30, "a new leader"
+    )
+    leader, epoch = new_leader, cluster.partition_state("rides", 0)["leader_epoch"]  # type: ignore[index]
+    fenced = asyncio.run(ask_leader()).topics[0].partitions[0]
+    assert fenced.error_code == ErrorCode.fenced_leader_epoch

@@ -21,6 +21,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
+from odradek.handlers.leader_hints import role_error
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
@@ -51,7 +52,10 @@ def _delete(ctx: RequestContext, partition: Partition, offset: int) -> tuple[Err
 
 def _answer(ctx: RequestContext, module: Any, name: str, request: Any) -> Any:
     partition = ctx.services.replicas.get(name, request.partition_index)
-    if partition is None:
+    refused = role_error(ctx.services, name, request.partition_index, partition)
+    if refused is not None:
+        code, low = refused, -1
+    elif partition is None:
         code, low = ErrorCode.unknown_topic_or_partition, -1
     else:
         code, low = _delete(ctx, partition, request.offset)

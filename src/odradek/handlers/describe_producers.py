@@ -14,6 +14,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
+from odradek.handlers.leader_hints import role_error
 from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 61
@@ -21,12 +22,13 @@ API_KEY = 61
 
 def _partition(ctx: RequestContext, module: Any, topic: str, index: int) -> Any:
     partition = ctx.services.replicas.get(topic, index)
-    if partition is None:
+    refused = role_error(ctx.services, topic, index, partition)
+    if partition is None or refused is not None:
         return make(
             module.PartitionResponse,
             partition_index=index,
-            error_code=ErrorCode.unknown_topic_or_partition,
-            error_message="The partition does not exist.",
+            error_code=refused or ErrorCode.unknown_topic_or_partition,
+            error_message=None if refused else "The partition does not exist.",
             active_producers=(),
         )
     producers = partition.log.producer_state.producers

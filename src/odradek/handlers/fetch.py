@@ -38,8 +38,10 @@ from odradek.handlers.fetch_session import (
 from odradek.handlers.leader_hints import (
     LEADER_ERRORS,
     current_leader,
+    epoch_error,
     leader_field,
     node_endpoints,
+    role_error,
 )
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
@@ -124,12 +126,19 @@ def _leadership_error(partition: Partition, spec: SessionPartition) -> ErrorCode
     """Only the leader serves fetches, at the leader epoch the client expects (KIP-320)."""
     if not partition.is_leader:
         return ErrorCode.not_leader_or_follower
-    expected = spec.current_leader_epoch
-    if expected >= 0 and expected != partition.leader_epoch:
-        if expected < partition.leader_epoch:
-            return ErrorCode.fenced_leader_epoch
-        return ErrorCode.unknown_leader_epoch
-    return ErrorCode.none
+    return epoch_error(partition, spec.current_leader_epoch) or ErrorCode.none
+
+
+def _missing(ctx: RequestContext, key: PartitionKey) -> ErrorCode:
+    """A partition not hosted here: hosted by other brokers of the cluster, or unknown."""
+    name = _topic_name(ctx, key[0])
+    if name is not None and role_error(ctx.services, name, key[1], None) is not None:
+        return ErrorCode.not_leader_or_follower
+    return (
+        ErrorCode.unknown_topic_id
+        if ctx.api_version >= 13
+        else ErrorCode.unknown_topic_or_partition
+    )
 
 
 def _read_all(
@@ -146,12 +155,7 @@ def _read_all(
     for key, spec in wanted.items():
         partition = _partition(ctx, key)
         if partition is None:
-            missing = (
-                ErrorCode.unknown_topic_id
-                if ctx.api_version >= 13
-                else ErrorCode.unknown_topic_or_partition
-            )
-            reads.append(PartitionRead(key, missing))
+            reads.append(PartitionRead(key, _missing(ctx, key)))
             continue
         refused = _leadership_error(partition, spec)
         if refused != ErrorCode.none:

@@ -11,9 +11,40 @@ from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import BrokerServices
 from odradek.handlers.registry import make
+from odradek.replication.partition import Partition
 
 # The errors after which a client looks for the leader.
 LEADER_ERRORS = frozenset({ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch})
+
+
+def role_error(
+    services: BrokerServices, topic: str, index: int, partition: Partition | None
+) -> ErrorCode | None:
+    """NOT_LEADER_OR_FOLLOWER when this broker may not answer for the partition as its
+    leader: it does not lead it (or is handing it over), or — in a cluster — the
+    partition exists but is not hosted here. None when it may; also None for a partition
+    unknown to the cluster (the caller answers UNKNOWN_TOPIC_OR_PARTITION)."""
+    if partition is None:
+        cluster = services.cluster
+        if cluster is None:
+            return None
+        known = cluster.store.topics.get(topic)
+        if known is None or not 0 <= index < known.partitions:
+            return None
+        return ErrorCode.not_leader_or_follower
+    if not partition.is_leader or partition.draining:
+        return ErrorCode.not_leader_or_follower
+    return None
+
+
+def epoch_error(partition: Partition, expected: int) -> ErrorCode | None:
+    """KIP-320: a client's `current_leader_epoch` older than the leader's is fenced, a
+    newer one not known yet; -1 means the client does not check."""
+    if expected < 0 or expected == partition.leader_epoch:
+        return None
+    if expected < partition.leader_epoch:
+        return ErrorCode.fenced_leader_epoch
+    return ErrorCode.unknown_leader_epoch
 
 
 def current_leader(services: BrokerServices, topic: str, partition: int) -> tuple[int, int] | None:

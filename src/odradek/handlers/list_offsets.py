@@ -15,6 +15,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.handlers.context import RequestContext
+from odradek.handlers.leader_hints import epoch_error, role_error
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
 
@@ -51,7 +52,12 @@ def _answer(ctx: RequestContext, module: Any, name: str, query: Any) -> Any:
     partition = ctx.services.replicas.get(name, query.partition_index)
     code = ErrorCode.none
     timestamp, offset, epoch = -1, -1, -1
-    if partition is None:
+    refused = role_error(ctx.services, name, query.partition_index, partition)
+    if refused is None and partition is not None:
+        refused = epoch_error(partition, getattr(query, "current_leader_epoch", -1))
+    if refused is not None:
+        code = refused
+    elif partition is None:
         code = ErrorCode.unknown_topic_or_partition
     elif query.timestamp < EARLIEST_PENDING_UPLOAD:
         code = ErrorCode.invalid_request

@@ -48,6 +48,7 @@ from odradek.handlers.leader_hints import (
     current_leader,
     leader_field,
     node_endpoints,
+    role_error,
 )
 from odradek.handlers.record_conversion import apply_policy
 from odradek.handlers.registry import api, make, response_module
@@ -164,7 +165,8 @@ def _produce_topic(
     for data in topic.partition_data:
         partition = replicas.get(name, data.index) if name is not None else None
         if partition is None:
-            result: AppendInfo | ErrorCode = _missing_topic(ctx)
+            hosted_elsewhere = name is not None and role_error(ctx.services, name, data.index, None)
+            result: AppendInfo | ErrorCode = hosted_elsewhere or _missing_topic(ctx)
         else:
             result = _append(partition, data.records, acks, policy, now_ms)
             if acks == -1 and not isinstance(result, ErrorCode) and partition.replicated:
