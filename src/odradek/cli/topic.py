@@ -7,9 +7,9 @@ import socket
 import struct
 from typing import Any
 
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from odradek.cli import offsets
 from odradek.cli.ck import (
     AlterConfigOpType,
     ConfigEntry,
@@ -19,6 +19,8 @@ from odradek.cli.ck import (
     NewTopic,
     ResourceType,
     TopicMetadata,
+    spec_earliest,
+    spec_latest,
 )
 from odradek.cli.common import (
     EXIT_OK,
@@ -111,8 +113,7 @@ def describe_topic(args: argparse.Namespace) -> int:
     live = set(conn.metadata(admin).brokers)
     meta = conn.topic(admin, args.name)
     parts = sorted(meta.partitions)
-    starts = offsets.earliest(admin, conn, args.name, parts)
-    ends = offsets.latest(admin, conn, args.name, parts)
+    starts, ends = _start_end_offsets(admin, conn, args.name, parts)
     epochs = leader_epochs(conn, args.name)
     configs = _overridden_configs(admin, conn, args.name)
     partitions = [_partition_doc(meta, p, live, epochs.get(p), starts[p], ends[p]) for p in parts]
@@ -151,6 +152,35 @@ def describe_topic(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _start_end_offsets(
+    admin: AdminClient, conn: Connection, topic: str, parts: list[int]
+) -> tuple[dict[int, int | None], dict[int, int | None]]:
+    """Log start and end offset of each partition; None where the leader did not answer
+    (in a cluster, a leader that just died until the controller elects another), so the
+    other partitions are still shown. Both look-ups run at once: one timeout at most."""
+    if not parts:
+        return {}, {}
+    pending = [
+        admin.list_offsets(
+            {TopicPartition(topic, p): spec() for p in parts}, request_timeout=conn.timeout
+        )
+        for spec in (spec_earliest, spec_latest)
+    ]
+    found: list[dict[int, int | None]] = [{}, {}]
+    for futures, offsets in zip(pending, found, strict=True):
+        for tp, future in futures.items():
+            try:
+                offset = int(wait(future, conn, topic).offset)
+            except CliError:
+                offset = -1
+            # librdkafka may also answer with its "invalid offset" (-1001)
+            offsets[tp.partition] = offset if offset >= 0 else None
+    missing = sorted(p for p in parts if found[0][p] is None or found[1][p] is None)
+    if missing:
+        message(f"no offsets for partitions {_ids(missing)}: their leader did not answer")
+    return found[0], found[1]
+
+
 def _ids(ids: list[int]) -> str:
     return ",".join(str(i) for i in ids)
 
@@ -160,12 +190,12 @@ def _partition_doc(
     partition: int,
     live: set[int],
     epoch: tuple[int, int] | None,
-    start: int,
-    end: int,
+    start: int | None,
+    end: int | None,
 ) -> dict[str, Any]:
     """One partition; offline = replicas that are not live brokers. The epoch (from
     `leader_epochs`, as (leader, epoch)) is shown only when its broker saw the same
-    leader, and offsets only when they are offsets (not librdkafka's "invalid")."""
+    leader."""
     p = meta.partitions[partition]
     return {
         "partition": partition,
@@ -174,8 +204,8 @@ def _partition_doc(
         "replicas": list(p.replicas),
         "isr": list(p.isrs),
         "offline": [r for r in p.replicas if r not in live],
-        "start": start if start >= 0 else None,
-        "end": end if end >= 0 else None,
+        "start": start,
+        "end": end,
     }
 
 
