@@ -554,18 +554,19 @@ def _record_brokers(data: StateDir, cluster: LocalCluster) -> None:
 
 
 def _announce(data: StateDir, state: ClusterState, zookeeper: ZooKeeper) -> None:
-    """What the user needs: addresses, PIDs, logs, and how to stop it."""
+    """What the user needs: addresses, PIDs, logs, and how to reach the cluster."""
     lines = []
     for i, b in sorted(state.brokers.items()):
         log = data.path / f"broker-{i}.log"
         lines.append(f"  broker {i}   {HOST}:{b.port}   pid {b.pid}   log {log}")
+    data_option = "" if data.path == Path(DEFAULT_DATA).resolve() else f" --data {data.path}"
     lines += [
-        f"  zookeeper  {state.zookeeper_connect}   pid {zookeeper.pid}   log {zookeeper.log_path}",
+        f"  zookeeper  {zookeeper.connect_string}   pid {zookeeper.pid}   log {zookeeper.log_path}",
         f"bootstrap servers: {state.bootstrap_servers}",
         f"zookeeper.connect: {state.zookeeper_connect}",
         f"  export ODRADEK_BOOTSTRAP={state.bootstrap_servers}",
-        "Ctrl-C stops the cluster; from another terminal: "
-        "odradek cluster status | kill N | stop N | start N",
+        "Ctrl-C stops the cluster. From another terminal: "
+        f"odradek cluster status|kill N|stop N|start N{data_option}",
     ]
     print("\n".join(lines), flush=True)
 
