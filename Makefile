@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/group.py
 	$(PY) benchmarks/scale.py --partitions 10000
 	$(PY) benchmarks/recovery.py --no-clean-restart
+	$(PY) benchmarks/cluster.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
