@@ -309,7 +309,7 @@ def _follower_fetched(
         partition = _partition(ctx, key)
         if partition is not None and partition.is_leader and partition.replicated:
             partition.update_follower(replica_id, spec.fetch_offset, now_ms)
-            cluster.replicas.follower_fetched(partition)
+            cluster.replicas.follower_fetched(partition, replica_id)
 
 
 async def _replica_fetch(ctx: RequestContext, request: Any, replica_id: int) -> Any:

@@ -427,7 +427,7 @@ class Controller:
         wanted: zl.PartitionState,
     ) -> None:
         version = 0 if current is None else current.zk_version + 1
-        if wanted.leader != (current.leader if current else None):
+        if current is None or wanted.leader != current.leader or wanted.isr != current.isr:
             log.info(
                 "%s-%d: leader %d epoch %d isr %s",
                 name,

@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, Protocol
 
-from kazoo.exceptions import BadVersionError
+from kazoo.exceptions import BadVersionError, KazooException
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from odradek.config import BrokerConfig
@@ -122,6 +122,10 @@ class ZkMetadataStore:
                 data, stat = self.zk.kazoo.get(zl.broker_path(node_id))
             except NoNodeError:
                 continue
+            except KazooException:
+                # The connection went (or is closing): the watch fires again with the
+                # children once a session is back.
+                return not self._closed
             infos.append(zl.decode_broker(node_id, data, stat.czxid))
         self._post(self._apply_brokers, infos)
         return not self._closed

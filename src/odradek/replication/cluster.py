@@ -53,6 +53,7 @@ class ClusterReplicas:
         # leading a partition (the group coordinator loads and unloads groups on it).
         self.on_leadership: list[Callable[[str, int, bool], None]] = []
         self._leading: set[Key] = set()
+        self._stopping = False
         self.settings = FetcherSettings(
             node_id=config.node_id,
             max_wait_ms=config.replica_fetch_wait_max_ms,
@@ -113,7 +114,7 @@ class ClusterReplicas:
         else:
             changed = partition.make_follower(state.leader, state.leader_epoch, replicas, state.isr)
             self._set_leading(key, False)
-            if state.leader < 0:
+            if state.leader < 0 or self._stopping:
                 self._unfollow(key)
             elif changed or self._following.get(key) != state.leader:
                 self._follow(partition, state.leader)
@@ -184,6 +185,11 @@ class ClusterReplicas:
         everything, and passes leadership to one of them (leader epoch + 1, this broker
         out of the ISR) with a compare-and-set, as the controller would. Returns how many
         partitions moved."""
+        # From now on this broker follows no one: a follower that fetches while its broker
+        # shuts down would be taken back into ISRs it is about to leave.
+        self._stopping = True
+        for key in list(self._following):
+            self._unfollow(key)
         live = set(self.store.brokers) - {self.node_id}
         movable = [
             p
@@ -237,14 +243,13 @@ class ClusterReplicas:
 
     # -- ISR changes (as leader) ---------------------------------------------------------
 
-    def follower_fetched(self, partition: Partition) -> None:
-        """After a follower's fetch: propose its return to the ISR when it caught up."""
-        if partition.isr_pending or len(partition.isr) == len(partition.replicas):
+    def follower_fetched(self, partition: Partition, replica_id: int) -> None:
+        """After a follower's fetch: propose its return to the ISR when it caught up
+        (and is a live broker: the controller takes dead ones out)."""
+        if replica_id not in self.store.brokers:
             return
-        proposed = partition.isr_change_due(
-            self.clock.time_ms(), self.config.replica_lag_time_max_ms
-        )
-        if proposed is not None and len(proposed) > len(partition.isr):
+        proposed = partition.isr_expansion_due(replica_id)
+        if proposed is not None:
             self._propose(partition, proposed)
 
     async def _isr_checks(self) -> None:
@@ -255,7 +260,7 @@ class ClusterReplicas:
             lag = self.config.replica_lag_time_max_ms
             for partition in list(self.replicas.partitions.values()):
                 if partition.is_leader and partition.replicated:
-                    proposed = partition.isr_change_due(now, lag)
+                    proposed = partition.isr_shrink_due(now, lag)
                     if proposed is not None:
                         self._propose(partition, proposed)
 
@@ -274,10 +279,9 @@ class ClusterReplicas:
             return
         wanted = zl.PartitionState(self.node_id, epoch, isr, current.controller_epoch)
         path = zl.partition_state_path(*key)
+        expected = partition.zk_version
         try:
-            stat = await self.store.zk.aset(
-                path, zl.encode_partition_state(wanted), partition.zk_version
-            )
+            stat = await self.store.zk.aset(path, zl.encode_partition_state(wanted), expected)
         except (BadVersionError, NoNodeError):
             # Someone else (the controller) changed the state: our view is old. The
             # watch brings the new state; until then nothing changes here.
@@ -292,8 +296,17 @@ class ClusterReplicas:
             partition.isr_pending = False
             return
         log.info("%s-%d: ISR %s -> %s", *key, list(partition.isr), list(isr))
-        if partition.is_leader and partition.leader_epoch == epoch:
+        # Only if nothing newer arrived while the write was on its way: a state written
+        # after ours (the controller's, seen through the watch) must not be overwritten
+        # by our older one.
+        if (
+            partition.is_leader
+            and partition.leader_epoch == epoch
+            and partition.zk_version == expected
+        ):
             partition.apply_isr(isr, stat.version)
+        else:
+            partition.isr_pending = False
         self.store._apply_state(
             *key,
             zl.PartitionState(self.node_id, epoch, isr, current.controller_epoch, stat.version),

@@ -6,7 +6,7 @@ every append is fully replicated when written and the high watermark is the log 
 offset. In a cluster the leader keeps, per follower, the log end offset its fetches
 report; the high watermark is the smallest log end offset in the ISR, and a produce with
 acks=all waits (`wait_for_replication`) until the high watermark passes its last offset.
-ISR changes are only proposed here (`isr_change_due`); they take effect through
+ISR changes are only proposed here (`isr_shrink_due`, `isr_expansion_due`); they take effect through
 `apply_isr` once ZooKeeper has accepted them, so a deposed leader never counts a replica
 it is not allowed to.
 """
@@ -226,23 +226,32 @@ class Partition:
             if r != self.node_id
         )
 
-    def isr_change_due(self, now_ms: int, lag_max_ms: int) -> tuple[int, ...] | None:
-        """The ISR this leader should propose now (followers that fell behind for longer
-        than `lag_max_ms` out, caught-up ones back in), or None when it is right."""
+    def isr_shrink_due(self, now_ms: int, lag_max_ms: int) -> tuple[int, ...] | None:
+        """The ISR without the followers that have not caught up for longer than
+        `lag_max_ms`, or None when none has fallen behind (checked periodically)."""
         if not self.is_leader or not self.replicated or self.isr_pending:
             return None
-        keep = [self.node_id]
-        for replica in self.replicas:
-            state = self.followers.get(replica)
-            if state is None:
-                continue
-            if replica in self.isr:
-                if now_ms - state.last_caught_up_ms <= lag_max_ms:
-                    keep.append(replica)
-            elif self._caught_up(state):
-                keep.append(replica)
-        proposed = tuple(r for r in self.replicas if r in keep)
-        return None if set(proposed) == set(self.isr) else proposed
+        behind = {
+            r
+            for r in self.isr
+            if r != self.node_id
+            and (state := self.followers.get(r)) is not None
+            and now_ms - state.last_caught_up_ms > lag_max_ms
+        }
+        if not behind:
+            return None
+        return tuple(r for r in self.isr if r not in behind)
+
+    def isr_expansion_due(self, replica_id: int) -> tuple[int, ...] | None:
+        """The ISR with `replica_id` added when that follower, which has just fetched, has
+        caught up; None otherwise. Only a fetch can show a follower caught up: a follower
+        that stopped fetching (dead, cut off) never rejoins on old news."""
+        if not self.is_leader or not self.replicated or self.isr_pending:
+            return None
+        state = self.followers.get(replica_id)
+        if replica_id in self.isr or state is None or not self._caught_up(state):
+            return None
+        return tuple(r for r in self.replicas if r in self.isr or r == replica_id)
 
     def _caught_up(self, state: FollowerState) -> bool:
         """Whether a follower outside the ISR may join it: it has the high watermark and

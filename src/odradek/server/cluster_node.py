@@ -2,9 +2,9 @@
 the replicas driven by the image, and the broker's registration.
 
 Order at start: connect and read the image (`open`), open storage and drop logs the
-image does not assign here (`remove_stray_logs`), listen, then `start`: lead or follow
-every assigned partition, register /brokers/ids/N (others may now fetch from us and the
-controller may elect us), and stand for controller. A registration left by this broker's
+image does not assign here (`remove_stray_logs`), listen, then `start`: register
+/brokers/ids/N (others may now fetch from us and the controller may elect us), lead or
+follow every assigned partition, and stand for controller. A registration left by this broker's
 previous run (killed, its session not yet expired) is waited out, as a ZooKeeper session
 outlives its process by up to the session timeout. After a session expiry the broker
 registers again as soon as a new session is up.
@@ -47,6 +47,7 @@ class ClusterNode:
         self._endpoints: dict[str, tuple[str, int]] = {}
         self._registered = False
         self._session_lost = False
+        self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -102,9 +103,12 @@ class ClusterNode:
     async def start(self, bound: list[tuple[str, int]]) -> None:
         assert self.services is not None
         self._endpoints = self._listener_endpoints(bound)
-        self.services.replicas.start()
         self.zk.add_state_listener(self._session_state)
+        # Registered first, roles after: a broker restarted before its previous session
+        # expired must not lead on the old state while ZooKeeper still shows the old
+        # process; once that session is gone the controller has moved what it could.
         await self._register()
+        self.services.replicas.start()
         self.services.controller.start()
 
     def _listener_endpoints(self, bound: list[tuple[str, int]]) -> dict[str, tuple[str, int]]:
@@ -145,6 +149,8 @@ class ClusterNode:
         log.info("registered as broker %d at %s", self.config.node_id, self._endpoints)
 
     def _session_state(self, state: str) -> None:
+        if self._stopping:
+            return  # closing the session reports it LOST too
         if state == "LOST":
             self._session_lost = True
             log.warning("ZooKeeper session expired")
@@ -155,6 +161,7 @@ class ClusterNode:
             task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self.services is not None:
             if self.config.controlled_shutdown_enable and self.zk.connected:
                 moved = await self.services.replicas.hand_over_leadership(CATCH_UP_S)
