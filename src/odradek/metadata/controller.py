@@ -254,6 +254,9 @@ class Controller:
         log.warning("node %d stops being controller (epoch %d): %s", self.node_id, self.epoch, why)
         self.active = False
         self._answer_unclean_requests({})
+        # Still holding /controller (fenced by a newer epoch while ours lives on), it
+        # stands again at once rather than at the next change of brokers or states.
+        self.poke()
 
     # -- the task ------------------------------------------------------------------------
 
@@ -379,9 +382,9 @@ class Controller:
         wanted: zl.PartitionState | None,
         topic: tuple[zl.TopicAssignment, int] | None = None,
     ) -> bool:
-        """Writes the partition's state (None: keeps it) and, in the same transaction,
-        the topic document when given (with the znode version it was read at); True when
-        ZooKeeper took it."""
+        """Writes the partition's state (None: keeps it; `current` must then be known)
+        and, in the same transaction, the topic document when given (with the znode
+        version it was read at); True when ZooKeeper took it."""
         path = zl.partition_state_path(name, index)
         data = zl.encode_partition_state(wanted) if wanted is not None else b""
         if current is None:
@@ -390,10 +393,13 @@ class Controller:
 
         def build(transaction: object) -> None:
             transaction.check(zl.CONTROLLER_EPOCH, self._epoch_version)  # type: ignore[attr-defined]
-            if wanted is not None and current is None:
+            if current is None:
                 transaction.create(path, data)  # type: ignore[attr-defined]
-            elif wanted is not None and current is not None:
+            elif wanted is not None:
                 transaction.set_data(path, data, current.zk_version)  # type: ignore[attr-defined]
+            else:
+                # Kept as it is, but only if it still is what the decision was made on.
+                transaction.check(path, current.zk_version)  # type: ignore[attr-defined]
             if topic is not None:
                 document, version = topic
                 transaction.set_data(  # type: ignore[attr-defined]
