@@ -26,9 +26,13 @@ ELECTION, ALTER, LIST, LOG_DIRS = 43, 45, 46, 35
 
 @pytest.fixture
 def admin_cluster(zookeeper: ZooKeeper) -> Iterator[Cluster]:
-    """Three brokers whose leaders move only when a test asks (no automatic rebalance)."""
+    """Three brokers on racks a, b and c whose leaders move only when a test asks (no
+    automatic rebalance)."""
     config = {"auto.leader.rebalance.enable": "false"}
-    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS, config=config) as c:
+    racks = {1: "a", 2: "b", 3: "c"}
+    with Cluster(
+        3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS, config=config, racks=racks
+    ) as c:
         yield c
 
 
@@ -115,17 +119,19 @@ def _elect_errors(admin: AdminClient, kind: ElectionType, partitions: list[Topic
 
 
 def test_every_broker_described(admin_cluster: Cluster) -> None:
-    """DescribeCluster lists the three live brokers and the controller ZooKeeper names;
-    DescribeConfigs for a broker resource is answered by that broker with its own
-    configuration (the client sends it there); DescribeLogDirs on each broker lists the
-    partitions it hosts, followed ones included."""
+    """DescribeCluster lists the three live brokers with their racks and the controller
+    ZooKeeper names; DescribeConfigs for a broker resource is answered by that broker
+    with its own configuration (the client sends it there); DescribeLogDirs on each
+    broker lists the partitions it hosts, followed ones included."""
     cluster = admin_cluster
     admin = _admin(cluster)
     described = admin.describe_cluster(request_timeout=30).result(60)
     controller = wait_until(cluster.controller, 20, "a controller")
     assert described.controller.id == controller
-    assert sorted((n.id, n.port) for n in described.nodes) == [
-        (b.node_id, b.port) for b in cluster.brokers.values()
+    assert sorted((n.id, n.port, n.rack) for n in described.nodes) == [
+        (1, cluster.brokers[1].port, "a"),
+        (2, cluster.brokers[2].port, "b"),
+        (3, cluster.brokers[3].port, "c"),
     ]
     for node in cluster.brokers:
         resource = ConfigResource(ResourceType.BROKER, str(node))
