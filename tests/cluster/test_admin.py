@@ -308,3 +308,34 @@ def test_reassignment_listed_while_waiting_and_cancelled(admin_cluster: Cluster)
     assert not document["adding_replicas"] and not document["removing_replicas"]
     cluster.wait_isr_size("held", 0, 2, 30)
     assert cluster.leader_of("held", 0) == 1
+
+
+def test_reassignment_keeping_the_leader_shrinks_the_partition(admin_cluster: Cluster) -> None:
+    """Moving {1, 2, 3} to {1, 3}: the leader stays, with the same leader epoch, the ISR
+    and the replicas lose broker 2, which deletes its copy. With v1's
+    allow_replication_factor_change false, the same request is INVALID_REPLICATION_FACTOR."""
+    cluster = admin_cluster
+    _create(cluster, "shrunk", [[1, 2, 3]])
+    epoch = cluster.partition_state("shrunk", 0)["leader_epoch"]  # type: ignore[index]
+    m = request_module(ALTER, 1)
+    moves = (build(m.ReassignablePartition, partition_index=0, replicas=(1, 3)),)
+    body = build(
+        m.AlterPartitionReassignmentsRequest,
+        timeout=TIMEOUT,
+        allow_replication_factor_change=False,
+        topics=(build(m.ReassignableTopic, name="shrunk", partitions=moves),),
+    )
+    refused = _call(cluster, 2, ALTER, 1, body)
+    assert refused.responses[0].partitions[0].error_code == ErrorCode.invalid_replication_factor
+    assert _reassign(cluster, 2, "shrunk", {0: [1, 3]}) == {0: ErrorCode.none}
+    wait_until(
+        lambda: _topic_document(cluster, "shrunk")["partitions"]["0"] == [1, 3], 30, "the move"
+    )
+    state = cluster.partition_state("shrunk", 0)
+    assert state is not None
+    assert (state["leader"], state["leader_epoch"], state["isr"]) == (1, epoch, [1, 3])
+    wait_until(
+        lambda: not any(cluster.brokers[2].data_dir.glob("shrunk-0*")),
+        30,
+        "broker 2 to delete its copy",
+    )
