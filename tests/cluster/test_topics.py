@@ -66,6 +66,7 @@ def test_no_live_isr_member_keeps_the_partition_offline(zookeeper: ZooKeeper) ->
         cluster.wait_isr_size("rides", 0, 1)
         _send(cluster.bootstrap_servers, "rides", [b"only-on-1"] * 5, acks="1")
         cluster.kill(leader)
+        cluster.wait_unregistered(leader)
         cluster.restart(follower)
         wait_until(
             lambda: (s := cluster.partition_state("rides", 0)) and s["leader"] == -1, 30, "offline"
@@ -86,6 +87,7 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead(zookeeper: ZooKeeper)
         cluster.wait_isr_size("rides", 0, 1)
         _send(cluster.bootstrap_servers, "rides", [b"only-on-1"] * 5, acks="1")
         cluster.kill(leader)
+        cluster.wait_unregistered(leader)
         cluster.restart(follower)
         assert cluster.leader_of("rides", 0) == follower
         _send(cluster.bootstrap_servers, "rides", [b"after"] * 3, acks="all")

@@ -358,6 +358,11 @@ class Cluster:
 
         wait_until(registered, timeout, f"broker {node_id} to register")
 
+    def wait_unregistered(self, node_id: int, timeout: float = 30.0) -> None:
+        """Waits until a killed or paused broker's ZooKeeper session has expired (its
+        /brokers/ids/N is gone): from then on the cluster treats it as dead."""
+        wait_until(lambda: node_id not in self.live_brokers(), timeout, f"{node_id} to leave")
+
     def wait_isr(self, topic: str, partition: int, isr: set[int], timeout: float = 30.0) -> None:
         wait_until(
             lambda: set(self.isr_of(topic, partition)) == isr,
