@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,7 @@ class ReplicaFetcher:
     truncate: Truncate
     partitions: dict[Key, _Followed] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _followed: asyncio.Event = field(default_factory=asyncio.Event)
     _client: BrokerClient | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -99,9 +100,29 @@ class ReplicaFetcher:
         await self._disconnect()
 
     def follow(self, partition: Partition) -> None:
-        """Starts (or restarts, after an epoch change) following `partition`."""
+        """Starts (or restarts, after an epoch change) following `partition`; a fetch
+        parked at the leader for the others is abandoned, so that a new leader's
+        follower starts catching up (and the leader can acknowledge acks=all) without
+        waiting out replica.fetch.wait.max.ms."""
         self.partitions[(partition.topic, partition.index)] = _Followed(partition)
         self._wake.set()
+        self._followed.set()
+
+    async def _unless_followed(self, request: Coroutine[Any, Any, Any]) -> Any:
+        """The answer of `request`, or None when `follow` was called before it came
+        (the request is then abandoned; the client drops its late answer)."""
+        self._followed.clear()
+        fetch = asyncio.ensure_future(request)
+        followed = asyncio.ensure_future(self._followed.wait())
+        try:
+            await asyncio.wait((fetch, followed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            followed.cancel()
+            if not fetch.done():
+                fetch.cancel()
+        if not fetch.done() or fetch.cancelled():
+            return None
+        return fetch.result()
 
     def unfollow(self, key: Key) -> None:
         self.partitions.pop(key, None)
@@ -250,9 +271,13 @@ class ReplicaFetcher:
             forgotten_topics_data=(),
             rack_id="",
         )
-        response = await client.request(
-            request, FETCH_VERSION, self._timeout_s + self.settings.max_wait_ms / 1000
+        response = await self._unless_followed(
+            client.request(
+                request, FETCH_VERSION, self._timeout_s + self.settings.max_wait_ms / 1000
+            )
         )
+        if response is None:
+            return  # a partition was added: it is asked for at once, not after the wait
         if response.error_code != ErrorCode.none:
             raise BrokerClientError(f"fetch refused: {response.error_code.name}")
         for topic_response in response.responses:
