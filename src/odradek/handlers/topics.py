@@ -201,7 +201,12 @@ def add_partitions(
         else:
             added = place_replicas(services, count - topic.partitions, factor, topic.partitions)
         with zookeeper_errors():
-            cluster.store.set_partition_count(name, count, added)
+            try:
+                cluster.store.set_partition_count(name, count, added)
+            except KeyError:
+                raise TopicError(
+                    ErrorCode.unknown_topic_or_partition, f"Topic '{name}' not found."
+                ) from None
         return
     with topic_changes(services):
         services.replicas.host_topic(services.metadata.set_partition_count(name, count))

@@ -346,14 +346,18 @@ class ZkMetadataStore:
     def set_partition_count(
         self, name: str, partitions: int, assignment: Mapping[int, tuple[int, ...]] | None = None
     ) -> TopicInfo:
-        current = self.assignments[name]
         added = dict(assignment or {})
-        merged = {**current.partitions, **added}
-        if len(merged) != partitions:
-            raise ValueError("a replica assignment for every new partition is required")
-        document = replace(current, partitions=merged)
-        self.zk.write(lambda kazoo: kazoo.set_async(zl.topic_path(name), zl.encode_topic(document)))
-        self.assignments[name] = document
+
+        def grow(current: zl.TopicAssignment) -> zl.TopicAssignment:
+            # From what ZooKeeper holds now (a reassignment may have changed it since
+            # the image was read), by compare-and-set.
+            merged = {**current.partitions, **added}
+            if len(merged) != partitions:
+                raise ValueError("a replica assignment for every new partition is required")
+            return replace(current, partitions=merged)
+
+        if self.update_assignment(name, grow) is None:
+            raise KeyError(name)
         topic = replace(self.topics[name], partitions=partitions)
         self._put(topic)
         return topic
