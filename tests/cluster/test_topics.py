@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
+from tests.cluster.clients import high_watermarks, read_partitions
 
 SESSION_MS = 2000
 
@@ -56,25 +57,34 @@ def _two_replica_topic(cluster: Cluster, unclean: bool) -> tuple[int, int]:
     return 1, 2
 
 
+def _only_the_out_of_sync_replica_alive(cluster: Cluster, unclean: bool) -> tuple[int, int]:
+    """The follower dies and leaves the ISR, the leader takes records alone, then dies
+    too, and the follower comes back: no ISR member is alive. (leader, follower)."""
+    leader, follower = _two_replica_topic(cluster, unclean)
+    cluster.kill(follower)
+    cluster.wait_isr_size("rides", 0, 1)
+    _send(cluster.bootstrap_servers, "rides", [b"only-on-1"] * 5, acks="1")
+    cluster.kill(leader)
+    cluster.wait_unregistered(leader)
+    cluster.restart(follower)
+    return leader, follower
+
+
 def test_no_live_isr_member_keeps_the_partition_offline(zookeeper: ZooKeeper) -> None:
     """With unclean.leader.election.enable=false (the default), a partition whose last ISR
     member died stays offline (no leader) even when an out-of-sync replica is alive, and
     leads again when that ISR member returns, with everything it had."""
     with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
-        leader, follower = _two_replica_topic(cluster, unclean=False)
-        cluster.kill(follower)
-        cluster.wait_isr_size("rides", 0, 1)
-        _send(cluster.bootstrap_servers, "rides", [b"only-on-1"] * 5, acks="1")
-        cluster.kill(leader)
-        cluster.wait_unregistered(leader)
-        cluster.restart(follower)
+        leader, follower = _only_the_out_of_sync_replica_alive(cluster, unclean=False)
         wait_until(
             lambda: (s := cluster.partition_state("rides", 0)) and s["leader"] == -1, 30, "offline"
         )
         state = cluster.partition_state("rides", 0)
         assert state is not None and state["isr"] == [leader]
+        assert follower not in state["isr"]
         cluster.restart(leader)
         assert cluster.leader_of("rides", 0) == leader
+        assert _values(cluster) == [b"only-on-1"] * 5
 
 
 def test_unclean_election_lets_an_out_of_sync_replica_lead(zookeeper: ZooKeeper) -> None:
@@ -82,15 +92,19 @@ def test_unclean_election_lets_an_out_of_sync_replica_lead(zookeeper: ZooKeeper)
     member is alive: the partition is available again, and what only the dead leader
     had is lost (the documented price)."""
     with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
-        leader, follower = _two_replica_topic(cluster, unclean=True)
-        cluster.kill(follower)
-        cluster.wait_isr_size("rides", 0, 1)
-        _send(cluster.bootstrap_servers, "rides", [b"only-on-1"] * 5, acks="1")
-        cluster.kill(leader)
-        cluster.wait_unregistered(leader)
-        cluster.restart(follower)
+        leader, follower = _only_the_out_of_sync_replica_alive(cluster, unclean=True)
         assert cluster.leader_of("rides", 0) == follower
         _send(cluster.bootstrap_servers, "rides", [b"after"] * 3, acks="all")
+        cluster.restart(leader)  # it follows now, and drops what only it had
+        cluster.wait_isr_size("rides", 0, 2)
+        assert _values(cluster) == [b"after"] * 3
+
+
+def _values(cluster: Cluster) -> list[bytes]:
+    """Every value of rides-0, in offset order, read from its leader."""
+    ends = high_watermarks(cluster.bootstrap_servers, "rides", 1)
+    records = read_partitions(cluster.bootstrap_servers, "rides", 1, ends)
+    return [value for _, value in records[0]]
 
 
 def test_producer_ids_never_collide_across_brokers(zookeeper: ZooKeeper) -> None:

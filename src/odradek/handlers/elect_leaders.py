@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
@@ -193,17 +193,27 @@ async def _await_elections(
     return results
 
 
-async def _elect_preferred(
-    cluster: ClusterServices, keys: list[Key], timeout_s: float
-) -> dict[Key, Outcome]:
+def _split(
+    cluster: ClusterServices,
+    keys: list[Key],
+    check: Callable[[ClusterServices, Key], Outcome | None],
+) -> tuple[dict[Key, Outcome], list[Key]]:
+    """The partitions `check` refuses, with their answers, and those it lets through."""
     results: dict[Key, Outcome] = {}
     electable = []
     for key in keys:
-        refused = _preferred_check(cluster, key)
+        refused = check(cluster, key)
         if refused is None:
             electable.append(key)
         else:
             results[key] = refused
+    return results, electable
+
+
+async def _elect_preferred(
+    cluster: ClusterServices, keys: list[Key], timeout_s: float
+) -> dict[Key, Outcome]:
+    results, electable = _split(cluster, keys, _preferred_check)
     if not electable:
         return results
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -237,14 +247,7 @@ async def _elect_unclean(
 ) -> dict[Key, Outcome]:
     if not cluster.controller.active:
         return dict.fromkeys(keys, (ErrorCode.not_controller, None))
-    results: dict[Key, Outcome] = {}
-    electable = []
-    for key in keys:
-        refused = _unclean_check(cluster, key)
-        if refused is None:
-            electable.append(key)
-        else:
-            results[key] = refused
+    results, electable = _split(cluster, keys, _unclean_check)
     if not electable:
         return results
     try:

@@ -362,25 +362,23 @@ class ZkMetadataStore:
         self._put(topic)
         return topic
 
-    def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
+    def _write_config(self, path: str, configs: Mapping[str, str]) -> None:
+        """Writes a /config/... document, creating it when it does not exist yet."""
         data = zl.encode_config(configs)
-        path = zl.topic_config_path(name)
         try:
             self.zk.write(lambda kazoo: kazoo.set_async(path, data))
         except NoNodeError:
             self.zk.write(lambda kazoo: kazoo.create_async(path, data, makepath=True))
+
+    def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> TopicInfo:
+        self._write_config(zl.topic_config_path(name), configs)
         self._topic_configs[name] = dict(configs)
         topic = replace(self.topics[name], configs=dict(configs))
         self._put(topic)
         return topic
 
     def set_broker_configs(self, resource: str, configs: Mapping[str, str]) -> None:
-        data = zl.encode_config(configs)
-        path = zl.broker_config_path(resource)
-        try:
-            self.zk.write(lambda kazoo: kazoo.set_async(path, data))
-        except NoNodeError:
-            self.zk.write(lambda kazoo: kazoo.create_async(path, data, makepath=True))
+        self._write_config(zl.broker_config_path(resource), configs)
         self._apply_broker_configs(resource, dict(configs))
 
     def next_producer_id(self) -> int:
