@@ -171,3 +171,37 @@ def test_create_partitions_with_and_without_assignments(zookeeper: ZooKeeper) ->
             assert exc.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT
         else:
             raise AssertionError("a repeated broker was accepted")
+
+
+def test_acks_all_below_min_insync_replicas_is_refused(zookeeper: ZooKeeper) -> None:
+    """With fewer ISR members than min.insync.replicas an acks=all produce is refused with
+    NOT_ENOUGH_REPLICAS (nothing appended), while acks=1 is still taken; when the
+    follower is back in the ISR acks=all works again."""
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
+        leader, follower = _two_replica_topic(cluster, unclean=False)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+        from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC,
+            "rides",
+            incremental_configs=[
+                ConfigEntry("min.insync.replicas", "2", incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        admin.incremental_alter_configs([resource])[resource].result(30)
+        cluster.kill(follower)
+        cluster.wait_isr_size("rides", 0, 1)
+        errors: list[KafkaError] = []
+        producer = Producer(
+            {"bootstrap.servers": cluster.bootstrap_servers, "acks": "all", "retries": 0}
+        )
+        producer.produce("rides", b"refused", on_delivery=lambda e, m: errors.append(e))
+        producer.flush(30)
+        assert [e.code() for e in errors] == [KafkaError.NOT_ENOUGH_REPLICAS]
+        _send(cluster.bootstrap_servers, "rides", [b"one"], acks="1")
+        cluster.restart(follower)
+        cluster.wait_isr_size("rides", 0, 2, 60)
+        _send(cluster.bootstrap_servers, "rides", [b"all"], acks="all")
+        assert _values(cluster) == [b"one", b"all"]
+        assert cluster.leader_of("rides", 0) == leader
