@@ -181,6 +181,22 @@ _READ_ONLY = [
     _r("queued.max.requests", "int", "Requests queued before reading stops."),
     _r("request.timeout.ms", "int", "Deadline for a whole request frame to arrive."),
     _r("socket.request.max.bytes", "int", "Largest request frame."),
+    # The cluster (docs/cluster.md).
+    _r("zookeeper.connect", "string", "ZooKeeper servers and chroot; unset: a single node."),
+    _r("zookeeper.session.timeout.ms", "int", "How long ZooKeeper keeps a silent session."),
+    _r("zookeeper.connection.timeout.ms", "int", "How long start-up waits for ZooKeeper."),
+    _r("broker.rack", "string", "This broker's rack, for placing replicas."),
+    _r("inter.broker.listener.name", "string", "The listener followers fetch from."),
+    _r("replica.lag.time.max.ms", "long", "A follower behind this long leaves the ISR."),
+    _r("replica.fetch.wait.max.ms", "int", "Longest wait of a follower's fetch."),
+    _r("replica.fetch.min.bytes", "int", "Bytes a follower's fetch waits for."),
+    _r("replica.fetch.max.bytes", "int", "Bytes per partition a follower fetches."),
+    _r("replica.fetch.response.max.bytes", "int", "Bytes of one follower fetch response."),
+    _r("offsets.topic.replication.factor", "int", "Replicas of __consumer_offsets."),
+    _r("controlled.shutdown.enable", "bool", "Hand leadership over before stopping."),
+    _r("auto.leader.rebalance.enable", "bool", "Move leaders back to preferred replicas."),
+    _r("leader.imbalance.check.interval.seconds", "long", "How often leaders are balanced."),
+    _r("leader.imbalance.per.broker.percentage", "int", "Imbalance that triggers it."),
 ]
 
 BROKER_CONFIGS: Mapping[str, BrokerConfigDef] = {
