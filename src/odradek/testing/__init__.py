@@ -1,5 +1,5 @@
-"""Helpers for tests: a real broker on a free loopback port, in-process, and real
-ZooKeeper servers (one, or an ensemble) for cluster tests.
+"""Helpers for tests: a real broker on a free loopback port, in-process, real ZooKeeper
+servers (one, or an ensemble), and `Cluster`: N broker processes on a ZooKeeper.
 
 The helpers are imported on first use: pytest imports this package for its plugin
 (`odradek.testing.pytest_plugin`) in every session, and the broker's imports take
@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from odradek.testing.broker import Broker
+    from odradek.testing.cluster import Cluster
     from odradek.testing.zookeeper import ZooKeeper, ZooKeeperEnsemble
 
-__all__ = ["Broker", "ZooKeeper", "ZooKeeperEnsemble"]
+__all__ = ["Broker", "Cluster", "ZooKeeper", "ZooKeeperEnsemble"]
 
 _MODULES = {
     "Broker": "odradek.testing.broker",
+    "Cluster": "odradek.testing.cluster",
     "ZooKeeper": "odradek.testing.zookeeper",
     "ZooKeeperEnsemble": "odradek.testing.zookeeper",
 }
