@@ -157,3 +157,51 @@ def test_whole_cluster_killed_and_restarted_keeps_everything(zookeeper: ZooKeepe
         assert not log.failed, list(log.failed.items())[:5]
         records = read_partitions(cluster.bootstrap_servers, "rides", 3, _end_offsets(log.acked))
         check_acknowledged(log, records)
+
+
+def test_unreplicated_tail_of_a_crashed_leader_is_truncated(zookeeper: ZooKeeper) -> None:
+    """KIP-101: a leader takes acks=1 records its followers never fetch (they are frozen,
+    but still in the ISR), then dies; a follower leads and takes new records at the same
+    offsets. When the old leader returns it finds where its history diverges
+    (OffsetForLeaderEpoch), drops its unreplicated tail and ends byte-identical to the new
+    leader: no broker keeps records the others do not have."""
+    from confluent_kafka import Producer
+
+    with Cluster(3, zookeeper=zookeeper, session_timeout_ms=4000) as cluster:
+        cluster.create_topic("rides", 1, 3)
+        leader = cluster.leader_of("rides", 0)
+        followers = [n for n in cluster.brokers if n != leader]
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "1"})
+        for i in range(20):
+            producer.produce("rides", f"shared-{i}".encode())
+        assert producer.flush(30) == 0
+        wait_until(lambda: _same_segments(cluster), 30, "the followers caught up")
+        for node in followers:
+            cluster.pause(node)
+        for i in range(10):
+            producer.produce("rides", f"tail-{i}".encode())
+        assert producer.flush(30) == 0
+        cluster.kill(leader)
+        for node in followers:
+            cluster.resume(node)
+        new_leader = wait_until(
+            lambda: (n := cluster.leader_of("rides", 0)) != leader and n, 30, "a new leader"
+        )
+        assert new_leader in followers
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all"})
+        for i in range(5):
+            producer.produce("rides", f"after-{i}".encode())
+        assert producer.flush(30) == 0
+        cluster.restart(leader)
+        cluster.wait_isr_size("rides", 0, 3, 60)
+        wait_until(lambda: _same_segments(cluster), 30, "identical segments everywhere")
+
+
+def _same_segments(cluster: Cluster) -> bool:
+    """Whether every broker's first segment of rides-0 has the same bytes."""
+    import filecmp
+
+    copies = [b.data_dir / "rides-0" / "00000000000000000000.log" for b in cluster.brokers.values()]
+    return all(copy.exists() for copy in copies) and all(
+        filecmp.cmp(copies[0], copy, shallow=False) for copy in copies[1:]
+    )
