@@ -28,12 +28,7 @@ def test_leader_killed_ten_times_loses_nothing_acknowledged(zookeeper: ZooKeeper
             wait_until(lambda w=wanted: producer.log.count() > w, 60, "acks flowing")
             leader = cluster.leader_of("rides", 0)
             cluster.kill(leader)
-            new_leader = wait_until(
-                lambda leader=leader: (n := cluster.leader_of("rides", 0)) != leader and n,
-                30,
-                "a new leader",
-            )
-            assert new_leader != leader
+            cluster.wait_new_leader("rides", 0, leader)
             before = producer.log.count()
             wait_until(lambda b=before: producer.log.count() > b, 30, "acks on the new leader")
             cluster.restart(leader)
@@ -124,9 +119,7 @@ def test_paused_leader_acknowledges_nothing_the_new_leader_lacks(zookeeper: ZooK
         leader = cluster.leader_of("rides", 0)
         cluster.pause(leader)
         try:
-            wait_until(
-                lambda: (n := cluster.leader_of("rides", 0)) != leader and n, 30, "a new leader"
-            )
+            cluster.wait_new_leader("rides", 0, leader)
             before = producer.log.count()
             wait_until(lambda: producer.log.count() > before + 50, 30, "acks on the new leader")
         finally:
@@ -184,9 +177,7 @@ def test_unreplicated_tail_of_a_crashed_leader_is_truncated(zookeeper: ZooKeeper
         cluster.kill(leader)
         for node in followers:
             cluster.resume(node)
-        new_leader = wait_until(
-            lambda: (n := cluster.leader_of("rides", 0)) != leader and n, 30, "a new leader"
-        )
+        new_leader = cluster.wait_new_leader("rides", 0, leader)
         assert new_leader in followers
         producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all"})
         for i in range(5):

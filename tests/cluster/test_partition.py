@@ -33,7 +33,7 @@ def _cut_leader_and_heal(cluster: Cluster, producer: BackgroundProducer) -> tupl
     cut_at = time.monotonic()
     cluster.cut_off(leader)
     try:
-        wait_until(lambda: cluster.leader_of("rides", 0) != leader, 30, "a new leader")
+        cluster.wait_new_leader("rides", 0, leader)
         time.sleep(3)
     finally:
         healed_at = time.monotonic()

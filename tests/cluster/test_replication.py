@@ -257,9 +257,7 @@ def test_refusals_name_the_leader(cluster: Cluster) -> None:
     assert [e.node_id for e in fetched.node_endpoints] == [leader]
 
     cluster.kill(leader)
-    new_leader = wait_until(
-        lambda: (n := cluster.leader_of("rides", 0)) != leader and n, 30, "a new leader"
-    )
+    new_leader = cluster.wait_new_leader("rides", 0, leader)
     leader, epoch = new_leader, cluster.partition_state("rides", 0)["leader_epoch"]  # type: ignore[index]
     fenced = asyncio.run(ask_leader()).topics[0].partitions[0]
     assert fenced.error_code == ErrorCode.fenced_leader_epoch

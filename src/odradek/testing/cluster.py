@@ -344,6 +344,17 @@ class Cluster:
         data, _ = self.zk.get(f"/brokers/topics/{topic}")
         return uuid_from_kafka(json.loads(data)["topic_id"])
 
+    def wait_new_leader(self, topic: str, partition: int, old: int, timeout: float = 30.0) -> int:
+        """The partition's live leader once it is another broker than `old`, waited for."""
+
+        def moved() -> int | None:
+            state = self.partition_state(topic, partition)
+            if state is None or state["leader"] in (-1, old):
+                return None
+            return int(state["leader"]) if state["leader"] in self.live_brokers() else None
+
+        return int(wait_until(moved, timeout, f"a leader of {topic}-{partition} other than {old}"))
+
     def isr_of(self, topic: str, partition: int) -> list[int]:
         state = self.partition_state(topic, partition)
         return list(state["isr"]) if state else []
