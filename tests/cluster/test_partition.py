@@ -16,6 +16,9 @@ from tests.cluster.clients import (
 from tests.cluster.test_failover import _end_offsets
 
 SESSION_MS = 2000
+# How long before the cut an acks=1 record may have been acknowledged and still not be on
+# a follower (they fetch continuously; this is a generous bound on that lag).
+REPLICATION_LAG_S = 1.0
 # The client reaches the cut leader; it learns of the new one by refreshing metadata.
 CLIENT = {"request.timeout.ms": 4000, "topic.metadata.refresh.interval.ms": 1000}
 
@@ -61,8 +64,8 @@ def test_acks_all_loses_nothing_across_a_cut(zookeeper: ZooKeeper) -> None:
 def test_acks_one_loses_only_what_the_cut_leader_took(zookeeper: ZooKeeper) -> None:
     """With acks=1 the cut-off leader acknowledges writes no one else gets; they are lost
     when it rejoins as a follower and truncates. That is Kafka's documented price of
-    acks=1, and the only loss: every record acknowledged before the cut or by the new
-    leader is there."""
+    acks=1, and the only loss: every record acknowledged well before the cut (by more
+    than the replication lag) or by the new leader is there."""
     with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS, proxied=True) as cluster:
         cluster.create_topic("rides", 1, 3, {"min.insync.replicas": "2"})
         settings = {**CLIENT, "acks": "1", "enable.idempotence": False}
@@ -83,5 +86,9 @@ def test_acks_one_loses_only_what_the_cut_leader_took(zookeeper: ZooKeeper) -> N
         records = read_partitions(cluster.bootstrap_servers, "rides", 1, ends)
         present = {value for entries in records.values() for _, value in entries}
         lost = [v for v in log.acked if v not in present]
-        outside_cut = [v for v in lost if not cut_at <= acked_at[v] <= healed_at + 5]
+        # acks=1 loses what the leader acknowledged but had not replicated when it lost
+        # its followers: what came during the cut, and at most the last moment before it.
+        outside_cut = [
+            v for v in lost if not cut_at - REPLICATION_LAG_S <= acked_at[v] <= healed_at + 5
+        ]
         assert not outside_cut, f"lost outside the cut: {outside_cut[:5]}"
