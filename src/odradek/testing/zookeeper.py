@@ -162,6 +162,17 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _directory(
+    owner: object, given: str | os.PathLike[str] | None, prefix: str
+) -> tuple[Path, Callable[[], object] | None]:
+    """A given directory (kept), or a new temporary one removed when `owner` is
+    collected or its cleanup is called."""
+    if given is not None:
+        return Path(given).resolve(), None
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    return path, weakref.finalize(owner, shutil.rmtree, path, ignore_errors=True)
+
+
 class ZooKeeper:
     """One ZooKeeper server process on 127.0.0.1 (standalone, or one node of an ensemble).
 
@@ -179,14 +190,7 @@ class ZooKeeper:
         server_id: int | None = None,
         peers: Sequence[QuorumPeer] = (),
     ) -> None:
-        if data_dir is None:
-            self.data_dir = Path(tempfile.mkdtemp(prefix="odradek-zk-"))
-            self._cleanup: Callable[[], object] | None = weakref.finalize(
-                self, shutil.rmtree, self.data_dir, ignore_errors=True
-            )
-        else:
-            self.data_dir = Path(data_dir).resolve()
-            self._cleanup = None
+        self.data_dir, self._cleanup = _directory(self, data_dir, "odradek-zk-")
         if peers and server_id is None:
             raise ValueError("a node of an ensemble needs its server_id")
         self.port = port if port is not None else free_ports(1)[0]
@@ -359,14 +363,7 @@ class ZooKeeperEnsemble:
     ) -> None:
         if n < 1:
             raise ValueError("an ensemble needs at least one server")
-        if base_dir is None:
-            self.base_dir = Path(tempfile.mkdtemp(prefix="odradek-zk-ensemble-"))
-            self._cleanup: Callable[[], object] | None = weakref.finalize(
-                self, shutil.rmtree, self.base_dir, ignore_errors=True
-            )
-        else:
-            self.base_dir = Path(base_dir).resolve()
-            self._cleanup = None
+        self.base_dir, self._cleanup = _directory(self, base_dir, "odradek-zk-ensemble-")
         ports = free_ports(3 * n)
         self.peers = [QuorumPeer(i + 1, ports[n + 2 * i], ports[n + 2 * i + 1]) for i in range(n)]
         self.nodes = [
