@@ -32,6 +32,9 @@ def test_delete_reaches_a_broker_that_was_down(zookeeper: ZooKeeper) -> None:
         cluster.create_topic("rides", 1, 3)
         _send(cluster.bootstrap_servers, "rides", [b"old"] * 10)
         cluster.kill(3)
+        # Until its session expires broker 3 may still be the controller named in Metadata,
+        # and librdkafka sends DeleteTopics only to that controller.
+        cluster.wait_unregistered(3)
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
         admin.delete_topics(["rides"], operation_timeout=30)["rides"].result(30)
         wait_until(lambda: not cluster.zk.exists("/brokers/topics/rides"), 30, "the znode gone")
