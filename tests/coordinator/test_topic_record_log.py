@@ -15,7 +15,14 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import FakeClock
 from odradek.config import BrokerConfig
-from odradek.coordinator.record_log import OFFSETS_TOPIC, CoordinatorWriteError, TopicRecordLog
+from odradek.coordinator.record_log import (
+    OFFSETS_TOPIC,
+    CoordinatorWriteError,
+    InternalTopic,
+    MemoryRecordLog,
+    TopicRecordLog,
+    offsets_topic,
+)
 from odradek.metadata.store import TopicInfo
 from odradek.replication.partition import Partition
 from odradek.replication.replica_manager import ReplicaManager
@@ -118,3 +125,47 @@ def test_topic_created_only_through_the_creator() -> None:
     assert [(name, count) for name, count, _ in calls] == [(OFFSETS_TOPIC, 2)]
     assert calls[0][2]["cleanup.policy"] == "compact"
     assert replicas.partitions == {}
+
+
+def test_another_internal_topic_is_created_with_its_own_name_and_configs() -> None:
+    """Given an `InternalTopic`, a single broker's log creates that topic (not
+    `__consumer_offsets`) with its partition count and configs, hosts it, and appends and
+    reads back there."""
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    manager = LogManager(fs, ["/d"], FakeClock(), LogConfig(), node_id=1, cluster_id="c")
+    manager.open()
+    config = BrokerConfig()
+    replicas = ReplicaManager(manager, config)
+    created: dict[str, TopicInfo] = {}
+
+    def create_topic(name: str, count: int, configs: dict[str, str], internal: bool) -> TopicInfo:
+        created[name] = TopicInfo(name, uuid.uuid4(), count, configs, internal)
+        return created[name]
+
+    image = SimpleNamespace(topics=created, create_topic=create_topic)
+    spec = InternalTopic("__other_state", 3, {"cleanup.policy": "compact", "segment.bytes": "1024"})
+    record_log = TopicRecordLog(config, image, replicas, spec)  # type: ignore[arg-type]
+    assert (record_log.topic, record_log.partitions, record_log.exists) == (
+        "__other_state",
+        3,
+        False,
+    )
+    record_log.ensure_ready()
+    assert list(created) == ["__other_state"]
+    assert created["__other_state"].partitions == 3
+    assert created["__other_state"].configs["segment.bytes"] == "1024"
+    assert {name for name, _ in replicas.partitions} == {"__other_state"}
+    assert record_log.append(2, RECORDS, 1000) is None
+    assert list(record_log.read(2)) == RECORDS
+
+
+def test_the_default_topic_is_consumer_offsets() -> None:
+    """Without an `InternalTopic` the log is `__consumer_offsets` with the offsets
+    configs, as before the topic became a parameter; the memory log defaults alike."""
+    spec = offsets_topic(CONFIG)
+    assert (spec.name, spec.partitions) == (OFFSETS_TOPIC, 2)
+    assert spec.configs["cleanup.policy"] == "compact"
+    assert cluster_log()[0].topic == OFFSETS_TOPIC
+    assert MemoryRecordLog().topic == OFFSETS_TOPIC
+    assert MemoryRecordLog(topic="__other_state").topic == "__other_state"

@@ -1,9 +1,11 @@
-"""Where the coordinator's records live: the partitions of `__consumer_offsets`.
+"""Where a coordinator's records live: the partitions of an internal topic
+(`__consumer_offsets` for the group coordinator, `__transaction_state` for transactions).
 
-`RecordLog` is what the coordinator needs: append one batch of (key, value) records to a
+`RecordLog` is what a coordinator needs: append one batch of (key, value) records to a
 partition, atomically, and read a partition back from the start when loading.
-`TopicRecordLog` stores them in the broker's own internal topic, created on first use as
-Kafka does; `MemoryRecordLog` keeps them in lists, for tests.
+`TopicRecordLog` stores them in the broker's own internal topic (an `InternalTopic`: its
+name, partition count and configs), created on first use as Kafka does; `MemoryRecordLog`
+keeps them in lists, for tests.
 
 In a cluster (`zookeeper.connect`) the log is `replicated`: the topic's partitions are
 hosted and led as ZooKeeper says (replication/cluster.py), so an append goes only to a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from kio.schema.errors import ErrorCode
@@ -42,6 +45,29 @@ Replication = asyncio.Future[ErrorCode]
 TopicCreator = Callable[[str, int, Mapping[str, str]], object]
 
 
+@dataclass(frozen=True)
+class InternalTopic:
+    """What an internal topic is created with when first needed (an existing topic keeps
+    its partition count and configs)."""
+
+    name: str
+    partitions: int
+    configs: Mapping[str, str]
+
+
+def offsets_topic(config: BrokerConfig) -> InternalTopic:
+    """`__consumer_offsets` as the group coordinator creates it."""
+    return InternalTopic(
+        OFFSETS_TOPIC,
+        config.offsets_topic_num_partitions,
+        {
+            "cleanup.policy": "compact",
+            "compression.type": "producer",
+            "segment.bytes": str(config.offsets_topic_segment_bytes),
+        },
+    )
+
+
 class CoordinatorWriteError(Exception):
     """The records could not be appended; nothing of them was applied. `error` is what
     the request answers: NOT_COORDINATOR when this broker does not lead the partition
@@ -53,6 +79,11 @@ class CoordinatorWriteError(Exception):
 
 
 class RecordLog(Protocol):
+    @property
+    def topic(self) -> str:
+        """The internal topic's name (whose leadership changes concern this log)."""
+        ...
+
     @property
     def partitions(self) -> int: ...
 
@@ -82,7 +113,10 @@ class MemoryRecordLog:
     `hold_replication` each append returns a future in `replications` for the test to
     answer."""
 
-    def __init__(self, partitions: int = 1, replicated: bool = False) -> None:
+    def __init__(
+        self, partitions: int = 1, replicated: bool = False, topic: str = OFFSETS_TOPIC
+    ) -> None:
+        self._topic = topic
         self._partitions = partitions
         self._replicated = replicated
         self.records: dict[int, list[RawRecord]] = {}
@@ -90,6 +124,10 @@ class MemoryRecordLog:
         self.leading: set[int] = set()
         self.hold_replication = False
         self.replications: list[Replication] = []
+
+    @property
+    def topic(self) -> str:
+        return self._topic
 
     @property
     def partitions(self) -> int:
@@ -122,24 +160,34 @@ class MemoryRecordLog:
 
 
 class TopicRecordLog:
-    """The internal compacted topic `__consumer_offsets`, created when first needed with
-    `offsets.topic.num.partitions` partitions (an existing topic keeps its count)."""
+    """An internal compacted topic, by default `__consumer_offsets` created when first
+    needed with `offsets.topic.num.partitions` partitions (an existing topic keeps its
+    count)."""
 
     def __init__(
-        self, config: BrokerConfig, metadata: TopicImage, replicas: ReplicaManager
+        self,
+        config: BrokerConfig,
+        metadata: TopicImage,
+        replicas: ReplicaManager,
+        topic: InternalTopic | None = None,
     ) -> None:
         self._config = config
         self._metadata = metadata
         self._replicas = replicas
+        self._topic = topic if topic is not None else offsets_topic(config)
+
+    @property
+    def topic(self) -> str:
+        return self._topic.name
 
     @property
     def exists(self) -> bool:
-        return OFFSETS_TOPIC in self._metadata.topics
+        return self._topic.name in self._metadata.topics
 
     @property
     def partitions(self) -> int:
-        topic = self._metadata.topics.get(OFFSETS_TOPIC)
-        return topic.partitions if topic is not None else self._config.offsets_topic_num_partitions
+        topic = self._metadata.topics.get(self._topic.name)
+        return topic.partitions if topic is not None else self._topic.partitions
 
     @property
     def replicated(self) -> bool:
@@ -152,21 +200,14 @@ class TopicRecordLog:
         else:
             self.ensure_topic()
 
-    def _configs(self) -> dict[str, str]:
-        return {
-            "cleanup.policy": "compact",
-            "compression.type": "producer",
-            "segment.bytes": str(self._config.offsets_topic_segment_bytes),
-        }
-
     def ensure_topic(self) -> TopicInfo:
         """A single broker's topic: created in the image and hosted here, all of it."""
-        topic = self._metadata.topics.get(OFFSETS_TOPIC)
+        topic = self._metadata.topics.get(self._topic.name)
         if topic is None:
             topic = self._metadata.create_topic(
-                OFFSETS_TOPIC,
-                self._config.offsets_topic_num_partitions,
-                self._configs(),
+                self._topic.name,
+                self._topic.partitions,
+                dict(self._topic.configs),
                 internal=True,
             )
         self._replicas.host_topic(topic)
@@ -178,8 +219,8 @@ class TopicRecordLog:
         if self.exists:
             return
         if create is None:
-            raise CoordinatorWriteError(f"{OFFSETS_TOPIC} does not exist yet")
-        create(OFFSETS_TOPIC, self._config.offsets_topic_num_partitions, self._configs())
+            raise CoordinatorWriteError(f"{self._topic.name} does not exist yet")
+        create(self._topic.name, self._topic.partitions, dict(self._topic.configs))
 
     def append(
         self, partition: int, records: Sequence[RawRecord], timestamp_ms: int
@@ -200,20 +241,21 @@ class TopicRecordLog:
         coordinator's records with acks=-1, so too few in-sync replicas refuse it too)."""
         if not self.replicated:
             self.ensure_topic()
-        target = self._replicas.get(OFFSETS_TOPIC, partition)
+        name = self._topic.name
+        target = self._replicas.get(name, partition)
         if target is None or not target.is_leader:
             raise CoordinatorWriteError(
-                f"not the leader of {OFFSETS_TOPIC}-{partition}", ErrorCode.not_coordinator
+                f"not the leader of {name}-{partition}", ErrorCode.not_coordinator
             )
         if target.replicated and len(target.isr) < target.min_insync_replicas:
             raise CoordinatorWriteError(
-                f"{OFFSETS_TOPIC}-{partition} has {len(target.isr)} in-sync replicas, "
+                f"{name}-{partition} has {len(target.isr)} in-sync replicas, "
                 f"fewer than min.insync.replicas={target.min_insync_replicas}"
             )
         return target
 
     def read(self, partition: int) -> Iterator[RawRecord]:
-        source = self._replicas.get(OFFSETS_TOPIC, partition)
+        source = self._replicas.get(self._topic.name, partition)
         if source is None:
             return
         log = source.log
