@@ -111,6 +111,27 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "auto.leader.rebalance.enable": ("auto_leader_rebalance_enable", _bool, None),
     "leader.imbalance.check.interval.seconds": ("leader_imbalance_check_interval_seconds", _int, 1),
     "leader.imbalance.per.broker.percentage": ("leader_imbalance_per_broker_percentage", _int, 0),
+    # Transactions (the transaction coordinator and its `__transaction_state` topic).
+    "transaction.max.timeout.ms": ("transaction_max_timeout_ms", _int, 1),
+    "transactional.id.expiration.ms": ("transactional_id_expiration_ms", _int, 1),
+    "transaction.state.log.num.partitions": ("transaction_state_log_num_partitions", _int, 1),
+    "transaction.state.log.replication.factor": (
+        "transaction_state_log_replication_factor",
+        _int,
+        1,
+    ),
+    "transaction.state.log.min.isr": ("transaction_state_log_min_isr", _int, 1),
+    "transaction.state.log.segment.bytes": ("transaction_state_log_segment_bytes", _int, 14),
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
+        "transaction_abort_timed_out_transaction_cleanup_interval_ms",
+        _int,
+        1,
+    ),
+    "transaction.remove.expired.transaction.cleanup.interval.ms": (
+        "transaction_remove_expired_transaction_cleanup_interval_ms",
+        _int,
+        1,
+    ),
 }
 
 
@@ -184,6 +205,14 @@ class BrokerConfig:
     auto_leader_rebalance_enable: bool = True
     leader_imbalance_check_interval_seconds: int = 300
     leader_imbalance_per_broker_percentage: int = 10
+    transaction_max_timeout_ms: int = 900_000
+    transactional_id_expiration_ms: int = 604_800_000
+    transaction_state_log_num_partitions: int = 50
+    transaction_state_log_replication_factor: int = 3
+    transaction_state_log_min_isr: int = 2
+    transaction_state_log_segment_bytes: int = 100 * 1024 * 1024
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
+    transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property

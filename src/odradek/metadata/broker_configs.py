@@ -197,6 +197,23 @@ _READ_ONLY = [
     _r("auto.leader.rebalance.enable", "bool", "Move leaders back to preferred replicas."),
     _r("leader.imbalance.check.interval.seconds", "long", "How often leaders are balanced."),
     _r("leader.imbalance.per.broker.percentage", "int", "Imbalance that triggers it."),
+    # Transactions.
+    _r("transaction.max.timeout.ms", "int", "Longest transaction timeout a producer may ask."),
+    _r("transactional.id.expiration.ms", "int", "Forget idle transactional ids after this."),
+    _r("transaction.state.log.num.partitions", "int", "Partitions of __transaction_state."),
+    _r("transaction.state.log.replication.factor", "int", "Replicas of __transaction_state."),
+    _r("transaction.state.log.min.isr", "int", "min.insync.replicas of __transaction_state."),
+    _r("transaction.state.log.segment.bytes", "int", "segment.bytes of __transaction_state."),
+    _r(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "int",
+        "How often timed-out transactions are aborted.",
+    ),
+    _r(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "int",
+        "How often expired transactional ids are removed.",
+    ),
 ]
 
 BROKER_CONFIGS: Mapping[str, BrokerConfigDef] = {
