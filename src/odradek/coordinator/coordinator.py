@@ -34,13 +34,15 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
-from odradek.coordinator import membership, offsets, sync
+from odradek.coordinator import membership, offsets, sync, txn_offsets
 from odradek.coordinator.group import CommittedOffset, Group, GroupState, Member
 from odradek.coordinator.record_log import (
     OFFSETS_TOPIC,
     CoordinatorWriteError,
     RecordLog,
     Replication,
+    StoredBatch,
+    TxnProducer,
 )
 from odradek.coordinator.records import (
     GroupKey,
@@ -155,14 +157,23 @@ class GroupCoordinator:
         self._owned: set[int] | None = set() if record_log.replicated else None
         # Writes whose answer waits for the in-sync replicas: (monotonic deadline, wait).
         self._replications: list[tuple[float, Replication]] = []
+        # Producer id -> groups holding offsets of its open transaction (Kafka's
+        # openGroupsForProducer), so a marker finds them without scanning every group.
+        self.producer_groups: dict[int, set[str]] = {}
+        # Batches applied so far, in log order: the `position` of committed offsets.
+        self._position = 0
 
     # -- ownership -------------------------------------------------------------------
     def owns(self, partition: int) -> bool:
         return self._owned is None or partition in self._owned
 
+    def partition_of(self, group_id: str) -> int:
+        """The group's partition of `__consumer_offsets`."""
+        return partition_for(group_id, self.log.partitions)
+
     def coordinates(self, group_id: str) -> bool:
         """Whether this broker is the group's coordinator now."""
-        return self.owns(partition_for(group_id, self.log.partitions))
+        return self.owns(self.partition_of(group_id))
 
     def _refusal(self, group_id: str) -> ErrorCode | None:
         """The ownership check of every group operation: NOT_COORDINATOR (the client
@@ -190,8 +201,10 @@ class GroupCoordinator:
 
     def _unload_partition(self, partition: int) -> None:
         count = self.log.partitions
-        for group_id in [g for g in self.groups if partition_for(g, count) == partition]:
+        gone = [g for g in self.groups if partition_for(g, count) == partition]
+        for group_id in gone:
             membership.unload(self.groups.pop(group_id))
+        txn_offsets.forget_groups(self, gone)
 
     # -- records: the only way durable state changes ---------------------------------
     def load(self) -> int:
@@ -203,19 +216,18 @@ class GroupCoordinator:
         return sum(self._load_partition(p) for p in range(self.log.partitions))
 
     def _load_partition(self, partition: int) -> int:
-        """Replays one partition; returns the records replayed."""
+        """Replays one partition batch by batch (a transaction's offsets stay pending
+        until its marker, see txn_offsets.py); returns the records replayed."""
         count = 0
         touched: set[str] = set()
-        for raw_key, raw_value in self.log.read(partition):
-            try:
-                key = decode_key(raw_key)
-                value = None if raw_value is None else decode_value(key, raw_value)
-            except RecordFormatError as exc:
-                log.warning("skipping a record of partition %d: %s", partition, exc)
+        for batch in self.log.read_batches(partition):
+            if batch.is_control:
+                if batch.commit is not None:
+                    touched.update(
+                        txn_offsets.complete(self, partition, batch.producer_id, batch.commit)
+                    )
                 continue
-            self.replay(key, value)
-            touched.add(key.group_id)
-            count += 1
+            count += self._replay_batch(partition, batch, touched)
         for group_id in touched:
             group = self.groups.get(group_id)
             if group is None:
@@ -225,12 +237,41 @@ class GroupCoordinator:
                 del self.groups[group_id]
         return count
 
-    def replay(self, key: Key, value: Value | None) -> None:
+    def _replay_batch(self, partition: int, batch: StoredBatch, touched: set[str]) -> int:
+        position = self._next_position()
+        producer_id = batch.producer_id if batch.is_transactional else -1
+        count = 0
+        for raw_key, raw_value in batch.records:
+            try:
+                key = decode_key(raw_key)
+                value = None if raw_value is None else decode_value(key, raw_value)
+            except RecordFormatError as exc:
+                log.warning("skipping a record of partition %d: %s", partition, exc)
+                continue
+            self.replay(key, value, position, producer_id)
+            touched.add(key.group_id)
+            count += 1
+        return count
+
+    def _next_position(self) -> int:
+        self._position += 1
+        return self._position
+
+    def replay(
+        self, key: Key, value: Value | None, position: int = -1, producer_id: int = -1
+    ) -> None:
+        """Applies one record; `position` orders it in its partition's log and
+        `producer_id` (>= 0) says it belongs to that producer's open transaction."""
         if isinstance(key, OffsetKey):
+            if producer_id >= 0:
+                if value is None or isinstance(value, OffsetValue):
+                    txn_offsets.replay_pending(self, producer_id, key, value, position)
+                return
             group = self.get_or_create(key.group_id)
             tp = (key.topic, key.partition)
             if value is None:
                 group.offsets.pop(tp, None)
+                txn_offsets.drop_pending(group, tp)
             elif isinstance(value, OffsetValue):
                 group.offsets[tp] = CommittedOffset(
                     value.offset,
@@ -238,12 +279,14 @@ class GroupCoordinator:
                     value.metadata,
                     value.commit_timestamp,
                     value.expire_timestamp,
+                    position,
                 )
             return
         if value is None:
             removed = self.groups.pop(key.group_id, None)
             if removed is not None:
                 removed.state = GroupState.DEAD
+                txn_offsets.forget_groups(self, [key.group_id])
             return
         if isinstance(value, GroupValue):
             self._apply_group_value(self.get_or_create(key.group_id), value)
@@ -281,17 +324,22 @@ class GroupCoordinator:
         group.pending_sync.clear()
         group.state = GroupState.STABLE if members else GroupState.EMPTY
 
-    def write(self, group_id: str, records: Sequence[Record]) -> Replication | None:
-        """Appends the records to the group's partition, then applies them; returns the
-        append's replication when the answer must wait for it (see `write_then`).
-        Raises CoordinatorWriteError (and applies nothing) when the append fails."""
+    def write(
+        self, group_id: str, records: Sequence[Record], producer: TxnProducer | None = None
+    ) -> Replication | None:
+        """Appends the records to the group's partition (as a transactional batch of
+        `producer` when given), then applies them; returns the append's replication when
+        the answer must wait for it (see `write_then`). Raises CoordinatorWriteError (and
+        applies nothing) when the append fails."""
         if not records:
             return None
         raw = [(encode_key(k), None if v is None else encode_value(v)) for k, v in records]
-        partition = partition_for(group_id, self.log.partitions)
-        replication = self.log.append(partition, raw, self.clock.time_ms())
+        partition = self.partition_of(group_id)
+        replication = self.log.append(partition, raw, self.clock.time_ms(), producer)
+        position = self._next_position()
+        producer_id = producer.producer_id if producer is not None else -1
         for key, value in records:
-            self.replay(key, value)
+            self.replay(key, value, position, producer_id)
         return replication
 
     def try_write(self, group_id: str, records: Sequence[Record]) -> ErrorCode:
@@ -310,13 +358,14 @@ class GroupCoordinator:
         records: Sequence[Record],
         answer: Callable[[ErrorCode], None],
         timed_out: ErrorCode = ErrorCode.request_timed_out,
+        producer: TxnProducer | None = None,
     ) -> None:
         """Writes, then calls `answer` with the request's error once the records are
         replicated: at once when the append fails or needs no wait (a single broker),
         else when the high watermark passes them or after REPLICATION_TIMEOUT_S
         (`timed_out`)."""
         try:
-            replication = self.write(group_id, records)
+            replication = self.write(group_id, records, producer)
         except CoordinatorWriteError as exc:
             log.error("writing group %s failed: %s", group_id, exc)
             answer(exc.error)
@@ -350,8 +399,9 @@ class GroupCoordinator:
         return group
 
     def _forget_if_unused(self, group: Group) -> None:
-        """An empty group with no offsets and no generation record is just gone."""
-        if group.is_(GroupState.EMPTY) and not group.offsets and group.generation == 0:
+        """An empty group with no offsets (committed or of an open transaction) and no
+        generation record is just gone."""
+        if group.is_(GroupState.EMPTY) and not group.has_offsets and group.generation == 0:
             group.state = GroupState.DEAD
 
     def list_groups(self, states: Iterable[str] = ()) -> list[tuple[str, str, str]]:
@@ -406,7 +456,9 @@ class GroupCoordinator:
             return ErrorCode.group_id_not_found
         if not group.is_(GroupState.EMPTY):
             return ErrorCode.non_empty_group
-        records: list[Record] = [(OffsetKey(group_id, t, p), None) for t, p in group.offsets]
+        # Open transactions' partitions get a tombstone too, which drops their offsets.
+        partitions = set(group.offsets) | group.pending_partitions()
+        records: list[Record] = [(OffsetKey(group_id, t, p), None) for t, p in sorted(partitions)]
         records.append((GroupKey(group_id), None))
         return self.try_write(group_id, records)
 
@@ -463,6 +515,35 @@ class GroupCoordinator:
         if refused is not None:
             return refused, {}
         return ErrorCode.none, offsets.fetch_offsets(self, group_id, partitions)
+
+    def unstable_partitions(self, group_id: str) -> set[tuple[str, int]]:
+        """The group's partitions with an offset of an open transaction: OffsetFetch
+        with require_stable answers UNSTABLE_OFFSET_COMMIT for them (KIP-447)."""
+        group = self.groups.get(group_id)
+        return group.pending_partitions() if group is not None else set()
+
+    def commit_txn_offsets(
+        self, request: txn_offsets.TxnOffsetCommitRequest
+    ) -> asyncio.Future[dict[tuple[str, int], ErrorCode]]:
+        """TxnOffsetCommit: each partition's error, once the transactional batch is
+        replicated (at once on a single broker)."""
+        refused = self._refusal(request.group_id) if request.group_id else None
+        if refused is not None:
+            return answered({(o.topic, o.partition): refused for o in request.commits})
+        return txn_offsets.commit(self, request)
+
+    def complete_transaction(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The producer's transaction marker was appended to `partition` of
+        `__consumer_offsets` (WriteTxnMarkers): its pending offsets there become
+        committed or are dropped. A partition not owned here holds nothing to do."""
+        if not self.owns(partition):
+            return
+        for group_id in txn_offsets.complete(self, partition, producer_id, commit):
+            group = self.groups.get(group_id)
+            if group is not None:
+                self._forget_if_unused(group)
+                if group.is_(GroupState.DEAD):
+                    del self.groups[group_id]
 
     def delete_offsets(
         self, group_id: str, partitions: Iterable[tuple[str, int]]

@@ -1,10 +1,11 @@
 """A classic consumer group: its members, state, generation and committed offsets.
 
 Durable fields (generation, protocol, leader, members with their subscriptions and
-assignments, offsets) change only through `apply_group_value` / offset replay in
-coordinator.py; the rest (parked JoinGroup/SyncGroup futures, heartbeat deadlines,
-members that have not yet rejoined) is the in-memory state of a rebalance in progress,
-which Kafka does not persist either.
+assignments, offsets, and the pending offsets of open transactions) change only through
+`apply_group_value` / offset replay in coordinator.py and txn_offsets.py; the rest
+(parked JoinGroup/SyncGroup futures, heartbeat deadlines, members that have not yet
+rejoined) is the in-memory state of a rebalance in progress, which Kafka does not
+persist either.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class CommittedOffset:
     metadata: str
     commit_timestamp: int
     expire_timestamp: int = -1
+    # Where the record that set it stands in its partition's log (the coordinator's
+    # count of batches applied, in log order): a transaction's offset replaces the
+    # committed one only if written after it, as Kafka compares their batch offsets.
+    position: int = field(default=-1, compare=False)
 
 
 @dataclass(slots=True)
@@ -99,6 +104,9 @@ class Group:
     pending_members: dict[str, float] = field(default_factory=dict)
     static_members: dict[str, str] = field(default_factory=dict)  # instance id -> member id
     offsets: dict[tuple[str, int], CommittedOffset] = field(default_factory=dict)
+    # Offsets of open transactions (TxnOffsetCommit), per producer id, not visible to
+    # OffsetFetch until the transaction's commit marker reaches the partition.
+    pending_txn: dict[int, dict[tuple[str, int], CommittedOffset]] = field(default_factory=dict)
     # Rebalance bookkeeping: when PreparingRebalance ends, and the initial delay window.
     join_deadline: float = 0.0
     initial_delay: bool = False
@@ -113,6 +121,15 @@ class Group:
     @property
     def size(self) -> int:
         return len(self.members) + len(self.pending_members)
+
+    @property
+    def has_offsets(self) -> bool:
+        """Committed offsets or offsets of an open transaction (Kafka's hasOffsets)."""
+        return bool(self.offsets) or bool(self.pending_txn)
+
+    def pending_partitions(self) -> set[tuple[str, int]]:
+        """The partitions an open transaction holds an offset of."""
+        return {tp for pending in self.pending_txn.values() for tp in pending}
 
     def has_member(self, member_id: str) -> bool:
         return member_id in self.members

@@ -181,7 +181,8 @@ def expire_offsets(c: GroupCoordinator) -> int:
                 due = committed.commit_timestamp + retention
             if now >= due:
                 records.append((OffsetKey(group.group_id, topic, partition), None))
-        if len(records) == len(group.offsets):
+        # A group whose open transaction holds offsets is kept (Kafka's hasOffsets).
+        if len(records) == len(group.offsets) and not group.pending_txn:
             records.append((GroupKey(group.group_id), None))
         if c.try_write(group.group_id, records) == ErrorCode.none:
             expired += len(records)

@@ -3,6 +3,13 @@
 
 `RecordLog` is what a coordinator needs: append one batch of (key, value) records to a
 partition, atomically, and read a partition back from the start when loading.
+
+Transactional offset commits (KIP-98) append their batch as the producer's: `append` with
+a `TxnProducer` writes it with the producer id and epoch and the transactional attribute,
+so that the partition's marker for that transaction ends it. Loading then needs batches,
+not just records: `read_batches` returns each batch with its producer id, transactional
+and control flags, and for a control batch the marker's type (commit or abort, from the
+ControlRecordType key).
 `TopicRecordLog` stores them in the broker's own internal topic (an `InternalTopic`: its
 name, partition count and configs), created on first use as Kafka does; `MemoryRecordLog`
 keeps them in lists, for tests.
@@ -19,6 +26,7 @@ topic passes the function that creates it (`ensure_ready(create)`).
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,9 +41,15 @@ from odradek.protocol.records import SimpleRecord, build_batch, decode_batch
 from odradek.replication.partition import Partition
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.storage.errors import KafkaStorageError
+from odradek.storage.producer_state import InvalidProducerEpochError
 
 OFFSETS_TOPIC = "__consumer_offsets"
 READ_CHUNK_BYTES = 1 << 20
+INT32_MAX = 2**31 - 1
+# A control record's key: version int16, type int16 (Kafka's ControlRecordType).
+_CONTROL_KEY = struct.Struct(">hh")
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
 
 RawRecord = tuple[bytes, bytes | None]
 # Answered with the append's replication error code (ErrorCode.none once every ISR
@@ -68,6 +82,39 @@ def offsets_topic(config: BrokerConfig) -> InternalTopic:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TxnProducer:
+    """The producer whose open transaction a batch belongs to."""
+
+    producer_id: int
+    producer_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """One batch of a partition as loading sees it. For a control batch `commit` is the
+    marker's type (True commit, False abort; None for another control record type) and
+    `records` is empty."""
+
+    producer_id: int
+    producer_epoch: int
+    is_transactional: bool
+    is_control: bool
+    commit: bool | None
+    records: tuple[RawRecord, ...]
+
+
+def control_commit(key: bytes | None) -> bool | None:
+    """The type of a control record's key: True for COMMIT, False for ABORT, None for
+    anything else (a newer control type, or bytes that do not parse)."""
+    if key is None or len(key) < _CONTROL_KEY.size:
+        return None
+    _, kind = _CONTROL_KEY.unpack_from(key)
+    if kind == CONTROL_COMMIT:
+        return True
+    return False if kind == CONTROL_ABORT else None
+
+
 class CoordinatorWriteError(Exception):
     """The records could not be appended; nothing of them was applied. `error` is what
     the request answers: NOT_COORDINATOR when this broker does not lead the partition
@@ -98,13 +145,24 @@ class RecordLog(Protocol):
         a replicated log creates it only through `create`."""
 
     def append(
-        self, partition: int, records: Sequence[RawRecord], timestamp_ms: int
+        self,
+        partition: int,
+        records: Sequence[RawRecord],
+        timestamp_ms: int,
+        producer: TxnProducer | None = None,
     ) -> Replication | None:
-        """Appends one batch; returns its replication, or None when it is already as
-        durable as it gets (a single broker's log, or no follower left to wait for)."""
+        """Appends one batch (transactional, of `producer`, when given); returns its
+        replication, or None when it is already as durable as it gets (a single
+        broker's log, or no follower left to wait for)."""
         ...
 
-    def read(self, partition: int) -> Iterator[RawRecord]: ...
+    def read(self, partition: int) -> Iterator[RawRecord]:
+        """The records of every data batch, in log order (control batches skipped)."""
+        ...
+
+    def read_batches(self, partition: int) -> Iterator[StoredBatch]:
+        """Every batch, in log order, with its producer and control information."""
+        ...
 
 
 class MemoryRecordLog:
@@ -120,6 +178,7 @@ class MemoryRecordLog:
         self._partitions = partitions
         self._replicated = replicated
         self.records: dict[int, list[RawRecord]] = {}
+        self.batches: dict[int, list[StoredBatch]] = {}
         self.fail_next = False
         self.leading: set[int] = set()
         self.hold_replication = False
@@ -141,7 +200,11 @@ class MemoryRecordLog:
         pass
 
     def append(
-        self, partition: int, records: Sequence[RawRecord], timestamp_ms: int
+        self,
+        partition: int,
+        records: Sequence[RawRecord],
+        timestamp_ms: int,
+        producer: TxnProducer | None = None,
     ) -> Replication | None:
         if self.fail_next:
             self.fail_next = False
@@ -149,14 +212,27 @@ class MemoryRecordLog:
         if self._replicated and partition not in self.leading:
             raise CoordinatorWriteError(f"not the leader of {partition}", ErrorCode.not_coordinator)
         self.records.setdefault(partition, []).extend(records)
+        pid, epoch = (producer.producer_id, producer.producer_epoch) if producer else (-1, -1)
+        batch = StoredBatch(pid, epoch, producer is not None, False, None, tuple(records))
+        self.batches.setdefault(partition, []).append(batch)
         if not self.hold_replication:
             return None
         replication: Replication = asyncio.get_running_loop().create_future()
         self.replications.append(replication)
         return replication
 
+    def append_marker(
+        self, partition: int, producer_id: int, producer_epoch: int, commit: bool
+    ) -> None:
+        """A transaction marker, as WriteTxnMarkers appends it to a real partition."""
+        marker = StoredBatch(producer_id, producer_epoch, True, True, commit, ())
+        self.batches.setdefault(partition, []).append(marker)
+
     def read(self, partition: int) -> Iterator[RawRecord]:
         yield from self.records.get(partition, [])
+
+    def read_batches(self, partition: int) -> Iterator[StoredBatch]:
+        yield from self.batches.get(partition, [])
 
 
 class TopicRecordLog:
@@ -223,14 +299,29 @@ class TopicRecordLog:
         create(self._topic.name, self._topic.partitions, dict(self._topic.configs))
 
     def append(
-        self, partition: int, records: Sequence[RawRecord], timestamp_ms: int
+        self,
+        partition: int,
+        records: Sequence[RawRecord],
+        timestamp_ms: int,
+        producer: TxnProducer | None = None,
     ) -> Replication | None:
         target = self._leader(partition)
-        batch = build_batch(
-            [SimpleRecord(value, key=key, timestamp=timestamp_ms) for key, value in records]
-        )
+        simple = [SimpleRecord(value, key=key, timestamp=timestamp_ms) for key, value in records]
+        if producer is None:
+            batch = build_batch(simple)
+        else:
+            batch = build_batch(
+                simple,
+                producer_id=producer.producer_id,
+                producer_epoch=producer.producer_epoch,
+                base_sequence=_next_sequence(target, producer),
+                is_transactional=True,
+            )
         try:
             info = target.append(batch, read_header(batch))
+        except InvalidProducerEpochError as exc:
+            # A fenced producer (a newer epoch wrote here, or its marker did).
+            raise CoordinatorWriteError(str(exc), ErrorCode.invalid_producer_epoch) from exc
         except (KafkaStorageError, OSError, ValueError) as exc:
             raise CoordinatorWriteError(str(exc)) from exc
         # None at once on a single broker (its partitions are not replicated).
@@ -255,6 +346,10 @@ class TopicRecordLog:
         return target
 
     def read(self, partition: int) -> Iterator[RawRecord]:
+        for batch in self.read_batches(partition):
+            yield from batch.records
+
+    def read_batches(self, partition: int) -> Iterator[StoredBatch]:
         source = self._replicas.get(self._topic.name, partition)
         if source is None:
             return
@@ -265,11 +360,36 @@ class TopicRecordLog:
             if not data:
                 return
             for pos, header in iter_batches(data):
+                _, decoded = decode_batch(bytes(data[pos : pos + header.size]))
+                commit = None
+                records: list[RawRecord] = []
                 if header.is_control:
-                    offset = header.last_offset + 1
-                    continue
-                _, records = decode_batch(bytes(data[pos : pos + header.size]))
-                for record in records:
-                    if record.key is not None and record.offset >= offset:
-                        yield record.key, record.value
+                    commit = control_commit(decoded[0].key) if decoded else None
+                else:
+                    # A read starting inside a batch skips the records before `offset`.
+                    records = [
+                        (r.key, r.value)
+                        for r in decoded
+                        if r.key is not None and r.offset >= offset
+                    ]
+                yield StoredBatch(
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.is_transactional,
+                    header.is_control,
+                    commit,
+                    tuple(records),
+                )
                 offset = header.last_offset + 1
+
+
+def _next_sequence(target: Partition, producer: TxnProducer) -> int:
+    """The base sequence the producer state of `target` expects from this producer's
+    next batch. Kafka appends the coordinator's transactional batches without sequence
+    checks; our log checks every producer batch, so the batch takes the next sequence
+    (0 in a new epoch): without it a second commit of the same size would look like a
+    retry of the first and not be written."""
+    entry = target.log.producer_state.producers.get(producer.producer_id)
+    if entry is None or entry.epoch != producer.producer_epoch or not entry.batches:
+        return 0
+    return 0 if entry.last_seq >= INT32_MAX else entry.last_seq + 1
