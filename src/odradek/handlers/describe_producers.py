@@ -1,9 +1,9 @@
 """DescribeProducers (key 61), version 0.
 
-The idempotent producers each named partition's log remembers (Log.producer_state):
-producer id, epoch, last sequence and last timestamp. There are no transactions yet, so
-coordinator epoch and current transaction start offset are always -1. A partition this
-broker does not host gets UNKNOWN_TOPIC_OR_PARTITION.
+The producers each named partition's log remembers (Log.producer_state): producer id,
+epoch, last sequence, last timestamp, the coordinator epoch of its last transaction
+marker and the first offset of its ongoing transaction on the partition (-1 for none).
+A partition this broker does not host gets UNKNOWN_TOPIC_OR_PARTITION.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def _partition(ctx: RequestContext, module: Any, topic: str, index: int) -> Any:
             producer_epoch=entry.epoch,
             last_sequence=entry.last_seq,
             last_timestamp=entry.last_timestamp,
-            coordinator_epoch=-1,
-            current_txn_start_offset=-1,
+            coordinator_epoch=entry.coordinator_epoch,
+            current_txn_start_offset=entry.current_txn_first_offset,
         )
         for _id, entry in sorted(producers.items())
     )

@@ -9,6 +9,10 @@ acks=all waits (`wait_for_replication`) until the high watermark passes its last
 ISR changes are only proposed here (`isr_shrink_due`, `isr_expansion_due`); they take effect through
 `apply_isr` once ZooKeeper has accepted them, so a deposed leader never counts a replica
 it is not allowed to.
+
+Transactions: the leader writes the markers the transaction coordinator sends
+(`append_txn_marker`); the last stable offset (`last_stable_offset`) is what
+read_committed consumers may read up to.
 """
 
 from __future__ import annotations
@@ -20,8 +24,18 @@ from dataclasses import dataclass
 from kio.schema.errors import ErrorCode
 
 from odradek.protocol.batch import BatchHeader
+from odradek.protocol.control import TxnMarker
 from odradek.storage.log import Log
 from odradek.storage.log_config import AppendInfo
+
+
+class NotLeaderError(Exception):
+    """This broker does not lead the partition, or is handing it over (controlled
+    shutdown): NOT_LEADER_OR_FOLLOWER, as for a produce."""
+
+
+class NotEnoughReplicasError(Exception):
+    """Fewer in-sync replicas than min.insync.replicas (NOT_ENOUGH_REPLICAS)."""
 
 
 @dataclass(slots=True)
@@ -105,6 +119,49 @@ class Partition:
     @property
     def log_end_offset(self) -> int:
         return self.log.log_end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The offset below which every transaction has ended: the first offset of the
+        earliest ongoing transaction, or the high watermark if that is lower."""
+        unstable = self.log.first_unstable_offset
+        high_watermark = self.high_watermark
+        return high_watermark if unstable is None else min(unstable, high_watermark)
+
+    def append_txn_marker(
+        self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int
+    ) -> int:
+        """Writes a COMMIT or ABORT marker for the producer's transaction on this
+        partition, as the leader, and returns the marker's offset. It ends the producer's
+        ongoing transaction here (if any; a marker without one is written all the same,
+        as Kafka does); an abort is recorded in the aborted-transaction index. A marker
+        with a newer producer epoch moves the producer to it (that is how the coordinator
+        fences a zombie producer); parked fetches wake, as the last stable offset moves.
+
+        Raises NotLeaderError (NOT_LEADER_OR_FOLLOWER), NotEnoughReplicasError
+        (NOT_ENOUGH_REPLICAS), storage's InvalidProducerEpochError (an older producer
+        epoch: INVALID_PRODUCER_EPOCH), TransactionCoordinatorFencedError (an older
+        coordinator epoch than this producer's last marker: TRANSACTION_COORDINATOR_FENCED)
+        or KafkaStorageError (KAFKA_STORAGE_ERROR); nothing is written then.
+
+        The caller answers once the marker is replicated, as for an acks=all produce:
+        `future = partition.wait_for_replication(offset + 1)`; if it is None, answer
+        `partition.replication_error()` at once, else await the future (bounded by the
+        request's timeout; REQUEST_TIMED_OUT when it runs out) and answer its result."""
+        if not self.is_leader or self.draining:
+            raise NotLeaderError(f"not the leader of {self.topic}-{self.index}")
+        if len(self.isr) < self.min_insync_replicas:
+            raise NotEnoughReplicasError(
+                f"{len(self.isr)} in-sync replicas of {self.topic}-{self.index}, "
+                f"{self.min_insync_replicas} required"
+            )
+        marker = TxnMarker(commit, coordinator_epoch)
+        offset = self.log.append_txn_marker(producer_id, producer_epoch, marker, self.leader_epoch)
+        if self.replicated:
+            self._maybe_advance_high_watermark()
+        if self._waiters:
+            self.wake_waiters()
+        return offset
 
     def append(self, records: bytes, header: BatchHeader) -> AppendInfo:
         """Appends a validated producer batch and wakes every fetch parked on this partition."""

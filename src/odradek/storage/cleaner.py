@@ -281,6 +281,14 @@ class LogCleaner:
         if not changed:
             cleaned.delete()
             return
+        try:
+            # The aborted transactions indexed in the group stay indexed in its copy.
+            for segment in group:
+                for txn in segment.txn_index.entries:
+                    cleaned.txn_index.append(txn)
+        except OSError:
+            cleaned.delete()
+            raise
         self._swap(log, cleaned, group, now)
 
     def _swap(self, log: Log, cleaned: LogSegment, group: list[LogSegment], now: int) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from odradek.clock import Clock
 from odradek.protocol.batch import (
+    CONTROL_BIT,
     LOG_OVERHEAD,
     BatchHeader,
     assign_offset,
@@ -22,6 +23,7 @@ from odradek.protocol.batch import (
     iter_fetched_batches,
     read_header,
 )
+from odradek.protocol.control import TxnMarker, build_marker, parse_marker
 from odradek.storage.errors import (
     KafkaStorageError,
     OffsetMismatchError,
@@ -35,6 +37,7 @@ from odradek.storage.log_loader import LoadedLog, load_log, load_producer_state,
 from odradek.storage.producer_state import ProducerStateManager
 from odradek.storage.segment import LogSegment
 from odradek.storage.timestamps import fetch_offset_by_timestamp, find_max_timestamp
+from odradek.storage.txn_index import AbortedTxn
 
 
 def parse_topic_partition(dir_name: str) -> tuple[str, int]:
@@ -146,6 +149,11 @@ class Log:
         return self._segments[-1].next_offset
 
     @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the earliest ongoing transaction (None: there is none)."""
+        return (self._producers or self.producer_state).first_unstable_offset
+
+    @property
     def recovery_point(self) -> int:
         """Every offset below it is fsynced."""
         return self._recovery_point
@@ -212,6 +220,30 @@ class Log:
             now if self._log_append_time else -1,
             self._log_start_offset,
         )
+
+    def append_txn_marker(
+        self, producer_id: int, producer_epoch: int, marker: TxnMarker, leader_epoch: int
+    ) -> int:
+        """Appends a transaction marker (a control batch) for the producer and returns its
+        offset; it ends the producer's ongoing transaction here, and an abort adds an
+        entry to the aborted-transaction index. Raises InvalidProducerEpochError or
+        TransactionCoordinatorFencedError (nothing appended), KafkaStorageError."""
+        self._check_online()
+        producers = self._producers or self.producer_state
+        producers.check_marker(producer_id, producer_epoch, marker.coordinator_epoch)
+        now = self._clock.time_ms()
+        data = build_marker(
+            producer_id,
+            producer_epoch,
+            marker,
+            now,
+            base_offset=self.log_end_offset,
+            partition_leader_epoch=leader_epoch,
+        )
+        header = read_header(data)
+        self._append_batch(data, header, producers, now)
+        self._appended(now)
+        return header.base_offset
 
     def append_as_follower(self, records: bytes) -> int:
         """Appends what a leader's Fetch response returned for this partition: whole v2
@@ -284,14 +316,31 @@ class Log:
         segment, position = self._maybe_roll(header, now)
         self._write(segment, position, data, header, now)
         self._unflushed_messages += header.records_count
-        if header.producer_id >= 0:
-            producers.update(header)
         try:
+            if header.producer_id >= 0:
+                if header.attributes & CONTROL_BIT:
+                    self._apply_marker(segment, data, header, producers)
+                else:
+                    producers.update(header)
             (self._epochs or self.leader_epoch_cache).assign(
                 header.partition_leader_epoch, header.base_offset, deferred=True
             )
         except OSError as e:
             raise self._go_offline(e) from e
+
+    @staticmethod
+    def _apply_marker(
+        segment: LogSegment, data: Bytes, header: BatchHeader, producers: ProducerStateManager
+    ) -> None:
+        """A control batch just written: a transaction marker ends its producer's
+        transaction; an abort is indexed in the segment holding the marker (Kafka's rule,
+        so a fetch finds it from the fetch offset's segment on)."""
+        marker = parse_marker(bytes(data), header)
+        if marker is None:
+            return
+        completed = producers.complete_txn(header, marker.commit, marker.coordinator_epoch)
+        if completed is not None and completed.aborted:
+            segment.txn_index.append(completed.index_entry())
 
     def _appended(self, now: int) -> None:
         """After an append: tell the manager, and fsync if flush.messages or flush.ms say so."""
@@ -419,6 +468,18 @@ class Log:
             if data is not None:
                 return FetchDataInfo(data, fetch_offset)
         return FetchDataInfo(b"", fetch_offset)
+
+    def collect_aborted(self, fetch_start: int, upper_bound: int) -> list[AbortedTxn]:
+        """Kafka's collectAbortedTxns: the aborted transactions overlapping
+        [fetch_start, upper_bound), from the index of fetch_start's segment on, until
+        an entry shows no later one can start below upper_bound."""
+        found: list[AbortedTxn] = []
+        for segment in self._segments[self._segment_index(fetch_start) :]:
+            txns, complete = segment.txn_index.collect(fetch_start, upper_bound)
+            found += txns
+            if complete:
+                break
+        return found
 
     def _segment_index(self, offset: int) -> int:
         segments = self._segments

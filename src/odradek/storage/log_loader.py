@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from odradek.protocol.control import parse_marker
 from odradek.storage.checkpoint import LEADER_EPOCH_CHECKPOINT
 from odradek.storage.fs import FileSystem
 from odradek.storage.index import OffsetIndex, TimeIndex
@@ -19,8 +20,9 @@ from odradek.storage.leader_epoch import LeaderEpochCache
 from odradek.storage.log_config import LogConfig
 from odradek.storage.producer_state import SNAPSHOT_SUFFIX, ProducerStateManager
 from odradek.storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment
+from odradek.storage.txn_index import TXN_INDEX_SUFFIX
 
-_SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex)$")
+_SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex|\.txnindex)$")
 # Left by an interrupted compaction (.cleaned), deletion (.deleted) or atomic write (.tmp):
 # never live data, so they are removed.
 _STRAY_SUFFIXES = (".cleaned", ".deleted", ".tmp")
@@ -32,6 +34,10 @@ class LoadedSegments:
     segments: list[LogSegment]
     truncated_bytes: int  # cut from torn or corrupt tails during recovery
     recovered_segments: int
+    # After a crash: the base offset of the first segment recovery scanned (the one
+    # holding the recovery point); its aborted-transaction indexes and the later
+    # segments' are rebuilt with the producer state.
+    tail_from: int | None = None
 
 
 @dataclass
@@ -81,7 +87,9 @@ def load_log(
         # After a crash the epochs of the recovered tail are assigned again: a new epoch
         # reaches the checkpoint only with the flush that makes its records durable.
         epochs = load_epochs(fs, path, segments, start, end, min(recovery_point, end))
-        producers = load_producer_state(fs, path, segments, start, end)
+        producers = load_producer_state(
+            fs, path, segments, start, end, rebuild_from=loaded.tail_from
+        )
     snapshots = [n for n in names if n.endswith(SNAPSHOT_SUFFIX) and n[:20].isdigit()]
     return LoadedLog(
         segments,
@@ -133,12 +141,13 @@ def load_segments(
     if not segments:
         segments = [_new_segment(fs, path, start_offset, config)]
     truncated = 0
+    tail_from = None
     if not clean_shutdown:
-        truncated = _recover_tail(segments, recovery_point, recovered)
+        truncated, tail_from = _recover_tail(segments, recovery_point, recovered)
     elif not segments[-1].indexes_sane():
         segments[-1].recover()
         recovered.add(segments[-1].base_offset)
-    return LoadedSegments(segments, truncated, len(recovered))
+    return LoadedSegments(segments, truncated, len(recovered), tail_from)
 
 
 def _segment(fs: FileSystem, path: str, base: int, config: LogConfig) -> LogSegment:
@@ -192,6 +201,14 @@ def _complete_swaps(fs: FileSystem, path: str, names: list[str]) -> set[int]:
             continue
         full = os.path.join(path, name)
         match = _SEGMENT_FILE.match(name[: -len(SWAP_SUFFIX)])
+        if match is not None and match.group(2) == TXN_INDEX_SUFFIX:
+            # Renamed before its .log (see change_suffix): it belongs to the swap only
+            # if the .log.swap is there too, else the old segment keeps its own.
+            if match.group(1) + LOG_SUFFIX + SWAP_SUFFIX in names:
+                fs.rename(full, full[: -len(SWAP_SUFFIX)])
+            else:
+                fs.remove(full)
+            continue
         if match is None or match.group(2) != LOG_SUFFIX:
             fs.remove(full)
             continue
@@ -249,9 +266,12 @@ def _assign_epochs(
             cache.assign(header.partition_leader_epoch, header.base_offset, deferred=True)
 
 
-def _recover_tail(segments: list[LogSegment], recovery_point: int, done: set[int]) -> int:
+def _recover_tail(
+    segments: list[LogSegment], recovery_point: int, done: set[int]
+) -> tuple[int, int]:
     """Recovers the segment holding the recovery point and every later one. Once a segment
-    is cut, the later ones were written after a torn batch and are deleted."""
+    is cut, the later ones were written after a torn batch and are deleted. Returns the
+    bytes cut and the base offset of the first segment recovered."""
     bases = [s.base_offset for s in segments]
     start = max(0, bisect.bisect_right(bases, recovery_point) - 1)
     truncated = 0
@@ -266,7 +286,7 @@ def _recover_tail(segments: list[LogSegment], recovery_point: int, done: set[int
                 later.delete()
             del segments[i + 1 :]
             break
-    return truncated
+    return truncated, segments[start].base_offset
 
 
 def load_producer_state(
@@ -277,15 +297,47 @@ def load_producer_state(
     end: int,
     *,
     names: list[str] | None = None,
+    rebuild_from: int | None = None,
 ) -> ProducerStateManager:
-    """The newest producer snapshot, plus the batches written after it."""
+    """The newest producer snapshot, plus the batches written after it.
+
+    With `rebuild_from` (after a crash: the first recovered segment's base offset) the
+    replay starts from a snapshot at or below it, and the aborted-transaction indexes of
+    the segments from there on are rebuilt by the replay, as appends wrote them: their
+    tails were not fsynced, so their indexes may miss entries or hold ones of cut
+    batches."""
     state = ProducerStateManager(fs, path)
-    replay_from = state.load(start, end, names)
+    replay_from = state.load(start, end, names, newest_at=rebuild_from)
+    rebuilt: set[int] = set()
+    if rebuild_from is not None:
+        for segment in segments:
+            if segment.base_offset >= rebuild_from:
+                segment.txn_index.reset()
+                rebuilt.add(segment.base_offset)
     for segment in segments:
-        if segment.next_offset <= replay_from:
-            continue
-        state.replay(h for _, h in segment.batches() if h.base_offset >= replay_from)
+        if segment.next_offset > replay_from:
+            _replay_segment(state, segment, replay_from, segment.base_offset in rebuilt)
     return state
+
+
+def _replay_segment(
+    state: ProducerStateManager, segment: LogSegment, from_offset: int, index: bool
+) -> None:
+    """Applies the segment's batches from `from_offset` on to the producer state; a
+    transaction marker's record is read to know how it ended. With `index`, aborted
+    transactions are added to the segment's aborted-transaction index."""
+    for position, header in segment.batches():
+        if header.base_offset < from_offset or header.producer_id < 0:
+            continue
+        if not header.is_control:
+            state.update(header)
+            continue
+        marker = parse_marker(segment.read_batch(position, header), header)
+        if marker is None:
+            continue
+        completed = state.complete_txn(header, marker.commit, marker.coordinator_epoch)
+        if index and completed is not None and completed.aborted:
+            segment.txn_index.append(completed.index_entry())
 
 
 def load_epochs(

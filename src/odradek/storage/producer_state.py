@@ -1,11 +1,20 @@
-"""Idempotent producer state of one partition: per producer id, its epoch and the last
-five batches' sequence ranges, so a retried batch is recognised and answered with its
-original offsets, a gap is refused, and a fenced (older) epoch is refused.
+"""Idempotent and transactional producer state of one partition: per producer id, its
+epoch and the last five batches' sequence ranges, so a retried batch is recognised and
+answered with its original offsets, a gap is refused, and a fenced (older) epoch is
+refused; and its transaction: the first offset of its ongoing transaction on this
+partition (a transactional batch starts one, a marker ends it) and the coordinator epoch
+of the last marker.
+
+The ongoing transactions give the first unstable offset (the smallest first offset of an
+ongoing transaction), which bounds the last stable offset; a marker that ends one returns
+a CompletedTxn, which for an abort becomes an aborted-transaction index entry.
 
 The state is rebuilt from batch headers and saved in Kafka's producer snapshot format
 (`<20-digit offset>.snapshot`: version, CRC-32C, then one entry per producer) at every
 segment roll and at clean shutdown, so a restart replays only the batches after the
-newest snapshot. As in Kafka, a snapshot keeps only each producer's last batch.
+newest snapshot. As in Kafka, a snapshot keeps only each producer's last batch, and
+(snapshot v1) its coordinator epoch and ongoing transaction's first offset, so a restart
+from a snapshot still knows every open transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from odradek.protocol.batch import BatchHeader
 from odradek.storage.checkpoint import write_atomically
 from odradek.storage.errors import StorageError
 from odradek.storage.fs import FileSystem
+from odradek.storage.txn_index import AbortedTxn
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_VERSION = 1
@@ -28,6 +38,7 @@ BATCHES_KEPT = 5
 INT_MAX = 2**31 - 1
 _HEAD = struct.Struct(">hIi")  # version, crc, entry count
 _ENTRY = struct.Struct(">qhiqiqiq")  # id, epoch, last seq, last offset, delta, ts, coord epoch, txn
+NO_OFFSET = -1
 
 
 class OutOfOrderSequenceError(StorageError):
@@ -35,7 +46,37 @@ class OutOfOrderSequenceError(StorageError):
 
 
 class InvalidProducerEpochError(StorageError):
-    """A batch from an epoch older than the producer's current one (INVALID_PRODUCER_EPOCH)."""
+    """A batch or marker from an epoch older than the producer's current one
+    (INVALID_PRODUCER_EPOCH)."""
+
+
+class InvalidTxnStateError(StorageError):
+    """A non-transactional batch from a producer with an ongoing transaction on this
+    partition (INVALID_TXN_STATE)."""
+
+
+class TransactionCoordinatorFencedError(StorageError):
+    """A marker from an older coordinator epoch than the producer's last marker
+    (TRANSACTION_COORDINATOR_FENCED): a zombie coordinator wrote it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    """A transaction a marker ended: its first offset, the marker's offset, and the
+    partition's last stable offset right after it (the first offset of the earliest
+    other ongoing transaction, else the offset after the marker)."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    aborted: bool
+    last_stable_offset: int
+
+    def index_entry(self) -> AbortedTxn:
+        """The aborted-transaction index entry of this (aborted) transaction."""
+        return AbortedTxn(
+            self.producer_id, self.first_offset, self.last_offset, self.last_stable_offset
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +94,14 @@ class ProducerEntry:
     epoch: int
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=BATCHES_KEPT))
     last_timestamp: int = -1
+    coordinator_epoch: int = -1
+    current_txn_first_offset: int = NO_OFFSET
+
+    def set_epoch(self, epoch: int) -> None:
+        """A new epoch forgets the old one's batches (its sequences restart at 0)."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.batches.clear()
 
     @property
     def last_seq(self) -> int:
@@ -69,6 +118,8 @@ class ProducerStateManager:
         self._fs = fs
         self._path = path
         self.producers: dict[int, ProducerEntry] = {}
+        # producer id -> first offset of its ongoing transaction on this partition
+        self.ongoing: dict[int, int] = {}
 
     # -- the produce path ------------------------------------------------------------
 
@@ -76,31 +127,60 @@ class ProducerStateManager:
         """Validates an idempotent batch before it is appended. Returns the stored batch
         when this one is a retry of it; raises when its epoch or sequence is wrong."""
         entry = self.producers.get(header.producer_id)
-        if entry is None or header.producer_epoch > entry.epoch:
-            if header.base_sequence != 0 and entry is not None:
-                raise OutOfOrderSequenceError("a new epoch must start at sequence 0")
+        if entry is None:
             return None
         if header.producer_epoch < entry.epoch:
             raise InvalidProducerEpochError(
                 f"epoch {header.producer_epoch} is older than {entry.epoch}"
             )
-        for batch in entry.batches:
-            if batch.first_seq == header.base_sequence and batch.last_seq == header.last_sequence:
-                return batch
-        if entry.batches and not _follows(entry.last_seq, header.base_sequence):
-            raise OutOfOrderSequenceError(
-                f"sequence {header.base_sequence} does not follow {entry.last_seq}"
+        if header.producer_epoch > entry.epoch:
+            if header.base_sequence != 0:
+                raise OutOfOrderSequenceError("a new epoch must start at sequence 0")
+        else:
+            for batch in entry.batches:
+                if (
+                    batch.first_seq == header.base_sequence
+                    and batch.last_seq == header.last_sequence
+                ):
+                    return batch
+            # No batch in this epoch yet (a marker moved the producer to it): sequence 0.
+            if not _follows(entry.last_seq, header.base_sequence):
+                raise OutOfOrderSequenceError(
+                    f"sequence {header.base_sequence} does not follow {entry.last_seq}"
+                )
+        if entry.current_txn_first_offset >= 0 and not header.is_transactional:
+            raise InvalidTxnStateError(
+                f"producer {header.producer_id} sent a non-transactional batch "
+                "during its transaction"
             )
         return None
+
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Validates a transaction marker the coordinator asks the leader to write: an
+        older producer epoch is refused, a newer one accepted (the coordinator fences a
+        zombie producer by bumping its epoch), and an older coordinator epoch fenced."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if producer_epoch < entry.epoch:
+            raise InvalidProducerEpochError(
+                f"marker epoch {producer_epoch} of producer {producer_id} is older "
+                f"than {entry.epoch}"
+            )
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"coordinator epoch {coordinator_epoch} of producer {producer_id} is older "
+                f"than {entry.coordinator_epoch}"
+            )
 
     def update(self, header: BatchHeader) -> None:
         """Records an appended batch (with its final offsets); also used to replay the log."""
         if header.producer_id < 0:
             return
-        entry = self.producers.get(header.producer_id)
-        if entry is None or header.producer_epoch != entry.epoch:
-            entry = ProducerEntry(header.producer_id, header.producer_epoch)
-            self.producers[header.producer_id] = entry
+        entry = self._entry(header.producer_id, header.producer_epoch)
+        if header.is_transactional and entry.current_txn_first_offset < 0:
+            entry.current_txn_first_offset = header.base_offset
+            self.ongoing[header.producer_id] = header.base_offset
         entry.batches.append(
             BatchMetadata(
                 header.base_sequence,
@@ -112,16 +192,51 @@ class ProducerStateManager:
         )
         entry.last_timestamp = max(entry.last_timestamp, header.max_timestamp)
 
+    def _entry(self, producer_id: int, epoch: int) -> ProducerEntry:
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            entry = ProducerEntry(producer_id, epoch)
+            self.producers[producer_id] = entry
+        else:
+            entry.set_epoch(epoch)
+        return entry
+
+    def complete_txn(
+        self, header: BatchHeader, commit: bool, coordinator_epoch: int
+    ) -> CompletedTxn | None:
+        """Applies an appended marker (its control batch's `header`, with its offset):
+        the producer moves to the marker's epoch and coordinator epoch, and its ongoing
+        transaction, if any, ends (returned). Unchecked: check_marker ran on the leader,
+        and a follower or a replay mirrors what the leader wrote."""
+        entry = self._entry(header.producer_id, header.producer_epoch)
+        entry.coordinator_epoch = coordinator_epoch
+        entry.last_timestamp = max(entry.last_timestamp, header.max_timestamp)
+        first = entry.current_txn_first_offset
+        if first < 0:
+            return None
+        entry.current_txn_first_offset = NO_OFFSET
+        self.ongoing.pop(header.producer_id, None)
+        marker = header.base_offset
+        lso = min(self.ongoing.values(), default=marker + 1)
+        return CompletedTxn(header.producer_id, first, marker, not commit, lso)
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the earliest ongoing transaction; None when there is none."""
+        return min(self.ongoing.values()) if self.ongoing else None
+
     def replay(self, headers: Iterable[BatchHeader]) -> None:
+        """Applies data batch headers (markers need their record: see log_loader)."""
         for header in headers:
             self.update(header)
 
     def remove_expired(self, now_ms: int, expiration_ms: int) -> int:
         """Forgets producers silent for longer than producer.id.expiration.ms."""
+        # As in Kafka, a producer with an ongoing transaction is kept until it ends.
         expired = [
             pid
             for pid, entry in self.producers.items()
-            if now_ms - entry.last_timestamp >= expiration_ms
+            if now_ms - entry.last_timestamp >= expiration_ms and entry.current_txn_first_offset < 0
         ]
         for pid in expired:
             del self.producers[pid]
@@ -144,43 +259,47 @@ class ProducerStateManager:
 
     def take_snapshot(self, offset: int) -> None:
         """Writes the state as of `offset` (the log end offset it reflects)."""
-        written = [e for e in self.producers.values() if e.batches]
-        entries = b"".join(
-            _ENTRY.pack(
-                e.producer_id,
-                e.epoch,
-                e.last_seq,
-                e.batches[-1].last_offset,
-                e.batches[-1].last_offset - e.batches[-1].first_offset,
-                e.last_timestamp,
-                -1,
-                -1,
-            )
-            for e in written
-        )
+        written = list(self.producers.values())
+        entries = b"".join(_pack_entry(e) for e in written)
         count = struct.pack(">i", len(written))
         checksum = crc.crc32c(count + entries)
         data = struct.pack(">hI", SNAPSHOT_VERSION, checksum) + count + entries
         write_atomically(self._fs, self._snapshot_path(offset), data)
 
     def load(
-        self, log_start_offset: int, log_end_offset: int, names: list[str] | None = None
+        self,
+        log_start_offset: int,
+        log_end_offset: int,
+        names: list[str] | None = None,
+        *,
+        newest_at: int | None = None,
     ) -> int:
-        """Loads the newest valid snapshot at or below the log end and removes the others
-        above it; returns the offset from which batches must be replayed."""
+        """Loads the newest valid snapshot at or below the log end (and at or below
+        `newest_at` when given: the others are kept) and removes those above the end;
+        returns the offset from which batches must be replayed."""
         for offset in reversed(self.snapshot_offsets(names)):
             path = self._snapshot_path(offset)
             if offset > log_end_offset or offset < log_start_offset:
                 self._fs.remove(path)
                 continue
+            if newest_at is not None and offset > newest_at:
+                continue
             try:
-                self.producers = _parse_snapshot(self._fs.read_file(path))
+                self._set(_parse_snapshot(self._fs.read_file(path)))
             except ValueError:
                 self._fs.remove(path)  # corrupt: fall back to an older one or a full replay
                 continue
             return offset
-        self.producers = {}
+        self._set({})
         return log_start_offset
+
+    def _set(self, producers: dict[int, ProducerEntry]) -> None:
+        self.producers = producers
+        self.ongoing = {
+            pid: e.current_txn_first_offset
+            for pid, e in producers.items()
+            if e.current_txn_first_offset >= 0
+        }
 
     def delete_snapshots_above(self, offset: int) -> None:
         """Removes the snapshots of offsets past `offset` (a truncated log's new end)."""
@@ -194,6 +313,22 @@ class ProducerStateManager:
                 self._fs.remove(self._snapshot_path(snapshot))
 
 
+def _pack_entry(e: ProducerEntry) -> bytes:
+    """One snapshot entry; a producer without batches in its epoch (a marker moved it
+    there) has last sequence and last offset -1, as in Kafka."""
+    last = e.batches[-1] if e.batches else None
+    return _ENTRY.pack(
+        e.producer_id,
+        e.epoch,
+        last.last_seq if last is not None else -1,
+        last.last_offset if last is not None else -1,
+        last.last_offset - last.first_offset if last is not None else 0,
+        e.last_timestamp,
+        e.coordinator_epoch,
+        e.current_txn_first_offset,
+    )
+
+
 def _parse_snapshot(data: bytes) -> dict[int, ProducerEntry]:
     if len(data) < _HEAD.size:
         raise ValueError("snapshot too short")
@@ -204,13 +339,16 @@ def _parse_snapshot(data: bytes) -> dict[int, ProducerEntry]:
         raise ValueError("snapshot length mismatch")
     producers: dict[int, ProducerEntry] = {}
     for i in range(count):
-        pid, epoch, last_seq, last_offset, delta, ts, _, _ = _ENTRY.unpack_from(
-            data, _HEAD.size + i * _ENTRY.size
+        pid, epoch, last_seq, last_offset, delta, ts, coordinator_epoch, txn_first = (
+            _ENTRY.unpack_from(data, _HEAD.size + i * _ENTRY.size)
         )
         entry = ProducerEntry(pid, epoch, last_timestamp=ts)
-        first_seq = (last_seq - delta) % (INT_MAX + 1)
-        entry.batches.append(
-            BatchMetadata(first_seq, last_seq, last_offset - delta, last_offset, ts)
-        )
+        entry.coordinator_epoch = coordinator_epoch
+        entry.current_txn_first_offset = txn_first if txn_first >= 0 else NO_OFFSET
+        if last_offset >= 0:
+            first_seq = (last_seq - delta) % (INT_MAX + 1)
+            entry.batches.append(
+                BatchMetadata(first_seq, last_seq, last_offset - delta, last_offset, ts)
+            )
         producers[pid] = entry
     return producers

@@ -1,5 +1,5 @@
-"""One log segment: `<base offset>.log` (v2 record batches back to back) with its `.index`
-and `.timeindex`.
+"""One log segment: `<base offset>.log` (v2 record batches back to back) with its `.index`,
+`.timeindex` and, once a transaction aborted in it, `.txnindex` (txn_index.py).
 
 Batches are never decoded here: only their 61-byte headers are read, to find positions,
 offsets and timestamps, and CRCs are checked on recovery.
@@ -22,6 +22,7 @@ from odradek.protocol.batch import (
 )
 from odradek.storage.fs import Bytes, FileHandle, FileSystem
 from odradek.storage.index import OffsetIndex, TimeIndex
+from odradek.storage.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -135,6 +136,7 @@ class LogSegment:
         time_path = stem + TIME_INDEX_SUFFIX + suffix
         self.offset_index = OffsetIndex(fs, index_path, base_offset, max_index_size)
         self.time_index = TimeIndex(fs, time_path, base_offset, max_index_size)
+        self.txn_index = TransactionIndex(fs, stem + TXN_INDEX_SUFFIX + suffix)
         self._handle: FileHandle | None = None
         self._state: _TailState | None = None
         # Wall-clock ms of the first append (or of opening), for segment.ms rolling.
@@ -275,6 +277,7 @@ class LogSegment:
             self._handle.fsync()
         self.offset_index.flush()
         self.time_index.flush()
+        self.txn_index.flush()
 
     def truncate_to(self, offset: int) -> int:
         """Removes the batches from the one containing `offset` onwards; returns bytes cut."""
@@ -286,6 +289,7 @@ class LogSegment:
         self._file().truncate(position)
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         self._state = self._load_tail()
         return cut
 
@@ -400,12 +404,14 @@ class LogSegment:
             self._handle = None
         self.offset_index.close()
         self.time_index.close()
+        self.txn_index.close()
 
     def delete(self) -> None:
         self.close()
         self._fs.remove(self.log_path)
         self.offset_index.delete()
         self.time_index.delete()
+        self.txn_index.delete()
 
     @property
     def file_paths(self) -> tuple[str, str, str]:
@@ -413,9 +419,10 @@ class LogSegment:
         return self.log_path, self.offset_index.path, self.time_index.path
 
     def change_suffix(self, new_suffix: str) -> None:
-        """Renames the three files to carry `new_suffix` instead of the current one
-        (`.deleted` when retention drops the segment, `.swap`/`` while the cleaner swaps
-        a rewritten segment in). The files are closed first and reopen lazily."""
+        """Renames the files (three, or four with a `.txnindex`) to carry `new_suffix`
+        instead of the current one (`.deleted` when retention drops the segment,
+        `.swap`/`` while the cleaner swaps a rewritten segment in). The files are closed
+        first and reopen lazily."""
         self.close()
         cut = len(self.suffix)
         # Indexes first: whenever the .log carries its new name, so do its indexes, so a
@@ -425,6 +432,8 @@ class LogSegment:
             if self._fs.exists(index.path):
                 self._fs.rename(index.path, target)
             index.path = target
+        txn_path = self.txn_index.path
+        self.txn_index.rename(txn_path[: len(txn_path) - cut] + new_suffix)
         target = self.log_path[: len(self.log_path) - cut] + new_suffix
         self._fs.rename(self.log_path, target)
         self.log_path = target
