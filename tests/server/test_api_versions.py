@@ -356,6 +356,28 @@ def _offset_for_leader_epoch(m: Any, name: str, topic_id: uuid.UUID) -> Any:
 BUILDERS[23] = _offset_for_leader_epoch
 
 
+def _txn_offset_commit(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    part = build(
+        m.TxnOffsetCommitRequestPartition,
+        partition_index=0,
+        committed_offset=1,
+        committed_leader_epoch=-1,
+        committed_metadata=None,
+    )
+    topic = build(m.TxnOffsetCommitRequestTopic, name=name, partitions=(part,))
+    return build(
+        m.TxnOffsetCommitRequest,
+        transactional_id="versions",
+        group_id=f"versions-{name}",
+        producer_id=1,
+        producer_epoch=0,
+        topics=(topic,),
+    )
+
+
+BUILDERS[28] = _txn_offset_commit
+
+
 CASES = [
     (spec.api_key, version)
     for spec in sorted(HANDLERS.values(), key=lambda s: s.api_key)

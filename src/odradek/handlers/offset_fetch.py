@@ -2,10 +2,12 @@
 
 Answers each partition's committed offset, leader epoch (v5+) and metadata, or offset -1
 when none is committed; a null topic list (v2+) means every partition with an offset.
-There are no transactional offsets yet, so `require_stable` changes nothing. The v10
-member id and epoch (KIP-848 groups) are not checked. A broker that is not the group's
-coordinator answers NOT_COORDINATOR: per group (v8+), at the top (v2-7), or on every
-partition asked for (v1, which has no top-level error).
+An open transaction's offsets (TxnOffsetCommit before its marker) are never shown: with
+`require_stable` (v7+, KIP-447; read_committed consumers set it) a partition that has one
+answers UNSTABLE_OFFSET_COMMIT (offset -1), which the client retries; without it the last
+committed offset. The v10 member id and epoch (KIP-848 groups) are not checked. A broker
+that is not the group's coordinator answers NOT_COORDINATOR: per group (v8+), at the top
+(v2-7), or on every partition asked for (v1, which has no top-level error).
 """
 
 from __future__ import annotations
@@ -64,7 +66,12 @@ def _wanted(
 
 
 def _group_topics(
-    ctx: RequestContext, groups: GroupCoordinator | None, group_id: str, topics: Any, batched: bool
+    ctx: RequestContext,
+    groups: GroupCoordinator | None,
+    group_id: str,
+    topics: Any,
+    batched: bool,
+    require_stable: bool = False,
 ) -> tuple[ErrorCode, tuple[Any, ...]]:
     """The group's error and its topics. With an error there are no topics, except in
     v1, which has no group error: every partition asked for carries it (as Kafka)."""
@@ -72,10 +79,19 @@ def _group_topics(
     topic_cls = "OffsetFetchResponseTopics" if batched else "OffsetFetchResponseTopic"
     part_cls = "OffsetFetchResponsePartitions" if batched else "OffsetFetchResponsePartition"
     committed: dict[tuple[str, int], CommittedOffset | None] = {}
+    unstable: set[tuple[str, int]] = set()
     if groups is None:
         error = ErrorCode.coordinator_not_available
     else:
         error, committed = groups.fetch_offsets(group_id, None)
+        if require_stable and error == ErrorCode.none:
+            unstable = groups.unstable_partitions(group_id)
+
+    def partition(name: str, index: int) -> Any:
+        if (name, index) in unstable:
+            return _partition(module, part_cls, index, None, ErrorCode.unstable_offset_commit)
+        return _partition(module, part_cls, index, committed.get((name, index)), error)
+
     if error != ErrorCode.none and (ctx.api_version >= 2 or topics is None):
         return error, ()
     return error, tuple(
@@ -83,9 +99,7 @@ def _group_topics(
             getattr(module, topic_cls),
             name=name,
             topic_id=topic_id,
-            partitions=tuple(
-                _partition(module, part_cls, p, committed.get((name, p)), error) for p in parts
-            ),
+            partitions=tuple(partition(name, p) for p in parts),
         )
         for name, topic_id, parts in _wanted(ctx, committed, topics)
     )
@@ -96,14 +110,17 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
     throttle = datetime.timedelta(0)
+    stable = bool(getattr(request, "require_stable", False))
     if ctx.api_version < 8:
-        error, topics = _group_topics(ctx, groups, str(request.group_id), request.topics, False)
+        error, topics = _group_topics(
+            ctx, groups, str(request.group_id), request.topics, False, stable
+        )
         return make(
             module.OffsetFetchResponse, throttle_time=throttle, topics=topics, error_code=error
         )
     results = []
     for g in request.groups:
-        error, topics = _group_topics(ctx, groups, str(g.group_id), g.topics, True)
+        error, topics = _group_topics(ctx, groups, str(g.group_id), g.topics, True, stable)
         results.append(
             make(
                 module.OffsetFetchResponseGroup,

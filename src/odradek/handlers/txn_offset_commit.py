@@ -1,0 +1,92 @@
+"""TxnOffsetCommit (key 28), versions 0-5: a transactional producer commits a consumer
+group's offsets inside its transaction (`send_offsets_to_transaction`).
+
+The group coordinator validates the request (INVALID_GROUP_ID for an empty group id,
+NOT_COORDINATOR, and from v3 KIP-447's member fencing: ILLEGAL_GENERATION,
+UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID) and writes the offsets as the producer's
+transactional batch to the group's `__consumer_offsets` partition; they stay pending
+until the transaction's marker (coordinator/txn_offsets.py). A fenced producer epoch is
+INVALID_PRODUCER_EPOCH. Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION. In a
+cluster the answer waits until the batch reached the in-sync replicas.
+
+Not done: the transactional id is not checked against the transaction coordinator
+(Kafka's KIP-890 verification that AddOffsetsToTxn added the partition, and v5's
+implicit add), so v5 is served with v4's meaning; there is no authorization.
+COORDINATOR_LOAD_IN_PROGRESS never happens (a partition loads before it is served).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.coordinator.offsets import OffsetCommit
+from odradek.coordinator.record_log import TxnProducer
+from odradek.coordinator.txn_offsets import TxnOffsetCommitRequest
+from odradek.handlers.context import RequestContext
+from odradek.handlers.registry import api, make, response_module
+
+API_KEY = 28
+
+
+def _partition_known(ctx: RequestContext, name: str, partition: int) -> bool:
+    info = ctx.services.metadata.topics.get(name)
+    return info is not None and 0 <= partition < info.partitions
+
+
+def _commits(
+    ctx: RequestContext, request: Any, errors: dict[tuple[str, int], ErrorCode]
+) -> list[OffsetCommit]:
+    """The commits of known partitions; the others get their error in `errors`."""
+    commits = []
+    for topic in request.topics:
+        name = str(topic.name)
+        for p in topic.partitions:
+            index = int(p.partition_index)
+            if not _partition_known(ctx, name, index):
+                errors[(name, index)] = ErrorCode.unknown_topic_or_partition
+                continue
+            epoch = int(getattr(p, "committed_leader_epoch", -1))
+            commits.append(
+                OffsetCommit(name, index, int(p.committed_offset), epoch, p.committed_metadata)
+            )
+    return commits
+
+
+@api(API_KEY, 0, 5, is_async=True)
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    module = response_module(API_KEY, ctx.api_version)
+    groups = ctx.services.groups
+    errors: dict[tuple[str, int], ErrorCode] = {}
+    commits = _commits(ctx, request, errors)
+    if groups is None:
+        for o in commits:
+            errors[(o.topic, o.partition)] = ErrorCode.coordinator_not_available
+    elif commits:
+        txn = TxnOffsetCommitRequest(
+            str(request.group_id),
+            TxnProducer(int(request.producer_id), int(request.producer_epoch)),
+            int(getattr(request, "generation_id", -1)),
+            str(getattr(request, "member_id", "")),
+            getattr(request, "group_instance_id", None),
+            tuple(commits),
+        )
+        errors.update(await groups.commit_txn_offsets(txn))
+    topics = tuple(
+        make(
+            module.TxnOffsetCommitResponseTopic,
+            name=topic.name,
+            partitions=tuple(
+                make(
+                    module.TxnOffsetCommitResponsePartition,
+                    partition_index=p.partition_index,
+                    error_code=errors[(str(topic.name), int(p.partition_index))],
+                )
+                for p in topic.partitions
+            ),
+        )
+        for topic in request.topics
+    )
+    return make(module.TxnOffsetCommitResponse, throttle_time=datetime.timedelta(0), topics=topics)

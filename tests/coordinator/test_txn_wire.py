@@ -1,0 +1,163 @@
+"""TxnOffsetCommit (API 28) and OffsetFetch's require_stable over the wire against a real
+broker: every TxnOffsetCommit version is accepted and its offsets stay hidden (and
+unstable) until the transaction ends, unknown partitions and KIP-447 fencing get Kafka's
+codes, and the pending offsets survive a restart (replayed from the transactional
+batches of `__consumer_offsets`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kio.schema.errors import ErrorCode
+
+from odradek.testing import Broker
+from tests.coordinator.test_wire import member
+from tests.handlers.kafka_wire import create_topic
+from tests.server.wire import WireClient, build, request_module
+
+TOPIC = "txn-offsets"
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    config = {"group.initial.rebalance.delay.ms": 0, "offsets.topic.num.partitions": 3}
+    with Broker(config=config) as running:
+        with WireClient(running.port) as client:
+            create_topic(client, TOPIC, 2)
+        yield running
+
+
+def txn_commit(
+    client: WireClient,
+    group: str,
+    version: int = 3,
+    producer_id: int = 1000,
+    offset: int = 10,
+    topic: str = TOPIC,
+    partition: int = 0,
+    generation: int = -1,
+    member_id: str = "",
+) -> ErrorCode:
+    m = request_module(28, version)
+    part = build(
+        m.TxnOffsetCommitRequestPartition,
+        partition_index=partition,
+        committed_offset=offset,
+        committed_leader_epoch=-1,
+        committed_metadata="md",
+    )
+    body = build(
+        m.TxnOffsetCommitRequest,
+        transactional_id="tx",
+        group_id=group,
+        producer_id=producer_id,
+        producer_epoch=0,
+        generation_id=generation,
+        member_id=member_id,
+        group_instance_id=None,
+        topics=(build(m.TxnOffsetCommitRequestTopic, name=topic, partitions=(part,)),),
+    )
+    response = client.call(28, version, body)
+    (t,) = response.topics
+    assert (t.name, t.partitions[0].partition_index) == (topic, partition)
+    return ErrorCode(t.partitions[0].error_code)
+
+
+def fetch(
+    client: WireClient, group: str, require_stable: bool, version: int = 8, partition: int = 0
+) -> tuple[int, ErrorCode]:
+    """(committed offset, partition error) of TOPIC's `partition`."""
+    m = request_module(9, version)
+    topics = None
+    if version >= 8:
+        wanted = build(m.OffsetFetchRequestTopics, name=TOPIC, partition_indexes=(partition,))
+        groups = (build(m.OffsetFetchRequestGroup, group_id=group, topics=(wanted,)),)
+        body = build(m.OffsetFetchRequest, require_stable=require_stable, groups=groups)
+        response: Any = client.call(9, version, body).groups[0]
+    else:
+        topics = (build(m.OffsetFetchRequestTopic, name=TOPIC, partition_indexes=(partition,)),)
+        body = build(
+            m.OffsetFetchRequest, group_id=group, topics=topics, require_stable=require_stable
+        )
+        response = client.call(9, version, body)
+    assert response.error_code == ErrorCode.none
+    found = response.topics[0].partitions[0]
+    return int(found.committed_offset), ErrorCode(found.error_code)
+
+
+def plain_commit(client: WireClient, group: str, offset: int, partition: int = 0) -> None:
+    m = request_module(8, 9)
+    part = build(
+        m.OffsetCommitRequestPartition,
+        partition_index=partition,
+        committed_offset=offset,
+        committed_leader_epoch=-1,
+        committed_metadata="",
+    )
+    body = build(
+        m.OffsetCommitRequest,
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        group_instance_id=None,
+        topics=(build(m.OffsetCommitRequestTopic, name=TOPIC, partitions=(part,)),),
+    )
+    assert client.call(8, 9, body).topics[0].partitions[0].error_code == ErrorCode.none
+
+
+@pytest.mark.parametrize("version", range(6))
+def test_txn_offset_commit_every_version(broker: Broker, version: int) -> None:
+    """Each version is accepted; the offset is not what OffsetFetch returns, and with
+    require_stable (v7, v8) the partition is UNSTABLE_OFFSET_COMMIT."""
+    group = f"txn-v{version}"
+    with WireClient(broker.port) as client:
+        plain_commit(client, group, 3)
+        assert txn_commit(client, group, version, producer_id=2000 + version) == ErrorCode.none
+        assert fetch(client, group, False) == (3, ErrorCode.none)
+        assert fetch(client, group, False, version=6) == (3, ErrorCode.none)
+        assert fetch(client, group, True) == (-1, ErrorCode.unstable_offset_commit)
+        assert fetch(client, group, True, version=7) == (-1, ErrorCode.unstable_offset_commit)
+        assert fetch(client, group, True, partition=1) == (-1, ErrorCode.none)
+
+
+def test_unknown_partitions_and_groups(broker: Broker) -> None:
+    """An unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION, an empty group id
+    INVALID_GROUP_ID, a generation for a group that does not exist ILLEGAL_GENERATION."""
+    with WireClient(broker.port) as client:
+        assert txn_commit(client, "g1", topic="nope") == ErrorCode.unknown_topic_or_partition
+        assert txn_commit(client, "g1", partition=7) == ErrorCode.unknown_topic_or_partition
+        assert txn_commit(client, "") == ErrorCode.invalid_group_id
+        assert txn_commit(client, "g1", generation=4, member_id="m") == (
+            ErrorCode.illegal_generation
+        )
+
+
+def test_member_fencing(broker: Broker) -> None:
+    """KIP-447 (v3+): the member's generation must be the group's current one."""
+    group = "txn-member"
+    with WireClient(broker.port) as client:
+        joined = member(client, group)
+        gen, mid = joined.generation_id, joined.member_id
+        assert txn_commit(client, group, generation=gen, member_id=mid) == ErrorCode.none
+        assert txn_commit(client, group, generation=gen + 1, member_id=mid) == (
+            ErrorCode.illegal_generation
+        )
+        assert txn_commit(client, group, generation=gen, member_id="x") == (
+            ErrorCode.unknown_member_id
+        )
+
+
+def test_pending_offsets_survive_a_restart() -> None:
+    """After a restart the transaction's offsets are still pending (replayed from
+    its transactional batch), and the committed offset is unchanged."""
+    with Broker(config={"offsets.topic.num.partitions": 3}) as broker:
+        with WireClient(broker.port) as client:
+            create_topic(client, TOPIC, 2)
+            plain_commit(client, "restart", 4)
+            assert txn_commit(client, "restart", producer_id=77) == ErrorCode.none
+        broker.restart()
+        with WireClient(broker.port) as client:
+            assert fetch(client, "restart", True) == (-1, ErrorCode.unstable_offset_commit)
+            assert fetch(client, "restart", False) == (4, ErrorCode.none)
