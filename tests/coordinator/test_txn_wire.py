@@ -1,8 +1,9 @@
-"""TxnOffsetCommit (API 28) and OffsetFetch's require_stable over the wire against a real
-broker: every TxnOffsetCommit version is accepted and its offsets stay hidden (and
-unstable) until the transaction ends, unknown partitions and KIP-447 fencing get Kafka's
-codes, and the pending offsets survive a restart (replayed from the transactional
-batches of `__consumer_offsets`)."""
+"""TxnOffsetCommit (API 28), WriteTxnMarkers (API 27) and OffsetFetch's require_stable
+over the wire against a real broker: every TxnOffsetCommit version is accepted and its
+offsets stay hidden (and unstable) until the transaction's marker commits or aborts them,
+unknown partitions and KIP-447 fencing get Kafka's codes, markers are fenced by producer
+and coordinator epoch, and pending, committed and aborted offsets are the same after a
+restart (replayed from the batches of `__consumer_offsets`)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,23 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode
 
+from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.record_log import OFFSETS_TOPIC
 from odradek.testing import Broker
 from tests.coordinator.test_wire import member
 from tests.handlers.kafka_wire import create_topic
 from tests.server.wire import WireClient, build, request_module
 
 TOPIC = "txn-offsets"
+OFFSETS_PARTITIONS = 3
 
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Broker]:
-    config = {"group.initial.rebalance.delay.ms": 0, "offsets.topic.num.partitions": 3}
+    config = {
+        "group.initial.rebalance.delay.ms": 0,
+        "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
+    }
     with Broker(config=config) as running:
         with WireClient(running.port) as client:
             create_topic(client, TOPIC, 2)
@@ -152,7 +159,7 @@ def test_member_fencing(broker: Broker) -> None:
 def test_pending_offsets_survive_a_restart() -> None:
     """After a restart the transaction's offsets are still pending (replayed from
     its transactional batch), and the committed offset is unchanged."""
-    with Broker(config={"offsets.topic.num.partitions": 3}) as broker:
+    with Broker(config={"offsets.topic.num.partitions": OFFSETS_PARTITIONS}) as broker:
         with WireClient(broker.port) as client:
             create_topic(client, TOPIC, 2)
             plain_commit(client, "restart", 4)
@@ -161,3 +168,105 @@ def test_pending_offsets_survive_a_restart() -> None:
         with WireClient(broker.port) as client:
             assert fetch(client, "restart", True) == (-1, ErrorCode.unstable_offset_commit)
             assert fetch(client, "restart", False) == (4, ErrorCode.none)
+
+
+def write_marker(
+    client: WireClient,
+    topic: str,
+    partition: int,
+    producer_id: int,
+    commit: bool,
+    producer_epoch: int = 0,
+    coordinator_epoch: int = 0,
+    version: int = 1,
+) -> ErrorCode:
+    """Writes one marker by raw request, as the transaction coordinator does."""
+    m = request_module(27, version)
+    marker = build(
+        m.WritableTxnMarker,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        transaction_result=commit,
+        topics=(build(m.WritableTxnMarkerTopic, name=topic, partition_indexes=(partition,)),),
+        coordinator_epoch=coordinator_epoch,
+    )
+    response = client.call(27, version, build(m.WriteTxnMarkersRequest, markers=(marker,)))
+    (result,) = response.markers
+    assert result.producer_id == producer_id
+    (t,) = result.topics
+    assert (t.name, t.partitions[0].partition_index) == (topic, partition)
+    return ErrorCode(t.partitions[0].error_code)
+
+
+def end_txn(
+    client: WireClient, group: str, producer_id: int, commit: bool, version: int = 1
+) -> None:
+    partition = partition_for(group, OFFSETS_PARTITIONS)
+    assert write_marker(client, OFFSETS_TOPIC, partition, producer_id, commit, version=version) == (
+        ErrorCode.none
+    )
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_markers_commit_and_abort_survive_a_restart(version: int) -> None:
+    """A commit marker makes the transaction's offset the committed one, an abort
+    marker drops it (the earlier committed offset stays); a transaction left open stays
+    pending; a restart replays all three the same way."""
+    config = {"offsets.topic.num.partitions": OFFSETS_PARTITIONS}
+    with Broker(config=config) as broker:
+        with WireClient(broker.port) as client:
+            create_topic(client, TOPIC, 2)
+            assert txn_commit(client, "committed", producer_id=1, offset=11) == ErrorCode.none
+            end_txn(client, "committed", 1, True, version)
+            plain_commit(client, "aborted", 5)
+            assert txn_commit(client, "aborted", producer_id=2, offset=22) == ErrorCode.none
+            end_txn(client, "aborted", 2, False, version)
+            assert txn_commit(client, "open", producer_id=3, offset=33) == ErrorCode.none
+            expected = {
+                "committed": [(11, ErrorCode.none), (11, ErrorCode.none)],
+                "aborted": [(5, ErrorCode.none), (5, ErrorCode.none)],
+                "open": [(-1, ErrorCode.none), (-1, ErrorCode.unstable_offset_commit)],
+            }
+            for group, answers in expected.items():
+                assert [fetch(client, group, False), fetch(client, group, True)] == answers
+        broker.restart()
+        with WireClient(broker.port) as client:
+            for group, answers in expected.items():
+                assert [fetch(client, group, False), fetch(client, group, True)] == answers
+            end_txn(client, "open", 3, True, version)
+            assert fetch(client, "open", True) == (33, ErrorCode.none)
+
+
+def test_marker_errors(broker: Broker) -> None:
+    """Markers on a data partition are written (also without a transaction there); an
+    unknown partition is UNKNOWN_TOPIC_OR_PARTITION; an older producer epoch is
+    INVALID_PRODUCER_EPOCH; an older coordinator epoch TRANSACTION_COORDINATOR_FENCED."""
+    with WireClient(broker.port) as client:
+        assert write_marker(client, TOPIC, 1, 500, True, producer_epoch=3) == ErrorCode.none
+        assert write_marker(client, "nope", 0, 500, True) == ErrorCode.unknown_topic_or_partition
+        assert write_marker(client, TOPIC, 9, 500, True) == ErrorCode.unknown_topic_or_partition
+        assert write_marker(client, TOPIC, 1, 500, False, producer_epoch=2) == (
+            ErrorCode.invalid_producer_epoch
+        )
+        assert write_marker(client, TOPIC, 1, 501, True, producer_epoch=0, coordinator_epoch=4) == (
+            ErrorCode.none
+        )
+        assert write_marker(client, TOPIC, 1, 501, True, producer_epoch=0, coordinator_epoch=3) == (
+            ErrorCode.transaction_coordinator_fenced
+        )
+
+
+def test_a_fenced_producer_cannot_commit_offsets(broker: Broker) -> None:
+    """Once a marker moved the producer to a newer epoch on the group's partition, a
+    TxnOffsetCommit with the old epoch is INVALID_PRODUCER_EPOCH and changes nothing."""
+    group = "fenced"
+    partition = partition_for(group, OFFSETS_PARTITIONS)
+    with WireClient(broker.port) as client:
+        assert txn_commit(client, group, producer_id=600, offset=1) == ErrorCode.none
+        assert write_marker(client, OFFSETS_TOPIC, partition, 600, False, producer_epoch=1) == (
+            ErrorCode.none
+        )
+        assert txn_commit(client, group, producer_id=600, offset=2) == (
+            ErrorCode.invalid_producer_epoch
+        )
+        assert fetch(client, group, True) == (-1, ErrorCode.none)

@@ -378,6 +378,22 @@ def _txn_offset_commit(m: Any, name: str, topic_id: uuid.UUID) -> Any:
 BUILDERS[28] = _txn_offset_commit
 
 
+def _write_txn_markers(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    topic = build(m.WritableTxnMarkerTopic, name=name, partition_indexes=(0,))
+    marker = build(
+        m.WritableTxnMarker,
+        producer_id=1,
+        producer_epoch=0,
+        transaction_result=False,
+        topics=(topic,),
+        coordinator_epoch=0,
+    )
+    return build(m.WriteTxnMarkersRequest, markers=(marker,))
+
+
+BUILDERS[27] = _write_txn_markers
+
+
 CASES = [
     (spec.api_key, version)
     for spec in sorted(HANDLERS.values(), key=lambda s: s.api_key)
