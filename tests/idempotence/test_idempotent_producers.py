@@ -125,7 +125,8 @@ def _produce(client: WireClient, batch: bytes) -> object:
 
 def test_wire_level_sequence_rules() -> None:
     """Producer ids are unique; duplicates get the first offsets; gaps and fenced epochs
-    get OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH; transactions are refused."""
+    get OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH; a transactional id gets
+    its own id from the same blocks, at epoch 0."""
     with Broker() as broker, WireClient(broker.port) as client:
         m = request_module(22, 4)
         body = build(
@@ -140,7 +141,9 @@ def test_wire_level_sequence_rules() -> None:
             transactional_id="tx",
             transaction_timeout=datetime.timedelta(seconds=60),
         )
-        assert client.call(22, 4, txn).error_code == ErrorCode.transactional_id_authorization_failed
+        transactional = client.call(22, 4, txn)
+        assert (transactional.error_code, transactional.producer_epoch) == (ErrorCode.none, 0)
+        assert transactional.producer_id not in ids
 
         create_topic(client, "wire-idem")
         assert _produce(client, _batch(0)).base_offset == 0  # type: ignore[attr-defined]

@@ -394,6 +394,51 @@ def _write_txn_markers(m: Any, name: str, topic_id: uuid.UUID) -> Any:
 BUILDERS[27] = _write_txn_markers
 
 
+# The transaction APIs, sent by a stranger: no such transactional id.
+def _add_partitions_to_txn(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    topic = build(m.AddPartitionsToTxnTopic, name=name, partitions=(0,))
+    txns: tuple[Any, ...] = ()
+    if hasattr(m, "AddPartitionsToTxnTransaction"):  # the batched v4+
+        txn = build(
+            m.AddPartitionsToTxnTransaction,
+            transactional_id="stranger",
+            producer_id=1,
+            producer_epoch=0,
+            verify_only=True,
+            topics=(topic,),
+        )
+        txns = (txn,)
+    return build(
+        m.AddPartitionsToTxnRequest,
+        v3_and_below_transactional_id="stranger",
+        v3_and_below_producer_id=1,
+        v3_and_below_producer_epoch=0,
+        v3_and_below_topics=(topic,),
+        transactions=txns,
+    )
+
+
+def _txn_fields(m: Any, cls: str, **extra: Any) -> Any:
+    fields = {"transactional_id": "stranger", "producer_id": 1, "producer_epoch": 0}
+    return build(getattr(m, cls), **fields, **extra)
+
+
+BUILDERS.update(
+    {
+        24: _add_partitions_to_txn,
+        25: lambda m, name, topic_id: _txn_fields(m, "AddOffsetsToTxnRequest", group_id="g"),
+        26: lambda m, name, topic_id: _txn_fields(m, "EndTxnRequest", committed=True),
+        # No ids: kio's reader refuses the -1 start time of an unknown id's answer.
+        65: lambda m, name, topic_id: build(m.DescribeTransactionsRequest, transactional_ids=()),
+        66: lambda m, name, topic_id: build(
+            m.ListTransactionsRequest, state_filters=(), producer_id_filters=(), duration_filter=-1
+        ),
+    }
+)
+for _key in (24, 25, 26):
+    STRANGER_ERRORS[(_key, None)] = {int(ErrorCode.invalid_producer_id_mapping)}
+
+
 CASES = [
     (spec.api_key, version)
     for spec in sorted(HANDLERS.values(), key=lambda s: s.api_key)

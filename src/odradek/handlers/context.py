@@ -12,6 +12,7 @@ from odradek.replication.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from odradek.coordinator.coordinator import GroupCoordinator
+    from odradek.coordinator.txn.coordinator import TransactionCoordinator
     from odradek.handlers.fetch_session import FetchSessionCache
     from odradek.metadata.controller import Controller
     from odradek.metadata.zk_store import ZkMetadataStore
@@ -40,6 +41,8 @@ class BrokerServices:
     advertised_port: int
     # The group coordinator; None until the broker has loaded it.
     groups: GroupCoordinator | None = None
+    # The transaction coordinator; None until the broker has loaded it.
+    transactions: TransactionCoordinator | None = None
     # Set on a broker with zookeeper.connect; None on a single node.
     cluster: ClusterServices | None = None
 

@@ -1,12 +1,14 @@
 """FindCoordinator (key 10), versions 0-6 (batched keys from v4).
 
 Groups (key type 0) are coordinated by the leader of their `__consumer_offsets`
+partition, transactional ids (key type 1) by the leader of their `__transaction_state`
 partition. A single broker leads them all and answers itself. A cluster broker answers
 the partition's current leader, from the ZooKeeper image, or COORDINATOR_NOT_AVAILABLE
 while it has none (the client retries). The first lookup creates the topic as Kafka does;
-in a cluster with `offsets.topic.replication.factor` replicas, fewer when fewer brokers
-are alive (with a warning). Transaction coordinators (key type 1) are not served yet:
-COORDINATOR_NOT_AVAILABLE. Other key types: INVALID_REQUEST.
+in a cluster with `offsets.topic.replication.factor` (or
+`transaction.state.log.replication.factor`) replicas, fewer when fewer brokers are alive
+(with a warning; the transaction topic's min.insync.replicas is lowered to match). An
+empty transactional id is INVALID_REQUEST, as are other key types.
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.coordinator import GroupCoordinator, partition_for
-from odradek.coordinator.record_log import OFFSETS_TOPIC, CoordinatorWriteError, TopicCreator
+from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.record_log import (
+    OFFSETS_TOPIC,
+    CoordinatorWriteError,
+    RecordLog,
+    TopicCreator,
+)
 from odradek.handlers.context import BrokerServices, ClusterServices, RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import TopicError, create_topic
@@ -40,29 +47,52 @@ def _unavailable(code: ErrorCode) -> Location:
 
 def offsets_replication_factor(services: BrokerServices, cluster: ClusterServices) -> int:
     """`offsets.topic.replication.factor`, capped by the live brokers."""
-    wanted = services.config.offsets_topic_replication_factor
+    return _capped_factor(
+        cluster,
+        OFFSETS_TOPIC,
+        services.config.offsets_topic_replication_factor,
+        "offsets.topic.replication.factor",
+    )
+
+
+def _capped_factor(cluster: ClusterServices, topic: str, wanted: int, setting: str) -> int:
     live = len(cluster.store.brokers)
     factor = max(min(wanted, live), 1)
     if factor < wanted:
         log.warning(
-            "creating %s with replication factor %d: offsets.topic.replication.factor is "
-            "%d but only %d brokers are alive",
-            OFFSETS_TOPIC,
+            "creating %s with replication factor %d: %s is %d but only %d brokers are alive",
+            topic,
             factor,
+            setting,
             wanted,
             live,
         )
     return factor
 
 
+def _factor(services: BrokerServices, cluster: ClusterServices, topic: str) -> int:
+    if topic == OFFSETS_TOPIC:
+        return offsets_replication_factor(services, cluster)
+    return _capped_factor(
+        cluster,
+        topic,
+        services.config.transaction_state_log_replication_factor,
+        "transaction.state.log.replication.factor",
+    )
+
+
 def _creator(services: BrokerServices, cluster: ClusterServices) -> TopicCreator:
-    """How the coordinator's record log creates its topic in a cluster: a topic
-    operation of this layer, which the coordinator below may not import."""
+    """How a coordinator's record log creates its topic in a cluster: a topic operation
+    of this layer, which the coordinator below may not import."""
 
     def create(name: str, partitions: int, configs: Mapping[str, str]) -> None:
-        factor = offsets_replication_factor(services, cluster)
+        factor = _factor(services, cluster, name)
+        settings = dict(configs)
+        # A min.insync.replicas above the replicas would refuse every write.
+        if int(settings.get("min.insync.replicas", "1")) > factor:
+            settings["min.insync.replicas"] = str(factor)
         try:
-            create_topic(services, name, partitions, configs, factor, internal=True)
+            create_topic(services, name, partitions, settings, factor, internal=True)
         except TopicError as exc:
             if exc.code != ErrorCode.topic_already_exists:  # another broker won the race
                 raise CoordinatorWriteError(exc.message) from exc
@@ -70,29 +100,40 @@ def _creator(services: BrokerServices, cluster: ClusterServices) -> TopicCreator
     return create
 
 
-def _ready(ctx: RequestContext, groups: GroupCoordinator) -> bool:
-    """Whether `__consumer_offsets` exists, creating it if it does not."""
+def _ready(ctx: RequestContext, record_log: RecordLog) -> bool:
+    """Whether the coordinator's topic exists, creating it if it does not."""
     services = ctx.services
     cluster = services.cluster
     try:
-        groups.log.ensure_ready(None if cluster is None else _creator(services, cluster))
+        record_log.ensure_ready(None if cluster is None else _creator(services, cluster))
     except CoordinatorWriteError as exc:
-        log.warning("creating %s failed: %s", OFFSETS_TOPIC, exc)
+        log.warning("creating %s failed: %s", record_log.topic, exc)
         return False
     except Exception:
-        log.exception("creating the group coordinator's topic failed")
+        log.exception("creating the coordinator topic %s failed", record_log.topic)
         return False
     return True
 
 
-def _locate(ctx: RequestContext, key: str, key_type: int) -> Location:
-    if key_type == TRANSACTION_KEY_TYPE:
-        return _unavailable(ErrorCode.coordinator_not_available)
-    if key_type != GROUP_KEY_TYPE:
-        return _unavailable(ErrorCode.invalid_request)
+def _record_log(ctx: RequestContext, key: str, key_type: int) -> RecordLog | ErrorCode:
     services = ctx.services
-    groups = services.groups
-    if groups is None or not _ready(ctx, groups):
+    if key_type == GROUP_KEY_TYPE:
+        groups = services.groups
+        return groups.log if groups is not None else ErrorCode.coordinator_not_available
+    if key_type == TRANSACTION_KEY_TYPE:
+        if not key:
+            return ErrorCode.invalid_request
+        txns = services.transactions
+        return txns.log if txns is not None else ErrorCode.coordinator_not_available
+    return ErrorCode.invalid_request
+
+
+def _locate(ctx: RequestContext, key: str, key_type: int) -> Location:
+    services = ctx.services
+    record_log = _record_log(ctx, key, key_type)
+    if isinstance(record_log, ErrorCode):
+        return _unavailable(record_log)
+    if not _ready(ctx, record_log):
         return _unavailable(ErrorCode.coordinator_not_available)
     if services.cluster is None:
         return (
@@ -101,13 +142,14 @@ def _locate(ctx: RequestContext, key: str, key_type: int) -> Location:
             services.advertised_host,
             services.advertised_port,
         )
-    return _partition_leader(services.cluster, partition_for(key, groups.log.partitions))
+    partition = partition_for(key, record_log.partitions)
+    return _partition_leader(services.cluster, record_log.topic, partition)
 
 
-def _partition_leader(cluster: ClusterServices, partition: int) -> Location:
-    """The live leader of the group's partition; none yet (a new topic, an election in
+def _partition_leader(cluster: ClusterServices, topic: str, partition: int) -> Location:
+    """The live leader of the key's partition; none yet (a new topic, an election in
     progress) is COORDINATOR_NOT_AVAILABLE, which clients retry."""
-    state = cluster.store.partition_state(OFFSETS_TOPIC, partition)
+    state = cluster.store.partition_state(topic, partition)
     leader = cluster.store.brokers.get(state.leader) if state is not None else None
     if leader is None:
         return _unavailable(ErrorCode.coordinator_not_available)

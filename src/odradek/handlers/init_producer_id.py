@@ -5,8 +5,10 @@ used before — also when the client sends its current id and epoch to bump it (
 Kafka answers that case with a fresh id too. Ids are allocated from blocks persisted in
 the cluster image, so they stay unique across restarts.
 
-Not yet: transactions. A request with a transactional id is answered with
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report as a fatal error.
+With a transactional id the transaction coordinator answers (coordinator/txn): the id's
+stable producer id with its epoch bumped, after aborting a transaction still open
+(CONCURRENT_TRANSACTIONS meanwhile, the client retries). PRODUCER_FENCED is answered as
+INVALID_PRODUCER_EPOCH before v4, which predates it (KIP-588), as Kafka does.
 """
 
 from __future__ import annotations
@@ -16,27 +18,40 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.coordinator.txn.coordinator import InitResult
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 22
+# The first version whose clients know PRODUCER_FENCED.
+PRODUCER_FENCED_VERSION = 4
 
 
-@api(API_KEY, 0, 5)
-def handle(ctx: RequestContext, request: Any) -> Any:
+async def _transactional(ctx: RequestContext, request: Any) -> InitResult:
+    txns = ctx.services.transactions
+    if txns is None:
+        return InitResult(ErrorCode.coordinator_not_available)
+    producer_id = int(getattr(request, "producer_id", -1))
+    epoch = int(getattr(request, "producer_epoch", -1))
+    expected = None if (producer_id, epoch) == (-1, -1) else (producer_id, epoch)
+    timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
+    result = await txns.init_producer_id(str(request.transactional_id), timeout_ms, expected)
+    if result.error == ErrorCode.producer_fenced and ctx.api_version < PRODUCER_FENCED_VERSION:
+        return InitResult(ErrorCode.invalid_producer_epoch)
+    return result
+
+
+@api(API_KEY, 0, 5, is_async=True)
+async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     if request.transactional_id is not None:
-        return make(
-            module.InitProducerIdResponse,
-            throttle_time=datetime.timedelta(0),
-            error_code=ErrorCode.transactional_id_authorization_failed,
-            producer_id=-1,
-            producer_epoch=-1,
-        )
+        result = await _transactional(ctx, request)
+    else:
+        result = InitResult(ErrorCode.none, ctx.services.metadata.next_producer_id(), 0)
     return make(
         module.InitProducerIdResponse,
         throttle_time=datetime.timedelta(0),
-        error_code=ErrorCode.none,
-        producer_id=ctx.services.metadata.next_producer_id(),
-        producer_epoch=0,
+        error_code=result.error,
+        producer_id=result.producer_id,
+        producer_epoch=result.producer_epoch,
     )

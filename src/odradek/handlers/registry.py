@@ -44,8 +44,11 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     19: ("create_topics", 2, 7, False),
     20: ("delete_topics", 1, 6, False),
     21: ("delete_records", 0, 2, False),
-    22: ("init_producer_id", 0, 5, False),
+    22: ("init_producer_id", 0, 5, True),
     23: ("offset_for_leader_epoch", 2, 4, False),
+    24: ("add_partitions_to_txn", 0, 5, True),
+    25: ("add_offsets_to_txn", 0, 4, True),
+    26: ("end_txn", 0, 4, True),
     27: ("write_txn_markers", 1, 2, True),
     28: ("txn_offset_commit", 0, 5, True),
     32: ("describe_configs", 1, 4, False),
@@ -60,6 +63,8 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     47: ("offset_delete", 0, 0, False),
     60: ("describe_cluster", 0, 2, False),
     61: ("describe_producers", 0, 0, False),
+    65: ("describe_transactions", 0, 0, False),
+    66: ("list_transactions", 0, 1, False),
 }
 
 

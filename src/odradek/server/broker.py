@@ -15,6 +15,9 @@ from odradek.clock import Clock, SystemClock
 from odradek.config import BrokerConfig, parse_listener
 from odradek.coordinator.coordinator import TICK_INTERVAL_S, GroupCoordinator
 from odradek.coordinator.record_log import TopicRecordLog
+from odradek.coordinator.txn.coordinator import TICK_INTERVAL_S as TXN_TICK_INTERVAL_S
+from odradek.coordinator.txn.coordinator import TransactionCoordinator
+from odradek.coordinator.txn.markers import BrokerMarkerWriter
 from odradek.handlers.api_versions import build_response as api_versions_response
 from odradek.handlers.context import BrokerServices
 from odradek.handlers.fetch_session import FetchSessionCache
@@ -25,6 +28,7 @@ from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.server.connection import Connection
 from odradek.server.limits import ConnectionLimits, RequestMemory
+from odradek.server.transactions import build_transaction_coordinator
 from odradek.storage.fs import FileSystem, OsFileSystem
 from odradek.storage.manager import LogManager
 
@@ -62,6 +66,7 @@ class Broker:
         self.log_manager: LogManager | None = None
         self._services: BrokerServices | None = None
         self._cluster: ClusterNode | None = None
+        self._markers: BrokerMarkerWriter | None = None
 
     @property
     def services(self) -> BrokerServices:
@@ -121,6 +126,12 @@ class Broker:
         if cluster is not None:
             cluster.replicas.on_leadership.append(groups.leadership_changed)
         loaded = groups.load()
+        txns, self._markers = build_transaction_coordinator(
+            self.config, self.clock, metadata, replicas, cluster, groups, self._advertised
+        )
+        if cluster is not None:
+            cluster.replicas.on_leadership.append(txns.leadership_changed)
+        loaded_txns = txns.load()
         await self._listen()
         host, port = self._advertised()
         self._services = BrokerServices(
@@ -132,6 +143,7 @@ class Broker:
             advertised_host=host,
             advertised_port=port,
             groups=groups,
+            transactions=txns,
             cluster=cluster,
         )
         if self._cluster is not None:
@@ -139,7 +151,14 @@ class Broker:
         self._tasks.append(asyncio.create_task(self._periodic()))
         self._tasks.append(asyncio.create_task(self._log_maintenance(self.log_manager)))
         self._tasks.append(asyncio.create_task(self._group_timers(groups)))
+        self._tasks.append(asyncio.create_task(self._transaction_timers(txns)))
+        txns.resume_prepared()
         log.info("group coordinator loaded %d records, %d groups", loaded, len(groups.groups))
+        log.info(
+            "transaction coordinator loaded %d records, %d transactional ids",
+            loaded_txns,
+            len(txns.txns),
+        )
         log.info(
             "odradek broker ready on %s (node %d, cluster %s, data %s, %d topics) in %.0f ms",
             ", ".join(f"{h}:{p}" for h, p in self.bound),
@@ -254,6 +273,16 @@ class Broker:
             except Exception:
                 log.exception("group coordinator timers failed")
 
+    async def _transaction_timers(self, txns: TransactionCoordinator) -> None:
+        """Runs the transaction coordinator's timers (timed-out transactions, expired
+        ids, late replications) on the event loop thread, which owns its state."""
+        while True:
+            await asyncio.sleep(TXN_TICK_INTERVAL_S)
+            try:
+                txns.tick()
+            except Exception:
+                log.exception("transaction coordinator timers failed")
+
     def _sweep_connections(self) -> None:
         now = self.clock.monotonic()
         idle_s = self.config.connections_max_idle_ms / 1000
@@ -278,6 +307,11 @@ class Broker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._services is not None and self._services.groups is not None:
             self._services.groups.shutdown()
+        if self._services is not None and self._services.transactions is not None:
+            self._services.transactions.shutdown()
+        if self._markers is not None:
+            await self._markers.close()
+            self._markers = None
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
