@@ -220,13 +220,16 @@ async def test_kip_447_static_members() -> None:
 
 async def test_unknown_and_empty_groups() -> None:
     """A group that does not exist accepts generation -1 only (ILLEGAL_GENERATION
-    otherwise, and nothing is created); an empty group id is INVALID_GROUP_ID."""
+    otherwise, and nothing is created); an empty group id is INVALID_GROUP_ID; a
+    negative producer id or epoch INVALID_PRODUCER_ID_MAPPING."""
     h = Harness()
     assert txn_commit(h, 1, 1, group="new", generation=3, member_id="m") == {
         TP: ErrorCode.illegal_generation
     }
     assert "new" not in h.coordinator.groups
     assert txn_commit(h, 1, 1, group="") == {TP: ErrorCode.invalid_group_id}
+    assert txn_commit(h, -1, 1, group="new") == {TP: ErrorCode.invalid_producer_id_mapping}
+    assert txn_commit(h, 1, 1, group="new", epoch=-1) == {TP: ErrorCode.invalid_producer_id_mapping}
     assert txn_commit(h, 1, 1, group="new", member_id="m") == {TP: ErrorCode.none}
     assert h.coordinator.groups["new"].state is GroupState.EMPTY
 
@@ -308,3 +311,24 @@ async def test_unloading_a_partition_forgets_its_producers() -> None:
     h.coordinator.leadership_changed("__consumer_offsets", partition, True)
     assert h.coordinator.unstable_partitions("g") == {TP}
     await asyncio.sleep(0)
+
+
+async def test_a_commit_waiting_for_the_replicas_is_unstable() -> None:
+    """In a cluster a plain commit still waiting for the in-sync replicas is unstable
+    for require_stable (Kafka's pending commits) until its replication is answered,
+    whatever the answer."""
+    h = Harness()
+    h.log = MemoryRecordLog(partitions=3, replicated=True)
+    h.coordinator = GroupCoordinator(h.config, h.clock, h.log)
+    partition = h.coordinator.partition_of("g")
+    h.log.leading.add(partition)
+    h.coordinator.leadership_changed("__consumer_offsets", partition, True)
+    h.log.hold_replication = True
+    for outcome in (ErrorCode.none, ErrorCode.not_enough_replicas):
+        waiting = h.coordinator.commit_offsets("g", -1, "", None, [OffsetCommit("t", 0, 1, -1, "")])
+        assert h.coordinator.unstable_partitions("g") == {TP}
+        h.log.replications.pop().set_result(outcome)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert waiting.done()
+        assert h.coordinator.unstable_partitions("g") == set()

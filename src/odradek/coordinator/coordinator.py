@@ -517,10 +517,13 @@ class GroupCoordinator:
         return ErrorCode.none, offsets.fetch_offsets(self, group_id, partitions)
 
     def unstable_partitions(self, group_id: str) -> set[tuple[str, int]]:
-        """The group's partitions with an offset of an open transaction: OffsetFetch
-        with require_stable answers UNSTABLE_OFFSET_COMMIT for them (KIP-447)."""
+        """The group's partitions with an offset of an open transaction, or a commit
+        still waiting for the in-sync replicas: OffsetFetch with require_stable answers
+        UNSTABLE_OFFSET_COMMIT for them (KIP-447)."""
         group = self.groups.get(group_id)
-        return group.pending_partitions() if group is not None else set()
+        if group is None:
+            return set()
+        return group.pending_partitions() | set(group.inflight_commits)
 
     def commit_txn_offsets(
         self, request: txn_offsets.TxnOffsetCommitRequest

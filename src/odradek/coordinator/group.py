@@ -107,6 +107,9 @@ class Group:
     # Offsets of open transactions (TxnOffsetCommit), per producer id, not visible to
     # OffsetFetch until the transaction's commit marker reaches the partition.
     pending_txn: dict[int, dict[tuple[str, int], CommittedOffset]] = field(default_factory=dict)
+    # Plain commits applied but still waiting for the in-sync replicas (a cluster), per
+    # partition: unstable for OffsetFetch's require_stable, like Kafka's pending commits.
+    inflight_commits: Counter[tuple[str, int]] = field(default_factory=Counter)
     # Rebalance bookkeeping: when PreparingRebalance ends, and the initial delay window.
     join_deadline: float = 0.0
     initial_delay: bool = False

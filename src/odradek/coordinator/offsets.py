@@ -87,15 +87,24 @@ def commit_offsets(
         records.append((OffsetKey(group_id, o.topic, o.partition), value))
         results[(o.topic, o.partition)] = ErrorCode.none
 
+    written_to = [(k.topic, k.partition) for k, _ in records if isinstance(k, OffsetKey)]
+    held: list[Group] = []
+
     def answer(written: ErrorCode) -> None:
+        for g in held:
+            g.inflight_commits.subtract(written_to)
+            g.inflight_commits = +g.inflight_commits  # drops the zero counts
         if written != ErrorCode.none:
-            for key, _ in records:
-                assert isinstance(key, OffsetKey)
-                results[(key.topic, key.partition)] = written
+            for tp in written_to:
+                results[tp] = written
         if not future.done():
             future.set_result(results)
 
     c.write_then(group_id, records, answer)
+    written_group = c.groups.get(group_id)
+    if not future.done() and written_group is not None:  # waiting for the replicas
+        written_group.inflight_commits.update(written_to)
+        held.append(written_group)
     return future
 
 

@@ -92,6 +92,9 @@ def commit(
     future = asyncio.get_running_loop().create_future()
     group = c.groups.get(request.group_id)
     error = ErrorCode.invalid_group_id if not request.group_id else None
+    if request.producer.producer_id < 0 or request.producer.producer_epoch < 0:
+        # No producer: a transactional batch nobody's marker could ever end.
+        error = error or ErrorCode.invalid_producer_id_mapping
     error = error or validation_error(
         group, request.generation, request.member_id, request.instance_id
     )

@@ -6,7 +6,8 @@ NOT_COORDINATOR, and from v3 KIP-447's member fencing: ILLEGAL_GENERATION,
 UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID) and writes the offsets as the producer's
 transactional batch to the group's `__consumer_offsets` partition; they stay pending
 until the transaction's marker (coordinator/txn_offsets.py). A fenced producer epoch is
-INVALID_PRODUCER_EPOCH. Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION. In a
+INVALID_PRODUCER_EPOCH, a negative producer id or epoch INVALID_PRODUCER_ID_MAPPING.
+Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION. In a
 cluster the answer waits until the batch reached the in-sync replicas.
 
 Not done: the transactional id is not checked against the transaction coordinator
