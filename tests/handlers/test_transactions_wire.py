@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from kio.schema.errors import ErrorCode
 
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import ensure_topic
+from tests.handlers.kafka_wire import ensure_topic, list_offset
 from tests.server.wire import WireClient, build, request_module
 
 TXN = "wire-txn"
@@ -130,6 +131,17 @@ def describe_raw(client: WireClient, txn: str) -> tuple[int, str, str, int, int,
         pos += 1 + length
     timeout, start, pid, epoch = struct.unpack_from(">iqqh", frame, pos)
     return error, strings[0], strings[1], timeout, start, pid, epoch
+
+
+def wait_state(client: WireClient, wanted: str, timeout_s: float = 20.0) -> Any:
+    """Polls DescribeTransactions until the transaction is in `wanted` (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        (state,) = describe(client, TXN)
+        if state.transaction_state == wanted or time.monotonic() > deadline:
+            assert state.transaction_state == wanted
+            return state
+        time.sleep(0.05)
 
 
 def describe(client: WireClient, *txns: str) -> Any:
@@ -259,7 +271,70 @@ def test_transaction_lifecycle_and_describe(broker: Broker) -> None:
             (TXN, "Ongoing")
         ]
         assert end_txn(client, pid, epoch, True) == ErrorCode.none
-        (state,) = describe(client, TXN)
-        assert state.transaction_state in ("PrepareCommit", "CompleteCommit")
+        state = wait_state(client, "CompleteCommit")
+        assert state.topics == ()
+        # The commit marker is the partition's first batch: its log end moved past it.
+        assert list_offset(client, "tx-topic", -1).offset == 1
+        assert end_txn(client, pid, epoch, True) == ErrorCode.none
         assert end_txn(client, pid, epoch, False) == ErrorCode.invalid_txn_state
         assert end_txn(client, pid, epoch - 1, True, version=1) == ErrorCode.invalid_producer_epoch
+
+
+def test_abort_writes_markers_and_a_new_transaction_follows(broker: Broker) -> None:
+    """EndTxn(abort) reaches CompleteAbort with an abort marker on every partition; the
+    same producer then starts its next transaction."""
+    with WireClient(broker.port) as client:
+        ensure_topic(client, "tx-abort", 2)
+        r = init(client)
+        pid, epoch = r.producer_id, r.producer_epoch
+        add_partitions(client, pid, epoch, {"tx-abort": [0, 1]})
+        assert end_txn(client, pid, epoch, False) == ErrorCode.none
+        wait_state(client, "CompleteAbort")
+        assert [list_offset(client, "tx-abort", -1, p).offset for p in (0, 1)] == [1, 1]
+        assert add_partitions(client, pid, epoch, {"tx-abort": [1]}) == {
+            ("tx-abort", 1): ErrorCode.none
+        }
+        assert wait_state(client, "Ongoing").producer_epoch == epoch
+
+
+def test_init_fences_an_open_transaction(broker: Broker) -> None:
+    """A second InitProducerId while a transaction is open answers
+    CONCURRENT_TRANSACTIONS and aborts it with the epoch bumped (abort marker written);
+    retried, it gets the epoch after that, and the old epoch is PRODUCER_FENCED."""
+    with WireClient(broker.port) as client:
+        ensure_topic(client, "tx-fence", 1)
+        r = init(client)
+        pid, epoch = r.producer_id, r.producer_epoch
+        add_partitions(client, pid, epoch, {"tx-fence": [0]})
+        assert init(client).error_code == ErrorCode.concurrent_transactions
+        aborted = wait_state(client, "CompleteAbort")
+        assert aborted.producer_epoch == epoch + 1
+        assert list_offset(client, "tx-fence", -1).offset == 1
+        retried = init(client)
+        assert (retried.error_code, retried.producer_id) == (ErrorCode.none, pid)
+        assert retried.producer_epoch == epoch + 2
+        assert end_txn(client, pid, epoch, True) == ErrorCode.producer_fenced
+
+
+def test_timed_out_transaction_is_aborted_across_a_restart() -> None:
+    """An open transaction survives a broker restart (Ongoing, loaded from
+    __transaction_state), then the coordinator aborts it once its timeout passes,
+    bumping the epoch: the producer's EndTxn is PRODUCER_FENCED."""
+    config = {
+        "transaction.state.log.num.partitions": 2,
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 100,
+    }
+    with Broker(config=config) as broker:
+        with WireClient(broker.port) as client:
+            ensure_topic(client, "tx-timeout", 1)
+            r = init(client, timeout_ms=1500)
+            pid, epoch = r.producer_id, r.producer_epoch
+            add_partitions(client, pid, epoch, {"tx-timeout": [0]})
+        broker.restart()
+        with WireClient(broker.port) as client:
+            (state,) = describe(client, TXN)
+            assert (state.transaction_state, state.producer_epoch) == ("Ongoing", epoch)
+            assert [t.topic for t in state.topics] == ["tx-timeout"]
+            aborted = wait_state(client, "CompleteAbort")
+            assert aborted.producer_epoch == epoch + 1
+            assert end_txn(client, pid, epoch, True) == ErrorCode.producer_fenced
