@@ -1,0 +1,124 @@
+"""Consumer offsets in transactions with confluent-kafka (librdkafka) against a real
+broker: `send_offsets_to_transaction` then commit makes the offsets the group's, abort
+leaves them unchanged, both survive a restart; while the transaction is open a
+read_committed consumer (OffsetFetch require_stable) cannot read the group's offset and
+a read_uncommitted one reads the previous one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from odradek.testing import Broker
+
+TIMEOUT_S = 20.0
+
+
+def consumer(broker: Broker, group: str, isolation: str = "read_committed") -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": isolation,
+        }
+    )
+
+
+def committed(c: Consumer, topic: str, timeout_s: float = TIMEOUT_S) -> int:
+    (tp,) = c.committed([TopicPartition(topic, 0)], timeout_s)
+    assert tp.error is None
+    return int(tp.offset)
+
+
+def transactional(broker: Broker, txn_id: str) -> Producer:
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "transactional.id": txn_id})
+    producer.init_transactions(TIMEOUT_S)
+    return producer
+
+
+def offsets_txn(
+    producer: Producer, c: Consumer, topic: str, offset: int, end: Callable[[Any], None]
+) -> None:
+    """One transaction holding only the group's offset, ended by `end`."""
+    producer.begin_transaction()
+    producer.send_offsets_to_transaction(
+        [TopicPartition(topic, 0, offset)], c.consumer_group_metadata(), TIMEOUT_S
+    )
+    end(producer)
+
+
+def member(broker: Broker, group: str, topic: str) -> Consumer:
+    """A consumer that joined the group (its metadata carries the generation)."""
+    c = consumer(broker, group)
+    c.subscribe([topic])
+    deadline = time.monotonic() + TIMEOUT_S
+    while not c.assignment() and time.monotonic() < deadline:
+        c.poll(0.2)
+    assert c.assignment(), "the consumer did not join the group"
+    return c
+
+
+@pytest.fixture
+def broker(kafka_broker_factory: Callable[..., Broker]) -> Broker:
+    config = {
+        "group.initial.rebalance.delay.ms": 0,
+        "offsets.topic.num.partitions": 3,
+        "transaction.state.log.num.partitions": 3,
+    }
+    return kafka_broker_factory(config=config)
+
+
+def test_commit_and_abort_offsets_in_transactions(broker: Broker) -> None:
+    """Committed offsets of a transaction become the group's; aborted ones do not;
+    both hold after a restart."""
+    topic = "txn-client-in"
+    broker.create_topic(topic, 1)
+    c = member(broker, "eos", topic)
+    producer = transactional(broker, "offsets-tx")
+    offsets_txn(producer, c, topic, 5, lambda p: p.commit_transaction(TIMEOUT_S))
+    assert committed(c, topic) == 5
+    offsets_txn(producer, c, topic, 9, lambda p: p.abort_transaction(TIMEOUT_S))
+    assert committed(c, topic) == 5
+    c.close()
+    broker.restart()
+    after = consumer(broker, "eos")
+    try:
+        assert committed(after, topic) == 5
+    finally:
+        after.close()
+
+
+def test_an_open_transaction_hides_the_offset_from_read_committed(broker: Broker) -> None:
+    """While the transaction is open, read_committed's OffsetFetch (require_stable) gets
+    UNSTABLE_OFFSET_COMMIT until its timeout, read_uncommitted the previous offset; once
+    committed both read the new one."""
+    topic = "txn-client-open"
+    broker.create_topic(topic, 1)
+    c = member(broker, "open", topic)
+    c.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+    producer = transactional(broker, "open-tx")
+    producer.begin_transaction()
+    producer.send_offsets_to_transaction(
+        [TopicPartition(topic, 0, 7)], c.consumer_group_metadata(), TIMEOUT_S
+    )
+    uncommitted = consumer(broker, "open", "read_uncommitted")
+    try:
+        assert committed(uncommitted, topic) == 2
+        with pytest.raises(KafkaException) as unstable:
+            committed(c, topic, timeout_s=2)
+        assert unstable.value.args[0].code() in (
+            KafkaError._TIMED_OUT,
+            KafkaError.UNSTABLE_OFFSET_COMMIT,
+        )
+        producer.commit_transaction(TIMEOUT_S)
+        assert committed(c, topic) == 7
+        assert committed(uncommitted, topic) == 7
+    finally:
+        uncommitted.close()
+        c.close()
