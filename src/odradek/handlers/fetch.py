@@ -5,8 +5,13 @@ Returns stored batches as they are on disk (never decoded), up to `max_bytes` in
 with data is returned whole even when larger ("first batch always"). A fetch without
 `min_bytes` of data waits up to `max_wait_ms` and is answered as soon as an append brings
 enough. Fetch sessions (KIP-227) from v7; topic ids instead of names from v13.
-With no transactions yet, the last stable offset equals the high watermark and the
-aborted transaction list is empty.
+
+Isolation: read_uncommitted (0) reads up to the high watermark; read_committed (1) up to
+the last stable offset (no ongoing transaction's data) and gets, per partition, the
+aborted transactions (producer id, first offset) overlapping the returned batches, from
+the aborted-transaction index, so the consumer can drop their records. Every partition
+response carries the last stable offset. A parked read_committed fetch wakes when a
+marker moves the LSO (Partition.append_txn_marker wakes parked fetches).
 
 In a cluster only a partition's leader serves it (others: NOT_LEADER_OR_FOLLOWER); a
 `current_leader_epoch` (v9+) older than the leader's gets FENCED_LEADER_EPOCH, a newer one
@@ -44,6 +49,7 @@ from odradek.handlers.leader_hints import (
     role_error,
 )
 from odradek.handlers.registry import api, make, response_module
+from odradek.protocol.batch import iter_batches
 from odradek.replication.partition import Partition
 from odradek.storage.errors import OffsetOutOfRangeError
 
@@ -57,6 +63,8 @@ class PartitionRead:
     high_watermark: int = -1
     log_start_offset: int = -1
     records: bytes = b""
+    last_stable_offset: int = -1
+    aborted: tuple[tuple[int, int], ...] = ()  # (producer id, first offset), read_committed
 
 
 def _topic_key(ctx: RequestContext, topic: Any) -> str:
@@ -146,9 +154,10 @@ def _read_all(
     wanted: dict[PartitionKey, SessionPartition],
     max_bytes: int,
     replica_id: int = -1,
+    read_committed: bool = False,
 ) -> list[PartitionRead]:
-    """Reads every partition: below the high watermark for consumers, up to the log
-    end for a follower (`replica_id` >= 0)."""
+    """Reads every partition: below the high watermark for consumers (the last stable
+    offset for read_committed ones), up to the log end for a follower (`replica_id` >= 0)."""
     reads: list[PartitionRead] = []
     remaining = max_bytes
     min_one = True
@@ -161,11 +170,16 @@ def _read_all(
         if refused != ErrorCode.none:
             reads.append(PartitionRead(key, refused))
             continue
+        lso = partition.last_stable_offset
         read = PartitionRead(
             key, ErrorCode.none, partition.high_watermark, partition.log_start_offset
         )
+        read.last_stable_offset = lso
         limit = min(spec.max_bytes, remaining)
-        upto = partition.log_end_offset if replica_id >= 0 else partition.high_watermark
+        if replica_id >= 0:
+            upto = partition.log_end_offset
+        else:
+            upto = lso if read_committed else read.high_watermark
         if limit > 0 or min_one:
             try:
                 data = partition.log.read(spec.fetch_offset, limit, upto, min_one)
@@ -175,8 +189,22 @@ def _read_all(
         if read.records:
             remaining -= len(read.records)
             min_one = False
+            if read_committed:
+                read.aborted = _aborted(partition, spec.fetch_offset, read.records)
         reads.append(read)
     return reads
+
+
+def _aborted(
+    partition: Partition, fetch_offset: int, records: bytes
+) -> tuple[tuple[int, int], ...]:
+    """The aborted transactions overlapping the returned batches, from the fetch offset
+    to the end of the last batch (only read_committed fetches pay for the header walk)."""
+    upper_bound = fetch_offset
+    for _, header in iter_batches(records):
+        upper_bound = header.next_offset
+    found = partition.log.collect_aborted(fetch_offset, upper_bound)
+    return tuple((txn.producer_id, txn.first_offset) for txn in found)
 
 
 async def _wait_for_append(ctx: RequestContext, keys: list[PartitionKey], timeout: float) -> None:
@@ -199,6 +227,7 @@ def _changed(read: PartitionRead, known: SessionPartition) -> bool:
         or read.error != ErrorCode.none
         or read.high_watermark != known.high_watermark
         or read.log_start_offset != known.log_start_offset
+        or read.last_stable_offset != known.last_stable_offset
     )
 
 
@@ -234,9 +263,9 @@ def _build(ctx: RequestContext, reads: list[PartitionRead], session_id: int) -> 
                 partition_index=read.key[1],
                 error_code=read.error,
                 high_watermark=read.high_watermark,
-                last_stable_offset=read.high_watermark,
+                last_stable_offset=read.last_stable_offset,
                 log_start_offset=read.log_start_offset,
-                aborted_transactions=None if read.error != ErrorCode.none else (),
+                aborted_transactions=_aborted_field(module, read),
                 preferred_read_replica=-1,
                 records=read.records,
                 **extra,
@@ -258,6 +287,17 @@ def _build(ctx: RequestContext, reads: list[PartitionRead], session_id: int) -> 
         session_id=session_id,
         responses=topics,
         node_endpoints=node_endpoints(ctx.services, module, leaders),
+    )
+
+
+def _aborted_field(module: Any, read: PartitionRead) -> tuple[Any, ...] | None:
+    if read.error != ErrorCode.none:
+        return None
+    if not read.aborted:
+        return ()
+    return tuple(
+        make(module.AbortedTransaction, producer_id=pid, first_offset=first)
+        for pid, first in read.aborted
     )
 
 
@@ -287,8 +327,9 @@ async def _read_when_ready(
     loop = asyncio.get_running_loop()
     max_bytes = min(request.max_bytes, ctx.services.config.fetch_max_bytes)
     deadline = loop.time() + request.max_wait.total_seconds()
+    read_committed = getattr(request, "isolation_level", 0) == 1 and replica_id < 0
     while True:
-        reads = _read_all(ctx, wanted, max_bytes, replica_id)
+        reads = _read_all(ctx, wanted, max_bytes, replica_id, read_committed)
         size = sum(len(r.records) for r in reads)
         errors = any(r.error != ErrorCode.none for r in reads)
         remaining = deadline - loop.time()
@@ -341,5 +382,6 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         if not incremental or _changed(read, known):
             included.append(read)
         known.high_watermark, known.log_start_offset = read.high_watermark, read.log_start_offset
+        known.last_stable_offset = read.last_stable_offset
     session.epoch = session.epoch + 1 if session.epoch < 2**31 - 1 else 1
     return _build(ctx, included, session.session_id)

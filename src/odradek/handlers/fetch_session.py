@@ -32,6 +32,7 @@ class SessionPartition:
     max_bytes: int
     high_watermark: int = -1
     log_start_offset: int = -1
+    last_stable_offset: int = -1
     # The leader epoch the client believes in (v9+; -1: not checked), KIP-320.
     current_leader_epoch: int = -1
 

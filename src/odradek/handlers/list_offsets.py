@@ -1,10 +1,11 @@
 """ListOffsets (key 2), versions 1-11.
 
-Timestamps: -2 earliest (log start offset), -1 latest (high watermark; with no transactions
-the last stable offset is the same), -3 the record with the largest timestamp (v7+),
--4 earliest local (v8+, the log start offset: all data is local), -5 latest tiered and -6
-earliest pending upload (v9+/v11: no tiered storage, so -1), and any other value: the first
-offset whose timestamp is at or after it, found through the time index (-1 when none).
+Timestamps: -2 earliest (log start offset), -1 latest (the high watermark, or for
+isolation_level 1, read_committed, v2+, the last stable offset), -3 the record with the
+largest timestamp (v7+), -4 earliest local (v8+, the log start offset: all data is
+local), -5 latest tiered and -6 earliest pending upload (v9+/v11: no tiered storage, so
+-1), and any other value: the first offset whose timestamp is at or after it, found
+through the time index (-1 when none).
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ LATEST_TIERED = -5
 EARLIEST_PENDING_UPLOAD = -6
 
 
-def _lookup(partition: Partition, timestamp: int) -> tuple[int, int, int]:
+def _lookup(
+    partition: Partition, timestamp: int, read_committed: bool = False
+) -> tuple[int, int, int]:
     """(timestamp, offset, leader epoch) answering one partition's query."""
     log = partition.log
     if timestamp == LATEST:
-        return -1, partition.high_watermark, partition.leader_epoch
+        latest = partition.last_stable_offset if read_committed else partition.high_watermark
+        return -1, latest, partition.leader_epoch
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return -1, partition.log_start_offset, partition.leader_epoch
     if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
@@ -48,7 +52,7 @@ def _lookup(partition: Partition, timestamp: int) -> tuple[int, int, int]:
     return found_timestamp, offset, epoch
 
 
-def _answer(ctx: RequestContext, module: Any, name: str, query: Any) -> Any:
+def _answer(ctx: RequestContext, module: Any, name: str, query: Any, read_committed: bool) -> Any:
     partition = ctx.services.replicas.get(name, query.partition_index)
     code = ErrorCode.none
     timestamp, offset, epoch = -1, -1, -1
@@ -62,7 +66,7 @@ def _answer(ctx: RequestContext, module: Any, name: str, query: Any) -> Any:
     elif query.timestamp < EARLIEST_PENDING_UPLOAD:
         code = ErrorCode.invalid_request
     else:
-        timestamp, offset, epoch = _lookup(partition, query.timestamp)
+        timestamp, offset, epoch = _lookup(partition, query.timestamp, read_committed)
     return make(
         module.ListOffsetsPartitionResponse,
         partition_index=query.partition_index,
@@ -76,11 +80,14 @@ def _answer(ctx: RequestContext, module: Any, name: str, query: Any) -> Any:
 @api(API_KEY, 1, 11)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
+    committed = getattr(request, "isolation_level", 0) == 1
     topics = tuple(
         make(
             module.ListOffsetsTopicResponse,
             name=topic.name,
-            partitions=tuple(_answer(ctx, module, topic.name, q) for q in topic.partitions),
+            partitions=tuple(
+                _answer(ctx, module, topic.name, q, committed) for q in topic.partitions
+            ),
         )
         for topic in request.topics
     )

@@ -13,8 +13,17 @@ Records are never decoded here. acks=0 gets no response.
 
 Idempotent producers: a batch with a producer id is checked against the partition's
 producer state: a retry of one of the last five batches is acknowledged with its original
-offsets and not written again, a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER and an
-older epoch INVALID_PRODUCER_EPOCH.
+offsets and not written again, a sequence gap gets OUT_OF_ORDER_SEQUENCE_NUMBER, an
+older epoch INVALID_PRODUCER_EPOCH and a producer id with a negative sequence
+INVALID_RECORD (Kafka's LogValidator).
+
+Transactional producers (attributes bit 4): a request carrying a transactional batch
+without a transactional id is refused as a whole with TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+(as Kafka does before anything else). A transactional batch is checked like an
+idempotent one and opens (or continues) its producer's transaction on the partition; a
+non-transactional batch from a producer inside a transaction gets INVALID_TXN_STATE.
+Control batches (transaction markers) are written only by the broker: a client's is
+refused with INVALID_RECORD and changes nothing.
 
 Topic rules (handlers/record_conversion.py): `compression.type` other than `producer`
 re-compresses a batch sent with another codec; `message.timestamp.before.max.ms` and
@@ -25,9 +34,6 @@ The response is written straight to bytes (`write_response`) from plain tuples, 
 building kio objects: for a small produce that was a fifth of the broker's CPU. The
 bytes are kio's (tests/handlers/test_produce_response.py compares them over every
 version).
-
-Not yet: transactions (a transactional id or transactional batch is refused with
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -68,7 +74,11 @@ from odradek.replication.partition import Partition
 from odradek.storage.compaction import all_records_keyed
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.log_config import AppendInfo
-from odradek.storage.producer_state import InvalidProducerEpochError, OutOfOrderSequenceError
+from odradek.storage.producer_state import (
+    InvalidProducerEpochError,
+    InvalidTxnStateError,
+    OutOfOrderSequenceError,
+)
 
 API_KEY = 0
 
@@ -107,8 +117,6 @@ def _append(
         return ErrorCode.invalid_record
     if header.attributes & COMPRESSION_MASK and not plausible_record_count(records, header):
         return ErrorCode.corrupt_message
-    if header.attributes & TRANSACTIONAL_BIT:
-        return ErrorCode.transactional_id_authorization_failed
     if log.compact and not all_records_keyed(records):  # decodes: compacted only
         return ErrorCode.invalid_record
     if policy is not DEFAULT_PRODUCE_POLICY:
@@ -116,6 +124,8 @@ def _append(
         if isinstance(converted, ErrorCode):
             return converted
         records, header = converted
+    # A transactional batch (header.attributes & TRANSACTIONAL_BIT) is accepted here: the
+    # producer state checks its epoch and sequence and opens the producer's transaction.
     try:
         return partition.append(records, header)
     except BatchTooLargeError:  # larger than the topic's segment.bytes
@@ -126,6 +136,8 @@ def _append(
         return ErrorCode.out_of_order_sequence_number
     except InvalidProducerEpochError:
         return ErrorCode.invalid_producer_epoch
+    except InvalidTxnStateError:
+        return ErrorCode.invalid_txn_state
 
 
 def _partition_result(index: int, result: AppendInfo | ErrorCode) -> PartitionResult:
@@ -194,7 +206,7 @@ def _refuse_all(request: Any, code: ErrorCode) -> list[TopicResult]:
 async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     waiting: list[_Waiting] = []
-    if request.transactional_id is not None:
+    if request.transactional_id is None and _has_transactional_batch(request):
         topics = _refuse_all(request, ErrorCode.transactional_id_authorization_failed)
     elif acks not in (-1, 0, 1):
         topics = _refuse_all(request, ErrorCode.invalid_required_acks)
@@ -209,6 +221,21 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = start_response(_layout(ctx.api_version).flexible)
     write_response(out, ctx.api_version, topics)
     return finish_response(out, ctx.correlation_id)
+
+
+def _has_transactional_batch(request: Any) -> bool:
+    """Whether any partition's batch has the transactional attribute (one byte each)."""
+    for topic in request.topic_data:
+        for data in topic.partition_data:
+            records = data.records
+            tail = records is not None and len(records) > _ATTRIBUTES_LOW
+            if tail and records[_ATTRIBUTES_LOW] & TRANSACTIONAL_BIT:
+                return True
+    return False
+
+
+# The low byte of a batch's int16 attributes, where the transactional bit is.
+_ATTRIBUTES_LOW = 22
 
 
 async def _await_replication(waiting: list[_Waiting], timeout_s: float) -> None:

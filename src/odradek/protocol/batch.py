@@ -193,6 +193,8 @@ def validate_produced(records: bytes, max_batch_bytes: int) -> BatchHeader:
         raise CorruptBatchError(f"unknown compression codec {compression}")
     if header.attributes & CONTROL_BIT:
         raise InvalidBatchError("producers may not send control batches")
+    if header.producer_id >= 0 and header.base_sequence < 0:
+        raise InvalidBatchError(f"invalid sequence {header.base_sequence} with a producer id")
     return header
 
 
