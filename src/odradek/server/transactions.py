@@ -1,7 +1,9 @@
 """Building the broker's transaction coordinator: its `__transaction_state` log, the
 producer id source, the group partitions AddOffsetsToTxn adds, and where markers go (each
 partition's leader: this broker on a single node, the ZooKeeper image's leader on its
-inter-broker listener in a cluster)."""
+inter-broker listener in a cluster). In a cluster the coordinator also gets the
+RemoteVerifier for produce checks of ids coordinated elsewhere; both share one pool of
+broker connections."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from odradek.coordinator.txn.coordinator import (
     TransactionCoordinator,
     transaction_topic,
 )
-from odradek.coordinator.txn.markers import BrokerMarkerWriter, Leader
+from odradek.coordinator.txn.markers import BrokerMarkerWriter
+from odradek.coordinator.txn.remote import BrokerPool, Leader, RemoteVerifier
 from odradek.handlers.context import ClusterServices
 from odradek.metadata import zk_layout as zl
 from odradek.metadata.image import TopicImage
@@ -58,7 +61,8 @@ def build_transaction_coordinator(
         hosted = replicas.get(TRANSACTION_TOPIC, partition)
         return hosted.leader_epoch if hosted is not None else 0
 
-    markers = BrokerMarkerWriter(leader_of, exists)
+    pool = BrokerPool()
+    markers = BrokerMarkerWriter(leader_of, exists, pool)
     coordinator = TransactionCoordinator(
         config,
         clock,
@@ -68,4 +72,6 @@ def build_transaction_coordinator(
         offsets_partition,
         coordinator_epoch,
     )
+    if cluster is not None:
+        coordinator.remote = RemoteVerifier(pool, lambda p: leader_of(TRANSACTION_TOPIC, p))
     return coordinator, markers

@@ -47,6 +47,7 @@ from odradek.coordinator.txn.records import (
     encode_key,
     encode_value,
 )
+from odradek.coordinator.txn.remote import RemoteVerifier
 from odradek.coordinator.txn.state import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
@@ -130,6 +131,8 @@ class TransactionCoordinator:
         self.offsets_partition = offsets_partition
         self.coordinator_epoch = coordinator_epoch
         self.txns: dict[str, TxnMetadata] = {}
+        # Asks the coordinator on another broker (a cluster); None: every id is local.
+        self.remote: RemoteVerifier | None = None
         self._owned: set[int] | None = set() if record_log.replicated else None
         self._replications: list[tuple[float, Replication]] = []
         self._completions: dict[str, asyncio.Task[None]] = {}
@@ -333,6 +336,17 @@ class TransactionCoordinator:
         if not self.coordinates(transactional_id):
             return {p: ErrorCode.not_coordinator for p in wanted}
         return transitions.verify(self.txns.get(transactional_id), producer_id, epoch, wanted)
+
+    async def verify_anywhere(
+        self, transactional_id: str, producer_id: int, epoch: int, partitions: list[Partition]
+    ) -> dict[Partition, ErrorCode]:
+        """`verify` here when this broker coordinates the id, else asked of the broker
+        that does (a partition leader checking a transactional produce)."""
+        if not transactional_id or self.coordinates(transactional_id) or self.remote is None:
+            return self.verify(transactional_id, producer_id, epoch, partitions)
+        return await self.remote.verify(
+            self.partition_of(transactional_id), transactional_id, producer_id, epoch, partitions
+        )
 
     def end_txn(
         self, transactional_id: str, producer_id: int, epoch: int, commit: bool

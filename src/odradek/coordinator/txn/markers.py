@@ -20,8 +20,9 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.schema.write_txn_markers.v1 import request as markers_v1
 
+from odradek.coordinator.txn.remote import BrokerPool, Leader
 from odradek.coordinator.txn.transitions import Partition
-from odradek.replication.client import BrokerClient, BrokerClientError
+from odradek.replication.client import BrokerClientError
 
 log = logging.getLogger("odradek.coordinator.txn.markers")
 
@@ -30,13 +31,9 @@ _Marker: Any = markers_v1.WritableTxnMarker
 _MarkerTopic: Any = markers_v1.WritableTxnMarkerTopic
 
 MARKERS_VERSION = 1
-CONNECT_TIMEOUT_S = 5.0
-REQUEST_TIMEOUT_S = 30.0
 FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 1.0
 
-# (node id, host, port) of a partition's leader.
-Leader = tuple[int, str, int]
 _FENCED = frozenset({ErrorCode.transaction_coordinator_fenced, ErrorCode.invalid_producer_epoch})
 # Partitions that cannot take a marker at all (Kafka skips them too).
 _SKIPPED = frozenset({ErrorCode.unsupported_for_message_format, ErrorCode.unsupported_version})
@@ -51,12 +48,11 @@ class BrokerMarkerWriter:
         self,
         leader_of: Callable[[str, int], Leader | None],
         exists: Callable[[str, int], bool],
-        client_id: str = "odradek-txn-coordinator",
+        pool: BrokerPool | None = None,
     ) -> None:
         self._leader_of = leader_of
         self._exists = exists
-        self._client_id = client_id
-        self._clients: dict[int, BrokerClient] = {}
+        self.pool = pool or BrokerPool()
 
     async def write_markers(
         self,
@@ -98,32 +94,16 @@ class BrokerMarkerWriter:
         """One WriteTxnMarkers request; each partition's error (a failed connection is
         an empty answer: everything is retried)."""
         try:
-            client = await self._client(leader)
-            response = await client.request(
-                _request(marker, partitions), MARKERS_VERSION, REQUEST_TIMEOUT_S
+            response = await self.pool.request(
+                leader, _request(marker, partitions), MARKERS_VERSION
             )
         except BrokerClientError as exc:
             log.info("sending markers to broker %d failed: %s", leader[0], exc)
-            self._clients.pop(leader[0], None)
             return {}
         return _errors(response)
 
-    async def _client(self, leader: Leader) -> BrokerClient:
-        node_id, host, port = leader
-        client = self._clients.get(node_id)
-        if client is not None and (client.closed or (client.host, client.port) != (host, port)):
-            await client.close()
-            client = None
-        if client is None:
-            client = BrokerClient(host, port, self._client_id)
-            self._clients[node_id] = client
-            await client.connect(CONNECT_TIMEOUT_S)
-        return client
-
     async def close(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.close()
+        await self.pool.close()
 
 
 def _request(marker: tuple[int, int, bool, int], partitions: list[Partition]) -> Any:
