@@ -1,13 +1,17 @@
 """TxnOffsetCommit (API 28), WriteTxnMarkers (API 27) and OffsetFetch's require_stable
-over the wire against a real broker: every TxnOffsetCommit version is accepted and its
-offsets stay hidden (and unstable) until the transaction's marker commits or aborts them,
-unknown partitions and KIP-447 fencing get Kafka's codes, markers are fenced by producer
-and coordinator epoch, and pending, committed and aborted offsets are the same after a
-restart (replayed from the batches of `__consumer_offsets`)."""
+over the wire against a real broker: every TxnOffsetCommit version is accepted for a
+transaction that added the group (AddOffsetsToTxn) and refused otherwise (KIP-890), its
+offsets stay hidden (and unstable) until the transaction's marker, written here by raw
+WriteTxnMarkers, commits or aborts them; unknown partitions and KIP-447 fencing get
+Kafka's codes, markers are fenced by producer and coordinator epoch, and pending,
+committed and aborted offsets are the same after a restart (replayed from the batches of
+`__consumer_offsets`)."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -36,16 +40,51 @@ def broker() -> Iterator[Broker]:
         yield running
 
 
+@dataclass(frozen=True)
+class Txn:
+    transactional_id: str
+    producer_id: int
+    producer_epoch: int
+
+
+def init_producer(client: WireClient, transactional_id: str) -> Txn:
+    m = request_module(22, 4)
+    body = build(
+        m.InitProducerIdRequest,
+        transactional_id=transactional_id,
+        transaction_timeout=datetime.timedelta(seconds=60),
+    )
+    response = client.call(22, 4, body)
+    assert response.error_code == ErrorCode.none
+    return Txn(transactional_id, int(response.producer_id), int(response.producer_epoch))
+
+
+def open_txn(client: WireClient, transactional_id: str, group: str) -> Txn:
+    """A transaction of a new producer that added the group's offsets partition."""
+    txn = init_producer(client, transactional_id)
+    m = request_module(25, 3)
+    body = build(
+        m.AddOffsetsToTxnRequest,
+        transactional_id=transactional_id,
+        producer_id=txn.producer_id,
+        producer_epoch=txn.producer_epoch,
+        group_id=group,
+    )
+    assert client.call(25, 3, body).error_code == ErrorCode.none
+    return txn
+
+
 def txn_commit(
     client: WireClient,
     group: str,
+    txn: Txn,
     version: int = 3,
-    producer_id: int = 1000,
     offset: int = 10,
     topic: str = TOPIC,
     partition: int = 0,
     generation: int = -1,
     member_id: str = "",
+    producer_epoch: int | None = None,
 ) -> ErrorCode:
     m = request_module(28, version)
     part = build(
@@ -57,10 +96,10 @@ def txn_commit(
     )
     body = build(
         m.TxnOffsetCommitRequest,
-        transactional_id="tx",
+        transactional_id=txn.transactional_id,
         group_id=group,
-        producer_id=producer_id,
-        producer_epoch=0,
+        producer_id=txn.producer_id,
+        producer_epoch=txn.producer_epoch if producer_epoch is None else producer_epoch,
         generation_id=generation,
         member_id=member_id,
         group_instance_id=None,
@@ -121,7 +160,8 @@ def test_txn_offset_commit_every_version(broker: Broker, version: int) -> None:
     group = f"txn-v{version}"
     with WireClient(broker.port) as client:
         plain_commit(client, group, 3)
-        assert txn_commit(client, group, version, producer_id=2000 + version) == ErrorCode.none
+        txn = open_txn(client, f"tx-v{version}", group)
+        assert txn_commit(client, group, txn, version) == ErrorCode.none
         assert fetch(client, group, False) == (3, ErrorCode.none)
         assert fetch(client, group, False, version=6) == (3, ErrorCode.none)
         assert fetch(client, group, True) == (-1, ErrorCode.unstable_offset_commit)
@@ -133,10 +173,11 @@ def test_unknown_partitions_and_groups(broker: Broker) -> None:
     """An unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION, an empty group id
     INVALID_GROUP_ID, a generation for a group that does not exist ILLEGAL_GENERATION."""
     with WireClient(broker.port) as client:
-        assert txn_commit(client, "g1", topic="nope") == ErrorCode.unknown_topic_or_partition
-        assert txn_commit(client, "g1", partition=7) == ErrorCode.unknown_topic_or_partition
-        assert txn_commit(client, "") == ErrorCode.invalid_group_id
-        assert txn_commit(client, "g1", generation=4, member_id="m") == (
+        txn = open_txn(client, "tx-unknown", "g1")
+        assert txn_commit(client, "g1", txn, topic="nope") == ErrorCode.unknown_topic_or_partition
+        assert txn_commit(client, "g1", txn, partition=7) == ErrorCode.unknown_topic_or_partition
+        assert txn_commit(client, "", txn) == ErrorCode.invalid_group_id
+        assert txn_commit(client, "g1", txn, generation=4, member_id="m") == (
             ErrorCode.illegal_generation
         )
 
@@ -146,12 +187,13 @@ def test_member_fencing(broker: Broker) -> None:
     group = "txn-member"
     with WireClient(broker.port) as client:
         joined = member(client, group)
+        txn = open_txn(client, "tx-member", group)
         gen, mid = joined.generation_id, joined.member_id
-        assert txn_commit(client, group, generation=gen, member_id=mid) == ErrorCode.none
-        assert txn_commit(client, group, generation=gen + 1, member_id=mid) == (
+        assert txn_commit(client, group, txn, generation=gen, member_id=mid) == ErrorCode.none
+        assert txn_commit(client, group, txn, generation=gen + 1, member_id=mid) == (
             ErrorCode.illegal_generation
         )
-        assert txn_commit(client, group, generation=gen, member_id="x") == (
+        assert txn_commit(client, group, txn, generation=gen, member_id="x") == (
             ErrorCode.unknown_member_id
         )
 
@@ -163,7 +205,8 @@ def test_pending_offsets_survive_a_restart() -> None:
         with WireClient(broker.port) as client:
             create_topic(client, TOPIC, 2)
             plain_commit(client, "restart", 4)
-            assert txn_commit(client, "restart", producer_id=77) == ErrorCode.none
+            txn = open_txn(client, "tx-restart", "restart")
+            assert txn_commit(client, "restart", txn) == ErrorCode.none
         broker.restart()
         with WireClient(broker.port) as client:
             assert fetch(client, "restart", True) == (-1, ErrorCode.unstable_offset_commit)
@@ -198,13 +241,19 @@ def write_marker(
     return ErrorCode(t.partitions[0].error_code)
 
 
-def end_txn(
-    client: WireClient, group: str, producer_id: int, commit: bool, version: int = 1
-) -> None:
+def end_txn(client: WireClient, group: str, txn: Txn, commit: bool, version: int = 1) -> None:
+    """Writes the transaction's marker to the group's partition by raw WriteTxnMarkers."""
     partition = partition_for(group, OFFSETS_PARTITIONS)
-    assert write_marker(client, OFFSETS_TOPIC, partition, producer_id, commit, version=version) == (
-        ErrorCode.none
+    written = write_marker(
+        client,
+        OFFSETS_TOPIC,
+        partition,
+        txn.producer_id,
+        commit,
+        producer_epoch=txn.producer_epoch,
+        version=version,
     )
+    assert written == ErrorCode.none
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -216,12 +265,13 @@ def test_markers_commit_and_abort_survive_a_restart(version: int) -> None:
     with Broker(config=config) as broker:
         with WireClient(broker.port) as client:
             create_topic(client, TOPIC, 2)
-            assert txn_commit(client, "committed", producer_id=1, offset=11) == ErrorCode.none
-            end_txn(client, "committed", 1, True, version)
+            txns = {g: open_txn(client, f"tx-{g}", g) for g in ("committed", "aborted", "open")}
+            assert txn_commit(client, "committed", txns["committed"], offset=11) == ErrorCode.none
+            end_txn(client, "committed", txns["committed"], True, version)
             plain_commit(client, "aborted", 5)
-            assert txn_commit(client, "aborted", producer_id=2, offset=22) == ErrorCode.none
-            end_txn(client, "aborted", 2, False, version)
-            assert txn_commit(client, "open", producer_id=3, offset=33) == ErrorCode.none
+            assert txn_commit(client, "aborted", txns["aborted"], offset=22) == ErrorCode.none
+            end_txn(client, "aborted", txns["aborted"], False, version)
+            assert txn_commit(client, "open", txns["open"], offset=33) == ErrorCode.none
             expected = {
                 "committed": [(11, ErrorCode.none), (11, ErrorCode.none)],
                 "aborted": [(5, ErrorCode.none), (5, ErrorCode.none)],
@@ -233,7 +283,7 @@ def test_markers_commit_and_abort_survive_a_restart(version: int) -> None:
         with WireClient(broker.port) as client:
             for group, answers in expected.items():
                 assert [fetch(client, group, False), fetch(client, group, True)] == answers
-            end_txn(client, "open", 3, True, version)
+            end_txn(client, "open", txns["open"], True, version)
             assert fetch(client, "open", True) == (33, ErrorCode.none)
 
 
@@ -262,11 +312,34 @@ def test_a_fenced_producer_cannot_commit_offsets(broker: Broker) -> None:
     group = "fenced"
     partition = partition_for(group, OFFSETS_PARTITIONS)
     with WireClient(broker.port) as client:
-        assert txn_commit(client, group, producer_id=600, offset=1) == ErrorCode.none
-        assert write_marker(client, OFFSETS_TOPIC, partition, 600, False, producer_epoch=1) == (
-            ErrorCode.none
+        txn = open_txn(client, "tx-fenced", group)
+        assert txn_commit(client, group, txn, offset=1) == ErrorCode.none
+        newer = txn.producer_epoch + 1
+        assert write_marker(
+            client, OFFSETS_TOPIC, partition, txn.producer_id, False, producer_epoch=newer
+        ) == (ErrorCode.none)
+        assert txn_commit(client, group, txn, offset=2) == ErrorCode.invalid_producer_epoch
+        assert fetch(client, group, True) == (-1, ErrorCode.none)
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"), [(3, "invalid_txn_state"), (4, "transaction_abortable")]
+)
+def test_kip_890_verification(broker: Broker, version: int, expected: str) -> None:
+    """A producer whose transaction did not add the group (no AddOffsetsToTxn) is refused
+    (INVALID_TXN_STATE before v4, TRANSACTION_ABORTABLE from v4); an unknown
+    transactional id is INVALID_PRODUCER_ID_MAPPING, an old epoch PRODUCER_FENCED;
+    nothing is written."""
+    group = f"unverified-{version}"
+    with WireClient(broker.port) as client:
+        txn = init_producer(client, f"tx-unverified-{version}")
+        assert txn_commit(client, group, txn, version) == ErrorCode[expected]
+        stranger = Txn("tx-stranger", txn.producer_id, txn.producer_epoch)
+        assert txn_commit(client, group, stranger, version) == (
+            ErrorCode.invalid_producer_id_mapping
         )
-        assert txn_commit(client, group, producer_id=600, offset=2) == (
-            ErrorCode.invalid_producer_epoch
+        txn = open_txn(client, f"tx-unverified-{version}", group)
+        assert txn_commit(client, group, txn, version, producer_epoch=txn.producer_epoch - 1) == (
+            ErrorCode.producer_fenced
         )
         assert fetch(client, group, True) == (-1, ErrorCode.none)

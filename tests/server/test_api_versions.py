@@ -376,6 +376,7 @@ def _txn_offset_commit(m: Any, name: str, topic_id: uuid.UUID) -> Any:
 
 
 BUILDERS[28] = _txn_offset_commit
+STRANGER_ERRORS[(28, None)] = {int(ErrorCode.invalid_producer_id_mapping)}
 
 
 def _write_txn_markers(m: Any, name: str, topic_id: uuid.UUID) -> Any:

@@ -10,10 +10,16 @@ INVALID_PRODUCER_EPOCH, a negative producer id or epoch INVALID_PRODUCER_ID_MAPP
 Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION. In a
 cluster the answer waits until the batch reached the in-sync replicas.
 
-Not done: the transactional id is not checked against the transaction coordinator
-(Kafka's KIP-890 verification that AddOffsetsToTxn added the partition, and v5's
-implicit add), so v5 is served with v4's meaning; there is no authorization.
-COORDINATOR_LOAD_IN_PROGRESS never happens (a partition loads before it is served).
+KIP-890 part 1: when this broker also coordinates the transactional id, the producer's
+current transaction must include the group's `__consumer_offsets` partition
+(AddOffsetsToTxn), else nothing is written: TRANSACTION_ABORTABLE (INVALID_TXN_STATE
+before v4, as Kafka maps it for older clients), and the coordinator's own refusals
+(INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS).
+
+Not done: that check when the transaction coordinator is another broker of a cluster,
+and v5's implicit add of the partition (KIP-890 part 2), so v5 is served with v4's
+meaning; there is no authorization. COORDINATOR_LOAD_IN_PROGRESS never happens (a
+partition loads before it is served).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.offsets import OffsetCommit
-from odradek.coordinator.record_log import TxnProducer
+from odradek.coordinator.record_log import OFFSETS_TOPIC, TxnProducer
 from odradek.coordinator.txn_offsets import TxnOffsetCommitRequest
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
@@ -56,13 +62,35 @@ def _commits(
     return commits
 
 
+def _verification_error(ctx: RequestContext, request: Any) -> ErrorCode:
+    """Whether the producer's transaction includes the group's partition, when this
+    broker coordinates the transactional id (NONE when it does not: not checked)."""
+    txns = ctx.services.transactions
+    groups = ctx.services.groups
+    txn_id, group_id = str(request.transactional_id), str(request.group_id)
+    if txns is None or groups is None or not group_id or not groups.coordinates(group_id):
+        return ErrorCode.none
+    if not txn_id or not txns.coordinates(txn_id):
+        return ErrorCode.none
+    partition = (OFFSETS_TOPIC, groups.partition_of(group_id))
+    producer = (int(request.producer_id), int(request.producer_epoch))
+    error = txns.verify(txn_id, *producer, [partition])[partition]
+    if error == ErrorCode.transaction_abortable and ctx.api_version < 4:
+        return ErrorCode.invalid_txn_state
+    return error
+
+
 @api(API_KEY, 0, 5, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
     errors: dict[tuple[str, int], ErrorCode] = {}
     commits = _commits(ctx, request, errors)
-    if groups is None:
+    unverified = _verification_error(ctx, request) if commits else ErrorCode.none
+    if unverified != ErrorCode.none:
+        for o in commits:
+            errors[(o.topic, o.partition)] = unverified
+    elif groups is None:
         for o in commits:
             errors[(o.topic, o.partition)] = ErrorCode.coordinator_not_available
     elif commits:
