@@ -2,7 +2,8 @@
 broker: `send_offsets_to_transaction` then commit makes the offsets the group's, abort
 leaves them unchanged, both survive a restart; while the transaction is open a
 read_committed consumer (OffsetFetch require_stable) cannot read the group's offset and
-a read_uncommitted one reads the previous one."""
+a read_uncommitted one reads the previous one; records and offsets of one transaction
+are committed or aborted together (consume-transform-produce)."""
 
 from __future__ import annotations
 
@@ -122,3 +123,52 @@ def test_an_open_transaction_hides_the_offset_from_read_committed(broker: Broker
     finally:
         uncommitted.close()
         c.close()
+
+
+def read_committed_values(broker: Broker, topic: str, expected: int) -> list[bytes]:
+    """What a read_committed consumer of `topic` reads, waiting for `expected` records
+    (bounded), then a little longer for anything that should not be there."""
+    c = consumer(broker, f"reader-{topic}")
+    c.assign([TopicPartition(topic, 0, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + TIMEOUT_S
+    quiet_until = None
+    try:
+        while time.monotonic() < deadline:
+            message = c.poll(0.2)
+            if message is not None and message.error() is None:
+                values.append(message.value())
+            if len(values) >= expected and quiet_until is None:
+                quiet_until = time.monotonic() + 1.0
+            if quiet_until is not None and time.monotonic() > quiet_until:
+                break
+    finally:
+        c.close()
+    return values
+
+
+def test_consume_transform_produce(broker: Broker) -> None:
+    """Records produced and offsets sent in one transaction are committed together; an
+    aborted transaction's records and offsets are both invisible."""
+    source, sink = "ctp-in", "ctp-out"
+    broker.create_topic(source, 1)
+    broker.create_topic(sink, 1)
+    plain = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    for i in range(4):
+        plain.produce(source, f"in-{i}".encode())
+    plain.flush(TIMEOUT_S)
+    c = member(broker, "ctp", source)
+    producer = transactional(broker, "ctp-tx")
+    for commit, offset in ((True, 2), (False, 4)):
+        producer.begin_transaction()
+        producer.produce(sink, f"out-{offset}".encode())
+        producer.send_offsets_to_transaction(
+            [TopicPartition(source, 0, offset)], c.consumer_group_metadata(), TIMEOUT_S
+        )
+        if commit:
+            producer.commit_transaction(TIMEOUT_S)
+        else:
+            producer.abort_transaction(TIMEOUT_S)
+    assert committed(c, source) == 2
+    c.close()
+    assert read_committed_values(broker, sink, 1) == [b"out-2"]

@@ -328,8 +328,8 @@ def test_a_fenced_producer_cannot_commit_offsets(broker: Broker) -> None:
 def test_kip_890_verification(broker: Broker, version: int, expected: str) -> None:
     """A producer whose transaction did not add the group (no AddOffsetsToTxn) is refused
     (INVALID_TXN_STATE before v4, TRANSACTION_ABORTABLE from v4); an unknown
-    transactional id is INVALID_PRODUCER_ID_MAPPING, an old epoch PRODUCER_FENCED;
-    nothing is written."""
+    transactional id is INVALID_PRODUCER_ID_MAPPING, an old epoch (PRODUCER_FENCED at the
+    transaction coordinator) INVALID_PRODUCER_EPOCH; nothing is written."""
     group = f"unverified-{version}"
     with WireClient(broker.port) as client:
         txn = init_producer(client, f"tx-unverified-{version}")
@@ -340,6 +340,6 @@ def test_kip_890_verification(broker: Broker, version: int, expected: str) -> No
         )
         txn = open_txn(client, f"tx-unverified-{version}", group)
         assert txn_commit(client, group, txn, version, producer_epoch=txn.producer_epoch - 1) == (
-            ErrorCode.producer_fenced
+            ErrorCode.invalid_producer_epoch
         )
         assert fetch(client, group, True) == (-1, ErrorCode.none)

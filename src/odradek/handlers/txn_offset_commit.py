@@ -10,14 +10,17 @@ INVALID_PRODUCER_EPOCH, a negative producer id or epoch INVALID_PRODUCER_ID_MAPP
 Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION. In a
 cluster the answer waits until the batch reached the in-sync replicas.
 
-KIP-890 part 1: when this broker also coordinates the transactional id, the producer's
-current transaction must include the group's `__consumer_offsets` partition
-(AddOffsetsToTxn), else nothing is written: TRANSACTION_ABORTABLE (INVALID_TXN_STATE
-before v4, as Kafka maps it for older clients), and the coordinator's own refusals
-(INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS).
+KIP-890 part 1: the producer's transaction coordinator (this broker, or the one that
+owns the transactional id, asked with AddPartitionsToTxn v4 `verify_only`) must confirm
+that the current transaction includes the group's `__consumer_offsets` partition
+(AddOffsetsToTxn), else nothing is written. Its answers are translated as Kafka's
+AddPartitionsToTxnManager and GroupMetadataManager do: TRANSACTION_ABORTABLE stays from
+v4 and is INVALID_TXN_STATE before, PRODUCER_FENCED is INVALID_PRODUCER_EPOCH, a
+coordinator that cannot answer now (moving, loading, a transaction completing) is
+COORDINATOR_LOAD_IN_PROGRESS, which clients retry without looking the group's coordinator
+up again; INVALID_PRODUCER_ID_MAPPING stays.
 
-Not done: that check when the transaction coordinator is another broker of a cluster,
-and v5's implicit add of the partition (KIP-890 part 2), so v5 is served with v4's
+Not done: v5's implicit add of the partition (KIP-890 part 2), so v5 is served with v4's
 meaning; there is no authorization. COORDINATOR_LOAD_IN_PROGRESS never happens (a
 partition loads before it is served).
 """
@@ -62,22 +65,44 @@ def _commits(
     return commits
 
 
-def _verification_error(ctx: RequestContext, request: Any) -> ErrorCode:
-    """Whether the producer's transaction includes the group's partition, when this
-    broker coordinates the transactional id (NONE when it does not: not checked)."""
+# The first TxnOffsetCommit version whose clients know TRANSACTION_ABORTABLE (KIP-890).
+ABORTABLE_VERSION = 4
+# Verification answers meaning "not now": the client retries.
+_RETRIABLE = frozenset(
+    {
+        ErrorCode.concurrent_transactions,
+        ErrorCode.coordinator_load_in_progress,
+        ErrorCode.coordinator_not_available,
+        ErrorCode.not_coordinator,
+        ErrorCode.request_timed_out,
+        ErrorCode.network_exception,
+    }
+)
+
+
+def offset_commit_error(error: ErrorCode, version: int) -> ErrorCode:
+    """A verification answer as the TxnOffsetCommit response carries it."""
+    if error == ErrorCode.producer_fenced:
+        return ErrorCode.invalid_producer_epoch
+    if error == ErrorCode.transaction_abortable and version < ABORTABLE_VERSION:
+        return ErrorCode.invalid_txn_state
+    if error in _RETRIABLE:
+        return ErrorCode.coordinator_load_in_progress
+    return error
+
+
+async def _verification_error(ctx: RequestContext, request: Any) -> ErrorCode:
+    """Whether the producer's transaction includes the group's partition (checked only
+    by the group's coordinator: any other broker answers NOT_COORDINATOR anyway)."""
     txns = ctx.services.transactions
     groups = ctx.services.groups
-    txn_id, group_id = str(request.transactional_id), str(request.group_id)
+    group_id = str(request.group_id)
     if txns is None or groups is None or not group_id or not groups.coordinates(group_id):
-        return ErrorCode.none
-    if not txn_id or not txns.coordinates(txn_id):
         return ErrorCode.none
     partition = (OFFSETS_TOPIC, groups.partition_of(group_id))
     producer = (int(request.producer_id), int(request.producer_epoch))
-    error = txns.verify(txn_id, *producer, [partition])[partition]
-    if error == ErrorCode.transaction_abortable and ctx.api_version < 4:
-        return ErrorCode.invalid_txn_state
-    return error
+    answers = await txns.verify_anywhere(str(request.transactional_id), *producer, [partition])
+    return offset_commit_error(answers[partition], ctx.api_version)
 
 
 @api(API_KEY, 0, 5, is_async=True)
@@ -86,7 +111,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     groups = ctx.services.groups
     errors: dict[tuple[str, int], ErrorCode] = {}
     commits = _commits(ctx, request, errors)
-    unverified = _verification_error(ctx, request) if commits else ErrorCode.none
+    unverified = await _verification_error(ctx, request) if commits else ErrorCode.none
     if unverified != ErrorCode.none:
         for o in commits:
             errors[(o.topic, o.partition)] = unverified
