@@ -132,6 +132,11 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
         _int,
         1,
     ),
+    "transaction.partition.verification.enable": (
+        "transaction_partition_verification_enable",
+        _bool,
+        None,
+    ),
 }
 
 
@@ -213,6 +218,7 @@ class BrokerConfig:
     transaction_state_log_segment_bytes: int = 100 * 1024 * 1024
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
     transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
+    transaction_partition_verification_enable: bool = True
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property

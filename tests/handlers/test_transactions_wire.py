@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode
 
+from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
 from tests.handlers.kafka_wire import ensure_topic, list_offset
 from tests.server.wire import WireClient, build, request_module
@@ -338,3 +339,88 @@ def test_timed_out_transaction_is_aborted_across_a_restart() -> None:
             aborted = wait_state(client, "CompleteAbort")
             assert aborted.producer_epoch == epoch + 1
             assert end_txn(client, pid, epoch, True) == ErrorCode.producer_fenced
+
+
+def produce_txn(
+    client: WireClient, topic: str, pid: int, epoch: int, seq: int, version: int = 9
+) -> Any:
+    """One transactional batch of TXN's producer to partition 0; the partition response."""
+    m = request_module(0, version)
+    batch = build_batch(
+        [SimpleRecord(b"v")],
+        producer_id=pid,
+        producer_epoch=epoch,
+        base_sequence=seq,
+        is_transactional=True,
+    )
+    data = build(m.PartitionProduceData, index=0, records=batch)
+    body = build(
+        m.ProduceRequest,
+        acks=-1,
+        timeout=datetime.timedelta(seconds=5),
+        transactional_id=TXN,
+        topic_data=(build(m.TopicProduceData, name=topic, partition_data=(data,)),),
+    )
+    return client.call(0, version, body).responses[0].partition_responses[0]
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [(9, ErrorCode.invalid_txn_state), (11, ErrorCode.transaction_abortable)],
+)
+def test_produce_to_a_partition_outside_the_transaction_is_refused(
+    broker: Broker, version: int, refused: ErrorCode
+) -> None:
+    """KIP-890 part 1: a transactional batch for a partition the transaction did not add
+    is refused (INVALID_TXN_STATE before Produce v11, TRANSACTION_ABORTABLE from v11) and
+    nothing is written; once added, the batch is appended."""
+    with WireClient(broker.port) as client:
+        ensure_topic(client, "tx-verify", 1)
+        r = init(client)
+        pid, epoch = r.producer_id, r.producer_epoch
+        assert produce_txn(client, "tx-verify", pid, epoch, 0, version).error_code == refused
+        assert list_offset(client, "tx-verify", -1).offset == 0
+        add_partitions(client, pid, epoch, {"tx-verify": [0]})
+        accepted = produce_txn(client, "tx-verify", pid, epoch, 0, version)
+        assert (accepted.error_code, accepted.base_offset) == (ErrorCode.none, 0)
+
+
+def test_verification_is_asked_once_per_partition_and_transaction(broker: Broker) -> None:
+    """The coordinator is asked only for the transaction's first batch on a partition;
+    later batches find the transaction open on the partition. Another epoch is checked
+    again and refused with INVALID_PRODUCER_EPOCH."""
+    assert broker.broker is not None
+    txns = broker.broker.services.transactions
+    assert txns is not None
+    asked: list[object] = []
+    verify = txns.verify
+
+    def counting(*args: Any) -> Any:
+        asked.append(args)
+        return verify(*args)
+
+    txns.verify = counting  # type: ignore[method-assign]
+    with WireClient(broker.port) as client:
+        ensure_topic(client, "tx-once", 1)
+        r = init(client)
+        pid, epoch = r.producer_id, r.producer_epoch
+        add_partitions(client, pid, epoch, {"tx-once": [0]})
+        for seq in range(3):
+            assert produce_txn(client, "tx-once", pid, epoch, seq).error_code == ErrorCode.none
+        assert len(asked) == 1
+        # An epoch the coordinator does not know: checked, PRODUCER_FENCED, which Produce
+        # carries as INVALID_PRODUCER_EPOCH.
+        other = produce_txn(client, "tx-once", pid, epoch + 5, 0)
+        assert other.error_code == ErrorCode.invalid_producer_epoch
+        assert len(asked) == 2
+
+
+def test_verification_can_be_turned_off() -> None:
+    """With transaction.partition.verification.enable=false a transactional batch is
+    appended without asking the coordinator, as in Kafka."""
+    config = {"transaction.partition.verification.enable": "false"}
+    with Broker(config=config) as broker, WireClient(broker.port) as client:
+        ensure_topic(client, "tx-off", 1)
+        r = init(client)
+        accepted = produce_txn(client, "tx-off", r.producer_id, r.producer_epoch, 0)
+        assert accepted.error_code == ErrorCode.none

@@ -23,7 +23,10 @@ without a transactional id is refused as a whole with TRANSACTIONAL_ID_AUTHORIZA
 idempotent one and opens (or continues) its producer's transaction on the partition; a
 non-transactional batch from a producer inside a transaction gets INVALID_TXN_STATE.
 Control batches (transaction markers) are written only by the broker: a client's is
-refused with INVALID_RECORD and changes nothing.
+refused with INVALID_RECORD and changes nothing. Before a transactional batch opens its
+producer's transaction on a partition, the transaction coordinator confirms the partition
+is in the transaction (KIP-890 part 1, handlers/txn_verification.py); otherwise the
+partition is refused (INVALID_TXN_STATE before Produce v11) and nothing is written.
 
 Topic rules (handlers/record_conversion.py): `compression.type` other than `producer`
 re-compresses a batch sent with another codec; `message.timestamp.before.max.ms` and
@@ -42,7 +45,7 @@ import asyncio
 import datetime
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
@@ -58,6 +61,7 @@ from odradek.handlers.leader_hints import (
 )
 from odradek.handlers.record_conversion import apply_policy
 from odradek.handlers.registry import api, make, response_module
+from odradek.handlers.txn_verification import verify_transactional
 from odradek.metadata.topic_config import DEFAULT_PRODUCE_POLICY, ProducePolicy
 from odradek.protocol.batch import (
     COMPRESSION_MASK,
@@ -159,13 +163,19 @@ def _topic_name(ctx: RequestContext, topic: Any) -> str | None:
     return str(topic.name)
 
 
+_ALL_VERIFIED: Mapping[tuple[str, int], ErrorCode] = {}
+
 # An acks=all append waiting for the ISR: (topic's results, position, partition, its
 # offsets, the future that the high watermark's move answers)
 _Waiting = tuple[list[PartitionResult], int, Partition, AppendInfo, "asyncio.Future[ErrorCode]"]
 
 
 def _produce_topic(
-    ctx: RequestContext, topic: Any, acks: int, waiting: list[_Waiting]
+    ctx: RequestContext,
+    topic: Any,
+    acks: int,
+    waiting: list[_Waiting],
+    unverified: Mapping[tuple[str, int], ErrorCode],
 ) -> TopicResult:
     name = _topic_name(ctx, topic)
     results: list[PartitionResult] = []
@@ -179,6 +189,8 @@ def _produce_topic(
         if partition is None:
             hosted_elsewhere = name is not None and role_error(ctx.services, name, data.index, None)
             result: AppendInfo | ErrorCode = hosted_elsewhere or _missing_topic(ctx)
+        elif (refused := unverified.get((partition.topic, data.index))) is not None:
+            result = refused  # KIP-890: not in the producer's transaction (or unverifiable)
         else:
             result = _append(partition, data.records, acks, policy, now_ms)
             if acks == -1 and not isinstance(result, ErrorCode) and partition.replicated:
@@ -211,7 +223,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     elif acks not in (-1, 0, 1):
         topics = _refuse_all(request, ErrorCode.invalid_required_acks)
     else:
-        topics = [_produce_topic(ctx, t, acks, waiting) for t in request.topic_data]
+        unverified = _ALL_VERIFIED
+        if request.transactional_id is not None:  # no coroutine for other produce
+            unverified = await verify_transactional(ctx, request)
+        topics = [_produce_topic(ctx, t, acks, waiting, unverified) for t in request.topic_data]
     if waiting:
         await _await_replication(waiting, request.timeout.total_seconds())
     if acks == 0:

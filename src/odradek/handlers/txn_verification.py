@@ -9,7 +9,8 @@ that producer and epoch yet — once the first batch is written, the partition's
 is the answer, so later batches of the transaction pay nothing (Kafka's verification guard
 works the same way). The coordinator answers locally, or over AddPartitionsToTxn v4
 `verify_only` when it is another broker. Errors are translated for the produce response as
-Kafka's AddPartitionsToTxnManager and ReplicaManager do.
+Kafka's AddPartitionsToTxnManager and ReplicaManager do. Off with
+`transaction.partition.verification.enable=false`, as in Kafka.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ async def verify_transactional(ctx: RequestContext, request: Any) -> dict[Key, E
     appended; empty when every batch may go (always for non-transactional produce)."""
     txns = ctx.services.transactions
     if request.transactional_id is None or txns is None:
+        return {}
+    if not ctx.services.config.transaction_partition_verification_enable:
         return {}
     refused: dict[Key, ErrorCode] = {}
     for (producer_id, epoch), keys in _needing_check(ctx, request).items():

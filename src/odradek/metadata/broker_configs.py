@@ -214,6 +214,11 @@ _READ_ONLY = [
         "int",
         "How often expired transactional ids are removed.",
     ),
+    _r(
+        "transaction.partition.verification.enable",
+        "bool",
+        "Check with the coordinator that a transactional batch's partition is in its transaction.",
+    ),
 ]
 
 BROKER_CONFIGS: Mapping[str, BrokerConfigDef] = {
