@@ -113,17 +113,20 @@ def _latest(client: WireClient, topic: str, isolation: int) -> int:
 
 
 def _visible(part: Any) -> list[bytes]:
-    """What a read_committed consumer keeps: records of aborted transactions (from
-    their first offset to their producer's abort marker) and control records dropped."""
-    aborted = {t.producer_id: t.first_offset for t in part.aborted_transactions}
+    """What a read_committed consumer keeps, as Kafka's does: an aborted transaction
+    drops its producer's transactional batches from its first offset until that
+    producer's ABORT marker; control records are never shown."""
+    pending = sorted(part.aborted_transactions, key=lambda t: t.first_offset)
+    aborting: set[int] = set()
     kept = []
     data = bytes(part.records or b"")
     for pos, header in iter_batches(data):
+        while pending and pending[0].first_offset <= header.last_offset:
+            aborting.add(pending.pop(0).producer_id)
         if header.is_control:
-            aborted.pop(header.producer_id, None)
+            aborting.discard(header.producer_id)  # the markers here are all ABORT or COMMIT
             continue
-        first = aborted.get(header.producer_id)
-        if first is not None and header.base_offset >= first:
+        if header.is_transactional and header.producer_id in aborting:
             continue
         kept += [r.value or b"" for r in records_of(data[pos : pos + header.size])]
     return kept

@@ -11,7 +11,10 @@ A pass over one log (Kafka's `Cleaner.doClean`):
    up to log.cleaner.dedupe.buffer.size / 24 keys, Kafka's per-entry cost).
 3. Rewrite every segment from the log start to the end of the mapped range, in groups
    merged up to segment.bytes: records superseded by a later one for their key go
-   (compaction.py); offsets never change.
+   (compaction.py); offsets never change. Records of aborted transactions go and are
+   never mapped; markers go once their transaction is gone and delete.retention.ms has
+   passed; each group's kept aborts are indexed in its copy (cleaned_txns.py). Segments
+   from the one holding an open transaction's first offset on are never cleaned.
 4. Swap each group's result in crash-safely: write `<base>.log.cleaned` (and indexes),
    fsync, rename to `.swap` (the commit point: recovery completes the swap, see
    log_loader.py), rename the group's other segments `.deleted`, then the `.swap` files
@@ -33,9 +36,11 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 from odradek.clock import Clock
-from odradek.protocol.batch import CorruptBatchError, read_header
+from odradek.protocol.batch import BatchHeader, CorruptBatchError, read_header
+from odradek.protocol.control import parse_marker
 from odradek.protocol.records import decode_batch
 from odradek.storage.checkpoint import read_offsets, write_offsets
+from odradek.storage.cleaned_txns import CleanedTransactions
 from odradek.storage.compaction import (
     CleanableRange,
     cleanable_range,
@@ -193,7 +198,13 @@ class LogCleaner:
         now = self._clock.time_ms()  # one time per pass, as Kafka's cleaner
         offset_map: dict[bytes, int] = {}
         end = yield from self._build_offset_map(target, offset_map)
-        to_clean = [s for s in log.segments[:-1] if s.base_offset < end]
+        # Never a segment holding an open transaction (its outcome is not known yet).
+        stable = log.first_unstable_offset
+        to_clean = [
+            s
+            for s in log.segments[:-1]
+            if s.base_offset < end and (stable is None or s.next_offset <= stable)
+        ]
         self._needed = list(to_clean)
         horizons: list[int] = []
         for group in group_segments(to_clean, log.config):
@@ -211,9 +222,12 @@ class LogCleaner:
     ) -> Generator[int, None, int]:
         """Maps keys to their latest offset over whole dirty segments (as many as fit);
         returns the offset the mapped range ends at (the next segment's base offset)."""
-        segments = target.log.segments
+        log = target.log
+        segments = log.segments
         end = target.first_dirty
         self._needed = [s for s in segments[:-1] if s.base_offset < target.first_uncleanable]
+        # Records of aborted transactions never supersede anything (Kafka's rule too).
+        txns = CleanedTransactions(log.collect_aborted(end, target.first_uncleanable))
         for segment, after in itertools.pairwise(segments):
             if after.base_offset <= target.first_dirty:
                 continue
@@ -223,7 +237,11 @@ class LogCleaner:
                 break  # the rest waits for the next pass
             for position, header in segment.batches():
                 self.stats.bytes_read += header.size
-                if header.last_offset >= target.first_dirty and not header.is_control:
+                if header.is_control:
+                    if header.producer_id >= 0:
+                        batch = segment.read_batch(position, header)
+                        txns.on_control(header, parse_marker(batch, header))
+                elif not txns.on_batch(header) and header.last_offset >= target.first_dirty:
                     batch = segment.read_batch(position, header)
                     for record in decode_batch(batch)[1]:
                         if record.key is not None and record.offset >= target.first_dirty:
@@ -250,21 +268,26 @@ class LogCleaner:
             max_index_size=log.config.segment_index_bytes,
             suffix=CLEANED_SUFFIX,
         )
-        last_of_producer = {
-            pid: entry.batches[-1].last_offset
-            for pid, entry in log.producer_state.producers.items()
-            if entry.batches
-        }
+        last_of_producer = _last_batches(log)
+        txns = CleanedTransactions(
+            log.collect_aborted(group[0].base_offset, group[-1].next_offset), cleaned.txn_index
+        )
         changed = len(group) > 1
         try:
             for segment in group:
                 for position, header in segment.batches():
+                    batch = segment.read_batch(position, header)
+                    if header.is_control:
+                        discard = txns.on_control(header, parse_marker(batch, header))
+                    else:
+                        discard = txns.on_batch(header)
                     result = filter_batch(
-                        segment.read_batch(position, header),
+                        batch,
                         offset_map,
                         now,
                         log.config.delete_retention_ms,
-                        keep_empty=last_of_producer.get(header.producer_id) == header.last_offset,
+                        keep_empty=_is_last(header, last_of_producer),
+                        discard=discard,
                     )
                     changed |= result.changed
                     self.stats.records_removed += result.removed
@@ -281,14 +304,6 @@ class LogCleaner:
         if not changed:
             cleaned.delete()
             return
-        try:
-            # The aborted transactions indexed in the group stay indexed in its copy.
-            for segment in group:
-                for txn in segment.txn_index.entries:
-                    cleaned.txn_index.append(txn)
-        except OSError:
-            cleaned.delete()
-            raise
         self._swap(log, cleaned, group, now)
 
     def _swap(self, log: Log, cleaned: LogSegment, group: list[LogSegment], now: int) -> None:
@@ -354,3 +369,26 @@ def replace_segments(log: Log, new: LogSegment, old: list[LogSegment]) -> None:
     first = segments.index(old[0])
     segments[first : first + len(old)] = [new]
     log.replace_segment_list(segments)
+
+
+# producer id -> (offset of its last data batch, None when a marker came last; its epoch)
+_LastBatches = dict[int, tuple[int | None, int]]
+
+
+def _last_batches(log: Log) -> _LastBatches:
+    """Kafka keeps each live producer's last batch (emptied if need be), so its state
+    survives cleaning: the last data batch, or the markers of its epoch without one."""
+    return {
+        pid: (entry.batches[-1].last_offset if entry.batches else None, entry.epoch)
+        for pid, entry in log.producer_state.producers.items()
+    }
+
+
+def _is_last(header: BatchHeader, last: _LastBatches) -> bool:
+    found = last.get(header.producer_id)
+    if found is None:
+        return False
+    last_data, epoch = found
+    if last_data is not None:
+        return header.last_offset == last_data
+    return header.is_control and header.producer_epoch == epoch

@@ -13,6 +13,13 @@ as Kafka does (`BatchRetention.RETAIN_EMPTY`).
 Tombstones (null value) follow KIP-534: the first cleaning that keeps a tombstone stamps
 its batch with a delete horizon (now + delete.retention.ms) in the base timestamp, marked
 by attribute bit 0x40; a later cleaning after that horizon removes the tombstone.
+
+Transactions (cleaned_txns.py decides which): a batch of an aborted transaction loses all
+its records. A transaction marker that may go is stamped with a delete horizon the same
+way, and removed by a cleaning after it (emptied instead, when it is its producer's last
+batch). The dirty section ends before the segment holding the first offset of any open
+transaction, so only finished transactions are ever cleaned (Kafka stops at the first
+unstable offset too).
 """
 
 from __future__ import annotations
@@ -78,13 +85,18 @@ def filter_batch(
     delete_retention_ms: int,
     *,
     keep_empty: bool,
+    discard: bool = False,
 ) -> FilteredBatch:
-    """Filters one stored batch; `keep_empty` when it is a live producer's last batch."""
+    """Filters one stored batch; `keep_empty` when it is a live producer's last batch.
+    `discard`: a data batch of an aborted transaction (every record goes), or a marker
+    that may go once its delete horizon passed (see cleaned_txns.py)."""
     header, records = decode_batch(batch)
-    if header.is_control:  # no transactions yet: markers are kept as they are
-        return FilteredBatch(batch, False, records, 0, None)
+    if header.is_control:
+        return _filter_marker(
+            batch, header, records, now_ms, delete_retention_ms, keep_empty, discard
+        )
     horizon = delete_horizon(header)
-    kept = [r for r in records if should_retain(r, offset_map, horizon, now_ms)]
+    kept = [] if discard else [r for r in records if should_retain(r, offset_map, horizon, now_ms)]
     removed = len(records) - len(kept)
     has_tombstones = any(r.value is None for r in kept)
     stamp = horizon is None and has_tombstones
@@ -100,6 +112,31 @@ def filter_batch(
     else:
         return FilteredBatch(None, True, kept, removed, None)
     return FilteredBatch(data, True, kept, removed, kept_horizon)
+
+
+def _filter_marker(
+    batch: bytes,
+    header: BatchHeader,
+    records: list[Record],
+    now_ms: int,
+    delete_retention_ms: int,
+    keep_empty: bool,
+    discardable: bool,
+) -> FilteredBatch:
+    """A control batch: kept as it is until it may go; then stamped with a delete
+    horizon, and removed (or emptied, as its producer's last batch) after it."""
+    if not discardable:
+        return FilteredBatch(batch, False, records, 0, None)
+    if not records:  # emptied before: only a producer's last batch stays
+        return FilteredBatch(batch if keep_empty else None, not keep_empty, [], 0, None)
+    horizon = delete_horizon(header)
+    if horizon is None:
+        horizon = now_ms + delete_retention_ms
+        return FilteredBatch(rebuild_batch(header, records, horizon), True, records, 0, horizon)
+    if horizon > now_ms:
+        return FilteredBatch(batch, False, records, 0, horizon)
+    data = empty_batch(header) if keep_empty else None
+    return FilteredBatch(data, True, [], len(records), None)
 
 
 def _encode_record(out: bytearray, record: Record, base_offset: int, base_ts: int) -> None:
@@ -215,6 +252,9 @@ def cleanable_range(log: Log, checkpoint: int | None, now_ms: int) -> CleanableR
             uncleanable = segment.base_offset  # too young, and so is all after it
             break
     uncleanable = max(first_dirty, uncleanable)
+    unstable = log.first_unstable_offset
+    if unstable is not None:  # an open transaction's segment and the later ones wait
+        uncleanable = min(uncleanable, segments[log.segment_index(unstable)].base_offset)
     dirty = [s for s in dirty if s.base_offset < uncleanable]
     clean = [s for s in segments[:-1] if s.base_offset < first_dirty and s not in dirty]
     return CleanableRange(

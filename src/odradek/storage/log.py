@@ -481,6 +481,10 @@ class Log:
                 break
         return found
 
+    def segment_index(self, offset: int) -> int:
+        """The position in `segments` of the segment holding `offset`."""
+        return self._segment_index(offset)
+
     def _segment_index(self, offset: int) -> int:
         segments = self._segments
         if offset >= segments[-1].base_offset:  # the usual case: reading the active segment

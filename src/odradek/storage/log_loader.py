@@ -216,6 +216,8 @@ def _complete_swaps(fs: FileSystem, path: str, names: list[str]) -> set[int]:
         fs.rename(full, stem + LOG_SUFFIX)
         fs.remove(stem + INDEX_SUFFIX)
         fs.remove(stem + TIME_INDEX_SUFFIX)
+        if match.group(1) + TXN_INDEX_SUFFIX + SWAP_SUFFIX not in names:
+            fs.remove(stem + TXN_INDEX_SUFFIX)  # the replaced segment's; the swap had none
         swapped.add(int(match.group(1)))
     return swapped
 

@@ -121,8 +121,12 @@ class TransactionIndex:
         self._entries = []
 
     def rename(self, target: str) -> None:
-        """Moves the file (when there is one) to `target`; entries stay cached."""
+        """Moves the file to `target`, replacing what is there; without a file (no
+        entries) a file at `target` is removed, as it belongs to no segment of ours (a
+        compacted segment replacing one with entries). Entries stay cached."""
         self.close()
         if self._fs.exists(self.path):
             self._fs.rename(self.path, target)
+        else:
+            self._fs.remove(target)
         self.path = target
