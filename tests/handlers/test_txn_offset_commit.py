@@ -1,10 +1,12 @@
 """TxnOffsetCommit's KIP-890 verification, the handler called directly with a stand-in
 transaction coordinator (local or remote alike: `verify_anywhere`): the group's
 `__consumer_offsets` partition is what is verified, each answer is translated as Kafka
-does for this API's version, and a refused commit writes nothing."""
+does for this API's version, a refused commit writes nothing, and
+transaction.partition.verification.enable=false skips the check."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +38,21 @@ class Verifier:
     ) -> dict[tuple[str, int], ErrorCode]:
         self.asked.append((txn_id, producer_id, epoch, partitions))
         return {p: self.answer for p in partitions}
+
+
+def context(
+    answer: ErrorCode, version: int, verify: bool = True
+) -> tuple[GroupCoordinator, Verifier, RequestContext]:
+    config = dataclasses.replace(BrokerConfig(), transaction_partition_verification_enable=verify)
+    groups = GroupCoordinator(config, FakeClock(), MemoryRecordLog(partitions=3))
+    verifier = Verifier(answer)
+    services = SimpleNamespace(
+        config=config,
+        metadata=SimpleNamespace(topics={"t": TOPIC}),
+        groups=groups,
+        transactions=verifier,
+    )
+    return groups, verifier, RequestContext(services, version, 1, "test")  # type: ignore[arg-type]
 
 
 def request(version: int) -> Any:
@@ -71,13 +88,17 @@ def request(version: int) -> Any:
 )
 async def test_verification_answers(answer: ErrorCode, version: int, expected: ErrorCode) -> None:
     """The verified partition is the group's; a refusal is translated and writes nothing."""
-    groups = GroupCoordinator(BrokerConfig(), FakeClock(), MemoryRecordLog(partitions=3))
-    verifier = Verifier(answer)
-    services = SimpleNamespace(
-        metadata=SimpleNamespace(topics={"t": TOPIC}), groups=groups, transactions=verifier
-    )
-    ctx = RequestContext(services, version, 1, "test")  # type: ignore[arg-type]
+    groups, verifier, ctx = context(answer, version)
     response = await txn_offset_commit.handle(ctx, request(version))
     assert response.topics[0].partitions[0].error_code == expected
     assert verifier.asked == [("tx", 5, 2, [(OFFSETS_TOPIC, groups.partition_of("g"))])]
     assert groups.unstable_partitions("g") == ({("t", 0)} if expected == ErrorCode.none else set())
+
+
+async def test_verification_can_be_turned_off() -> None:
+    """With transaction.partition.verification.enable=false nothing is asked."""
+    groups, verifier, ctx = context(ErrorCode.transaction_abortable, 3, verify=False)
+    response = await txn_offset_commit.handle(ctx, request(3))
+    assert response.topics[0].partitions[0].error_code == ErrorCode.none
+    assert verifier.asked == []
+    assert groups.unstable_partitions("g") == {("t", 0)}

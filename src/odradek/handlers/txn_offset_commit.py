@@ -13,7 +13,8 @@ cluster the answer waits until the batch reached the in-sync replicas.
 KIP-890 part 1: the producer's transaction coordinator (this broker, or the one that
 owns the transactional id, asked with AddPartitionsToTxn v4 `verify_only`) must confirm
 that the current transaction includes the group's `__consumer_offsets` partition
-(AddOffsetsToTxn), else nothing is written. Its answers are translated as Kafka's
+(AddOffsetsToTxn), else nothing is written; `transaction.partition.verification.enable`
+(true) turns it off, as it does for Produce. Its answers are translated as Kafka's
 AddPartitionsToTxnManager and GroupMetadataManager do: TRANSACTION_ABORTABLE stays from
 v4 and is INVALID_TXN_STATE before, PRODUCER_FENCED is INVALID_PRODUCER_EPOCH, a
 coordinator that cannot answer now (moving, loading, a transaction completing) is
@@ -99,6 +100,8 @@ async def _verification_error(ctx: RequestContext, request: Any) -> ErrorCode:
     groups = ctx.services.groups
     group_id = str(request.group_id)
     if txns is None or groups is None or not group_id or not groups.coordinates(group_id):
+        return ErrorCode.none
+    if not ctx.services.config.transaction_partition_verification_enable:
         return ErrorCode.none
     partition = (OFFSETS_TOPIC, groups.partition_of(group_id))
     producer = (int(request.producer_id), int(request.producer_epoch))
