@@ -6,6 +6,7 @@ broker (AddPartitionsToTxn v4 with `verify_only`), as Kafka's AddPartitionsToTxn
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection
 from typing import Any
@@ -87,8 +88,13 @@ class RemoteVerifier:
         if leader is None:
             return dict.fromkeys(partitions, ErrorCode.coordinator_not_available)
         body = _verify_request(transactional_id, producer_id, epoch, partitions)
+        # In a task of its own: a handler's first step runs outside any task, where the
+        # client's timeouts cannot work.
+        exchange = asyncio.get_running_loop().create_task(
+            self._pool.request(leader, body, VERIFY_VERSION)
+        )
         try:
-            response = await self._pool.request(leader, body, VERIFY_VERSION)
+            response = await exchange
         except BrokerClientError as exc:
             log.info("verifying %s with broker %d failed: %s", transactional_id, leader[0], exc)
             return dict.fromkeys(partitions, ErrorCode.network_exception)
