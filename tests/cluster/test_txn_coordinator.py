@@ -97,6 +97,11 @@ def test_coordinator_moves_with_its_partition(zookeeper: ZooKeeper) -> None:
         first.flush(TIMEOUT_S)
         cluster.kill(coordinator)
         cluster.wait_new_leader("__transaction_state", txn_partition, coordinator)
+        # The data partitions it led move too; the new producer's first metadata should
+        # not send it to the dead broker (librdkafka aborts a transaction whose produce
+        # request was lost in flight).
+        for partition in range(3):
+            cluster.wait_new_leader("orders", partition, coordinator)
 
         second = producer(cluster)
         second.begin_transaction()

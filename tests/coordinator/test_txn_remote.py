@@ -138,3 +138,16 @@ def test_produce_error_translation(error: ErrorCode, version: int, expected: Err
     Produce before v11 (TRANSACTION_ABORTABLE after), a fenced producer
     INVALID_PRODUCER_EPOCH, a coordinator that cannot answer now NOT_ENOUGH_REPLICAS."""
     assert produce_error(error, version) == expected
+
+
+async def test_concurrent_requests_share_one_connection(broker: Broker) -> None:
+    """Verifications started together on a new pool wait for the one connection being
+    opened instead of failing on it half-open."""
+    pid, epoch = await asyncio.to_thread(_begin, broker.port)
+    pool = BrokerPool()
+    verifier = RemoteVerifier(pool, lambda _p: (1, "127.0.0.1", broker.port))
+    answers = await asyncio.gather(
+        *(verifier.verify(0, TXN, pid, epoch, [("t", 0)]) for _ in range(5))
+    )
+    assert answers == [{("t", 0): ErrorCode.none}] * 5
+    await pool.close()

@@ -32,11 +32,13 @@ _AddTopic: Any = add_v4.AddPartitionsToTxnTopic
 
 
 class BrokerPool:
-    """One connection per broker, opened when first needed."""
+    """One connection per broker, opened when first needed; requests made while it is
+    being opened wait for it rather than use it half-open."""
 
     def __init__(self, client_id: str = "odradek-txn-coordinator") -> None:
         self._client_id = client_id
         self._clients: dict[int, BrokerClient] = {}
+        self._opening: dict[int, asyncio.Lock] = {}
 
     async def request(self, broker: Leader, body: Any, version: int) -> Any:
         """The response; BrokerClientError (the connection is then dropped) on failure."""
@@ -49,15 +51,16 @@ class BrokerPool:
 
     async def _client(self, broker: Leader) -> BrokerClient:
         node_id, host, port = broker
-        client = self._clients.get(node_id)
-        if client is not None and (client.closed or (client.host, client.port) != (host, port)):
-            await client.close()
-            client = None
-        if client is None:
-            client = BrokerClient(host, port, self._client_id)
-            self._clients[node_id] = client
-            await client.connect(CONNECT_TIMEOUT_S)
-        return client
+        async with self._opening.setdefault(node_id, asyncio.Lock()):
+            client = self._clients.get(node_id)
+            if client is not None and (client.closed or (client.host, client.port) != (host, port)):
+                await client.close()
+                client = None
+            if client is None:
+                client = BrokerClient(host, port, self._client_id)
+                await client.connect(CONNECT_TIMEOUT_S)
+                self._clients[node_id] = client
+            return client
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
