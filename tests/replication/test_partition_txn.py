@@ -81,15 +81,35 @@ def test_refusals_write_nothing() -> None:
 
 
 async def test_replicated_leader_waits_for_the_marker_like_acks_all() -> None:
-    """As a replicated leader the LSO is bounded by the high watermark, and the marker's
-    caller waits (wait_for_replication) until the follower has it."""
+    """As a replicated leader the LSO is bounded by the high watermark, the marker's
+    caller waits (wait_for_replication) until the follower has it, and, as in Kafka,
+    the ended transaction keeps the LSO at its first offset until then."""
     partition = _partition()
     partition.make_leader(1, (1, 2), (1, 2), 0, now_ms=0)
-    _send_txn(partition)
+    plain = build_batch([SimpleRecord(b"x")])
+    partition.append(plain, read_header(plain))
+    _send_txn(partition)  # offsets 1-2
+    partition.update_follower(2, 3, now_ms=1)
+    assert (partition.high_watermark, partition.last_stable_offset) == (3, 1)
     offset = partition.append_txn_marker(PID, 0, commit=True, coordinator_epoch=0)
-    assert partition.last_stable_offset == partition.high_watermark == 0
+    assert partition.last_stable_offset == 1  # the marker is not on the follower yet
     future = partition.wait_for_replication(offset + 1)
     assert future is not None and not future.done()
-    partition.update_follower(2, offset + 1, now_ms=1)
+    partition.update_follower(2, offset + 1, now_ms=2)
     assert future.done() and future.result() == ErrorCode.none
-    assert partition.last_stable_offset == offset + 1
+    assert partition.last_stable_offset == partition.high_watermark == offset + 1
+
+
+def test_follower_lso_follows_the_leaders_high_watermark() -> None:
+    """A follower that appended a marker keeps the transaction unstable until the
+    leader's high watermark passes the marker."""
+    leader = _partition()
+    _send_txn(leader)
+    leader.append_txn_marker(PID, 0, commit=False, coordinator_epoch=0)
+    follower = _partition()
+    follower.make_follower(2, 1, (1, 2), (1, 2))
+    follower.log.append_as_follower(leader.log.read(0, 1 << 20, 3, True).records)
+    follower.set_follower_high_watermark(2)
+    assert follower.last_stable_offset == 0
+    follower.set_follower_high_watermark(3)
+    assert follower.last_stable_offset == 3

@@ -30,7 +30,9 @@ def _txn(setup: Setup, pid: int, seq: int, key: bytes, value: bytes) -> None:
 
 
 def _end(setup: Setup, pid: int, commit: bool) -> int:
-    return setup.log.append_txn_marker(pid, 0, TxnMarker(commit, 0), 0)
+    offset = setup.log.append_txn_marker(pid, 0, TxnMarker(commit, 0), 0)
+    setup.log.replicated_up_to(setup.log.log_end_offset)  # one replica: as Partition does
+    return offset
 
 
 def _fill(setup: Setup, count: int = 30) -> None:

@@ -52,7 +52,10 @@ class Producer:
 
     def end(self, commit: bool, coordinator_epoch: int = 0, epoch: int | None = None) -> int:
         epoch = self.epoch if epoch is None else epoch
-        return self.log.append_txn_marker(self.pid, epoch, TxnMarker(commit, coordinator_epoch), 0)
+        marker = TxnMarker(commit, coordinator_epoch)
+        offset = self.log.append_txn_marker(self.pid, epoch, marker, 0)
+        self.log.replicated_up_to(self.log.log_end_offset)  # one replica: as Partition does
+        return offset
 
 
 def _aborted(log: Log) -> list[AbortedTxn]:

@@ -123,9 +123,11 @@ class Partition:
     @property
     def last_stable_offset(self) -> int:
         """The offset below which every transaction has ended: the first offset of the
-        earliest ongoing transaction, or the high watermark if that is lower."""
-        unstable = self.log.first_unstable_offset
+        earliest ongoing transaction (or, as in Kafka, of one whose marker is not below
+        the high watermark yet), or the high watermark if that is lower."""
         high_watermark = self.high_watermark
+        self.log.replicated_up_to(high_watermark)
+        unstable = self.log.first_unstable_offset
         return high_watermark if unstable is None else min(unstable, high_watermark)
 
     def append_txn_marker(
@@ -159,6 +161,8 @@ class Partition:
         offset = self.log.append_txn_marker(producer_id, producer_epoch, marker, self.leader_epoch)
         if self.replicated:
             self._maybe_advance_high_watermark()
+        else:
+            self.log.replicated_up_to(self.log.log_end_offset)
         if self._waiters:
             self.wake_waiters()
         return offset
@@ -335,6 +339,7 @@ class Partition:
                 new = min(new, state.log_end_offset if state is not None else -1)
         if new > self._high_watermark:
             self._high_watermark = new
+            self.log.replicated_up_to(new)
             self._check_acks_waiters()
             self.wake_waiters()
 
@@ -382,6 +387,7 @@ class Partition:
         new = min(leader_high_watermark, self.log.log_end_offset)
         if new != self._high_watermark:
             self._high_watermark = new
+            self.log.replicated_up_to(new)
             self.wake_waiters()
 
     def truncated(self) -> None:

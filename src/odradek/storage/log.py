@@ -150,8 +150,14 @@ class Log:
 
     @property
     def first_unstable_offset(self) -> int | None:
-        """The first offset of the earliest ongoing transaction (None: there is none)."""
+        """The first offset of the earliest transaction not known to be complete on every
+        in-sync replica (see ProducerStateManager); None when there is none."""
         return (self._producers or self.producer_state).first_unstable_offset
+
+    def replicated_up_to(self, high_watermark: int) -> None:
+        """The partition's high watermark moved (markers below it are replicated)."""
+        if self._producers is not None:  # not loaded: nothing was appended since opening
+            self._producers.replicated_up_to(high_watermark)
 
     @property
     def recovery_point(self) -> int:

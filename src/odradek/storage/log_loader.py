@@ -337,7 +337,9 @@ def _replay_segment(
         marker = parse_marker(segment.read_batch(position, header), header)
         if marker is None:
             continue
-        completed = state.complete_txn(header, marker.commit, marker.coordinator_epoch)
+        completed = state.complete_txn(
+            header, marker.commit, marker.coordinator_epoch, appended=False
+        )
         if index and completed is not None and completed.aborted:
             segment.txn_index.append(completed.index_entry())
 

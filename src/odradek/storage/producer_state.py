@@ -6,8 +6,10 @@ partition (a transactional batch starts one, a marker ends it) and the coordinat
 of the last marker.
 
 The ongoing transactions give the first unstable offset (the smallest first offset of an
-ongoing transaction), which bounds the last stable offset; a marker that ends one returns
-a CompletedTxn, which for an abort becomes an aborted-transaction index entry.
+ongoing transaction, or of one whose marker is appended but not yet below the high
+watermark: Kafka's unreplicated transactions), which bounds the last stable offset; a
+marker that ends one returns a CompletedTxn, which for an abort becomes an
+aborted-transaction index entry.
 
 The state is rebuilt from batch headers and saved in Kafka's producer snapshot format
 (`<20-digit offset>.snapshot`: version, CRC-32C, then one entry per producer) at every
@@ -120,6 +122,10 @@ class ProducerStateManager:
         self.producers: dict[int, ProducerEntry] = {}
         # producer id -> first offset of its ongoing transaction on this partition
         self.ongoing: dict[int, int] = {}
+        # (marker offset, first offset) of transactions ended by an appended marker that
+        # the high watermark has not passed yet, in marker order; a replay leaves it empty
+        # (what a restart reads back was replicated or is cut by the new leader).
+        self.unreplicated: deque[tuple[int, int]] = deque()
 
     # -- the produce path ------------------------------------------------------------
 
@@ -202,12 +208,13 @@ class ProducerStateManager:
         return entry
 
     def complete_txn(
-        self, header: BatchHeader, commit: bool, coordinator_epoch: int
+        self, header: BatchHeader, commit: bool, coordinator_epoch: int, *, appended: bool = True
     ) -> CompletedTxn | None:
         """Applies an appended marker (its control batch's `header`, with its offset):
         the producer moves to the marker's epoch and coordinator epoch, and its ongoing
         transaction, if any, ends (returned). Unchecked: check_marker ran on the leader,
-        and a follower or a replay mirrors what the leader wrote."""
+        and a follower or a replay mirrors what the leader wrote. An `appended` marker
+        keeps the transaction unstable until `replicated_up_to` passes the marker."""
         entry = self._entry(header.producer_id, header.producer_epoch)
         entry.coordinator_epoch = coordinator_epoch
         entry.last_timestamp = max(entry.last_timestamp, header.max_timestamp)
@@ -217,13 +224,25 @@ class ProducerStateManager:
         entry.current_txn_first_offset = NO_OFFSET
         self.ongoing.pop(header.producer_id, None)
         marker = header.base_offset
+        if appended:
+            self.unreplicated.append((marker, first))
         lso = min(self.ongoing.values(), default=marker + 1)
         return CompletedTxn(header.producer_id, first, marker, not commit, lso)
 
     @property
     def first_unstable_offset(self) -> int | None:
-        """The first offset of the earliest ongoing transaction; None when there is none."""
-        return min(self.ongoing.values()) if self.ongoing else None
+        """The first offset of the earliest transaction that is ongoing, or ended by a
+        marker the high watermark has not passed; None when there is none."""
+        if not self.unreplicated:  # the usual case
+            return min(self.ongoing.values()) if self.ongoing else None
+        firsts = [first for _, first in self.unreplicated]
+        return min(firsts + list(self.ongoing.values()))
+
+    def replicated_up_to(self, high_watermark: int) -> None:
+        """The high watermark moved: markers below it are on every in-sync replica."""
+        unreplicated = self.unreplicated
+        while unreplicated and unreplicated[0][0] < high_watermark:
+            unreplicated.popleft()
 
     def replay(self, headers: Iterable[BatchHeader]) -> None:
         """Applies data batch headers (markers need their record: see log_loader)."""
