@@ -297,6 +297,7 @@ async def test_describe_and_list() -> None:
     assert {m.transactional_id for m in found} == {TXN, "idle"}
     h.clock.advance(500)
     assert [m.transactional_id for m in h.coordinator.list_transactions([], [], 400)[1]] == [TXN]
+    assert h.coordinator.list_transactions([], [], 500)[1] == []
     assert h.coordinator.list_transactions([], [], 600)[1] == []
 
 
