@@ -250,3 +250,30 @@ def test_describe_producers_shows_the_open_transaction(broker: Broker, client: W
     assert (state().current_txn_start_offset, state().coordinator_epoch) == (1, -1)
     _marker(broker, "t-desc", P1, commit=True, coordinator=4)
     assert (state().current_txn_start_offset, state().coordinator_epoch) == (-1, 4)
+
+
+def test_list_offsets_by_timestamp_stops_at_the_lso(broker: Broker, client: WireClient) -> None:
+    """A timestamp lookup finding an offset of an open transaction answers -1 for
+    read_committed (not fetchable yet) and the offset for read_uncommitted, as Kafka."""
+    create_topic(client, "t-ts")
+    records = [SimpleRecord(b"x", timestamp=5_000)]
+    batch = build_batch(
+        records, producer_id=P2, producer_epoch=0, base_sequence=0, is_transactional=True
+    )
+    _produce(client, [("t-ts", 0, batch)])
+    assert (_by_time(client, "t-ts", 1), _by_time(client, "t-ts", 0)) == (-1, 0)
+    _marker(broker, "t-ts", P2, commit=True)
+    assert _by_time(client, "t-ts", 1) == 0
+
+
+def _by_time(client: WireClient, topic: str, isolation: int, timestamp: int = 4_000) -> int:
+    m = request_module(2, 9)
+    part = build(m.ListOffsetsPartition, partition_index=0, timestamp=timestamp)
+    body = build(
+        m.ListOffsetsRequest,
+        replica_id=-1,
+        isolation_level=isolation,
+        topics=(build(m.ListOffsetsTopic, name=topic, partitions=(part,)),),
+        timeout=TIMEOUT,
+    )
+    return int(client.call(2, 9, body).topics[0].partitions[0].offset)

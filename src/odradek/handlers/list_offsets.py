@@ -5,7 +5,8 @@ isolation_level 1, read_committed, v2+, the last stable offset), -3 the record w
 largest timestamp (v7+), -4 earliest local (v8+, the log start offset: all data is
 local), -5 latest tiered and -6 earliest pending upload (v9+/v11: no tiered storage, so
 -1), and any other value: the first offset whose timestamp is at or after it, found
-through the time index (-1 when none).
+through the time index (-1 when none, or when that offset is not fetchable yet: at or
+above the high watermark, or the last stable offset for read_committed, as in Kafka).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ def _lookup(
 ) -> tuple[int, int, int]:
     """(timestamp, offset, leader epoch) answering one partition's query."""
     log = partition.log
+    fetchable = partition.last_stable_offset if read_committed else partition.high_watermark
     if timestamp == LATEST:
-        latest = partition.last_stable_offset if read_committed else partition.high_watermark
-        return -1, latest, partition.leader_epoch
+        return -1, fetchable, partition.leader_epoch
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return -1, partition.log_start_offset, partition.leader_epoch
     if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
@@ -46,7 +47,7 @@ def _lookup(
         if timestamp == MAX_TIMESTAMP
         else log.fetch_offset_by_timestamp(timestamp)
     )
-    if found is None:
+    if found is None or (timestamp >= 0 and found[0] >= fetchable):
         return -1, -1, -1
     offset, found_timestamp, epoch = found
     return found_timestamp, offset, epoch
