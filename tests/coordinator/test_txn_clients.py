@@ -3,18 +3,19 @@ broker: `send_offsets_to_transaction` then commit makes the offsets the group's,
 leaves them unchanged, both survive a restart; while the transaction is open a
 read_committed consumer (OffsetFetch require_stable) cannot read the group's offset and
 a read_uncommitted one reads the previous one; records and offsets of one transaction
-are committed or aborted together (consume-transform-produce)."""
+are committed or aborted together (consume-transform-produce); after the log cleaner
+compacted `__consumer_offsets`, a restart replays the same offsets."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from odradek.testing import Broker
+from odradek.testing.cluster import wait_until
 
 TIMEOUT_S = 20.0
 
@@ -43,8 +44,16 @@ def transactional(broker: Broker, txn_id: str) -> Producer:
     return producer
 
 
+def commit(producer: Producer) -> None:
+    producer.commit_transaction(TIMEOUT_S)
+
+
+def abort(producer: Producer) -> None:
+    producer.abort_transaction(TIMEOUT_S)
+
+
 def offsets_txn(
-    producer: Producer, c: Consumer, topic: str, offset: int, end: Callable[[Any], None]
+    producer: Producer, c: Consumer, topic: str, offset: int, end: Callable[[Producer], None]
 ) -> None:
     """One transaction holding only the group's offset, ended by `end`."""
     producer.begin_transaction()
@@ -82,9 +91,9 @@ def test_commit_and_abort_offsets_in_transactions(broker: Broker) -> None:
     broker.create_topic(topic, 1)
     c = member(broker, "eos", topic)
     producer = transactional(broker, "offsets-tx")
-    offsets_txn(producer, c, topic, 5, lambda p: p.commit_transaction(TIMEOUT_S))
+    offsets_txn(producer, c, topic, 5, commit)
     assert committed(c, topic) == 5
-    offsets_txn(producer, c, topic, 9, lambda p: p.abort_transaction(TIMEOUT_S))
+    offsets_txn(producer, c, topic, 9, abort)
     assert committed(c, topic) == 5
     c.close()
     broker.restart()
@@ -137,7 +146,7 @@ def read_committed_values(broker: Broker, topic: str, expected: int) -> list[byt
         while time.monotonic() < deadline:
             message = c.poll(0.2)
             if message is not None and message.error() is None:
-                values.append(message.value())
+                values.append(message.value() or b"")
             if len(values) >= expected and quiet_until is None:
                 quiet_until = time.monotonic() + 1.0
             if quiet_until is not None and time.monotonic() > quiet_until:
@@ -159,16 +168,62 @@ def test_consume_transform_produce(broker: Broker) -> None:
     plain.flush(TIMEOUT_S)
     c = member(broker, "ctp", source)
     producer = transactional(broker, "ctp-tx")
-    for commit, offset in ((True, 2), (False, 4)):
+    for committing, offset in ((True, 2), (False, 4)):
         producer.begin_transaction()
         producer.produce(sink, f"out-{offset}".encode())
         producer.send_offsets_to_transaction(
             [TopicPartition(source, 0, offset)], c.consumer_group_metadata(), TIMEOUT_S
         )
-        if commit:
+        if committing:
             producer.commit_transaction(TIMEOUT_S)
         else:
             producer.abort_transaction(TIMEOUT_S)
     assert committed(c, source) == 2
     c.close()
     assert read_committed_values(broker, sink, 1) == [b"out-2"]
+
+
+def offsets_records(broker: Broker) -> int:
+    """How many records the data batches of `__consumer_offsets`-0 hold now."""
+    assert broker.broker is not None
+    groups = broker.broker.services.groups
+    assert groups is not None
+    return broker._call(lambda: sum(len(b.records) for b in groups.log.read_batches(0)))
+
+
+def test_compacted_offsets_replay_the_same(kafka_broker_factory: Callable[..., Broker]) -> None:
+    """After the log cleaner compacted `__consumer_offsets` (aborted records removed,
+    superseded ones too, markers kept), a restart replays the same committed offsets and
+    the same open transaction."""
+    broker = kafka_broker_factory(
+        config={
+            "offsets.topic.num.partitions": 1,
+            "offsets.topic.segment.bytes": 2048,
+            "transaction.state.log.num.partitions": 1,
+            "log.cleaner.backoff.ms": 20,
+        }
+    )
+    topic = "compacted-offsets"
+    broker.create_topic(topic, 1)
+    txn_group, plain_group, open_group = (consumer(broker, g) for g in ("txn", "plain", "open"))
+    producer = transactional(broker, "compacting-tx")
+    for i in range(60):
+        offsets_txn(producer, txn_group, topic, 100 + i, commit if i % 3 else abort)
+        plain_group.commit(offsets=[TopicPartition(topic, 0, i)], asynchronous=False)
+    producer.begin_transaction()
+    producer.send_offsets_to_transaction(
+        [TopicPartition(topic, 0, 5)], open_group.consumer_group_metadata(), TIMEOUT_S
+    )
+    # 121 records were written: most go once the cleaner has passed.
+    wait_until(lambda: offsets_records(broker) < 30, TIMEOUT_S, "the log compacted")
+    for _ in range(2):
+        assert committed(txn_group, topic) == 159
+        assert committed(plain_group, topic) == 59
+        with pytest.raises(KafkaException):
+            committed(open_group, topic, timeout_s=1)
+        for c in (txn_group, plain_group, open_group):
+            c.close()
+        broker.restart()
+        txn_group, plain_group, open_group = (consumer(broker, g) for g in ("txn", "plain", "open"))
+    for c in (txn_group, plain_group, open_group):
+        c.close()
