@@ -113,3 +113,15 @@ def test_follower_lso_follows_the_leaders_high_watermark() -> None:
     assert follower.last_stable_offset == 0
     follower.set_follower_high_watermark(3)
     assert follower.last_stable_offset == 3
+
+
+def test_lso_never_falls_below_the_log_start() -> None:
+    """DeleteRecords past an open transaction's first offset: the LSO is clamped to the
+    new log start offset, as Kafka clamps the first unstable offset."""
+    partition = _partition()
+    _send_txn(partition)  # 0-1, open
+    plain = build_batch([SimpleRecord(b"x")])
+    partition.append(plain, read_header(plain))
+    assert partition.last_stable_offset == 0
+    partition.log.maybe_increment_log_start_offset(1)
+    assert partition.last_stable_offset == 1

@@ -128,7 +128,10 @@ class Partition:
         high_watermark = self.high_watermark
         self.log.replicated_up_to(high_watermark)
         unstable = self.log.first_unstable_offset
-        return high_watermark if unstable is None else min(unstable, high_watermark)
+        if unstable is None:
+            return high_watermark
+        # DeleteRecords may have moved the log start past it (Kafka clamps it too).
+        return min(max(unstable, self.log.log_start_offset), high_watermark)
 
     def append_txn_marker(
         self, producer_id: int, producer_epoch: int, commit: bool, coordinator_epoch: int

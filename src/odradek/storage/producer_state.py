@@ -314,6 +314,7 @@ class ProducerStateManager:
 
     def _set(self, producers: dict[int, ProducerEntry]) -> None:
         self.producers = producers
+        self.unreplicated.clear()
         self.ongoing = {
             pid: e.current_txn_first_offset
             for pid, e in producers.items()
