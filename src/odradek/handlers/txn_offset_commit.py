@@ -28,7 +28,6 @@ partition loads before it is served).
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from typing import Any
 
@@ -105,10 +104,7 @@ async def _verification_error(ctx: RequestContext, request: Any) -> ErrorCode:
         return ErrorCode.none
     partition = (OFFSETS_TOPIC, groups.partition_of(group_id))
     producer = (int(request.producer_id), int(request.producer_epoch))
-    # A task of its own: a handler starts inline, outside any task, and the remote
-    # verification's client uses asyncio.timeout, which only works inside one.
-    verifying = txns.verify_anywhere(str(request.transactional_id), *producer, [partition])
-    answers = await asyncio.ensure_future(verifying)
+    answers = await txns.verify_anywhere(str(request.transactional_id), *producer, [partition])
     return offset_commit_error(answers[partition], ctx.api_version)
 
 
