@@ -130,3 +130,60 @@ def test_rides_runs_with_one_command(kafka_broker: Broker) -> None:
     assert "trip events published and consumed" in result.stdout
     assert "stats-3: assigned partitions" in result.stdout
     assert "alerts:" in result.stdout
+
+
+def test_ride_counter_counts_every_event_once_across_kills(kafka_broker: Broker) -> None:
+    """examples/rides/counter.py (chapter 11): killed with SIGKILL twice while it counts,
+    then run until idle, its per-city figures in the compacted counts topic equal the
+    figures computed from every published event, each counted once."""
+    import os
+    import signal
+    import threading
+
+    from examples.rides.services import run_trip_service
+
+    settings = _settings(kafka_broker.bootstrap_servers)
+    kafka_broker.create_topic(settings.trips_topic, 6)
+    events = []
+    for region, seed in (("eu", 3), ("us", 4)):
+        sim = run_trip_service(
+            settings.bootstrap, settings.trips_topic, "count", region, seed, threading.Event(), 600
+        )
+        events += sim.events
+    counts_topic = f"ride-counts-{uuid.uuid4().hex[:8]}"
+    argv = [
+        sys.executable,
+        "-m",
+        "examples.rides.counter",
+        "--bootstrap",
+        settings.bootstrap,
+        "--trips-topic",
+        settings.trips_topic,
+        "--counts-topic",
+        counts_topic,
+        "--group",
+        f"ride-counter-{uuid.uuid4().hex[:8]}",
+    ]
+    for delay in (2.5, 1.5):
+        counter = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(delay)
+        finally:
+            os.kill(counter.pid, signal.SIGKILL)
+            counter.wait(timeout=10)
+    result = subprocess.run(
+        [*argv, "--idle-exit", "3"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"events counted: {len(events)}" in result.stdout
+    published = _latest_per_key(settings.bootstrap, counts_topic)
+    expected = _expected_stats(events)
+    assert published.keys() == expected.keys()
+    for city, (requested, completed, cancelled, revenue) in expected.items():
+        row = published[city]
+        assert (row["requested"], row["completed"], row["cancelled"]) == (
+            requested,
+            completed,
+            cancelled,
+        ), city
+        assert row["revenue"] == pytest.approx(revenue, abs=0.05), city
