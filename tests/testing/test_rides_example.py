@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from odradek.testing import Broker
 
@@ -56,19 +56,27 @@ def _expected_stats(events: list[TripEvent]) -> dict[str, tuple[int, int, int, f
 
 
 def _latest_per_key(bootstrap: str, topic: str) -> dict[str, dict[str, float]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "check"})
-    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), 10)
+    """The newest value per key in `topic`, read to its end (end-of-partition event, so
+    transaction markers after the last record do not matter)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "check", "enable.partition.eof": True}
+    )
     consumer.assign([TopicPartition(topic, 0, 0)])
     latest: dict[str, dict[str, float]] = {}
-    position, deadline = 0, time.monotonic() + 20
-    while position < high and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is None or msg.error() is not None:
-            continue
-        position = msg.offset() + 1
-        latest[msg.key().decode()] = json.loads(msg.value())
-    consumer.close()
-    return latest
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    return latest
+                continue
+            latest[msg.key().decode()] = json.loads(msg.value())
+    finally:
+        consumer.close()
+    raise AssertionError(f"{topic} not read to its end within 20 s")
 
 
 def test_rides_statistics_and_alerts_are_right(kafka_broker: Broker) -> None:
