@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaException, Producer, TopicPartition
 
 from helpers import BrokerProcess
 from tests.transactions.txn_clients import (
@@ -74,6 +74,10 @@ def test_kill_right_after_commit(process: BrokerProcess, delay: float) -> None:
     EndTxn once PrepareCommit is written, then writes the markers): after the restart the
     transaction is visible on every partition and its offsets are the group's."""
     bootstrap = process.bootstrap_servers
+    # Offsets of a topic that does not exist are refused (UNKNOWN_TOPIC_OR_PARTITION).
+    plain = Producer({"bootstrap.servers": bootstrap})
+    plain.produce("input", b"created")
+    assert plain.flush(T) == 0
     producer = txn_producer(bootstrap, f"crash-commit-{delay}")
     producer.begin_transaction()
     for i in range(30):
@@ -99,7 +103,12 @@ def test_an_abandoned_transaction_is_aborted_when_it_times_out(process: BrokerPr
     the coordinator aborts it (the records never become visible), the LSO moves on, and
     the producer's own later commit fails."""
     bootstrap = process.bootstrap_servers
-    producer = txn_producer(bootstrap, "abandoned", **{"transaction.timeout.ms": 2000})
+    settings = {
+        "transaction.timeout.ms": 2000,
+        "socket.timeout.ms": 2000,
+        "message.timeout.ms": 2000,
+    }
+    producer = txn_producer(bootstrap, "abandoned", **settings)
     producer.begin_transaction()
     for i in range(6):
         producer.produce("rides", b"abandoned-%d" % i, partition=i % PARTITIONS)
