@@ -319,3 +319,52 @@ async def test_ownership_follows_leadership() -> None:
     h.coordinator.leadership_changed(TRANSACTION_TOPIC, partition, False)
     assert h.coordinator.txns == {}
     assert h.coordinator.describe(TXN)[0] == ErrorCode.not_coordinator
+
+
+async def test_cluster_answers_wait_for_replication() -> None:
+    """On a replicated log EndTxn is answered, and its markers sent, only once the
+    PrepareCommit record reached the in-sync replicas; a replication that never completes
+    answers REQUEST_TIMED_OUT after the timeout (the transaction is still finished, its
+    record being in this leader's log)."""
+    log = MemoryRecordLog(partitions=PARTITIONS, replicated=True, topic=TRANSACTION_TOPIC)
+    h = TxnHarness(log=log)
+    partition = h.coordinator.partition_of(TXN)
+    log.leading.add(partition)
+    h.coordinator.leadership_changed(TRANSACTION_TOPIC, partition, True)
+    pid, epoch = await begin(h)
+    log.hold_replication = True
+    answer = h.coordinator.end_txn(TXN, pid, epoch, True)
+    await asyncio.sleep(0)
+    assert not answer.done() and h.markers.calls == []
+    log.replications[-1].set_result(ErrorCode.none)
+    assert await answer == ErrorCode.none
+    await h.coordinator.wait_completions()
+    assert h.markers.calls == [(pid, epoch, True, 0, (T0,))]
+    assert h.state() is TxnState.COMPLETE_COMMIT
+    log.hold_replication = False
+    assert await h.coordinator.add_partitions(TXN, pid, epoch, [T1]) == ErrorCode.none
+    log.hold_replication = True
+    h.markers.calls.clear()
+    pending = h.coordinator.end_txn(TXN, pid, epoch, False)
+    h.advance(31_000)
+    assert await pending == ErrorCode.request_timed_out
+    await h.coordinator.wait_completions()
+    assert h.markers.calls == [(pid, epoch, False, 0, (T1,))]
+
+
+async def test_lost_leadership_during_the_write_is_not_coordinator() -> None:
+    """A write whose replication reports the leadership lost answers NOT_COORDINATOR and
+    sends no markers (the partition's new leader finishes the transaction)."""
+    log = MemoryRecordLog(partitions=PARTITIONS, replicated=True, topic=TRANSACTION_TOPIC)
+    h = TxnHarness(log=log)
+    partition = h.coordinator.partition_of(TXN)
+    log.leading.add(partition)
+    h.coordinator.leadership_changed(TRANSACTION_TOPIC, partition, True)
+    pid, epoch = await begin(h)
+    log.hold_replication = True
+    answer = h.coordinator.end_txn(TXN, pid, epoch, True)
+    await asyncio.sleep(0)
+    log.replications[-1].set_result(ErrorCode.not_leader_or_follower)
+    assert await answer == ErrorCode.not_coordinator
+    await h.coordinator.wait_completions()
+    assert h.markers.calls == []
