@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/scale.py --partitions 10000
 	$(PY) benchmarks/recovery.py --no-clean-restart
 	$(PY) benchmarks/cluster.py
+	$(PY) benchmarks/transactions.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
