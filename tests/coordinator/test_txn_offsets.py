@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.coordinator import GroupCoordinator
@@ -332,3 +334,48 @@ async def test_a_commit_waiting_for_the_replicas_is_unstable() -> None:
             await asyncio.sleep(0)
         assert waiting.done()
         assert h.coordinator.unstable_partitions("g") == set()
+
+
+txn_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("txn"), st.integers(1, 3), st.integers(0, 2)),
+        st.tuples(st.just("plain"), st.integers(0, 2), st.just(0)),
+        st.tuples(st.just("commit"), st.integers(1, 3), st.just(0)),
+        st.tuples(st.just("abort"), st.integers(1, 3), st.just(0)),
+        st.tuples(st.just("delete_offset"), st.integers(0, 2), st.just(0)),
+        st.tuples(st.just("delete_group"), st.just(0), st.just(0)),
+        st.tuples(st.just("expire"), st.just(0), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(txn_ops)
+def test_random_transactions_replay_the_same(sequence: list[tuple[str, int, int]]) -> None:
+    """Any mix of transactional and plain commits, markers, deletions and expiry: the
+    coordinator rebuilt from the log has the same committed and pending offsets as the
+    live one, and the unstable partitions are exactly the pending ones."""
+    asyncio.run(_run_transactions(sequence))
+
+
+async def _run_transactions(sequence: list[tuple[str, int, int]]) -> None:
+    h = Harness(offsets_retention_minutes=1, offsets_retention_check_interval_ms=1000)
+    c = h.coordinator
+    for offset, (op, a, b) in enumerate(sequence, 1):
+        if op == "txn":
+            txn_commit(h, a, offset, partition=b)
+        elif op == "plain":
+            plain_commit(h, offset, partition=a)
+        elif op in ("commit", "abort"):
+            marker(h, a, commit=op == "commit")
+        elif op == "delete_offset":
+            c.delete_offsets("g", [("t", a)])
+        elif op == "delete_group":
+            c.delete_groups(["g"])
+        else:
+            h.advance(61_000)
+        group = c.groups.get("g")
+        pending = group.pending_partitions() if group is not None else set()
+        assert c.unstable_partitions("g") == pending
+    assert state(replayed(h)) == state(c)
