@@ -77,7 +77,8 @@ def replayed(h: Harness) -> GroupCoordinator:
 
 
 def state(c: GroupCoordinator) -> dict[str, Any]:
-    """Committed and pending offsets of every group (what must survive a reload)."""
+    """Committed and pending offsets of every group holding any (what must survive a
+    reload; a group left with nothing may linger in memory until the expiry pass)."""
     return {
         g.group_id: (
             {tp: o.offset for tp, o in g.offsets.items()},
@@ -87,6 +88,7 @@ def state(c: GroupCoordinator) -> dict[str, Any]:
             },
         )
         for g in c.groups.values()
+        if g.has_offsets
     }
 
 
