@@ -7,7 +7,9 @@ them with `replay` — the same function that rebuilds the state at start — so
 the live path share their code. A failed append applies nothing. Membership bookkeeping
 of a rebalance in progress (who has rejoined, parked JoinGroup/SyncGroup futures,
 heartbeat deadlines) is in memory only, as in Kafka; membership.py holds that state
-machine, offsets.py the offset APIs.
+machine, offsets.py the offset APIs, txn_offsets.py the offsets of open transactions
+(TxnOffsetCommit), which are written as the producer's transactional batches and
+loaded batch by batch, so they stay pending until the transaction's marker.
 
 Ownership: a group belongs to the coordinator that leads its partition. A single broker
 owns every partition and `load()`s them all at start. In a cluster the record log is
