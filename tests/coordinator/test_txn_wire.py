@@ -343,3 +343,54 @@ def test_kip_890_verification(broker: Broker, version: int, expected: str) -> No
             ErrorCode.invalid_producer_epoch
         )
         assert fetch(client, group, True) == (-1, ErrorCode.none)
+
+
+def test_several_markers_in_one_request(broker: Broker) -> None:
+    """One request with two markers (two producers) over several topics and partitions,
+    as the transaction coordinator batches them per leader: every partition is answered
+    in the request's order, and each producer's offsets end as its marker says."""
+    groups = ("batched-a", "batched-b")
+    with WireClient(broker.port) as client:
+        txns = [open_txn(client, f"tx-{g}", g) for g in groups]
+        for g, txn in zip(groups, txns, strict=True):
+            assert txn_commit(client, g, txn, offset=40) == ErrorCode.none
+        m = request_module(27, 1)
+
+        def marker(txn: Txn, group: str, commit: bool) -> Any:
+            topics = (
+                build(
+                    m.WritableTxnMarkerTopic,
+                    name=OFFSETS_TOPIC,
+                    partition_indexes=(partition_for(group, OFFSETS_PARTITIONS),),
+                ),
+                build(m.WritableTxnMarkerTopic, name=TOPIC, partition_indexes=(1, 0)),
+                build(m.WritableTxnMarkerTopic, name="nope", partition_indexes=(0,)),
+            )
+            return build(
+                m.WritableTxnMarker,
+                producer_id=txn.producer_id,
+                producer_epoch=txn.producer_epoch,
+                transaction_result=commit,
+                topics=topics,
+                coordinator_epoch=0,
+            )
+
+        markers = (marker(txns[0], groups[0], True), marker(txns[1], groups[1], False))
+        response = client.call(27, 1, build(m.WriteTxnMarkersRequest, markers=markers))
+        answered = [
+            (
+                r.producer_id,
+                [
+                    (t.name, [(p.partition_index, p.error_code) for p in t.partitions])
+                    for t in r.topics
+                ],
+            )
+            for r in response.markers
+        ]
+        offsets = [(OFFSETS_TOPIC, [(partition_for(g, OFFSETS_PARTITIONS), 0)]) for g in groups]
+        data = [(TOPIC, [(1, 0), (0, 0)]), ("nope", [(0, ErrorCode.unknown_topic_or_partition)])]
+        assert answered == [
+            (txn.producer_id, [o, *data]) for txn, o in zip(txns, offsets, strict=True)
+        ]
+        assert fetch(client, groups[0], True) == (40, ErrorCode.none)
+        assert fetch(client, groups[1], True) == (-1, ErrorCode.none)
