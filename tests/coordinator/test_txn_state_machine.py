@@ -368,3 +368,15 @@ async def test_lost_leadership_during_the_write_is_not_coordinator() -> None:
     assert await answer == ErrorCode.not_coordinator
     await h.coordinator.wait_completions()
     assert h.markers.calls == []
+
+
+async def test_fenced_epoch_is_not_a_retry() -> None:
+    """After a fence (here a timeout abort) the old epoch is forgotten, as in Kafka: a
+    KIP-360 InitProducerId naming it is PRODUCER_FENCED; without it the id bumps on."""
+    h = TxnHarness(transaction_abort_timed_out_transaction_cleanup_interval_ms=1000)
+    _, pid, epoch = await h.init(timeout_ms=1000)
+    assert await h.coordinator.add_partitions(TXN, pid, epoch, [T0]) == ErrorCode.none
+    h.advance(2000)
+    await h.coordinator.wait_completions()
+    assert (await h.init(expected=(pid, epoch)))[0] == ErrorCode.producer_fenced
+    assert await h.init() == (ErrorCode.none, pid, epoch + 2)

@@ -123,7 +123,9 @@ def fence_and_abort(meta: TxnMetadata, now_ms: int) -> Step:
     value = replace(
         value_of(meta), producer_epoch=epoch, state=TxnState.PREPARE_ABORT, update_ms=now_ms
     )
-    return Step(value, last_epoch=meta.producer_epoch, fence=True)
+    # As Kafka, the fenced epoch is not remembered: a KIP-360 InitProducerId naming it is
+    # PRODUCER_FENCED, not a retry.
+    return Step(value, last_epoch=NO_PRODUCER_EPOCH, fence=True)
 
 
 def check_producer(meta: TxnMetadata | None, producer_id: int, epoch: int) -> ErrorCode | None:
