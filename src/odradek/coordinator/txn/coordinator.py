@@ -385,8 +385,8 @@ class TransactionCoordinator:
         self, states: Iterable[str], producer_ids: Iterable[int], duration_ms: int = -1
     ) -> tuple[list[str], list[TxnMetadata]]:
         """(unknown state filters, the matching transactions of the owned partitions).
-        A duration filter of 0 or more keeps transactions started longer ago than that
-        (Kafka's comparison; an id with no transaction started is left out)."""
+        A duration filter of 0 or more keeps those whose transaction started at least
+        that long ago; as in Kafka, an id with no start time (-1, Empty) always passes."""
         names = list(states)
         unknown = [n for n in names if TxnState.from_display(n) is None]
         wanted_states = {n for n in names if n not in unknown}
@@ -400,7 +400,7 @@ class TransactionCoordinator:
                 continue
             if wanted_ids and meta.producer_id not in wanted_ids:
                 continue
-            if duration_ms >= 0 and (meta.start_ms < 0 or now - meta.start_ms <= duration_ms):
+            if duration_ms >= 0 and now - meta.start_ms < duration_ms:
                 continue
             found.append(meta)
         return unknown, found
