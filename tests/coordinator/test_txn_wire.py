@@ -394,3 +394,61 @@ def test_several_markers_in_one_request(broker: Broker) -> None:
         ]
         assert fetch(client, groups[0], True) == (40, ErrorCode.none)
         assert fetch(client, groups[1], True) == (-1, ErrorCode.none)
+
+
+def test_a_commit_too_large_for_the_log(kafka_broker_factory: Any) -> None:
+    """A commit whose batch exceeds the log's max message size is answered
+    INVALID_COMMIT_OFFSET_SIZE (plain and transactional), nothing is kept, and the
+    connection stays usable."""
+    broker = kafka_broker_factory(
+        config={"offsets.topic.num.partitions": OFFSETS_PARTITIONS, "message.max.bytes": 6000}
+    )
+    with WireClient(broker.port) as client:
+        create_topic(client, TOPIC, 2)
+        m = request_module(8, 9)
+        parts = tuple(
+            build(
+                m.OffsetCommitRequestPartition,
+                partition_index=i,
+                committed_offset=1,
+                committed_leader_epoch=-1,
+                committed_metadata="m" * 4000,
+            )
+            for i in range(2)
+        )
+        body = build(
+            m.OffsetCommitRequest,
+            group_id="large",
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            group_instance_id=None,
+            topics=(build(m.OffsetCommitRequestTopic, name=TOPIC, partitions=parts),),
+        )
+        answer = client.call(8, 9, body).topics[0].partitions
+        assert [p.error_code for p in answer] == [ErrorCode.invalid_commit_offset_size] * 2
+        txn = open_txn(client, "tx-large", "large")
+        t = request_module(28, 3)
+        txn_parts = tuple(
+            build(
+                t.TxnOffsetCommitRequestPartition,
+                partition_index=i,
+                committed_offset=1,
+                committed_leader_epoch=-1,
+                committed_metadata="m" * 4000,
+            )
+            for i in range(2)
+        )
+        txn_body = build(
+            t.TxnOffsetCommitRequest,
+            transactional_id=txn.transactional_id,
+            group_id="large",
+            producer_id=txn.producer_id,
+            producer_epoch=txn.producer_epoch,
+            generation_id=-1,
+            member_id="",
+            group_instance_id=None,
+            topics=(build(t.TxnOffsetCommitRequestTopic, name=TOPIC, partitions=txn_parts),),
+        )
+        answer = client.call(28, 3, txn_body).topics[0].partitions
+        assert [p.error_code for p in answer] == [ErrorCode.invalid_commit_offset_size] * 2
+        assert fetch(client, "large", True) == (-1, ErrorCode.none)

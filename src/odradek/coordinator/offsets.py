@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 TopicPartition = tuple[str, int]
 
 
+def commit_error(written: ErrorCode) -> ErrorCode:
+    """An offset commit's append error as the request answers it (Kafka's
+    GroupMetadataManager: a batch too large is INVALID_COMMIT_OFFSET_SIZE)."""
+    if written in (ErrorCode.message_too_large, ErrorCode.record_list_too_large):
+        return ErrorCode.invalid_commit_offset_size
+    return written
+
+
 @dataclass(frozen=True, slots=True)
 class OffsetCommit:
     topic: str
@@ -96,7 +104,7 @@ def commit_offsets(
             g.inflight_commits = +g.inflight_commits  # drops the zero counts
         if written != ErrorCode.none:
             for tp in written_to:
-                results[tp] = written
+                results[tp] = commit_error(written)
         if not future.done():
             future.set_result(results)
 

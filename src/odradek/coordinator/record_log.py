@@ -40,8 +40,12 @@ from odradek.protocol.batch import iter_batches, read_header
 from odradek.protocol.records import SimpleRecord, build_batch, decode_batch
 from odradek.replication.partition import Partition
 from odradek.replication.replica_manager import ReplicaManager
-from odradek.storage.errors import KafkaStorageError
-from odradek.storage.producer_state import InvalidProducerEpochError
+from odradek.storage.errors import KafkaStorageError, RecordTooLargeError, StorageError
+from odradek.storage.producer_state import (
+    InvalidProducerEpochError,
+    InvalidTxnStateError,
+    OutOfOrderSequenceError,
+)
 
 OFFSETS_TOPIC = "__consumer_offsets"
 READ_CHUNK_BYTES = 1 << 20
@@ -113,6 +117,16 @@ def control_commit(key: bytes | None) -> bool | None:
     if kind == CONTROL_COMMIT:
         return True
     return False if kind == CONTROL_ABORT else None
+
+
+# How an append the log refuses is answered (the coordinator may translate further:
+# MESSAGE_TOO_LARGE is INVALID_COMMIT_OFFSET_SIZE for offsets, as in Kafka).
+_REFUSALS: dict[type[StorageError], ErrorCode] = {
+    RecordTooLargeError: ErrorCode.message_too_large,
+    InvalidProducerEpochError: ErrorCode.invalid_producer_epoch,
+    OutOfOrderSequenceError: ErrorCode.out_of_order_sequence_number,
+    InvalidTxnStateError: ErrorCode.invalid_txn_state,
+}
 
 
 class CoordinatorWriteError(Exception):
@@ -319,11 +333,13 @@ class TopicRecordLog:
             )
         try:
             info = target.append(batch, read_header(batch))
-        except InvalidProducerEpochError as exc:
-            # A fenced producer (a newer epoch wrote here, or its marker did).
-            raise CoordinatorWriteError(str(exc), ErrorCode.invalid_producer_epoch) from exc
         except (KafkaStorageError, OSError, ValueError) as exc:
             raise CoordinatorWriteError(str(exc)) from exc
+        except StorageError as exc:
+            # Refused as a produce would be: too large, or the producer's epoch or
+            # sequence (a fenced producer: a newer epoch, or its marker, wrote here).
+            error = _REFUSALS.get(type(exc), ErrorCode.unknown_server_error)
+            raise CoordinatorWriteError(str(exc), error) from exc
         # None at once on a single broker (its partitions are not replicated).
         return target.wait_for_replication(info.last_offset + 1)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.group import CommittedOffset, Group, GroupState
-from odradek.coordinator.offsets import OffsetCommit
+from odradek.coordinator.offsets import OffsetCommit, commit_error
 from odradek.coordinator.record_log import TxnProducer
 from odradek.coordinator.records import OffsetKey, OffsetValue
 
@@ -117,7 +117,7 @@ def commit(
         if written != ErrorCode.none:
             for key, _ in records:
                 assert isinstance(key, OffsetKey)
-                results[(key.topic, key.partition)] = written
+                results[(key.topic, key.partition)] = commit_error(written)
         if not future.done():
             future.set_result(results)
 
