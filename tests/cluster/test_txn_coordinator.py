@@ -1,8 +1,9 @@
 """The transaction coordinator in a cluster: the leader of the transactional id's
 `__transaction_state` partition coordinates it (other brokers answer NOT_COORDINATOR),
-produce verification crosses brokers, and after kill -9 of the coordinator the new
-leader of the partition takes the transactions over: a new producer with the same
-transactional.id fences the old one, whose open transaction is aborted."""
+produce verification crosses brokers (AddPartitionsToTxn verify_only), and after kill -9
+of the coordinator the new leader of the partition takes the transactions over: a new
+producer with the same transactional.id fences the old one, whose open transaction is
+aborted."""
 
 from __future__ import annotations
 
@@ -90,6 +91,9 @@ def test_coordinator_moves_with_its_partition(zookeeper: ZooKeeper) -> None:
             expected = ErrorCode.none if node == coordinator else ErrorCode.not_coordinator
             assert describe_error(broker.port) == expected, node
         cluster.wait_isr_size("__transaction_state", txn_partition, 3)
+        # Some of the transaction's partitions are led elsewhere: their produce was
+        # verified over AddPartitionsToTxn verify_only with the coordinator.
+        assert any(cluster.leader_of("orders", p) != coordinator for p in range(3))
 
         first.begin_transaction()
         for i in range(9):
