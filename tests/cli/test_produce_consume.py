@@ -111,3 +111,40 @@ def test_ctrl_c_stops_consume_cleanly(
         stop_pid(proc)
     assert code == 0, err
     assert "Traceback" not in err and "consumed 1 records" in err
+
+
+def test_consume_isolation_levels(cli: Callable[..., Result], broker_proc: BrokerProcess) -> None:
+    """`consume` reads committed records only by default (librdkafka's read_committed);
+    `--isolation-level read_uncommitted` also prints an aborted transaction's records, and
+    neither prints the commit and abort markers."""
+    from confluent_kafka import Producer
+
+    topic = _topic(cli, partitions=1)
+    producer = Producer(
+        {"bootstrap.servers": broker_proc.bootstrap_servers, "transactional.id": topic}
+    )
+    producer.init_transactions(30)
+    for value, commit in ((b"kept", True), (b"dropped", False)):
+        producer.begin_transaction()
+        producer.produce(topic, value)
+        assert producer.flush(30) == 0  # an abort drops what is not sent yet
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    fmt = r"%o %v\n"
+    committed = cli("consume", topic, "--from-beginning", "--exit-at-end", "--format", fmt)
+    assert committed.code == 0, committed
+    assert committed.out.splitlines() == ["0 kept"]
+    everything = cli(
+        "consume",
+        topic,
+        "--from-beginning",
+        "--exit-at-end",
+        "--isolation-level",
+        "read_uncommitted",
+        "--format",
+        fmt,
+    )
+    assert everything.code == 0, everything
+    assert everything.out.splitlines() == ["0 kept", "2 dropped"]

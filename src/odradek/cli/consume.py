@@ -51,6 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--exit-at-end", action="store_true", help="stop at the end offsets as of start"
     )
     parser.add_argument(
+        "--isolation-level",
+        choices=("read_committed", "read_uncommitted"),
+        default="read_committed",
+        help="read_uncommitted also prints records of open and aborted transactions "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
         "--format",
         default=DEFAULT_FORMAT,
         help="%%t topic %%p partition %%o offset %%k key %%v value %%h headers "
@@ -113,6 +120,7 @@ def _consumer_defaults(args: argparse.Namespace) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
         "enable.partition.eof": True,
+        "isolation.level": args.isolation_level,
     }
 
 
