@@ -5,6 +5,7 @@ DescribeTransactions / ListTransactions, with Kafka's error codes per version.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import struct
 import time
@@ -424,3 +425,37 @@ def test_verification_can_be_turned_off() -> None:
         r = init(client)
         accepted = produce_txn(client, "tx-off", r.producer_id, r.producer_epoch, 0)
         assert accepted.error_code == ErrorCode.none
+
+
+class _StuckMarkers:
+    """A marker writer that never finishes (a partition leader that cannot be reached)."""
+
+    async def write_markers(self, *args: Any) -> bool:
+        await asyncio.Event().wait()
+        return False
+
+
+def test_prepared_commit_is_finished_after_a_restart() -> None:
+    """A transaction whose markers were not written before the broker stopped is found in
+    PrepareCommit when __transaction_state is loaded again: its markers are sent and it
+    reaches CompleteCommit, its records committed."""
+    with Broker(config={"transaction.state.log.num.partitions": 2}) as broker:
+        assert broker.broker is not None
+        txns = broker.broker.services.transactions
+        assert txns is not None
+        txns.markers = _StuckMarkers()
+        with WireClient(broker.port) as client:
+            ensure_topic(client, "tx-restart", 1)
+            r = init(client)
+            pid, epoch = r.producer_id, r.producer_epoch
+            add_partitions(client, pid, epoch, {"tx-restart": [0]})
+            assert produce_txn(client, "tx-restart", pid, epoch, 0).error_code == ErrorCode.none
+            assert end_txn(client, pid, epoch, True) == ErrorCode.none
+            time.sleep(0.3)
+            (state,) = describe(client, TXN)
+            assert state.transaction_state == "PrepareCommit"
+            assert list_offset(client, "tx-restart", -1).offset == 1  # no marker yet
+        broker.restart()
+        with WireClient(broker.port) as client:
+            wait_state(client, "CompleteCommit")
+            assert list_offset(client, "tx-restart", -1).offset == 2  # the commit marker
