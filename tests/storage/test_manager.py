@@ -207,6 +207,30 @@ def test_a_checkpoint_read_at_open_is_the_baseline() -> None:
     assert not again.checkpoint_due
 
 
+def _start_lines(caplog: pytest.LogCaptureFixture, fs: FileSystem) -> list[str]:
+    caplog.clear()
+    with caplog.at_level("INFO", logger="odradek.storage"):
+        _manager(fs, ["/d"])
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("/d: ")]
+
+
+def test_start_of_a_new_log_dir_says_new(caplog: pytest.LogCaptureFixture) -> None:
+    """A missing log dir, and one holding only other files (the single-node metadata
+    image goes there first), are reported as new, not as recovered after an unclean
+    shutdown (nothing there could have been shut down); a restart after a clean close then
+    says so with the number of partitions it loaded."""
+    fs = MemoryFileSystem()
+    assert _start_lines(caplog, fs) == ["/d: new log dir"]
+    other = MemoryFileSystem()
+    other.mkdir("/d")
+    other.write_file("/d/metadata.json", b"{}")
+    assert _start_lines(caplog, other) == ["/d: new log dir"]
+    manager = _manager(fs, ["/d"])
+    append(manager.get_or_create_log("t", 0, CONFIG))
+    manager.close()
+    assert _start_lines(caplog, fs) == ["/d: clean start, 1 partitions loaded"]
+
+
 def test_recovery_after_a_crash_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     """Opening after an unclean shutdown logs how many segments and partitions recovery
     scanned; a clean start logs nothing of the kind."""

@@ -142,6 +142,9 @@ class LogManager:
         if cluster_id is not None:
             self.cluster_id = cluster_id
         for log_dir in self.log_dirs:
+            # Judged before meta.properties is written. Not by emptiness: the single-node
+            # metadata image is written into the first log dir before this runs.
+            had_meta = self._fs.exists(os.path.join(log_dir, META_PROPERTIES))
             self._fs.mkdir(log_dir)
             self._check_meta_properties(log_dir)
             marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
@@ -156,15 +159,23 @@ class LogManager:
             self._checkpointed.update(recovery_points)
             for name in self._fs.listdir(log_dir):
                 self._open_dir(log_dir, name, clean, recovery_points, start_offsets)
-            if not clean:
-                self._report_recovery(log_dir)
+            new = not had_meta and not self._count_in.get(log_dir)
+            self._report_start(log_dir, new=new, clean=clean)
             # Removed only once loaded: a crash while opening must recover again.
             self._fs.remove(marker)
             self._fs.fsync_dir(log_dir)
 
-    def _report_recovery(self, log_dir: str) -> None:
-        """Logs what opening after an unclean shutdown scanned and cut, for operators."""
+    def _report_start(self, log_dir: str, *, new: bool, clean: bool) -> None:
+        """Logs how a log dir was opened, for operators: new (no meta.properties and no
+        partition, so there was nothing to recover), after a clean shutdown, or after an unclean one
+        with what recovery scanned and cut."""
         logs = self._logs_in(log_dir).values()
+        if new:
+            logger.info("%s: new log dir", log_dir)
+            return
+        if clean:
+            logger.info("%s: clean start, %d partitions loaded", log_dir, len(logs))
+            return
         scanned = [opened for opened in logs if opened.recovered_segments]
         segments = sum(opened.recovered_segments for opened in scanned)
         cut = sum(opened.truncated_on_open for opened in logs)
