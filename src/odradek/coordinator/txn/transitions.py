@@ -20,7 +20,6 @@ from odradek.coordinator.txn.state import (
     IDLE,
     MAX_PRODUCER_EPOCH,
     NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID,
     PREPARED,
     TxnMetadata,
     TxnState,
@@ -231,6 +230,3 @@ def timed_out(meta: TxnMetadata, now_ms: int) -> bool:
 
 def expired(meta: TxnMetadata, now_ms: int, expiration_ms: int) -> bool:
     return meta.state in IDLE and meta.update_ms + expiration_ms <= now_ms
-
-
-NOT_A_PRODUCER = (NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
