@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,3 +109,21 @@ def assert_clean_failure(result: Result, code: int) -> None:
     lines = [line for line in result.err.splitlines() if line.strip()]
     if code == 1:
         assert len(lines) == 1 and lines[0].startswith("odradek: "), result.err
+
+
+KCAT = shutil.which("kcat") or "/usr/bin/kcat"
+
+
+def run_kcat(bootstrap: str, *args: str, stdin: bytes | None = None) -> str:
+    """Runs `kcat -b BOOTSTRAP ARGS` (bounded), asserts exit 0, returns its stdout."""
+    result = subprocess.run(
+        [KCAT, "-b", bootstrap, *args],
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == 0, f"kcat {' '.join(args)} exited {result.returncode}: {stderr}"
+    return result.stdout.decode(errors="replace")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from helpers import BrokerProcess, unique_topic
 
-from .conftest import Result, assert_clean_failure, spawn_cli, stop_pid
+from .conftest import Result, spawn_cli, stop_pid
 
 LINES = b"k1:hello\nk2:wor:ld\nno-key\n"
 
@@ -80,16 +80,6 @@ def test_consume_json_offsets_and_timestamps(cli: Callable[..., Result], tmp_pat
     assert late.code == 0 and late.out == "", late
     early = cli("consume", topic, "--timestamp", "0", "--count", "2")
     assert early.code == 0 and early.out.splitlines() == ["v0", "v1"], early
-
-
-def test_unknown_topic_is_an_error(cli: Callable[..., Result]) -> None:
-    """produce and consume on a topic that does not exist: one line, exit 1, not created."""
-    name = unique_topic("cli-nope")
-    for argv in (["produce", name], ["consume", name, "--exit-at-end"]):
-        result = cli(*argv, stdin=b"x\n")
-        assert_clean_failure(result, 1)
-        assert result.err.strip() == f"odradek: unknown topic {name}"
-    assert name not in cli("topic", "list").out
 
 
 def test_ctrl_c_stops_consume_cleanly(

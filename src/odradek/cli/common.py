@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,18 +176,34 @@ class Connection:
             raise self.error(exc) from None
         return result
 
-    def topic(self, client: Any, name: str) -> TopicMetadata:
+    def topic(self, client: Any, name: str, *, create: bool = False) -> TopicMetadata:
         """One topic's metadata; an unknown topic is an error (exit 1).
 
-        All topics are asked for: a request naming the topic would make a broker with
-        `auto.create.topics.enable` create it."""
+        All topics are asked for first: a request naming the topic would make a broker with
+        `auto.create.topics.enable` create it. Only `create` (producers, as Kafka's console
+        producer and perf tool) names the topic, so such a broker creates it."""
         meta = self.metadata(client).topics.get(name)
+        if meta is None and create:
+            meta = self._auto_created(client, name)
         if meta is None or meta.error is not None:
             code = meta.error.code() if meta is not None and meta.error is not None else None
             if code not in (None, KafkaError.UNKNOWN_TOPIC_OR_PART):
                 raise CliError(f"topic {name}: {meta.error.str()}")  # type: ignore[union-attr]
             raise CliError(f"unknown topic {name}")
         return meta
+
+    def _auto_created(self, client: Any, name: str) -> TopicMetadata | None:
+        """The topic's metadata from a request naming it (the broker creates it when
+        `auto.create.topics.enable` is on). Kafka answers LEADER_NOT_AVAILABLE until the new
+        partitions have leaders, so that answer is asked again, within the timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            meta = self.metadata(client, name).topics.get(name)
+            error = meta.error if meta is not None else None
+            waiting = error is not None and error.code() == KafkaError.LEADER_NOT_AVAILABLE
+            if not waiting or time.monotonic() >= deadline:
+                return meta
+            time.sleep(0.1)
 
     def error(self, exc: KafkaException, subject: str = "") -> CliError:
         """A KafkaException as a one-line error."""

@@ -109,7 +109,7 @@ def perf_produce(args: argparse.Namespace) -> int:
     if args.linger_ms is not None:
         defaults["linger.ms"] = args.linger_ms
     producer = conn.producer(**defaults)
-    conn.topic(producer, args.topic)
+    conn.topic(producer, args.topic, create=True)
     payload = os.urandom(args.record_size)
     started = time.monotonic()
     with progress_bar(args.num_records, "produce") as advance:

@@ -101,7 +101,7 @@ def produce(args: argparse.Namespace) -> int:
             "enable.idempotence": False,
         }
     )
-    meta = conn.topic(producer, args.topic)
+    meta = conn.topic(producer, args.topic, create=True)
     if args.partition is not None and args.partition not in meta.partitions:
         raise CliError(f"topic {args.topic} has no partition {args.partition}")
     deliveries = Deliveries()
