@@ -53,3 +53,5 @@ class RequestContext:
     api_version: int
     correlation_id: int
     client_id: str | None
+    # The client's address as Kafka reports it ("/127.0.0.1"); "" when not on a socket.
+    client_host: str = ""

@@ -3,7 +3,10 @@
 By name, and by topic id from v6. The topic leaves the image at once and its partition
 directories are renamed and removed. Errors: UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_ID,
 INVALID_REQUEST (both or neither of name and id), TOPIC_DELETION_DISABLED when
-`delete.topic.enable=false`.
+`delete.topic.enable=false`, INVALID_TOPIC_EXCEPTION for an internal topic
+(`__consumer_offsets`, `__transaction_state`): the coordinators' state lives there, and
+Kafka refuses to delete them (its tools say the topic "is not allowed to be marked for
+deletion"; the broker refuses other writes to them with the same code).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ def _requested(ctx: RequestContext, request: Any) -> list[tuple[str | None, Any]
     return [(name, None) for name in request.topic_names]
 
 
-def _delete_one(ctx: RequestContext, name: str | None, topic_id: Any) -> tuple[Any, ErrorCode]:
+def _delete_one(
+    ctx: RequestContext, name: str | None, topic_id: Any
+) -> tuple[Any, ErrorCode, str | None]:
     metadata = ctx.services.metadata
     if name is not None and topic_id is not None and topic_id.int != 0:
-        return None, ErrorCode.invalid_request
+        return None, ErrorCode.invalid_request, None
     if name is not None:
         topic = metadata.topics.get(name)
         missing = ErrorCode.unknown_topic_or_partition
@@ -37,11 +42,14 @@ def _delete_one(ctx: RequestContext, name: str | None, topic_id: Any) -> tuple[A
         topic = metadata.by_id.get(topic_id) if topic_id is not None else None
         missing = ErrorCode.unknown_topic_id
     if topic is None:
-        return None, missing
+        return None, missing, None
+    if topic.internal:
+        message = f"Topic {topic.name} is an internal topic and may not be deleted."
+        return topic, ErrorCode.invalid_topic_exception, message
     if not ctx.services.config.delete_topic_enable:
-        return topic, ErrorCode.topic_deletion_disabled
+        return topic, ErrorCode.topic_deletion_disabled, None
     delete_topic(ctx.services, topic)
-    return topic, ErrorCode.none
+    return topic, ErrorCode.none, None
 
 
 @api(API_KEY, 1, 6)
@@ -49,14 +57,14 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     results = []
     for name, topic_id in _requested(ctx, request):
-        topic, code = _delete_one(ctx, name, topic_id)
+        topic, code, message = _delete_one(ctx, name, topic_id)
         results.append(
             make(
                 module.DeletableTopicResult,
                 name=topic.name if topic is not None else name,
                 topic_id=topic.topic_id if topic is not None else topic_id,
                 error_code=code,
-                error_message=None,
+                error_message=message,
             )
         )
     return make(

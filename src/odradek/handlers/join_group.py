@@ -65,7 +65,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         member_id=request.member_id,
         group_instance_id=instance_id,
         client_id=ctx.client_id or "",
-        client_host="",
+        client_host=ctx.client_host,
         session_timeout_ms=session_ms,
         rebalance_timeout_ms=rebalance_ms if rebalance_ms >= 0 else session_ms,
         protocol_type=request.protocol_type,

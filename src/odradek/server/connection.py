@@ -238,7 +238,14 @@ class Connection(asyncio.Protocol):
         except RequestDecodeError as exc:
             self.close(str(exc))
             return
-        ctx = RequestContext(self.broker.services, api_version, correlation_id, header.client_id)
+        ctx = RequestContext(
+            self.broker.services,
+            api_version,
+            correlation_id,
+            header.client_id,
+            # Kafka's form of the client's address (Java's InetAddress.toString).
+            client_host=f"/{self._address}",
+        )
         self._run(spec, ctx, body, len(frame))
 
     def _run(self, spec: ApiSpec, ctx: RequestContext, body: Any, size: int) -> None:
