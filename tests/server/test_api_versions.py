@@ -502,3 +502,51 @@ def test_too_new_api_versions_gets_v0_unsupported_version(broker: Broker) -> Non
     assert correlation_id == 42
     assert response.error_code == ErrorCode.unsupported_version
     assert {k.api_key for k in response.api_keys} == set(HANDLERS)
+
+
+# The ACL APIs without an authorizer: SECURITY_DISABLED is the answer (tests/handlers/
+# test_acls.py checks it for each version).
+def _describe_acls(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    return build(
+        m.DescribeAclsRequest,
+        resource_type_filter=1,
+        resource_name_filter=None,
+        pattern_type_filter=1,
+        principal_filter=None,
+        host_filter=None,
+        operation=1,
+        permission_type=1,
+    )
+
+
+def _create_acls(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    creation = build(
+        m.AclCreation,
+        resource_type=2,
+        resource_name=name,
+        resource_pattern_type=3,
+        principal="User:alice",
+        host="*",
+        operation=3,
+        permission_type=3,
+    )
+    return build(m.CreateAclsRequest, creations=(creation,))
+
+
+def _delete_acls(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    acl_filter = build(
+        m.DeleteAclsFilter,
+        resource_type_filter=2,
+        resource_name_filter=name,
+        pattern_type_filter=3,
+        principal_filter=None,
+        host_filter=None,
+        operation=1,
+        permission_type=1,
+    )
+    return build(m.DeleteAclsRequest, filters=(acl_filter,))
+
+
+BUILDERS.update({29: _describe_acls, 30: _create_acls, 31: _delete_acls})
+for _key in (29, 30, 31):
+    STRANGER_ERRORS[(_key, None)] = {int(ErrorCode.security_disabled)}
