@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from helpers import BrokerProcess, unique_topic
 
-from .conftest import Result, spawn_cli, stop_pid
+from .conftest import Result, assert_clean_failure, run_kcat, spawn_cli, stop_pid
 
 LINES = b"k1:hello\nk2:wor:ld\nno-key\n"
 
@@ -138,3 +138,69 @@ def test_consume_isolation_levels(cli: Callable[..., Result], broker_proc: Broke
     )
     assert everything.code == 0, everything
     assert everything.out.splitlines() == ["0 kept", "2 dropped"]
+
+
+def test_console_consumer_options_on_kcat_records(
+    cli: Callable[..., Result], broker_proc: BrokerProcess
+) -> None:
+    """Records kcat wrote (keys, a header, a null key) read with Kafka's console consumer
+    options: `--property print.*=true` and `key.separator` lay them out as Kafka does,
+    `--max-messages` stops early, `--timeout-ms` stops once idle; and `--output json` gives
+    one object per record that agrees with `kcat -J`."""
+    bootstrap = broker_proc.bootstrap_servers
+    topic = _topic(cli, partitions=1)
+    run_kcat(bootstrap, "-P", "-t", topic, "-K:", "-H", "h=x", stdin=b"k1:v1\nk2:v2\n")
+    run_kcat(bootstrap, "-P", "-t", topic, stdin=b"v3\n")
+    props = [
+        f"--property={p}"
+        for p in (
+            "print.partition=true",
+            "print.offset=true",
+            "print.headers=true",
+            "print.key=true",
+            "key.separator= | ",
+        )
+    ]
+    laid_out = cli("consume", topic, "--from-beginning", "--max-messages", "3", *props)
+    assert laid_out.code == 0, laid_out
+    assert laid_out.out.splitlines() == [
+        "Partition:0 | Offset:0 | h:x | k1 | v1",
+        "Partition:0 | Offset:1 | h:x | k2 | v2",
+        "Partition:0 | Offset:2 | NO_HEADERS | null | v3",
+    ]
+    first = cli("consume", topic, "--from-beginning", "--max-messages", "1")
+    assert first.code == 0 and first.out == "v1\n", first
+    started = time.monotonic()
+    idle = cli("consume", topic, "--from-beginning", "--timeout-ms", "1500")
+    assert idle.code == 0 and idle.out.splitlines() == ["v1", "v2", "v3"], idle
+    assert time.monotonic() - started < 20
+
+    ours = cli("consume", topic, "--from-beginning", "--exit-at-end", "--output", "json")
+    assert ours.code == 0, ours
+    theirs = run_kcat(bootstrap, "-C", "-t", topic, "-J", "-e", "-o", "beginning", "-q")
+    mine = [json.loads(line) for line in ours.out.splitlines()]
+    kcat_records = [json.loads(line) for line in theirs.splitlines()]
+    assert len(mine) == len(kcat_records) == 3
+    for record, reference in zip(mine, kcat_records, strict=True):
+        assert record["offset"] == reference["offset"]
+        assert record["partition"] == reference["partition"]
+        assert record["key"] == reference["key"]
+        assert record["value"] == reference["payload"]
+        assert record["timestamp"] == reference["ts"]
+        assert record["timestamp_type"] == "CreateTime" and reference["tstype"] == "create"
+        flat = [item for pair in record["headers"] for item in pair]
+        assert flat == reference.get("headers", [])
+
+
+def test_consume_layout_usage_errors(cli: Callable[..., Result]) -> None:
+    """--property with --format or --output json, and an unknown property, are usage
+    errors (exit 2) before anything is read."""
+    topic = _topic(cli, partitions=1)
+    for argv in (
+        ["--property", "print.key=true", "--format", "%v"],
+        ["--property", "print.key=true", "--output", "json"],
+        ["--property", "print.kye=true"],
+        ["--property", "print.key"],
+    ):
+        result = cli("consume", topic, "--exit-at-end", *argv)
+        assert_clean_failure(result, 2)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from odradek.cli.common import CliError
-from odradek.cli.recordfmt import DEFAULT_FORMAT, as_json, compile_format, render
+from odradek.cli.recordfmt import DEFAULT_FORMAT, as_json, compile_format, kafka_format, render
 
 
 class FakeMessage:
@@ -35,7 +35,9 @@ class FakeMessage:
         return self._headers
 
     def timestamp(self) -> tuple[int, int]:
-        return (1, 1700000000000)
+        return (self.timestamp_type, 1700000000000)
+
+    timestamp_type = 1  # librdkafka's TIMESTAMP_CREATE_TIME
 
 
 def test_placeholders_and_escapes() -> None:
@@ -67,7 +69,53 @@ def test_json_object() -> None:
         "partition": 2,
         "offset": 41,
         "timestamp": 1700000000000,
+        "timestamp_type": "CreateTime",
         "key": None,
         "value": "café",
         "headers": [["h", "x"], ["z", None]],
     }
+
+
+def test_kafka_console_consumer_layout() -> None:
+    """--property: only the value by default; every print.* field in Kafka's order, each
+    followed by key.separator and the last by line.separator; null key as null.literal."""
+    msg: Any = FakeMessage(None, b"v", [("a", b"1"), ("n", None)])
+    assert render(kafka_format({}), msg) == b"v\n"
+    every = {
+        f"print.{name}": "true" for name in ("timestamp", "partition", "offset", "headers", "key")
+    }
+    assert (
+        render(kafka_format(every), msg)
+        == b"CreateTime:1700000000000\tPartition:2\tOffset:41\ta:1,n:null\tnull\tv\n"
+    )
+    custom = {
+        "print.key": "TRUE",
+        "print.value": "false",
+        "print.headers": "yes",  # anything but "true" is off, as Kafka reads it
+        "key.separator": " | ",
+        "line.separator": ";",
+        "null.literal": "-",
+    }
+    assert render(kafka_format(custom), msg) == b"-;"
+    keyed: Any = FakeMessage(b"k", None, [])
+    both = {"print.key": "true", "key.separator": "=", "print.headers": "true"}
+    assert render(kafka_format(both), keyed) == b"NO_HEADERS=k=null\n"
+
+
+def test_kafka_layout_timestamp_types() -> None:
+    """Log-append time and records without a timestamp print as Kafka's formatter does."""
+    msg: Any = FakeMessage(b"k", b"v", None)
+    msg.timestamp_type = 2  # TIMESTAMP_LOG_APPEND_TIME
+    stamp = {"print.timestamp": "true", "print.value": "false"}
+    assert render(kafka_format(stamp), msg) == b"LogAppendTime:1700000000000\n"
+    msg.timestamp_type = 0  # TIMESTAMP_NOT_AVAILABLE
+    assert render(kafka_format(stamp), msg) == b"NO_TIMESTAMP\n"
+    assert as_json(msg)["timestamp_type"] is None
+
+
+def test_unknown_kafka_property_is_a_usage_error() -> None:
+    """A property the layout does not know (a deserializer, a typo) is a usage error."""
+    with pytest.raises(CliError) as failed:
+        kafka_format({"print.kye": "true", "key.deserializer": "x"})
+    assert failed.value.code == 2
+    assert "key.deserializer, print.kye" in failed.value.message

@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +29,11 @@ from odradek.cli.common import (
     add_common_options,
     kafka_error,
     non_negative_int,
+    parse_pairs,
     positive_int,
 )
 from odradek.cli.output import message
-from odradek.cli.recordfmt import DEFAULT_FORMAT, as_json, compile_format, render
+from odradek.cli.recordfmt import DEFAULT_FORMAT, as_json, compile_format, kafka_format, render
 
 BATCH = 500
 POLL_S = 0.2
@@ -46,7 +48,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--offset", type=non_negative_int, metavar="N", help="start at offset N")
     start.add_argument("--timestamp", type=non_negative_int, metavar="MS", help="start at time")
     parser.add_argument("--partition", type=non_negative_int, metavar="P", help="only P")
-    parser.add_argument("--count", type=positive_int, metavar="N", help="stop after N records")
+    parser.add_argument(
+        "--count",
+        "--max-messages",
+        dest="count",
+        type=positive_int,
+        metavar="N",
+        help="stop after N records",
+    )
+    parser.add_argument(
+        "--timeout-ms",
+        type=positive_int,
+        metavar="MS",
+        help="stop after MS milliseconds without a record",
+    )
     parser.add_argument(
         "--exit-at-end", action="store_true", help="stop at the end offsets as of start"
     )
@@ -57,11 +72,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="read_uncommitted also prints records of open and aborted transactions "
         "(default %(default)s)",
     )
-    parser.add_argument(
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
         "--format",
-        default=DEFAULT_FORMAT,
         help="%%t topic %%p partition %%o offset %%k key %%v value %%h headers "
-        "%%T timestamp %%K/%%S key/value length, \\n \\t escapes (default %(default)s)",
+        "%%T timestamp %%K/%%S key/value length, \\n \\t escapes "
+        f"(default {DEFAULT_FORMAT.replace('%', '%%')})",
+    )
+    layout.add_argument(
+        "--property",
+        "--formatter-property",
+        dest="properties",
+        action="append",
+        metavar="KEY=VALUE",
+        help="Kafka's console consumer layout instead: print.timestamp, print.partition, "
+        "print.offset, print.headers, print.key, print.value (true/false), key.separator, "
+        "line.separator, headers.separator, null.literal (repeatable)",
     )
     add_common_options(parser)
     parser.set_defaults(handler=consume)
@@ -74,9 +100,11 @@ class Progress:
     ends: dict[int, int]
     count: int | None
     exit_at_end: bool
+    idle_s: float | None = None
     printed: int = 0
     at_end: set[int] = field(default_factory=set)
     stop: bool = False
+    last_record: float = field(default_factory=time.monotonic)
 
     def wanted(self, msg: Message) -> bool:
         """Whether to print `msg` (not past the end offsets of --exit-at-end)."""
@@ -88,14 +116,17 @@ class Progress:
         return True
 
     def done(self, assigned: list[int]) -> bool:
-        """Stopped by a signal, --count, or (with --exit-at-end) every partition at its end."""
+        """Stopped by a signal, --count, --timeout-ms without a record, or (with
+        --exit-at-end) every partition at its end."""
         if self.stop or (self.count is not None and self.printed >= self.count):
+            return True
+        if self.idle_s is not None and time.monotonic() - self.last_record >= self.idle_s:
             return True
         return self.exit_at_end and bool(assigned) and set(assigned) <= self.at_end
 
 
 def consume(args: argparse.Namespace) -> int:
-    """Reads until --count, --exit-at-end or a signal; prints each record."""
+    """Reads until --count, --timeout-ms, --exit-at-end or a signal; prints each record."""
     _check_usage(args)
     conn = Connection.from_args(args)
     write = _writer(args)
@@ -134,7 +165,8 @@ def _consume(
             raise CliError(f"topic {args.topic} has no partition {args.partition}")
         partitions = [args.partition]
     ends = _end_offsets(conn, consumer, args.topic, partitions) if args.exit_at_end else {}
-    progress = Progress(ends, args.count, args.exit_at_end)
+    idle_s = args.timeout_ms / 1000 if args.timeout_ms is not None else None
+    progress = Progress(ends, args.count, args.exit_at_end, idle_s)
     if args.group:
         consumer.subscribe([args.topic])
     else:
@@ -208,6 +240,7 @@ def _loop(
             elif progress.wanted(msg):
                 write(msg)
                 progress.printed += 1
+                progress.last_record = time.monotonic()
                 if args.group:
                     consumer.store_offsets(message=msg)
             if progress.done(_assigned(consumer, args)):
@@ -241,15 +274,21 @@ def _commit(consumer: Consumer) -> None:
 
 
 def _writer(args: argparse.Namespace) -> Callable[[Message], None]:
-    """How one record is written to stdout: --output json, or the --format."""
+    """How one record is written to stdout: --output json (one object per line), Kafka's
+    console consumer layout (--property), or the --format."""
     out = sys.stdout.buffer
+    if args.output == "json" and (args.format is not None or args.properties):
+        raise CliError("--output json prints whole records: no --format or --property", 2)
     if args.output == "json":
 
         def write_json(msg: Message) -> None:
             out.write(json.dumps(as_json(msg), ensure_ascii=False).encode() + b"\n")
 
         return write_json
-    parts = compile_format(args.format)
+    if args.properties:
+        parts = kafka_format(parse_pairs(args.properties, "--property"))
+    else:
+        parts = compile_format(args.format or DEFAULT_FORMAT)
 
     def write_formatted(msg: Message) -> None:
         out.write(render(parts, msg))

@@ -1,11 +1,12 @@
-"""Rendering consumed records: kcat-like `--format` strings and JSON objects."""
+"""Rendering consumed records: kcat-like `--format` strings, the layout of Kafka's console
+consumer (`--property print.key=true` and friends), and JSON objects."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME, Message
 
 from odradek.cli.common import EXIT_USAGE, CliError
 from odradek.cli.output import text
@@ -89,6 +90,14 @@ def render(parts: list[bytes | Field], msg: Message) -> bytes:
     return b"".join(p if isinstance(p, bytes) else p(msg) for p in parts)
 
 
+def timestamp_type(msg: Message) -> str | None:
+    """Kafka's name of the record's timestamp type, None when the record has none."""
+    return _TIMESTAMP_TYPES.get(msg.timestamp()[0])
+
+
+_TIMESTAMP_TYPES = {TIMESTAMP_CREATE_TIME: "CreateTime", TIMESTAMP_LOG_APPEND_TIME: "LogAppendTime"}
+
+
 def as_json(msg: Message) -> dict[str, Any]:
     """One record as a JSON-ready object (keys, values, headers as UTF-8 text)."""
     headers = [[k, text(v)] for k, v in header_pairs(msg)]
@@ -97,7 +106,77 @@ def as_json(msg: Message) -> dict[str, Any]:
         "partition": msg.partition(),
         "offset": msg.offset(),
         "timestamp": msg.timestamp()[1],
+        "timestamp_type": timestamp_type(msg),
         "key": text(msg.key()),
         "value": text(msg.value()),
         "headers": headers,
     }
+
+
+# Kafka's console consumer formatter: its properties and their defaults. The print.*
+# fields appear in this order, each followed by key.separator, the last by line.separator.
+KAFKA_FLAGS = {
+    "print.timestamp": False,
+    "print.partition": False,
+    "print.offset": False,
+    "print.headers": False,
+    "print.key": False,
+    "print.value": True,
+}
+KAFKA_TEXTS = {
+    "key.separator": "\t",
+    "line.separator": "\n",
+    "headers.separator": ",",
+    "null.literal": "null",
+}
+
+
+def kafka_format(properties: dict[str, str]) -> list[bytes | Field]:
+    """The parts of the console consumer's layout for `properties`. An unknown property
+    (deserializers included: records are printed as their bytes) is a usage error."""
+    unknown = sorted(set(properties) - set(KAFKA_FLAGS) - set(KAFKA_TEXTS))
+    if unknown:
+        known = " ".join([*KAFKA_FLAGS, *KAFKA_TEXTS])
+        raise CliError(f"--property: unknown {', '.join(unknown)} (known: {known})", EXIT_USAGE)
+    # As Kafka: a flag is on when its value is "true" in any case, off otherwise.
+    on = [name for name, default in KAFKA_FLAGS.items() if _flag(properties, name, default)]
+    texts = {name: properties.get(name, default).encode() for name, default in KAFKA_TEXTS.items()}
+    fields = [_kafka_field(name, texts) for name in on]
+    parts: list[bytes | Field] = []
+    for i, field in enumerate(fields):
+        last = i == len(fields) - 1
+        parts += [field, texts["line.separator"] if last else texts["key.separator"]]
+    return parts
+
+
+def _flag(properties: dict[str, str], name: str, default: bool) -> bool:
+    value = properties.get(name)
+    return default if value is None else value.strip().lower() == "true"
+
+
+def _kafka_field(name: str, texts: dict[str, bytes]) -> Field:
+    null = texts["null.literal"]
+    if name == "print.timestamp":
+        return _kafka_timestamp
+    if name == "print.partition":
+        return lambda m: b"Partition:" + _num(m.partition())
+    if name == "print.offset":
+        return lambda m: b"Offset:" + _num(m.offset())
+    if name == "print.headers":
+        return lambda m: _kafka_headers(m, texts["headers.separator"], null)
+    if name == "print.key":
+        return lambda m: null if m.key() is None else m.key() or b""
+    return lambda m: null if m.value() is None else m.value() or b""
+
+
+def _kafka_timestamp(msg: Message) -> bytes:
+    kind = timestamp_type(msg)
+    return b"NO_TIMESTAMP" if kind is None else f"{kind}:{msg.timestamp()[1]}".encode()
+
+
+def _kafka_headers(msg: Message, separator: bytes, null: bytes) -> bytes:
+    """`k:v` joined by headers.separator, a null value as null.literal; NO_HEADERS if none."""
+    pairs = header_pairs(msg)
+    if not pairs:
+        return b"NO_HEADERS"
+    return separator.join(k.encode() + b":" + (null if v is None else v) for k, v in pairs)
