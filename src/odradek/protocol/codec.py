@@ -119,15 +119,18 @@ def decode_request(frame: bytes, cls: Any) -> tuple[RequestHeader, Any]:
         read_header, check_bounds, read_body = _decoders(cls)
         raw_header, pos = read_header(frame, 0)
         check_bounds(cls, frame, pos)
-        body, size = read_body(frame, pos)
+        body, _size = read_body(frame, pos)
+    except KeyError:
+        # kio 0.6 raises KeyError on a tagged field it does not know, where KIP-482 says
+        # to skip it: decode again without those (tags.py). Only such frames pay for it.
+        raw_header, body = _decode_without_unknown_tags(frame, cls)
     # kio raises several exception types on malformed input (SerialError, ValueError,
-    # KeyError for unknown tagged fields, ...); every one of them means a bad frame.
+    # ...); every one of them means a bad frame.
     except Exception as exc:
         raise RequestDecodeError(f"cannot decode {cls.__name__}: {exc}") from exc
     # Trailing bytes are ignored, as Kafka does: librdkafka 2.x writes a null topic array in
     # flexible Metadata requests as 4 bytes instead of a 1-byte varint (librdkafka #5049),
     # and Kafka never checks that a request was consumed to its end.
-    del size
     header = RequestHeader(
         api_key=raw_header.request_api_key,
         api_version=raw_header.request_api_version,
@@ -135,6 +138,23 @@ def decode_request(frame: bytes, cls: Any) -> tuple[RequestHeader, Any]:
         client_id=raw_header.client_id,
     )
     return header, body
+
+
+def _decode_without_unknown_tags(frame: bytes, cls: Any) -> tuple[Any, Any]:
+    """Header and body of a flexible request frame, its unknown tagged fields skipped."""
+    if not cls.__flexible__:
+        raise RequestDecodeError(f"cannot decode {cls.__name__}: KeyError from kio")
+    from odradek.protocol.tags import strip_unknown_tags
+
+    read_header, check_bounds, read_body = _decoders(cls)
+    try:
+        stripped = strip_unknown_tags(frame, cls)
+        raw_header, pos = read_header(stripped, 0)
+        check_bounds(cls, stripped, pos)
+        body, _size = read_body(stripped, pos)
+    except Exception as exc:  # as in decode_request: any of these is a bad frame
+        raise RequestDecodeError(f"cannot decode {cls.__name__}: {exc}") from exc
+    return raw_header, body
 
 
 def encode_response(api_key: int, correlation_id: int, response: Any) -> bytearray:

@@ -38,13 +38,16 @@ class BoundsError(Exception):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Step:
+class Step:
+    """How to walk one field (tags.py walks with these too)."""
+
     kind: str  # "fixed", "string", "bytes", "entity"
     array: bool
     size: int = 0
-    plan: tuple[_Step, ...] | None = None
+    plan: tuple[Step, ...] | None = None
     flexible: bool = False
     nullable: bool = False
+    entity: Any = None  # the struct class of an "entity" step
 
 
 def _inner_types(annotation: Any) -> list[Any]:
@@ -54,7 +57,8 @@ def _inner_types(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _step(field: dataclasses.Field[Any], resolved: Any) -> _Step:
+def field_step(field: dataclasses.Field[Any], resolved: Any) -> Step:
+    """The step of `field`, whose annotation resolves to `resolved`."""
     nullable = len(typing.get_args(resolved)) > 1 and type(None) in typing.get_args(resolved)
     (annotation,) = _inner_types(resolved)
     array = typing.get_origin(annotation) is tuple
@@ -62,24 +66,25 @@ def _step(field: dataclasses.Field[Any], resolved: Any) -> _Step:
     (element,) = _inner_types(element)
     kafka_type = field.metadata.get("kafka_type")
     if kafka_type is None:
-        return _Step(
+        return Step(
             "entity",
             array,
             plan=plan_for(element),
             flexible=element.__flexible__,
             nullable=nullable,
+            entity=element,
         )
     if kafka_type in _FIXED_SIZES:
-        return _Step("fixed", array, size=_FIXED_SIZES[kafka_type], nullable=nullable)
+        return Step("fixed", array, size=_FIXED_SIZES[kafka_type], nullable=nullable)
     if kafka_type == "string":
-        return _Step("string", array, nullable=nullable)
+        return Step("string", array, nullable=nullable)
     if kafka_type in ("bytes", "records"):
-        return _Step("bytes", array, nullable=nullable)
+        return Step("bytes", array, nullable=nullable)
     raise TypeError(f"no bounds rule for kafka_type {kafka_type!r}")
 
 
 @cache
-def plan_for(cls: Any) -> tuple[_Step, ...]:
+def plan_for(cls: Any) -> tuple[Step, ...]:
     """The untagged fields of `cls` in wire order (tagged fields are skipped by size)."""
     flexible = cls.__flexible__
     hints = typing.get_type_hints(cls)
@@ -87,11 +92,11 @@ def plan_for(cls: Any) -> tuple[_Step, ...]:
     for field in dataclasses.fields(cls):
         if flexible and "tag" in field.metadata:
             continue
-        steps.append(_step(field, hints[field.name]))
+        steps.append(field_step(field, hints[field.name]))
     return tuple(steps)
 
 
-def _uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+def read_uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
     for _ in range(MAX_UVARINT_BYTES):
         if pos >= end:
@@ -105,10 +110,10 @@ def _uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     raise BoundsError("varint longer than 5 bytes")
 
 
-def _length(buf: bytes, pos: int, end: int, flexible: bool, size: int) -> tuple[int, int]:
+def read_length(buf: bytes, pos: int, end: int, flexible: bool, size: int) -> tuple[int, int]:
     """A length or count: -1 is null; anything else must fit in what remains."""
     if flexible:
-        n, pos = _uvarint(buf, pos, end)
+        n, pos = read_uvarint(buf, pos, end)
         n -= 1
     else:
         if pos + size > end:
@@ -123,12 +128,12 @@ def _length(buf: bytes, pos: int, end: int, flexible: bool, size: int) -> tuple[
 
 
 def _tags(buf: bytes, pos: int, end: int) -> int:
-    count, pos = _uvarint(buf, pos, end)
+    count, pos = read_uvarint(buf, pos, end)
     if count > end - pos:
         raise BoundsError("tagged field count beyond the frame")
     for _ in range(count):
-        _tag, pos = _uvarint(buf, pos, end)
-        size, pos = _uvarint(buf, pos, end)
+        _tag, pos = read_uvarint(buf, pos, end)
+        size, pos = read_uvarint(buf, pos, end)
         pos += size
         if pos > end:
             raise BoundsError(f"tagged field of {size} bytes runs past the frame")
@@ -138,7 +143,7 @@ def _tags(buf: bytes, pos: int, end: int) -> int:
 Checker = typing.Callable[[bytes, int, int], int]
 
 
-def _value_lines(step: _Step, flexible: bool, in_array: bool, env: dict[str, Any]) -> list[str]:
+def _value_lines(step: Step, flexible: bool, in_array: bool, env: dict[str, Any]) -> list[str]:
     """Source lines advancing `pos` over one value of `step`."""
     if step.kind == "fixed":
         return [
@@ -148,7 +153,7 @@ def _value_lines(step: _Step, flexible: bool, in_array: bool, env: dict[str, Any
     if step.kind in ("string", "bytes"):
         size = 2 if step.kind == "string" else 4
         may_be_null = in_array or (step.nullable and not step.array)
-        lines = [f"n, pos = _length(buf, pos, end, {flexible}, {size})"]
+        lines = [f"n, pos = read_length(buf, pos, end, {flexible}, {size})"]
         if not may_be_null:
             lines.append("if n == -1: raise BoundsError('null for a field that is not nullable')")
         return [*lines, "if n > 0: pos += n"]
@@ -167,15 +172,15 @@ def _value_lines(step: _Step, flexible: bool, in_array: bool, env: dict[str, Any
 
 
 @cache
-def checker_for_plan(plan: tuple[_Step, ...], flexible: bool) -> Checker:
+def checker_for_plan(plan: tuple[Step, ...], flexible: bool) -> Checker:
     """Generated straight-line code walking one struct (built once per schema)."""
-    env: dict[str, Any] = {"BoundsError": BoundsError, "_length": _length, "_tags": _tags}
+    env: dict[str, Any] = {"BoundsError": BoundsError, "read_length": read_length, "_tags": _tags}
     lines: list[str] = []
     for step in plan:
         if not step.array:
             lines += _value_lines(step, flexible, False, env)
             continue
-        lines.append(f"count, pos = _length(buf, pos, end, {flexible}, 4)")
+        lines.append(f"count, pos = read_length(buf, pos, end, {flexible}, 4)")
         if not step.nullable:
             lines.append("if count == -1: raise BoundsError('null array, not nullable')")
         lines.append("for _ in range(count):")
