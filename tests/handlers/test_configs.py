@@ -14,7 +14,6 @@ from odradek.metadata.configs import (
     DYNAMIC_BROKER_CONFIG,
     DYNAMIC_DEFAULT_BROKER_CONFIG,
     DYNAMIC_TOPIC_CONFIG,
-    STATIC_BROKER_CONFIG,
 )
 from odradek.protocol.batch import read_header
 from odradek.protocol.records import GZIP, NONE, SimpleRecord
@@ -100,9 +99,11 @@ def alter(
 
 
 def test_describe_topic_sources_synonyms_types(broker: Broker) -> None:
-    """A topic's configs carry Kafka's sources: the override is DYNAMIC_TOPIC_CONFIG, a
-    value from a startup broker property STATIC_BROKER_CONFIG with log.retention.hours
-    as synonym, the rest DEFAULT_CONFIG; v3+ has types and documentation."""
+    """A topic's configs carry Kafka's sources: the override is DYNAMIC_TOPIC_CONFIG, the
+    rest DEFAULT_CONFIG; retention.ms follows the startup log.retention.hours in value
+    but, as in Kafka, lists no synonym and says DEFAULT_CONFIG, since Kafka lists a
+    topic config's synonyms from log.retention.ms on and that one is unset; v3+ has
+    types and documentation."""
     with WireClient(broker.port) as client:
         create_topic(client, "described", configs={"segment.bytes": "1048576"})
         found = values(describe(client, TOPIC, "described"))
@@ -114,11 +115,8 @@ def test_describe_topic_sources_synonyms_types(broker: Broker) -> None:
         "log.segment.bytes",
     ]
     retention = found["retention.ms"]
-    assert (retention.value, retention.config_source) == ("86400000", STATIC_BROKER_CONFIG)
-    assert (retention.synonyms[0].name, retention.synonyms[0].value) == (
-        "log.retention.hours",
-        "24",
-    )
+    assert (retention.value, retention.config_source) == ("86400000", DEFAULT_CONFIG)
+    assert retention.synonyms == ()
     assert retention.config_type == 5  # LONG
     assert found["cleanup.policy"].config_source == DEFAULT_CONFIG
     assert found["cleanup.policy"].config_type == 7  # LIST
@@ -206,7 +204,7 @@ def test_validate_only_and_legacy_replace(broker: Broker) -> None:
         assert alter(client, TOPIC, "legacy", {"segment.ms": "1000"}, version=0).error_code == 0
         found = values(describe(client, TOPIC, "legacy"))
         assert found["segment.ms"].value == "1000"
-        assert found["retention.ms"].config_source == STATIC_BROKER_CONFIG
+        assert found["retention.ms"].config_source == DEFAULT_CONFIG
 
 
 def test_broker_configs_dynamic_and_read_only(broker: Broker) -> None:

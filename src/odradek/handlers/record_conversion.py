@@ -34,7 +34,7 @@ def timestamp_error(header: BatchHeader, policy: ProducePolicy, now_ms: int) -> 
     return False
 
 
-def recompress(records: bytes, header: BatchHeader, codec: int) -> bytes:
+def recompress(records: bytes, header: BatchHeader, codec: int, level: int | None = None) -> bytes:
     """The batch built again with `codec`; CorruptBatchError when its records do not
     decode, ValueError when their offset deltas are not 0..n-1 (no producer sends that)."""
     _, decoded = decode_batch(records)
@@ -44,6 +44,7 @@ def recompress(records: bytes, header: BatchHeader, codec: int) -> bytes:
     return build_batch(
         [SimpleRecord(r.value, r.key, r.headers, r.timestamp) for r in decoded],
         compression=codec,
+        compression_level=level,
         base_offset=header.base_offset,
         partition_leader_epoch=header.partition_leader_epoch,
         producer_id=header.producer_id,
@@ -63,7 +64,7 @@ def apply_policy(
     if policy.compression is None or policy.compression == header.compression:
         return records, header
     try:
-        converted = recompress(records, header, policy.compression)
+        converted = recompress(records, header, policy.compression, policy.compression_level)
     except CorruptBatchError:
         return ErrorCode.corrupt_message
     except ValueError:

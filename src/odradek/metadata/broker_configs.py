@@ -9,10 +9,11 @@ thread pools and a few more dynamically; odradek does not yet).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from odradek.config import default_property_value
+from odradek.metadata.topic_config import check_gzip_level
 
 INT_MAX = 2**31 - 1
 
@@ -27,6 +28,7 @@ class BrokerConfigDef:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     default_value: str | None = None  # for properties BrokerConfig does not type
+    extra_check: Callable[[str], None] | None = None
 
     @property
     def default(self) -> str | None:
@@ -52,6 +54,45 @@ _DYNAMIC = [
         "Default codec batches are stored with.",
         choices=("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
         default_value="producer",
+    ),
+    _d(
+        "compression.gzip.level",
+        "int",
+        "Default compression.gzip.level (1..9, or -1 for zlib's default).",
+        -1,
+        maximum=9,
+        default_value="-1",
+        extra_check=check_gzip_level,
+    ),
+    _d(
+        "compression.lz4.level",
+        "int",
+        "Default compression.lz4.level.",
+        1,
+        maximum=17,
+        default_value="9",
+    ),
+    _d(
+        "compression.zstd.level",
+        "int",
+        "Default compression.zstd.level.",
+        -131072,
+        maximum=22,
+        default_value="3",
+    ),
+    _d(
+        "log.local.retention.bytes",
+        "long",
+        "Default local.retention.bytes (tiered storage only).",
+        -2,
+        default_value="-2",
+    ),
+    _d(
+        "log.local.retention.ms",
+        "long",
+        "Default local.retention.ms (tiered storage only).",
+        -2,
+        default_value="-2",
     ),
     _d(
         "log.cleanup.policy",

@@ -84,23 +84,51 @@ class ConfigView:
 
     def _levels(self, name: str, per_broker: bool) -> list[tuple[str | None, int]]:
         """Every value `name` has, highest precedence first, with its source."""
-        found: list[tuple[str | None, int]] = []
-        if per_broker and name in self.store.broker_configs.get(str(self.node_id), {}):
-            found.append(
-                (self.store.broker_configs[str(self.node_id)][name], DYNAMIC_BROKER_CONFIG)
-            )
-        if name in self.store.broker_configs.get("", {}):
-            found.append((self.store.broker_configs[""][name], DYNAMIC_DEFAULT_BROKER_CONFIG))
-        static = property_value(self.broker, name)
-        if static is not None:
-            found.append((static, STATIC_BROKER_CONFIG))
-        definition = BROKER_CONFIGS.get(name)
-        if definition is not None and definition.default is not None:
-            found.append((definition.default, DEFAULT_CONFIG))
-        return found
+        return [
+            (value, source)
+            for source in self._sources(per_broker)
+            if (value := self._value_at(name, source)) is not None
+        ]
 
-    def _synonyms(self, names: tuple[str, ...], per_broker: bool) -> list[Synonym]:
-        return [(n, v, s) for n in names for v, s in self._levels(n, per_broker)]
+    @staticmethod
+    def _sources(per_broker: bool) -> tuple[int, ...]:
+        """The broker levels in precedence order; the cluster-wide defaults resource
+        has no per-broker level."""
+        shared = (DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG)
+        return (DYNAMIC_BROKER_CONFIG, *shared) if per_broker else shared
+
+    def _value_at(self, name: str, source: int) -> str | None:
+        """The value `name` has at one level, None when it has none there (Kafka's
+        static level holds only what the broker was started with; the default level
+        only properties whose default is not null)."""
+        if source == DYNAMIC_BROKER_CONFIG:
+            return self.store.broker_configs.get(str(self.node_id), {}).get(name)
+        if source == DYNAMIC_DEFAULT_BROKER_CONFIG:
+            return self.store.broker_configs.get("", {}).get(name)
+        if source == STATIC_BROKER_CONFIG:
+            return property_value(self.broker, name)
+        definition = BROKER_CONFIGS.get(name)
+        return definition.default if definition is not None else None
+
+    def _synonyms(self, name: str, group: tuple[str, ...], per_broker: bool) -> list[Synonym]:
+        """The synonyms Kafka lists for broker property `name` of synonym `group`: level
+        by level (each property of the group at the per-broker dynamic level, then at
+        the cluster-wide one, static, default), starting at the first entry that is
+        `name` itself. So `log.retention.ms` lists `log.retention.hours` only when
+        `log.retention.ms` has a value at that level or a higher one, and a property
+        with no value anywhere lists nothing. Describing the cluster-wide defaults
+        (`per_broker` False) keeps only the entries of that level."""
+        found: list[Synonym] = [
+            (n, value, source)
+            for source in self._sources(per_broker=True)
+            for n in group
+            if (value := self._value_at(n, source)) is not None
+        ]
+        for index, (n, _value, _source) in enumerate(found):
+            if n == name:
+                # The cluster-wide defaults resource keeps only its own level.
+                return [s for s in found[index:] if per_broker or s[2] in self._sources(False)[:1]]
+        return []
 
     def topic_entries(self, topic: TopicInfo) -> list[ConfigEntry]:
         """Every topic config of `topic`, sorted by name."""
@@ -110,8 +138,11 @@ class ConfigView:
             synonyms: list[Synonym] = []
             if name in topic.configs:
                 synonyms.append((name, topic.configs[name], DYNAMIC_TOPIC_CONFIG))
-            brokers = tuple(s for s, _factor in definition.synonyms)
-            synonyms += self._synonyms(brokers, per_broker=True)
+            if definition.synonyms:
+                # Kafka describes a topic config through its first broker synonym
+                # (retention.ms: log.retention.ms) and that property's group.
+                group = tuple(s for s, _factor in definition.synonyms)
+                synonyms += self._synonyms(group[0], group, per_broker=True)
             value = topic.configs.get(name)
             if value is None:
                 value = topic_default(definition, self.broker, dynamic)[0]
@@ -139,7 +170,7 @@ class ConfigView:
         for name in names:
             definition = BROKER_CONFIGS[name]
             own = self._levels(name, per_broker)
-            synonyms = self._synonyms(broker_synonyms(name), per_broker)
+            synonyms = self._synonyms(name, broker_synonyms(name), per_broker)
             entries.append(
                 ConfigEntry(
                     name=name,

@@ -32,6 +32,8 @@ class ConfigDef:
     choices: tuple[str, ...] = ()
     synonyms: tuple[Synonym, ...] = ()  # broker properties, highest precedence first
     doc: str = ""
+    # A check beyond type and range (raises InvalidConfigError), as Kafka's validators.
+    extra_check: Callable[[str], None] | None = None
 
 
 def _fixed(value: object) -> Callable[[BrokerConfig], str]:
@@ -40,6 +42,39 @@ def _fixed(value: object) -> Callable[[BrokerConfig], str]:
 
 def _same(name: str) -> tuple[Synonym, ...]:
     return ((name, 1),)
+
+
+def check_gzip_level(value: str) -> None:
+    """Kafka's gzip levels: 1..9, or -1 for zlib's default."""
+    if int(value) != -1 and not 1 <= int(value) <= 9:
+        raise InvalidConfigError(
+            f"Invalid value {value} for configuration compression.gzip.level: "
+            "Value must be between 1 and 9, or equal to -1"
+        )
+
+
+def _throttled_replicas(value: str) -> None:
+    """Kafka's throttled replica list: empty, "*", or "partition:broker" pairs of ints."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if items == ["*"]:
+        return
+    for item in items:
+        partition, _, broker = item.partition(":")
+        if not (partition.isdigit() and broker.isdigit()):
+            raise InvalidConfigError(
+                f"Invalid value {value}: it must be a list of partitionId:brokerId "
+                "entries (e.g. 0:101,1:102), or the wildcard '*'"
+            )
+
+
+def _no_tiered_storage(value: str) -> None:
+    """Tiered storage does not exist here: like a Kafka broker with
+    remote.log.storage.system.enable=false, a topic cannot turn it on."""
+    if value.strip().lower() == "true":
+        raise InvalidConfigError(
+            "Tiered Storage functionality is disabled in the broker. "
+            "Topic cannot be configured with remote log storage."
+        )
 
 
 _DEFS = [
@@ -230,6 +265,87 @@ _DEFS = [
         doc="Whether a replica outside the ISR may become leader.",
     ),
 ]
+_DEFS += [
+    ConfigDef(
+        "compression.gzip.level",
+        "int",
+        _fixed(-1),
+        synonyms=_same("compression.gzip.level"),
+        doc="The gzip level batches are re-compressed with (compression.type gzip).",
+        extra_check=check_gzip_level,
+    ),
+    ConfigDef(
+        "compression.lz4.level",
+        "int",
+        _fixed(9),
+        minimum=1,
+        maximum=17,
+        synonyms=_same("compression.lz4.level"),
+        doc="The lz4 level batches are re-compressed with (compression.type lz4).",
+    ),
+    ConfigDef(
+        "compression.zstd.level",
+        "int",
+        _fixed(3),
+        minimum=-131072,
+        maximum=22,
+        synonyms=_same("compression.zstd.level"),
+        doc="The zstd level batches are re-compressed with (compression.type zstd).",
+    ),
+    ConfigDef(
+        "leader.replication.throttled.replicas",
+        "list",
+        _fixed(""),
+        doc="Replicas (partition:broker, or *) whose replication the leader throttles to "
+        "leader.replication.throttled.rate.",
+        extra_check=_throttled_replicas,
+    ),
+    ConfigDef(
+        "follower.replication.throttled.replicas",
+        "list",
+        _fixed(""),
+        doc="Replicas (partition:broker, or *) whose fetching the follower throttles to "
+        "follower.replication.throttled.rate.",
+        extra_check=_throttled_replicas,
+    ),
+    # Tiered storage: accepted as Kafka accepts them with tiered storage disabled (the
+    # local retention settings have no effect then); turning it on is refused.
+    ConfigDef(
+        "local.retention.bytes",
+        "long",
+        _fixed(-2),
+        minimum=-2,
+        synonyms=_same("log.local.retention.bytes"),
+        doc="Local size limit when tiered storage is on; -2 means retention.bytes.",
+    ),
+    ConfigDef(
+        "local.retention.ms",
+        "long",
+        _fixed(-2),
+        minimum=-2,
+        synonyms=_same("log.local.retention.ms"),
+        doc="Local time limit when tiered storage is on; -2 means retention.ms.",
+    ),
+    ConfigDef(
+        "remote.log.copy.disable",
+        "bool",
+        _fixed("false"),
+        doc="Stop copying segments to tiered storage (no tiered storage here).",
+    ),
+    ConfigDef(
+        "remote.log.delete.on.disable",
+        "bool",
+        _fixed("false"),
+        doc="Delete tiered data when tiered storage is turned off (no tiered storage here).",
+    ),
+    ConfigDef(
+        "remote.storage.enable",
+        "bool",
+        _fixed("false"),
+        doc="Tiered storage for this topic; refused: the broker has none.",
+        extra_check=_no_tiered_storage,
+    ),
+]
 TOPIC_CONFIGS: Mapping[str, ConfigDef] = {d.name: d for d in _DEFS}
 
 
@@ -250,6 +366,8 @@ class ValueSpec(Protocol):
     def maximum(self) -> float | None: ...
     @property
     def choices(self) -> tuple[str, ...]: ...
+    @property
+    def extra_check(self) -> Callable[[str], None] | None: ...
 
 
 def _check_number(definition: ValueSpec, value: str) -> None:
@@ -281,6 +399,8 @@ def check_value(definition: ValueSpec, value: str) -> None:
         items = [item.strip() for item in value.split(",")]
         if not items or any(item not in definition.choices for item in items):
             raise InvalidConfigError(f"Invalid value {value} for configuration {name}")
+    if definition.extra_check is not None:
+        definition.extra_check(value)
 
 
 def validate_topic_config(name: str, value: str | None) -> None:
@@ -364,6 +484,7 @@ class ProducePolicy:
     """What produce must check or change in a topic's batches beyond the header checks."""
 
     compression: int | None = None  # codec to store batches in; None keeps the producer's
+    compression_level: int | None = None  # its level (compression.<codec>.level)
     timestamp_before_max_ms: int = LONG_MAX
     timestamp_after_max_ms: int = LONG_MAX
 
@@ -380,8 +501,11 @@ def produce_policy(effective: Mapping[str, str]) -> ProducePolicy:
     """The produce-time rules of a topic: `compression.type`, and for CreateTime topics
     `message.timestamp.before.max.ms`/`message.timestamp.after.max.ms`."""
     create_time = effective["message.timestamp.type"] == "CreateTime"
+    codec_name = effective["compression.type"]
+    level = effective.get(f"compression.{codec_name}.level")
     return ProducePolicy(
-        compression=CODECS.get(effective["compression.type"]),
+        compression=CODECS.get(codec_name),
+        compression_level=None if level is None else int(level),
         timestamp_before_max_ms=(
             int(effective["message.timestamp.before.max.ms"]) if create_time else LONG_MAX
         ),

@@ -170,12 +170,19 @@ def decompress(codec: int, data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSE
     raise CorruptBatchError(f"unknown compression codec {codec}")
 
 
-def compress(codec: int, data: bytes) -> bytes:
-    """Compresses a batch payload the way Java clients do, so every client can read it."""
+# Kafka's default levels (compression.gzip.level -1 is zlib's default, 6).
+DEFAULT_LEVELS = {GZIP: -1, LZ4: 9, ZSTD: 3}
+
+
+def compress(codec: int, data: bytes, level: int | None = None) -> bytes:
+    """Compresses a batch payload the way Java clients do, so every client can read it;
+    `level` for gzip, lz4 and zstd (None: Kafka's default)."""
     if codec == NONE:
         return data
+    if level is None:
+        level = DEFAULT_LEVELS.get(codec, 0)
     if codec == GZIP:
-        return gzip.compress(data, mtime=0)
+        return gzip.compress(data, compresslevel=6 if level == -1 else level, mtime=0)
     if codec == SNAPPY:
         out = bytearray(_XERIAL_HEADER.pack(XERIAL_MAGIC, 1, 1))
         for i in range(0, len(data), _XERIAL_BLOCK):
@@ -184,11 +191,11 @@ def compress(codec: int, data: bytes) -> bytes:
         return bytes(out)
     if codec == LZ4:
         # Independent blocks: Java's reader cannot follow linked ones.
-        compressor = cramjam.lz4.Compressor(block_linked=False, content_checksum=False)
+        compressor = cramjam.lz4.Compressor(level=level, block_linked=False, content_checksum=False)
         compressor.compress(data)
         return bytes(compressor.finish())
     if codec == ZSTD:
-        return bytes(cramjam.zstd.compress(data))
+        return bytes(cramjam.zstd.compress(data, level=level))
     raise ValueError(f"unknown compression codec {codec}")
 
 
@@ -326,6 +333,7 @@ def build_batch(
     records: Sequence[SimpleRecord],
     *,
     compression: int = NONE,
+    compression_level: int | None = None,
     base_offset: int = 0,
     partition_leader_epoch: int = -1,
     producer_id: int = -1,
@@ -342,7 +350,7 @@ def build_batch(
     payload = bytearray()
     for delta, record in enumerate(records):
         _encode_record(payload, record, delta, base_ts)
-    body = compress(compression, bytes(payload))
+    body = compress(compression, bytes(payload), compression_level)
     attributes = compression
     attributes |= TIMESTAMP_TYPE_BIT if log_append_time else 0
     attributes |= TRANSACTIONAL_BIT if is_transactional else 0
