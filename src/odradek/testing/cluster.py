@@ -208,7 +208,23 @@ class Cluster:
         for node_id in self.brokers:
             self.wait_registered(node_id, timeout)
         wait_until(self.controller, timeout, "a controller")
+        self.wait_all_see_all(timeout)
         return self
+
+    def wait_all_see_all(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Waits until every running broker's Metadata lists every running broker. A broker
+        learns of the others through a ZooKeeper watch, a few milliseconds after they
+        registered: until then a CreateTopics it handles counts too few live brokers."""
+        from confluent_kafka.admin import AdminClient
+
+        running = {n for n, b in self.brokers.items() if b.running}
+        for node_id in sorted(running):
+            admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.brokers[node_id].port}"})
+
+            def sees_all(admin: Any = admin) -> bool:
+                return running <= set(admin.list_topics(timeout=5).brokers)
+
+            wait_until(sees_all, timeout, f"broker {node_id} to see brokers {sorted(running)}")
 
     def stop(self) -> None:
         """Stops every broker (SIGTERM, then SIGKILL), then the own ZooKeeper."""
