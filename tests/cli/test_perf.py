@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
-from helpers import unique_topic
+from helpers import BrokerProcess, unique_topic
 
-from .conftest import Result
+from .conftest import Result, assert_clean_failure, run_cli, run_kcat
 
 
 def test_perf_produce_then_consume(cli: Callable[..., Result]) -> None:
@@ -52,3 +53,110 @@ def test_perf_produce_then_consume(cli: Callable[..., Result]) -> None:
     )
     assert short.code == 1 and json.loads(short.out)["records"] == 500
     assert "only 500 of 501" in short.err
+
+
+def test_perf_kafka_options_keys_partitions_and_metrics(
+    cli: Callable[..., Result], broker_proc: BrokerProcess
+) -> None:
+    """Kafka's perf options: `--throughput -1`, `--producer-props` (several at once),
+    `--print-metrics`; `--partitions 4` creates the new topic with 4 partitions and
+    `--keys 6` keys the records so each key stays on one partition (kcat reads them back);
+    `perf consume --messages` counts per partition. No progress line without a terminal."""
+    bootstrap = broker_proc.bootstrap_servers
+    topic = unique_topic("cli-perf-keys")
+    produced = cli(
+        "perf",
+        "produce",
+        topic,
+        "--num-records",
+        "300",
+        "--record-size",
+        "20",
+        "--throughput",
+        "-1",
+        "--keys",
+        "6",
+        "--partitions",
+        "4",
+        "--producer-props",
+        "acks=all",
+        "linger.ms=5",
+        "--print-metrics",
+        "--output",
+        "json",
+    )
+    assert produced.code == 0, produced
+    assert "\r" not in produced.err and produced.err == "", produced.err
+    summary = json.loads(produced.out)
+    assert summary["records"] == 300
+    assert sum(summary["partitions"].values()) == 300 and len(summary["partitions"]) > 1
+    assert summary["metrics"]["txmsgs"] == 300
+    assert any(k.startswith("broker.") and k.endswith(".rtt_avg_ms") for k in summary["metrics"])
+    described = json.loads(cli("topic", "describe", topic, "--output", "json").out)
+    assert len(described["partitions"]) == 4
+
+    lines = run_kcat(bootstrap, "-C", "-t", topic, "-e", "-o", "beginning", "-q", "-f", "%k %p\n")
+    placed: dict[str, set[str]] = {}
+    for line in lines.splitlines():
+        key, partition = line.split()
+        placed.setdefault(key, set()).add(partition)
+    assert sorted(placed) == [f"key-{i}" for i in range(6)]
+    assert all(len(partitions) == 1 for partitions in placed.values()), placed
+
+    consumed = cli(
+        "perf", "consume", topic, "--messages", "300", "--print-metrics", "--output", "json"
+    )
+    assert consumed.code == 0 and "\r" not in consumed.err, consumed
+    result = json.loads(consumed.out)
+    assert result["partitions"] == summary["partitions"]
+    assert result["metrics"]["rxmsgs"] >= 300
+
+    table = cli(
+        "perf", "produce", topic, "--num-records", "5", "--record-size", "5", "--print-metrics"
+    )
+    assert table.code == 0 and "partition" in table.out and "txmsgs" in table.out, table
+    again = cli(
+        "perf", "produce", topic, "--num-records", "1", "--record-size", "1", "--partitions", "2"
+    )
+    assert again.code == 0 and "exists with 4 partitions" in again.err, again
+
+
+def test_perf_payload_file_and_properties(
+    cli: Callable[..., Result], broker_proc: BrokerProcess, tmp_path: Path
+) -> None:
+    """`--payload-file` values come from the file (split at `--payload-delimiter`); the
+    brokers may be given as `--producer-props bootstrap.servers=...` alone, as Kafka's tool
+    takes them; `--producer.config` reads a properties file, and a property librdkafka does
+    not know is a usage error; `--throughput 0` is a usage error."""
+    topic = unique_topic("cli-perf-payload")
+    payload_file = tmp_path / "payloads.txt"
+    payload_file.write_bytes(b"alpha|beta|gamma|")
+    produced = run_cli(
+        "perf",
+        "produce",
+        topic,
+        "--num-records",
+        "30",
+        "--payload-file",
+        str(payload_file),
+        "--payload-delimiter",
+        "|",
+        "--producer-props",
+        f"bootstrap.servers={broker_proc.bootstrap_servers}",
+        bootstrap=None,
+    )
+    assert produced.code == 0, produced
+    values = run_kcat(
+        broker_proc.bootstrap_servers, "-C", "-t", topic, "-e", "-o", "beginning", "-q"
+    ).split()
+    assert len(values) == 30 and set(values) <= {"alpha", "beta", "gamma"}
+
+    good = tmp_path / "good.properties"
+    good.write_text("# a comment\nacks = all\n! another\nlinger.ms: 1\n")
+    bad = tmp_path / "bad.properties"
+    bad.write_text("key.serializer=org.apache.kafka.common.serialization.ByteArraySerializer\n")
+    base = ["perf", "produce", topic, "--num-records", "3", "--record-size", "3"]
+    assert cli(*base, "--producer.config", str(good)).code == 0
+    assert_clean_failure(cli(*base, "--producer.config", str(bad)), 2)
+    assert_clean_failure(cli(*base, "--producer.config", str(tmp_path / "none")), 2)
+    assert_clean_failure(cli(*base, "--throughput", "0"), 2)

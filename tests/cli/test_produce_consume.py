@@ -204,3 +204,18 @@ def test_consume_layout_usage_errors(cli: Callable[..., Result]) -> None:
     ):
         result = cli("consume", topic, "--exit-at-end", *argv)
         assert_clean_failure(result, 2)
+
+
+def test_java_partitioning_with_murmur2(cli: Callable[..., Result]) -> None:
+    """`-X partitioner=murmur2_random` places keyed lines on the partitions Java clients
+    (and kafka-python, whose murmur2 is checked here) pick for the same keys."""
+    from kafka.partitioner.default import murmur2
+
+    topic = _topic(cli, partitions=5)
+    keys = [f"user-{i}" for i in range(20)]
+    lines = "".join(f"{k}:v\n" for k in keys).encode()
+    argv = ("--key-separator", ":", "-X", "partitioner=murmur2_random")
+    assert cli("produce", topic, *argv, stdin=lines).code == 0
+    out = cli("consume", topic, "--from-beginning", "--exit-at-end", "--format", r"%k %p\n").out
+    placed = dict(line.split() for line in out.splitlines())
+    assert placed == {k: str((murmur2(k.encode()) & 0x7FFFFFFF) % 5) for k in keys}

@@ -89,6 +89,50 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_client_properties(parser: argparse.ArgumentParser, role: str, props: str) -> None:
+    """Kafka's tools' ways to pass `role` (producer, consumer) properties: `props` (repeatable
+    KEY=VALUE; `--producer-props` takes several at once, as Kafka's perf tool) and
+    `--ROLE.config FILE`. Both are librdkafka properties like -X, which overrides them."""
+    group = parser.add_argument_group(f"{role} properties (Kafka's tool names)")
+    several = props.endswith("-props")
+    group.add_argument(
+        props,
+        dest="client_props",
+        metavar="KEY=VALUE",
+        action="extend" if several else "append",
+        nargs="+" if several else None,
+        default=[],
+        help=f"{role} propert{'ies' if several else 'y (repeatable)'}; "
+        "they override the file's, -X overrides them",
+    )
+    group.add_argument(
+        f"--{role}.config",
+        dest="client_config_file",
+        metavar="FILE",
+        help=f"{role} properties from a Java .properties file",
+    )
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """KEY=VALUE (or KEY: VALUE) lines of a Java .properties file; `#` and `!` start
+    comments. Line continuations and escapes are not read."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
+    out: dict[str, str] = {}
+    for raw in lines:
+        line = raw.strip()
+        if not line or line[0] in "#!":
+            continue
+        cut = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if cut <= 0:
+            raise CliError(f"{path}: expected KEY=VALUE, got {line!r}", EXIT_USAGE)
+        out[line[:cut].strip()] = line[cut + 1 :].strip()
+    return out
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number > 0."""
     try:
@@ -130,8 +174,15 @@ class Connection:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Connection:
         """The connection the parsed common options describe."""
-        overrides = parse_pairs(args.client_config, "-X")
-        return cls(args.bootstrap_server, overrides, args.timeout)
+        overrides: dict[str, str] = {}
+        path = getattr(args, "client_config_file", None)
+        if path is not None:
+            overrides.update(read_properties(path))
+        overrides.update(parse_pairs(getattr(args, "client_props", []), "property"))
+        overrides.update(parse_pairs(args.client_config, "-X"))
+        # Kafka's perf tools take the brokers as a property; errors then name those.
+        bootstrap = overrides.get("bootstrap.servers", args.bootstrap_server)
+        return cls(bootstrap, overrides, args.timeout)
 
     def config(self, **defaults: Any) -> dict[str, Any]:
         """A client configuration: quiet, short timeouts, then `defaults`, then `-X`."""

@@ -26,6 +26,7 @@ from odradek.cli.common import (
     EXIT_USAGE,
     CliError,
     Connection,
+    add_client_properties,
     add_common_options,
     kafka_error,
     non_negative_int,
@@ -89,6 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "print.offset, print.headers, print.key, print.value (true/false), key.separator, "
         "line.separator, headers.separator, null.literal (repeatable)",
     )
+    add_client_properties(parser, "consumer", "--consumer-property")
     add_common_options(parser)
     parser.set_defaults(handler=consume)
 

@@ -1,51 +1,92 @@
 """`odradek perf produce | consume`: throughput (and produce latency) tests, like Kafka's
-kafka-producer-perf-test and kafka-consumer-perf-test."""
+kafka-producer-perf-test and kafka-consumer-perf-test, with their option names where they
+have one (`--num-records`, `--throughput -1`, `--producer-props`, `--payload-file`,
+`--print-metrics`, `--messages`), keys and a partition count for new topics."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
+import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 
+from odradek.cli.ck import NewTopic
+from odradek.cli.clientstats import StatsCollector, select_metrics
 from odradek.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
+    EXIT_USAGE,
     CliError,
     Connection,
+    add_client_properties,
     add_common_options,
     positive_float,
     positive_int,
+    wait,
 )
-from odradek.cli.output import emit, message, stderr_console
-
-MB = 1024 * 1024
+from odradek.cli.liveline import MB, LiveLine
+from odradek.cli.output import emit, message
 
 
 def configure(perf: argparse.ArgumentParser) -> None:
     """The subcommands of `odradek perf`."""
     actions = perf.add_subparsers(dest="action", required=True, metavar="ACTION")
-    produce = actions.add_parser("produce", help="producer throughput and latency")
+    _configure_produce(actions.add_parser("produce", help="producer throughput and latency"))
+    _configure_consume(actions.add_parser("consume", help="consumer throughput"))
+
+
+def _configure_produce(produce: argparse.ArgumentParser) -> None:
     produce.add_argument("topic", metavar="TOPIC")
     produce.add_argument("--num-records", type=positive_int, required=True, metavar="N")
-    produce.add_argument("--record-size", type=positive_int, required=True, metavar="BYTES")
+    payload = produce.add_mutually_exclusive_group(required=True)
+    payload.add_argument("--record-size", type=positive_int, metavar="BYTES")
+    payload.add_argument(
+        "--payload-file", metavar="PATH", help="values picked at random from PATH's payloads"
+    )
     produce.add_argument(
-        "--throughput", type=positive_float, metavar="R", help="at most R records/s"
+        "--payload-delimiter",
+        default="\\n",
+        metavar="SEP",
+        help="what separates --payload-file's payloads (default \\n)",
+    )
+    produce.add_argument(
+        "--throughput",
+        type=throughput,
+        metavar="R",
+        help="at most R records/s; -1 (the default) for no limit",
+    )
+    produce.add_argument(
+        "--keys",
+        type=positive_int,
+        metavar="N",
+        help="key the records key-0 .. key-(N-1) in turn (default: no key)",
+    )
+    produce.add_argument(
+        "--partitions",
+        type=positive_int,
+        metavar="N",
+        help="create a missing TOPIC with N partitions (default: the broker auto-creates it)",
     )
     produce.add_argument("--acks", choices=("0", "1", "all", "-1"), default="1")
     produce.add_argument("--batch-size", type=positive_int, metavar="BYTES")
     produce.add_argument("--linger-ms", type=int, metavar="MS")
+    _print_metrics_option(produce)
+    add_client_properties(produce, "producer", "--producer-props")
+    add_common_options(produce)
     produce.set_defaults(handler=perf_produce)
-    consume = actions.add_parser("consume", help="consumer throughput")
+
+
+def _configure_consume(consume: argparse.ArgumentParser) -> None:
     consume.add_argument("topic", metavar="TOPIC")
-    consume.add_argument("--num-records", type=positive_int, required=True, metavar="N")
+    consume.add_argument(
+        "--num-records", "--messages", type=positive_int, required=True, metavar="N"
+    )
     consume.add_argument("--group", metavar="GROUP", help="subscribe as GROUP")
     consume.add_argument(
         "--idle-timeout",
@@ -54,21 +95,30 @@ def configure(perf: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up after this long without records (default 10)",
     )
+    _print_metrics_option(consume)
+    add_client_properties(consume, "consumer", "--consumer-property")
+    add_common_options(consume)
     consume.set_defaults(handler=perf_consume)
-    for parser in (produce, consume):
-        add_common_options(parser)
 
 
-@contextmanager
-def progress_bar(total: int, what: str) -> Iterator[Any]:
-    """A live bar on stderr when it is a terminal; yields `advance(n)`."""
-    if not sys.stderr.isatty():
-        yield lambda _n: None
-        return
-    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TaskProgressColumn())
-    with Progress(*columns, console=stderr_console(), transient=True) as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda n: bar.advance(task, n)
+def _print_metrics_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--print-metrics",
+        action="store_true",
+        help="also print the client's statistics (librdkafka's) at the end",
+    )
+
+
+def throughput(text: str) -> float | None:
+    """argparse type of --throughput: records/s > 0, or a negative number for no limit
+    (Kafka's -1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0, or -1 for no limit")
+    return None if value < 0 else value
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -81,13 +131,17 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 @dataclass
 class ProduceStats:
-    """Delivery reports of a perf run."""
+    """Delivery reports of a perf run, and the live line they advance."""
 
-    advance: Any
+    line: LiveLine
     delivered: int = 0
     failed: int = 0
+    size: int = 0
     first_error: KafkaError | None = None
     latencies_ms: list[float] = field(default_factory=list)
+    latency_sum_ms: float = 0.0
+    latency_max_ms: float = 0.0
+    partitions: Counter[int] = field(default_factory=Counter)
 
     def report(self, err: KafkaError | None, msg: Message) -> None:
         """The delivery callback."""
@@ -95,87 +149,179 @@ class ProduceStats:
             self.failed += 1
             self.first_error = self.first_error or err
         else:
+            latency = (msg.latency() or 0.0) * 1000
             self.delivered += 1
-            self.latencies_ms.append((msg.latency() or 0.0) * 1000)
-        self.advance(1)
+            self.size += len(msg.value() or b"") + len(msg.key() or b"")
+            self.latencies_ms.append(latency)
+            self.latency_sum_ms += latency
+            self.latency_max_ms = max(self.latency_max_ms, latency)
+            self.partitions[msg.partition() or 0] += 1
+        average = self.latency_sum_ms / self.delivered if self.delivered else 0.0
+        self.line.update(self.delivered + self.failed, self.size, (average, self.latency_max_ms))
+
+
+def payloads(args: argparse.Namespace) -> Callable[[], bytes]:
+    """Where record values come from: --record-size random bytes (one buffer, as Kafka's
+    tool reuses its array), or a payload of --payload-file picked at random."""
+    if args.payload_file is None:
+        payload = os.urandom(args.record_size)
+        return lambda: payload
+    delimiter = args.payload_delimiter.replace("\\n", "\n").replace("\\t", "\t").encode()
+    try:
+        with open(args.payload_file, "rb") as file:
+            found = [p for p in file.read().split(delimiter) if p]
+    except OSError as exc:
+        raise CliError(f"cannot read {args.payload_file}: {exc.strerror}", EXIT_USAGE) from None
+    if not found:
+        raise CliError(f"{args.payload_file} holds no payloads", EXIT_USAGE)
+    pick = random.Random(0).choice  # reproducible runs, as Kafka's seeded generator
+    return lambda: pick(found)
 
 
 def perf_produce(args: argparse.Namespace) -> int:
-    """Sends --num-records records of --record-size bytes, at most --throughput per second."""
+    """Sends --num-records records, at most --throughput per second, then prints what the
+    delivery reports say (and, with --print-metrics, the client's statistics)."""
     conn = Connection.from_args(args)
-    defaults: dict[str, Any] = {"acks": args.acks, "message.timeout.ms": 30_000}
-    if args.batch_size is not None:
-        defaults["batch.size"] = args.batch_size
-    if args.linger_ms is not None:
-        defaults["linger.ms"] = args.linger_ms
-    producer = conn.producer(**defaults)
-    conn.topic(producer, args.topic, create=True)
-    payload = os.urandom(args.record_size)
+    value = payloads(args)
+    collector = StatsCollector() if args.print_metrics else None
+    producer = conn.producer(**_producer_defaults(args, collector))
+    _ensure_topic(conn, producer, args)
+    line = LiveLine("produce", args.num_records)
+    stats = ProduceStats(line)
     started = time.monotonic()
-    with progress_bar(args.num_records, "produce") as advance:
-        stats = ProduceStats(advance)
+    try:
         for i in range(args.num_records):
             _throttle(args.throughput, i, started)
-            _produce_one(producer, args.topic, payload, stats)
+            key = f"key-{i % args.keys}".encode() if args.keys else None
+            _produce_one(producer, args.topic, key, value(), stats)
         remaining = producer.flush(30 + conn.timeout)
+    finally:
+        line.close()
     elapsed = max(time.monotonic() - started, 1e-9)
-    _produce_summary(args, stats, elapsed)
+    metrics = _metrics(collector, producer.poll, conn)
+    _produce_summary(args, stats, elapsed, metrics)
     if stats.first_error is not None or remaining:
         reason = stats.first_error.str() if stats.first_error else f"{remaining} not acknowledged"
         raise CliError(f"{stats.failed + remaining} records failed: {reason}")
     return EXIT_OK
 
 
-def _throttle(throughput: float | None, sent: int, started: float) -> None:
-    if throughput is None:
+def _producer_defaults(
+    args: argparse.Namespace, collector: StatsCollector | None
+) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"acks": args.acks, "message.timeout.ms": 30_000}
+    if args.batch_size is not None:
+        defaults["batch.size"] = args.batch_size
+    if args.linger_ms is not None:
+        defaults["linger.ms"] = args.linger_ms
+    if collector is not None:
+        defaults.update(collector.config())
+    return defaults
+
+
+def _ensure_topic(conn: Connection, producer: Any, args: argparse.Namespace) -> None:
+    """A missing topic is created with --partitions when given; otherwise the broker's
+    auto-creation decides (and without it the topic is unknown)."""
+    if args.partitions is not None:
+        existing = conn.metadata(producer).topics.get(args.topic)
+        if existing is None:
+            admin = conn.admin()
+            new = NewTopic(args.topic, num_partitions=args.partitions)
+            wait(admin.create_topics([new], request_timeout=conn.timeout)[args.topic], conn)
+        elif len(existing.partitions) != args.partitions:
+            message(
+                f"odradek: topic {args.topic} exists with {len(existing.partitions)} "
+                "partitions; --partitions applies to a new topic only"
+            )
+    conn.topic(producer, args.topic, create=True)
+
+
+def _throttle(limit: float | None, sent: int, started: float) -> None:
+    if limit is None:
         return
-    ahead = sent / throughput - (time.monotonic() - started)
+    ahead = sent / limit - (time.monotonic() - started)
     if ahead > 0:
         time.sleep(ahead)
 
 
-def _produce_one(producer: Any, topic: str, payload: bytes, stats: ProduceStats) -> None:
+def _produce_one(
+    producer: Any, topic: str, key: bytes | None, payload: bytes, stats: ProduceStats
+) -> None:
     while True:
         try:
-            producer.produce(topic, payload, on_delivery=stats.report)
+            producer.produce(topic, payload, key, on_delivery=stats.report)
             break
         except BufferError:
             producer.poll(0.05)
     producer.poll(0)
 
 
-def _produce_summary(args: argparse.Namespace, stats: ProduceStats, elapsed: float) -> None:
+def _metrics(
+    collector: StatsCollector | None, serve: Callable[[float], Any], conn: Connection
+) -> dict[str, float] | None:
+    """The client's statistics as of the end of the run, when --print-metrics asked."""
+    if collector is None:
+        return None
+    return select_metrics(collector.refresh(serve, 2.0 + conn.timeout))
+
+
+def _produce_summary(
+    args: argparse.Namespace,
+    stats: ProduceStats,
+    elapsed: float,
+    metrics: dict[str, float] | None,
+) -> None:
     latencies = sorted(stats.latencies_ms)
     average = sum(latencies) / len(latencies) if latencies else 0.0
-    document = {
+    document: dict[str, Any] = {
         "records": stats.delivered,
         "failed": stats.failed,
         "seconds": round(elapsed, 3),
         "records_per_s": round(stats.delivered / elapsed, 1),
-        "mb_per_s": round(stats.delivered * args.record_size / MB / elapsed, 3),
+        "mb_per_s": round(stats.size / MB / elapsed, 3),
         "latency_ms": {
             "avg": round(average, 2),
             "p50": round(percentile(latencies, 0.50), 2),
             "p95": round(percentile(latencies, 0.95), 2),
             "p99": round(percentile(latencies, 0.99), 2),
+            "p999": round(percentile(latencies, 0.999), 2),
             "max": round(latencies[-1] if latencies else 0.0, 2),
         },
+        "partitions": {str(p): n for p, n in sorted(stats.partitions.items())},
     }
-    rows = [(k, v) for k, v in document.items() if k != "latency_ms"]
+    rows = [(k, v) for k, v in document.items() if k not in ("latency_ms", "partitions")]
     rows += [(f"latency {k} (ms)", v) for k, v in document["latency_ms"].items()]
-    emit(args.output, document, ("metric", "value"), rows, title=f"perf produce {args.topic}")
+    rows += [(f"partition {p} records", n) for p, n in document["partitions"].items()]
+    _emit(args, document, rows, metrics, f"perf produce {args.topic}")
+
+
+def _emit(
+    args: argparse.Namespace,
+    document: dict[str, Any],
+    rows: list[tuple[str, Any]],
+    metrics: dict[str, float] | None,
+    title: str,
+) -> None:
+    """The summary: one JSON document (metrics inside), or a table (and a metrics table)."""
+    if metrics is not None and args.output == "json":
+        document["metrics"] = metrics
+    emit(args.output, document, ("metric", "value"), rows, title=title)
+    if metrics is not None and args.output != "json":
+        emit(args.output, metrics, ("metric", "value"), list(metrics.items()), title="metrics")
 
 
 def perf_consume(args: argparse.Namespace) -> int:
     """Reads --num-records records (from the beginning, or as --group) as fast as it can."""
     conn = Connection.from_args(args)
-    consumer = conn.consumer(
-        **{
-            "group.id": args.group or "odradek-perf",
-            "enable.auto.commit": bool(args.group),
-            "auto.offset.reset": "earliest",
-        }
-    )
+    collector = StatsCollector() if args.print_metrics else None
+    defaults: dict[str, Any] = {
+        "group.id": args.group or "odradek-perf",
+        "enable.auto.commit": bool(args.group),
+        "auto.offset.reset": "earliest",
+    }
+    if collector is not None:
+        defaults.update(collector.config())
+    consumer = conn.consumer(**defaults)
     try:
         meta = conn.topic(consumer, args.topic)
         if args.group:
@@ -184,45 +330,75 @@ def perf_consume(args: argparse.Namespace) -> int:
             consumer.assign(
                 [TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in sorted(meta.partitions)]
             )
-        records, size, elapsed = _consume_until(consumer, args)
+        result = _consume_until(consumer, args)
+        metrics = _consumer_metrics(collector, consumer, conn)
     finally:
         consumer.close()
-    _consume_summary(args, records, size, elapsed)
-    if records < args.num_records:
+    _consume_summary(args, result, metrics)
+    if result.records < args.num_records:
         message(
-            f"odradek: only {records} of {args.num_records} records within "
+            f"odradek: only {result.records} of {args.num_records} records within "
             f"{args.idle_timeout:g} s without new records"
         )
         return EXIT_FAILURE
     return EXIT_OK
 
 
-def _consume_until(consumer: Any, args: argparse.Namespace) -> tuple[int, int, float]:
-    """Records and bytes read, and seconds from the start to the last record."""
-    records = size = 0
+@dataclass
+class Consumed:
+    """What a perf consume read: records, bytes, seconds to the last record, per partition."""
+
+    records: int = 0
+    size: int = 0
+    elapsed: float = 1e-9
+    partitions: Counter[int] = field(default_factory=Counter)
+
+
+def _consume_until(consumer: Any, args: argparse.Namespace) -> Consumed:
+    result = Consumed()
     started = last_record = time.monotonic()
-    with progress_bar(args.num_records, "consume") as advance:
-        while records < args.num_records:
-            batch = consumer.consume(min(500, args.num_records - records), 0.2)
+    line = LiveLine("consume", args.num_records)
+    try:
+        while result.records < args.num_records:
+            batch = consumer.consume(min(500, args.num_records - result.records), 0.2)
             good = [m for m in batch if m.error() is None]
             if not good:
                 if time.monotonic() - last_record > args.idle_timeout:
                     break
                 continue
             last_record = time.monotonic()
-            records += len(good)
-            size += sum(len(m.value() or b"") + len(m.key() or b"") for m in good)
-            advance(len(good))
-    return records, size, max(last_record - started, 1e-9)
+            result.records += len(good)
+            result.size += sum(len(m.value() or b"") + len(m.key() or b"") for m in good)
+            result.partitions.update(m.partition() or 0 for m in good)
+            line.update(result.records, result.size)
+    finally:
+        line.close()
+    result.elapsed = max(last_record - started, 1e-9)
+    return result
 
 
-def _consume_summary(args: argparse.Namespace, records: int, size: int, elapsed: float) -> None:
-    document = {
-        "records": records,
-        "mb": round(size / MB, 3),
-        "seconds": round(elapsed, 3),
-        "records_per_s": round(records / elapsed, 1),
-        "mb_per_s": round(size / MB / elapsed, 3),
+def _consumer_metrics(
+    collector: StatsCollector | None, consumer: Any, conn: Connection
+) -> dict[str, float] | None:
+    """Statistics after the run; the partitions are paused first so that polling for them
+    reads no more records (nor commits them)."""
+    if collector is None:
+        return None
+    consumer.pause(consumer.assignment())
+    return _metrics(collector, consumer.poll, conn)
+
+
+def _consume_summary(
+    args: argparse.Namespace, result: Consumed, metrics: dict[str, float] | None
+) -> None:
+    document: dict[str, Any] = {
+        "records": result.records,
+        "mb": round(result.size / MB, 3),
+        "seconds": round(result.elapsed, 3),
+        "records_per_s": round(result.records / result.elapsed, 1),
+        "mb_per_s": round(result.size / MB / result.elapsed, 3),
+        "partitions": {str(p): n for p, n in sorted(result.partitions.items())},
     }
-    rows = list(document.items())
-    emit(args.output, document, ("metric", "value"), rows, title=f"perf consume {args.topic}")
+    rows = [(k, v) for k, v in document.items() if k != "partitions"]
+    rows += [(f"partition {p} records", n) for p, n in document["partitions"].items()]
+    _emit(args, document, rows, metrics, f"perf consume {args.topic}")

@@ -17,6 +17,7 @@ from odradek.cli.common import (
     EXIT_OK,
     CliError,
     Connection,
+    add_client_properties,
     add_common_options,
     kafka_error,
     non_negative_int,
@@ -41,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partition", type=non_negative_int, metavar="P")
     parser.add_argument("--acks", choices=ACKS, default="all")
     parser.add_argument("--compression", choices=COMPRESSION, default="none")
+    add_client_properties(parser, "producer", "--producer-property")
     add_common_options(parser)
     parser.set_defaults(handler=produce)
 
