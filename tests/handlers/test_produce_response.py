@@ -24,8 +24,12 @@ INT64 = st.integers(-(2**63), 2**63 - 1)
 # Log append times as a broker produces them: -1 (CreateTime) or wall-clock ms.
 APPEND_TIME = st.one_of(st.just(-1), st.integers(0, 2**42))
 
-PARTITION: st.SearchStrategy[PartitionResult] = st.tuples(
-    INT32, st.sampled_from(list(ErrorCode)).map(int), INT64, APPEND_TIME, INT64
+CODE = st.sampled_from(list(ErrorCode)).map(int)
+RECORD_ERRORS = st.lists(st.tuples(INT32, st.text(max_size=30)), max_size=3).map(tuple)
+# A plain result, or one refused record by record (KIP-467: record errors and a message).
+PARTITION: st.SearchStrategy[PartitionResult] = st.one_of(
+    st.tuples(INT32, CODE, INT64, APPEND_TIME, INT64),
+    st.tuples(INT32, CODE, INT64, APPEND_TIME, INT64, RECORD_ERRORS, st.text(max_size=40)),
 )
 TOPIC = st.builds(
     TopicResult,
@@ -40,7 +44,10 @@ def kio_response(version: int, topics: list[TopicResult]) -> Any:
     module = response_module(0, version)
 
     def partition(result: PartitionResult) -> Any:
-        index, error, base_offset, append_time, start_offset = result
+        index, error, base_offset, append_time, start_offset = result[:5]
+        # Record errors exist from v8 (kio's older versions have no class for them).
+        record_errors: Any = result[5] if len(result) > 5 and version >= 8 else ()
+        message = result[6] if len(result) > 5 else None
         when = None
         if append_time >= 0:
             when = datetime.datetime.fromtimestamp(append_time / 1000, tz=datetime.UTC)
@@ -51,8 +58,11 @@ def kio_response(version: int, topics: list[TopicResult]) -> Any:
             base_offset=base_offset,
             log_append_time=when,
             log_start_offset=start_offset,
-            record_errors=(),
-            error_message=None,
+            record_errors=tuple(
+                make(module.BatchIndexAndErrorMessage, batch_index=i, batch_index_error_message=m)
+                for i, m in record_errors
+            ),
+            error_message=message,
         )
 
     return make(
@@ -73,8 +83,9 @@ def kio_response(version: int, topics: list[TopicResult]) -> Any:
 @settings(max_examples=400, deadline=None)
 @given(version=st.sampled_from(VERSIONS), topics=st.lists(TOPIC, max_size=3))
 def test_body_is_kios_bytes(version: int, topics: list[TopicResult]) -> None:
-    """For any topics and partition results, write_response gives exactly the bytes of
-    kio's writer for the equivalent ProduceResponse of that version."""
+    """For any topics and partition results (with or without record errors), write_response
+    gives exactly the bytes of kio's writer for the equivalent ProduceResponse of that
+    version (which drops record errors before v8)."""
     expected = io.BytesIO()
     response = kio_response(version, topics)
     entity_writer(type(response))(expected, response)

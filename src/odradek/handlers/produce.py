@@ -33,6 +33,11 @@ re-compresses a batch sent with another codec; `message.timestamp.before.max.ms`
 `message.timestamp.after.max.ms` refuse CreateTime batches out of bounds with
 INVALID_TIMESTAMP. Topics without them take the path that never decodes records.
 
+Per-record errors (KIP-467, handlers/record_errors.py): a batch refused for records
+without a key in a compacted topic (INVALID_RECORD) or for timestamps out of bounds
+(INVALID_TIMESTAMP) is answered, from v8, with the index and message of each bad record
+(`record_errors`) and Kafka's summary (`error_message`).
+
 The response is written straight to bytes (`write_response`) from plain tuples, without
 building kio objects: for a small produce that was a fifth of the broker's CPU. The
 bytes are kio's (tests/handlers/test_produce_response.py compares them over every
@@ -59,7 +64,8 @@ from odradek.handlers.leader_hints import (
     node_endpoints,
     role_error,
 )
-from odradek.handlers.record_conversion import apply_policy
+from odradek.handlers.record_conversion import apply_policy, timestamp_error
+from odradek.handlers.record_errors import RecordRefusal, find_record_errors
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.txn_verification import verify_transactional
 from odradek.metadata.topic_config import DEFAULT_PRODUCE_POLICY, ProducePolicy
@@ -75,7 +81,6 @@ from odradek.protocol.fastwrite import write_uvarint
 from odradek.protocol.frame import finish_response, start_response
 from odradek.protocol.records import plausible_record_count
 from odradek.replication.partition import Partition
-from odradek.storage.compaction import all_records_keyed
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.log_config import AppendInfo
 from odradek.storage.producer_state import (
@@ -86,8 +91,11 @@ from odradek.storage.producer_state import (
 
 API_KEY = 0
 
-# (partition index, error code, base offset, log append time ms or -1, log start offset)
-PartitionResult = tuple[int, int, int, int, int]
+# (partition index, error code, base offset, log append time ms or -1, log start offset),
+# and for a batch refused because of some of its records (KIP-467) also its record
+# errors, (index in the batch, message), and the error message.
+RecordErrors = tuple[tuple[int, str], ...]
+PartitionResult = tuple[int, int, int, int, int] | tuple[int, int, int, int, int, RecordErrors, str]
 
 
 class TopicResult(NamedTuple):
@@ -102,8 +110,9 @@ def _append(
     acks: int,
     policy: ProducePolicy = DEFAULT_PRODUCE_POLICY,
     now_ms: int = 0,
-) -> AppendInfo | ErrorCode:
-    """Validates and appends one partition's records; an ErrorCode when refused."""
+) -> AppendInfo | ErrorCode | RecordRefusal:
+    """Validates and appends one partition's records; an ErrorCode (or the records at
+    fault) when refused."""
     if records is None:
         return ErrorCode.invalid_record
     if not partition.is_leader or partition.draining:
@@ -121,8 +130,21 @@ def _append(
         return ErrorCode.invalid_record
     if header.attributes & COMPRESSION_MASK and not plausible_record_count(records, header):
         return ErrorCode.corrupt_message
-    if log.compact and not all_records_keyed(records):  # decodes: compacted only
-        return ErrorCode.invalid_record
+    # Both decode the batch: only for compacted topics, and for batches whose header
+    # timestamps already break the topic's bounds.
+    if log.compact or (
+        policy is not DEFAULT_PRODUCE_POLICY and timestamp_error(header, policy, now_ms)
+    ):
+        refusal = find_record_errors(
+            records,
+            compact=log.compact,
+            policy=policy,
+            now_ms=now_ms,
+            topic=partition.topic,
+            partition=partition.index,
+        )
+        if refusal is not None:
+            return refusal
     if policy is not DEFAULT_PRODUCE_POLICY:
         converted = apply_policy(records, header, policy, now_ms, log.max_message_bytes)
         if isinstance(converted, ErrorCode):
@@ -144,9 +166,13 @@ def _append(
         return ErrorCode.invalid_txn_state
 
 
-def _partition_result(index: int, result: AppendInfo | ErrorCode) -> PartitionResult:
+def _partition_result(
+    index: int, result: AppendInfo | ErrorCode | RecordRefusal
+) -> PartitionResult:
     if isinstance(result, ErrorCode):
         return (index, result, -1, -1, -1)
+    if isinstance(result, RecordRefusal):
+        return (index, result.code, -1, -1, -1, result.record_errors, result.message)
     return (index, 0, result.base_offset, result.log_append_time_ms, result.log_start_offset)
 
 
@@ -188,12 +214,12 @@ def _produce_topic(
         partition = replicas.get(name, data.index) if name is not None else None
         if partition is None:
             hosted_elsewhere = name is not None and role_error(ctx.services, name, data.index, None)
-            result: AppendInfo | ErrorCode = hosted_elsewhere or _missing_topic(ctx)
+            result: AppendInfo | ErrorCode | RecordRefusal = hosted_elsewhere or _missing_topic(ctx)
         elif (refused := unverified.get((partition.topic, data.index))) is not None:
             result = refused  # KIP-890: not in the producer's transaction (or unverifiable)
         else:
             result = _append(partition, data.records, acks, policy, now_ms)
-            if acks == -1 and not isinstance(result, ErrorCode) and partition.replicated:
+            if acks == -1 and isinstance(result, AppendInfo) and partition.replicated:
                 future = partition.wait_for_replication(result.last_offset + 1)
                 if future is not None:
                     waiting.append((results, len(results), partition, result, future))
@@ -283,7 +309,9 @@ def _with_leader_hints(ctx: RequestContext, topics: Sequence[TopicResult]) -> An
     topic_responses = []
     for topic in topics:
         partitions = []
-        for index, error, base, append_time, start in topic.partitions:
+        for result in topic.partitions:
+            index, error, base, append_time, start = result[:5]
+            record_errors, message = _refusal(result)
             leader = None
             if error in LEADER_ERRORS and topic.name is not None:
                 leader = current_leader(ctx.services, topic.name, index)
@@ -297,8 +325,15 @@ def _with_leader_hints(ctx: RequestContext, topics: Sequence[TopicResult]) -> An
                     base_offset=base,
                     log_append_time=_append_time(append_time),
                     log_start_offset=start,
-                    record_errors=(),
-                    error_message=None,
+                    record_errors=tuple(
+                        make(
+                            module.BatchIndexAndErrorMessage,
+                            batch_index=batch_index,
+                            batch_index_error_message=text,
+                        )
+                        for batch_index, text in record_errors
+                    ),
+                    error_message=message,
                     current_leader=leader_field(module, leader),
                 )
             )
@@ -316,6 +351,13 @@ def _with_leader_hints(ctx: RequestContext, topics: Sequence[TopicResult]) -> An
         throttle_time=datetime.timedelta(0),
         node_endpoints=node_endpoints(ctx.services, module, leaders),
     )
+
+
+def _refusal(result: PartitionResult) -> tuple[RecordErrors, str | None]:
+    """The record errors and error message of a partition's result (none, None usually)."""
+    if len(result) == 5:
+        return (), None
+    return result[5], result[6]
 
 
 def _append_time(ms: int) -> datetime.datetime | None:
@@ -336,6 +378,7 @@ class _Layout(NamedTuple):
     # After each partition's fixed fields: no record errors, a null error message, and
     # (flexible) an empty tag section: v10+'s tagged current_leader holds its default.
     partition_tail: bytes
+    record_errors: bool  # v8+: the partition has record_errors and error_message
     topic_tail: bytes  # flexible: the topic's empty tag section
     response_tail: bytes  # throttle time 0, and (flexible) no tagged node endpoints
     by_topic_id: bool  # v13: the topic id instead of its name
@@ -358,6 +401,7 @@ def _layout(version: int) -> _Layout:
         partition,
         fields,
         tail,
+        version >= 8,
         tags,
         _INT32.pack(0) + tags,
         version >= 13,
@@ -370,9 +414,10 @@ _ZERO_UUID = bytes(16)
 
 
 def write_response(out: bytearray, version: int, topics: Sequence[TopicResult]) -> None:
-    """Appends the ProduceResponse body of `version` to `out`: throttle time 0, no record
-    errors or error messages, tagged fields (node endpoints, current leader) at their
-    defaults; byte for byte what kio writes for such a response."""
+    """Appends the ProduceResponse body of `version` to `out`: throttle time 0, record
+    errors and error messages only for partitions refused record by record, tagged fields
+    (node endpoints, current leader) at their defaults; byte for byte what kio writes for
+    such a response."""
     layout = _layout(version)
     flexible = layout.flexible
     pack, fields, tail = layout.partition.pack, layout.partition_fields, layout.partition_tail
@@ -385,9 +430,36 @@ def write_response(out: bytearray, version: int, topics: Sequence[TopicResult]) 
         _write_count(out, flexible, len(topic.partitions))
         for result in topic.partitions:
             out += pack(*result[:fields])
-            out += tail
+            if len(result) == 5 or not layout.record_errors:
+                out += tail
+            else:
+                _write_record_errors(out, flexible, result[5], result[6])
         out += layout.topic_tail
     out += layout.response_tail
+
+
+def _write_record_errors(
+    out: bytearray, flexible: bool, record_errors: RecordErrors, message: str
+) -> None:
+    """A partition's record_errors and error_message (v8+), and its empty tag section."""
+    _write_count(out, flexible, len(record_errors))
+    for batch_index, text in record_errors:
+        out += _INT32.pack(batch_index)
+        _write_string(out, flexible, text)
+        if flexible:
+            out.append(0)  # the record error's tag section
+    _write_string(out, flexible, message)
+    if flexible:
+        out.append(0)
+
+
+def _write_string(out: bytearray, flexible: bool, text: str) -> None:
+    encoded = text.encode()
+    if flexible:
+        write_uvarint(out, len(encoded) + 1)
+    else:
+        out += _INT16.pack(len(encoded))
+    out += encoded
 
 
 def _write_count(out: bytearray, flexible: bool, count: int) -> None:
