@@ -219,3 +219,56 @@ def test_java_partitioning_with_murmur2(cli: Callable[..., Result]) -> None:
     out = cli("consume", topic, "--from-beginning", "--exit-at-end", "--format", r"%k %p\n").out
     placed = dict(line.split() for line in out.splitlines())
     assert placed == {k: str((murmur2(k.encode()) & 0x7FFFFFFF) % 5) for k in keys}
+
+
+def test_kafka_console_command_lines(
+    cli: Callable[..., Result], broker_proc: BrokerProcess
+) -> None:
+    """Command lines written for Kafka's console tools work: `--topic`, the producer's
+    `--property parse.key/parse.headers/null.marker`, `--request-required-acks` and
+    `--compression-codec`, the consumer's `--property print.*` and `--offset
+    earliest/latest`; kcat sees the same keys, values and headers. A bad line stops
+    produce with its line number after delivering the lines before it."""
+    topic = _topic(cli, partitions=1)
+    lines = b"src:cli,n:1\tk1\tv1\nsrc:cli\tk2\tNULL\nNULL\tNULL\tv3\n"
+    reader = [
+        "--property=parse.key=true",
+        "--property=parse.headers=true",
+        "--property=null.marker=NULL",
+    ]
+    produced = cli("produce", "--topic", topic, *reader, stdin=lines)
+    assert produced.code == 0, produced
+    printer = ["--property=print.key=true", "--property=print.headers=true"]
+    consumed = cli("consume", "--topic", topic, "--from-beginning", "--max-messages", "3", *printer)
+    assert consumed.code == 0, consumed
+    assert consumed.out.splitlines() == [
+        "src:cli,n:1\tk1\tv1",
+        "src:cli\tk2\tnull",
+        "NO_HEADERS\tnull\tv3",
+    ]
+    seen = run_kcat(
+        broker_proc.bootstrap_servers, "-C", "-t", topic, "-e", "-q", "-f", r"%k|%s|%h|%S\n"
+    )
+    assert seen.splitlines() == ["k1|v1|src=cli,n=1|2", "k2||src=cli|-1", "|v3||2"]
+
+    bad = cli("produce", topic, "--property", "parse.key=true", stdin=b"k\tok\nno-tab\nafter\n")
+    assert_clean_failure(bad, 1)
+    assert "no key separator on line 2" in bad.err
+    tail = cli("consume", topic, "--offset", "3", "--exit-at-end", "--property", "print.key=true")
+    assert tail.out.splitlines() == ["k\tok"], tail
+
+    usage = (["produce", topic, "--topic", "other"], ["consume", "--exit-at-end"])
+    for argv in usage:
+        assert_clean_failure(cli(*argv, stdin=b""), 2)
+    perf = cli("perf", "produce", "--topic", topic, "--num-records", "3", "--record-size", "4")
+    assert perf.code == 0, perf
+
+    java_names = ["--request-required-acks", "1", "--compression-codec", "gzip"]
+    assert cli("produce", "--topic", topic, *java_names, stdin=b"last\n").code == 0
+    earliest = ["--partition", "0", "--offset", "earliest", "--max-messages", "1"]
+    assert cli("consume", "--topic", topic, *earliest).out == "v1\n"
+    latest = ["--partition", "0", "--offset", "latest", "--timeout-ms", "1000"]
+    nothing = cli("consume", "--topic", topic, *latest)
+    assert nothing.code == 0 and nothing.out == "", nothing
+    end = cli("consume", topic, "--offset", "7", "--exit-at-end")
+    assert end.out == "last\n", end

@@ -89,6 +89,27 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_topic_argument(parser: argparse.ArgumentParser) -> None:
+    """The topic: the first argument, or `--topic` as Kafka's tools spell it (`resolve_topic`
+    makes it `args.topic`)."""
+    parser.add_argument("topic", metavar="TOPIC", nargs="?")
+    parser.add_argument(
+        "--topic", dest="topic_option", metavar="TOPIC", help="TOPIC, as Kafka's tools take it"
+    )
+
+
+def resolve_topic(args: argparse.Namespace) -> None:
+    """`args.topic` from the argument or --topic, for commands with `add_topic_argument`:
+    one of them, or both naming the same topic."""
+    if not hasattr(args, "topic_option"):
+        return
+    given = {name for name in (args.topic, args.topic_option) if name}
+    if len(given) != 1:
+        problem = "two different topics" if given else "no topic"
+        raise CliError(f"{problem}: name one as TOPIC or --topic", EXIT_USAGE)
+    args.topic = given.pop()
+
+
 def add_client_properties(parser: argparse.ArgumentParser, role: str, props: str) -> None:
     """Kafka's tools' ways to pass `role` (producer, consumer) properties: `props` (repeatable
     KEY=VALUE; `--producer-props` takes several at once, as Kafka's perf tool) and

@@ -28,6 +28,7 @@ from odradek.cli.common import (
     Connection,
     add_client_properties,
     add_common_options,
+    add_topic_argument,
     kafka_error,
     non_negative_int,
     parse_pairs,
@@ -40,13 +41,28 @@ BATCH = 500
 POLL_S = 0.2
 
 
+NAMED_OFFSETS = {"earliest": OFFSET_BEGINNING, "latest": OFFSET_END}
+
+
+def start_offset(text: str) -> int | str:
+    """argparse type of --offset: an offset >= 0, or "earliest" / "latest"."""
+    if text.lower() in NAMED_OFFSETS:
+        return text.lower()
+    return non_negative_int(text)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """The options of `odradek consume`."""
-    parser.add_argument("topic", metavar="TOPIC")
+    add_topic_argument(parser)
     parser.add_argument("--group", metavar="GROUP", help="subscribe as a member of GROUP")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--from-beginning", action="store_true", help="start at the log start")
-    start.add_argument("--offset", type=non_negative_int, metavar="N", help="start at offset N")
+    start.add_argument(
+        "--offset",
+        type=start_offset,
+        metavar="N",
+        help="start at offset N, or at earliest / latest (as Kafka's console consumer)",
+    )
     start.add_argument("--timestamp", type=non_negative_int, metavar="MS", help="start at time")
     parser.add_argument("--partition", type=non_negative_int, metavar="P", help="only P")
     parser.add_argument(
@@ -211,7 +227,7 @@ def _start_positions(
             for tp in found
         ]
     if args.offset is not None:
-        start = args.offset
+        start = NAMED_OFFSETS.get(args.offset, args.offset)
     else:
         start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
     return [TopicPartition(args.topic, p, start) for p in partitions]

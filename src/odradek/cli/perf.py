@@ -26,6 +26,7 @@ from odradek.cli.common import (
     Connection,
     add_client_properties,
     add_common_options,
+    add_topic_argument,
     positive_float,
     positive_int,
     wait,
@@ -42,7 +43,7 @@ def configure(perf: argparse.ArgumentParser) -> None:
 
 
 def _configure_produce(produce: argparse.ArgumentParser) -> None:
-    produce.add_argument("topic", metavar="TOPIC")
+    add_topic_argument(produce)
     produce.add_argument("--num-records", type=positive_int, required=True, metavar="N")
     payload = produce.add_mutually_exclusive_group(required=True)
     payload.add_argument("--record-size", type=positive_int, metavar="BYTES")
@@ -83,7 +84,7 @@ def _configure_produce(produce: argparse.ArgumentParser) -> None:
 
 
 def _configure_consume(consume: argparse.ArgumentParser) -> None:
-    consume.add_argument("topic", metavar="TOPIC")
+    add_topic_argument(consume)
     consume.add_argument(
         "--num-records", "--messages", type=positive_int, required=True, metavar="N"
     )

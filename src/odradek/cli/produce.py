@@ -19,10 +19,12 @@ from odradek.cli.common import (
     Connection,
     add_client_properties,
     add_common_options,
+    add_topic_argument,
     kafka_error,
     non_negative_int,
     parse_pairs,
 )
+from odradek.cli.linereader import Line, LineFormat, read_lines
 from odradek.cli.output import message
 
 ACKS = ("0", "1", "all", "-1")
@@ -33,15 +35,35 @@ DELIVERY_TIMEOUT_MS = 30_000
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The options of `odradek produce`."""
-    parser.add_argument("topic", metavar="TOPIC")
+    add_topic_argument(parser)
     parser.add_argument("--file", metavar="PATH", help="read lines from PATH, not stdin")
-    parser.add_argument("--key-separator", metavar="SEP", help="key and value split at SEP")
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
+        "--key-separator", metavar="SEP", help="key and value split at the first SEP (kcat's -K)"
+    )
+    layout.add_argument(
+        "--property",
+        dest="properties",
+        action="append",
+        metavar="KEY=VALUE",
+        help="Kafka's console producer line reader instead: parse.key, parse.headers, "
+        "ignore.error (true/false), key.separator, headers.delimiter, headers.separator, "
+        "headers.key.separator, null.marker (repeatable)",
+    )
     parser.add_argument(
         "--header", action="append", default=[], metavar="KEY=VALUE", help="(repeatable)"
     )
     parser.add_argument("--partition", type=non_negative_int, metavar="P")
-    parser.add_argument("--acks", choices=ACKS, default="all")
-    parser.add_argument("--compression", choices=COMPRESSION, default="none")
+    parser.add_argument(
+        "--acks", "--request-required-acks", dest="acks", choices=ACKS, default="all"
+    )
+    parser.add_argument(
+        "--compression",
+        "--compression-codec",
+        dest="compression",
+        choices=COMPRESSION,
+        default="none",
+    )
     add_client_properties(parser, "producer", "--producer-property")
     add_common_options(parser)
     parser.set_defaults(handler=produce)
@@ -67,34 +89,15 @@ class Deliveries:
         self.bytes += len(msg.value() or b"") + len(msg.key() or b"")
 
 
-@dataclass(frozen=True)
-class Line:
-    """One input line as a record."""
-
-    key: bytes | None
-    value: bytes
-
-
-def split_lines(stream: BinaryIO, separator: bytes | None) -> Iterator[Line]:
-    """Records of the input: the line ending dropped, the key split off at the first SEP
-    (a line without SEP has no key)."""
-    for raw in stream:
-        line = raw[:-1] if raw.endswith(b"\n") else raw
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if separator:
-            key, sep, value = line.partition(separator)
-            if sep:
-                yield Line(key, value)
-                continue
-        yield Line(None, line)
-
-
 def produce(args: argparse.Namespace) -> int:
     """Sends every line, waits for every acknowledgement, prints a summary on stderr."""
     conn = Connection.from_args(args)
     parse_pairs(args.header, "--header")  # validates
     headers = _ordered_headers(args.header)
+    if args.properties:
+        fmt = LineFormat.from_properties(parse_pairs(args.properties, "--property"))
+    else:
+        fmt = LineFormat.key_split(args.key_separator)
     producer = conn.producer(
         **{
             "acks": args.acks,
@@ -108,10 +111,12 @@ def produce(args: argparse.Namespace) -> int:
         raise CliError(f"topic {args.topic} has no partition {args.partition}")
     deliveries = Deliveries()
     started = time.monotonic()
-    separator = args.key_separator.encode() if args.key_separator else None
     with _input(args.file) as stream:
-        sent = _send_all(producer, args, split_lines(stream, separator), headers, deliveries)
-    remaining = producer.flush(DELIVERY_TIMEOUT_MS / 1000 + conn.timeout)
+        try:
+            sent = _send_all(producer, args, read_lines(stream, fmt), headers, deliveries)
+        finally:
+            # the lines before a bad one are still delivered
+            remaining = producer.flush(DELIVERY_TIMEOUT_MS / 1000 + conn.timeout)
     elapsed = time.monotonic() - started
     _summary(args, sent, deliveries, elapsed)
     if deliveries.first_error is not None:
@@ -162,14 +167,16 @@ def _send_all(
     headers: list[tuple[str, bytes]],
     deliveries: Deliveries,
 ) -> int:
-    """Produces every line (waiting for room when the local queue is full)."""
+    """Produces every line (waiting for room when the local queue is full); the line's
+    own headers come before the --header ones."""
     sent = 0
     extra: dict[str, Any] = {}
     if args.partition is not None:
         extra["partition"] = args.partition
-    if headers:
-        extra["headers"] = headers
     for line in lines:
+        extra.pop("headers", None)
+        if line.headers or headers:
+            extra["headers"] = [*line.headers, *headers]
         while True:
             try:
                 producer.produce(

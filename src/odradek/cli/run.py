@@ -8,7 +8,7 @@ import sys
 
 from confluent_kafka import KafkaException
 
-from odradek.cli.common import EXIT_FAILURE, CliError, describe
+from odradek.cli.common import EXIT_FAILURE, CliError, describe, resolve_topic
 
 EXIT_INTERRUPTED = 130
 
@@ -22,6 +22,7 @@ def fail(text: str, code: int) -> int:
 def run_client(args: argparse.Namespace) -> int:
     """Calls the subcommand's handler, turning exceptions into exit codes."""
     try:
+        resolve_topic(args)
         code: int = args.handler(args)
         sys.stdout.flush()
         return code
