@@ -271,3 +271,35 @@ def test_describe_shows_shrunk_isr_and_offline_replica(zookeeper: ZooKeeper) -> 
         assert table.code == 0, table
         header = next(line for line in table.out.splitlines() if "partition" in line)
         assert "epoch" in header and "offline" in header
+
+
+def test_produce_auto_creates_in_a_cluster(zookeeper: ZooKeeper) -> None:
+    """In a three-broker cluster `produce` to a new topic has it auto-created (through
+    ZooKeeper, leaders elected a moment later) and every line acknowledged by all replicas;
+    `perf produce` does the same; consume reads the lines back."""
+    with Cluster(3, zookeeper=zookeeper) as cluster:
+        bootstrap = cluster.bootstrap_servers
+        topic, perf_topic = unique_topic("ac-cluster"), unique_topic("ac-cluster-perf")
+        produced = run_cli(
+            "produce", topic, "--acks", "all", stdin=b"a\nb\nc\n", bootstrap=bootstrap
+        )
+        assert produced.code == 0 and "produced 3 of 3" in produced.err, produced
+        perf = run_cli(
+            "perf",
+            "produce",
+            perf_topic,
+            "--num-records",
+            "20",
+            "--record-size",
+            "10",
+            "--acks",
+            "all",
+            "--output",
+            "json",
+            bootstrap=bootstrap,
+        )
+        assert perf.code == 0 and json.loads(perf.out)["records"] == 20, perf
+        consumed = run_cli(
+            "consume", topic, "--from-beginning", "--exit-at-end", bootstrap=bootstrap
+        )
+        assert consumed.code == 0 and sorted(consumed.out.splitlines()) == ["a", "b", "c"], consumed

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import BrokerProcess, unique_topic
+from helpers import REPO_ROOT, BrokerProcess, unique_topic
 
-from .conftest import Result, assert_clean_failure, run_cli, run_kcat
+from .conftest import (
+    CLI_TIMEOUT_S,
+    Result,
+    assert_clean_failure,
+    cli_env,
+    run_cli,
+    run_kcat,
+    stop_pid,
+)
 
 
 def test_perf_produce_then_consume(cli: Callable[..., Result]) -> None:
@@ -160,3 +173,54 @@ def test_perf_payload_file_and_properties(
     assert_clean_failure(cli(*base, "--producer.config", str(bad)), 2)
     assert_clean_failure(cli(*base, "--producer.config", str(tmp_path / "none")), 2)
     assert_clean_failure(cli(*base, "--throughput", "0"), 2)
+
+
+def test_progress_line_on_a_terminal(broker_proc: BrokerProcess) -> None:
+    """With stderr on a terminal (a pseudo-terminal here) perf produce and perf consume
+    redraw a progress line in place and erase it at the end; stdout keeps the summary."""
+    topic = unique_topic("cli-perf-tty")
+    for argv in (
+        ["produce", topic, "--num-records", "200", "--record-size", "10"],
+        ["consume", topic, "--num-records", "200"],
+    ):
+        out, terminal = _run_with_terminal_stderr(broker_proc.bootstrap_servers, "perf", *argv)
+        assert "records_per_s" in out
+        drawn = terminal.split("\r")
+        assert any(f"{argv[0]}: 200/200 records (100%)" in d for d in drawn), terminal
+        assert terminal.endswith("\r\x1b[K"), terminal
+
+
+def _run_with_terminal_stderr(bootstrap: str, *args: str) -> tuple[str, str]:
+    """Runs the CLI with stderr on a pseudo-terminal; (stdout, what the terminal got)."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odradek", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=cli_env(bootstrap),
+        cwd=str(REPO_ROOT),
+    )
+    os.close(slave)
+    received = bytearray()
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the process closed the terminal
+                    break
+                if not chunk:
+                    break
+                received += chunk
+            elif proc.poll() is not None:
+                break
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        assert proc.wait(timeout=CLI_TIMEOUT_S) == 0, received.decode(errors="replace")
+    finally:
+        os.close(master)
+        stop_pid(proc)
+    return out, received.decode(errors="replace")
