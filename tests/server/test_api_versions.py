@@ -550,3 +550,15 @@ def _delete_acls(m: Any, name: str, topic_id: uuid.UUID) -> Any:
 BUILDERS.update({29: _describe_acls, 30: _create_acls, 31: _delete_acls})
 for _key in (29, 30, 31):
     STRANGER_ERRORS[(_key, None)] = {int(ErrorCode.security_disabled)}
+
+
+# AlterReplicaLogDirs to a dir the broker does not have: LOG_DIR_NOT_FOUND, the answer
+# Kafka gives (tests/handlers/test_alter_replica_log_dirs.py moves partitions for real).
+def _alter_replica_log_dirs(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    topic = build(m.AlterReplicaLogDirTopic, name=name, partitions=(0,))
+    log_dir = build(m.AlterReplicaLogDir, path="/no/such/log/dir", topics=(topic,))
+    return build(m.AlterReplicaLogDirsRequest, dirs=(log_dir,))
+
+
+BUILDERS[34] = _alter_replica_log_dirs
+STRANGER_ERRORS[(34, None)] = {int(ErrorCode.log_dir_not_found)}

@@ -3,11 +3,12 @@
 One result per configured log dir (absolute path): the size of every partition this
 broker hosts in it (Log.size_in_bytes; in a cluster the ones it follows too, as clients
 ask each broker about its own disks), the offset lag as Kafka computes it for a current
-log (high watermark minus log end offset, at least 0; in practice 0, as the measure is
-meant for future logs, which odradek does not have), no future logs; v4+ the volume's
-total and usable bytes (os.statvfs, -1 when unknown). A null topic list means every
-partition; named partitions this broker does not host are left out, as Kafka does. v3+
-has a top-level error code (always NONE: there are no ACLs).
+log (high watermark minus log end offset, at least 0; in practice 0); and, while a
+partition moves to another dir (AlterReplicaLogDirs), its future log in the target dir
+with is_future_key set and as lag how far it is behind the current log's end, as Kafka
+reports it. v4+ the volume's total and usable bytes (os.statvfs, -1 when unknown). A
+null topic list means every partition; named partitions this broker does not host are
+left out, as Kafka does. v3+ has a top-level error code (always NONE: there are no ACLs).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kio.schema.errors import ErrorCode
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
+from odradek.storage.log import Log
 
 API_KEY = 35
 UNKNOWN_VOLUME_BYTES = -1
@@ -49,18 +51,26 @@ def _wanted(ctx: RequestContext, request: Any) -> Iterable[Partition]:
     return found
 
 
-def _dir_result(module: Any, log_dir: str, partitions: list[Partition]) -> Any:
+def _described(module: Any, partition: Partition, future: Log | None) -> Any:
+    if future is None:
+        size = partition.log.size_in_bytes
+        lag = max(partition.high_watermark - partition.log_end_offset, 0)
+    else:
+        size = future.size_in_bytes
+        lag = max(partition.log_end_offset - future.log_end_offset, 0)
+    return make(
+        module.DescribeLogDirsPartition,
+        partition_index=partition.index,
+        partition_size=size,
+        offset_lag=lag,
+        is_future_key=future is not None,
+    )
+
+
+def _dir_result(module: Any, log_dir: str, entries: list[tuple[Partition, Log | None]]) -> Any:
     by_topic: dict[str, list[Any]] = {}
-    for partition in partitions:
-        by_topic.setdefault(partition.topic, []).append(
-            make(
-                module.DescribeLogDirsPartition,
-                partition_index=partition.index,
-                partition_size=partition.log.size_in_bytes,
-                offset_lag=max(partition.high_watermark - partition.log_end_offset, 0),
-                is_future_key=False,
-            )
-        )
+    for partition, future in entries:
+        by_topic.setdefault(partition.topic, []).append(_described(module, partition, future))
     total, usable = volume_bytes(log_dir)
     return make(
         module.DescribeLogDirsResult,
@@ -79,12 +89,21 @@ def _dir_result(module: Any, log_dir: str, partitions: list[Partition]) -> Any:
 @api(API_KEY, 1, 4)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
-    groups: dict[str, list[Partition]] = {
+    groups: dict[str, list[tuple[Partition, Log | None]]] = {
         os.path.abspath(d): [] for d in ctx.services.config.log_dirs
     }
-    for partition in _wanted(ctx, request):
+    wanted = _wanted(ctx, request)
+    for partition in wanted:
         log_dir = os.path.abspath(os.path.dirname(partition.log.path))
-        groups.setdefault(log_dir, []).append(partition)
+        groups.setdefault(log_dir, []).append((partition, None))
+    futures = {
+        (log.topic, log.partition): (log_dir, log)
+        for log_dir, log in ctx.services.replicas.log_manager.future_logs()
+    }
+    for partition in wanted:
+        found = futures.get((partition.topic, partition.index))
+        if found is not None:
+            groups.setdefault(os.path.abspath(found[0]), []).append((partition, found[1]))
     return make(
         module.DescribeLogDirsResponse,
         throttle_time=datetime.timedelta(0),

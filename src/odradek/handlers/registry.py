@@ -56,6 +56,7 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     31: ("delete_acls", 1, 3, False),
     32: ("describe_configs", 1, 4, False),
     33: ("alter_configs", 0, 2, False),
+    34: ("alter_replica_log_dirs", 1, 2, False),
     35: ("describe_log_dirs", 1, 4, False),
     37: ("create_partitions", 0, 3, False),
     42: ("delete_groups", 0, 2, False),

@@ -25,6 +25,7 @@ from odradek.metadata.image import TopicImage
 from odradek.metadata.store import MetadataStore
 from odradek.metadata.topic_config import effective_topic_config, log_config
 from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
+from odradek.replication.log_dir_mover import run_mover
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.server.connection import Connection
 from odradek.server.limits import ConnectionLimits, RequestMemory
@@ -150,6 +151,7 @@ class Broker:
             await self._cluster.start(self.bound)
         self._tasks.append(asyncio.create_task(self._periodic()))
         self._tasks.append(asyncio.create_task(self._log_maintenance(self.log_manager)))
+        self._tasks.append(asyncio.create_task(run_mover(replicas)))
         self._tasks.append(asyncio.create_task(self._group_timers(groups)))
         self._tasks.append(asyncio.create_task(self._transaction_timers(txns)))
         txns.resume_prepared()

@@ -39,9 +39,17 @@ from odradek.storage.segment import LogSegment
 from odradek.storage.timestamps import fetch_offset_by_timestamp, find_max_timestamp
 from odradek.storage.txn_index import AbortedTxn
 
+FUTURE_SUFFIX = "-future"
+
 
 def parse_topic_partition(dir_name: str) -> tuple[str, int]:
-    """`my.topic-name-3` -> ("my.topic-name", 3): the partition follows the LAST '-'."""
+    """`my.topic-name-3` -> ("my.topic-name", 3): the partition follows the LAST '-'.
+    A future log's directory (`my.topic-name-3.<32 hex>-future`, Kafka's name for a
+    partition being moved to another log dir) names the same partition."""
+    if dir_name.endswith(FUTURE_SUFFIX):
+        base, dot, unique = dir_name.removesuffix(FUTURE_SUFFIX).rpartition(".")
+        if dot and len(unique) == 32 and all(c in "0123456789abcdef" for c in unique):
+            dir_name = base
     topic, sep, partition = dir_name.rpartition("-")
     if not sep or not topic or not partition.isdigit():
         raise ValueError(f"{dir_name!r} is not a <topic>-<partition> directory name")

@@ -1,6 +1,16 @@
 """All the logs of a broker across its log directories: open them at start (noting a
 clean shutdown), create and delete them, flush on flush.ms, and write the checkpoints
 and the clean-shutdown marker at a clean stop.
+
+Moves between log dirs (AlterReplicaLogDirs) as Kafka makes them: a future log
+`<topic>-<partition>.<32 hex>-future` in the target dir copies the current log's batches
+byte for byte (`copy_future`, in steps, while the current log keeps serving); once it
+has caught up, in one step, it is flushed, the current log's directory is renamed
+`-delete` and the future's to `<topic>-<partition>`, and the moved log replaces the
+current one. A future log is checkpointed in its own dir, follows the current log's
+truncations, and survives a restart: opened again it resumes copying, or, when the
+crash came between the two renames (the current log already gone), it becomes the
+partition's log, since it held everything when the swap began.
 """
 
 from __future__ import annotations
@@ -26,9 +36,10 @@ from odradek.storage.errors import (
     InconsistentClusterIdError,
     InconsistentNodeIdError,
     KafkaStorageError,
+    OffsetMismatchError,
 )
 from odradek.storage.fs import FileHandle, FileSystem, run_syncs, start_syncs
-from odradek.storage.log import Log, parse_topic_partition
+from odradek.storage.log import FUTURE_SUFFIX, Log, parse_topic_partition
 from odradek.storage.log_config import LogConfig
 from odradek.storage.retention import delete_due_files, delete_old_segments
 
@@ -40,10 +51,14 @@ PARTITION_METADATA = "partition.metadata"
 # Directories that are not live partitions: pending deletion, moves between disks, and
 # KRaft's own metadata log.
 _DELETE_SUFFIX = "-delete"
-_SKIPPED_SUFFIXES = ("-future", "-stray")
+_SKIPPED_SUFFIXES = ("-stray",)
 _METADATA_LOG = "__cluster_metadata-0"
 
 TopicPartition = tuple[str, int]
+
+
+class LogDirNotFoundError(ValueError):
+    """A log dir that is not one of the broker's `log.dirs` (Kafka's LOG_DIR_NOT_FOUND)."""
 
 
 def uuid_to_kafka(value: uuid.UUID) -> str:
@@ -131,6 +146,11 @@ class LogManager:
         self.checkpoint_due = False
         self.clean_shutdown: dict[str, bool] = {}
         self._creations: _Creations | None = None  # of the open batch_creations()
+        # Moves between log dirs: the future logs and their dirs, and the dir a partition
+        # not hosted yet should be created in (asked for before it existed, as Kafka).
+        self._futures: dict[TopicPartition, Log] = {}
+        self._future_dir_of: dict[TopicPartition, str] = {}
+        self._preferred_dir: dict[TopicPartition, str] = {}
 
     # -- start -----------------------------------------------------------------------
 
@@ -141,6 +161,9 @@ class LogManager:
             self.node_id = node_id
         if cluster_id is not None:
             self.cluster_id = cluster_id
+        # Opened once every current log is: whether its partition still has one decides.
+        futures: list[tuple[str, str, Mapping[TopicPartition, int], Mapping[TopicPartition, int]]]
+        futures = []
         for log_dir in self.log_dirs:
             # Judged before meta.properties is written. Not by emptiness: the single-node
             # metadata image is written into the first log dir before this runs.
@@ -158,12 +181,17 @@ class LogManager:
             )
             self._checkpointed.update(recovery_points)
             for name in self._fs.listdir(log_dir):
+                if name.endswith(FUTURE_SUFFIX):
+                    futures.append((log_dir, name, recovery_points, start_offsets))
+                    continue
                 self._open_dir(log_dir, name, clean, recovery_points, start_offsets)
             new = not had_meta and not self._count_in.get(log_dir)
             self._report_start(log_dir, new=new, clean=clean)
             # Removed only once loaded: a crash while opening must recover again.
             self._fs.remove(marker)
             self._fs.fsync_dir(log_dir)
+        for future_dir, future_name, points, starts in futures:
+            self._open_future(future_dir, future_name, points, starts)
 
     def _report_start(self, log_dir: str, *, new: bool, clean: bool) -> None:
         """Logs how a log dir was opened, for operators: new (no meta.properties and no
@@ -293,7 +321,9 @@ class LogManager:
                     log.config = config
                 found[partition] = log
             elif partition not in new:
-                log_dir = min(self.log_dirs, key=lambda d: self._count_in.get(d, 0))
+                log_dir = self._preferred_dir.pop((topic, partition), None) or min(
+                    self.log_dirs, key=lambda d: self._count_in.get(d, 0)
+                )
                 self._count_in[log_dir] = self._count_in.get(log_dir, 0) + 1  # reserved
                 new[partition] = log_dir
         if new:
@@ -394,6 +424,8 @@ class LogManager:
         """Renames the directory to `<name>.<uuid hex>-delete` (atomic: a crash leaves no
         half-deleted live partition), then removes it."""
         key = (topic, partition)
+        self._drop_future(key)
+        self._preferred_dir.pop(key, None)
         log = self._logs.pop(key, None)
         self._checkpointed.pop(key, None)
         if log is None:
@@ -406,6 +438,198 @@ class LogManager:
         self._fs.rename(log.path, doomed)
         self._fs.fsync_dir(log_dir)
         self._fs.rmtree(doomed)
+
+    # -- moves between log dirs ------------------------------------------------------
+
+    def configured_dir(self, path: str) -> str:
+        """The configured log dir `path` names (compared as absolute paths, as Kafka);
+        LogDirNotFoundError when it is none of them."""
+        wanted = os.path.abspath(path)
+        for log_dir in self.log_dirs:
+            if os.path.abspath(log_dir) == wanted:
+                return log_dir
+        raise LogDirNotFoundError(f"Log dir {wanted} is not found in the config.")
+
+    def start_move(self, topic: str, partition: int, target_dir: str) -> bool:
+        """Moves the partition's log to `target_dir` (a configured log dir): a future log
+        is created there for `copy_future` to fill; True when a copy starts. A move to
+        another dir replaces a running one; a move to the dir the log is in cancels it.
+        A partition not hosted here is remembered to be created in `target_dir` and
+        KeyError is raised (Kafka answers REPLICA_NOT_AVAILABLE then); LogDirNotFoundError
+        for a dir that is not configured; KafkaStorageError when the log is offline."""
+        target = self.configured_dir(target_dir)
+        key = (topic, partition)
+        current = self._logs.get(key)
+        if current is None:
+            self._preferred_dir[key] = target
+            raise KeyError(f"{topic}-{partition} is not hosted here")
+        if current.offline:
+            raise KafkaStorageError(f"{current.path} is offline")
+        if self._future_dir_of.get(key, target) != target or self._dir_of[key] == target:
+            self._drop_future(key)
+        if self._dir_of[key] == target or key in self._futures:
+            return False
+        self._create_future(key, current, target)
+        return True
+
+    def moving(self) -> list[TopicPartition]:
+        """The partitions that have a future log."""
+        return list(self._futures)
+
+    def future_logs(self) -> list[tuple[str, Log]]:
+        """(log dir, future log) of every move under way."""
+        return [(self._future_dir_of[k], log) for k, log in self._futures.items()]
+
+    def _create_future(self, key: TopicPartition, current: Log, target: str) -> None:
+        topic, partition = key
+        path = os.path.join(target, f"{topic}-{partition}.{uuid.uuid4().hex}{FUTURE_SUFFIX}")
+        self._fs.mkdir(path)
+        future = Log.open(self._fs, path, current.config, self._clock, 0, clean_shutdown=True)
+        try:
+            if current.log_start_offset > 0:
+                future.truncate_fully_and_start_at(current.log_start_offset)
+            topic_id = read_partition_metadata(self._fs, current.path)
+            if topic_id is not None:
+                write_partition_metadata(self._fs, path, topic_id)
+            self._fs.fsync_dir(path)
+            self._fs.fsync_dir(target)
+        except OSError:
+            future.close()
+            self._fs.rmtree(path)
+            raise
+        self._register_future(key, future, target)
+        logger.info("moving %s-%d from %s to %s", topic, partition, current.path, target)
+
+    def _register_future(self, key: TopicPartition, future: Log, log_dir: str) -> None:
+        self._futures[key] = future
+        self._future_dir_of[key] = log_dir
+        future.on_append = self._appended.add
+
+    def _open_future(
+        self,
+        log_dir: str,
+        name: str,
+        recovery_points: Mapping[TopicPartition, int],
+        start_offsets: Mapping[TopicPartition, int],
+    ) -> None:
+        """A future log found at start: resumed when its partition's current log is in
+        another dir, made the current log when there is none (the swap was cut between
+        its renames), removed otherwise."""
+        path = os.path.join(log_dir, name)
+        try:
+            key = parse_topic_partition(name)
+        except ValueError:
+            return
+        if not self._fs.is_dir(path):
+            return
+        if self._dir_of.get(key) == log_dir or key in self._futures:
+            self._fs.rmtree(path)  # cannot be the target of a move: left over
+            return
+        if key not in self._logs:
+            final = os.path.join(log_dir, f"{key[0]}-{key[1]}")
+            self._fs.rename(path, final)
+            self._fs.fsync_dir(log_dir)
+            logger.info("%s: completing the move of %s-%d", log_dir, *key)
+            path = final
+        log = Log.open(
+            self._fs,
+            path,
+            self.default_config,
+            self._clock,
+            recovery_points.get(key, 0),
+            clean_shutdown=self.clean_shutdown.get(log_dir, False),
+            log_start_offset=start_offsets.get(key, 0),
+        )
+        if key in self._logs:
+            self._register_future(key, log, log_dir)
+        else:
+            self._add(key, log, log_dir)
+
+    def _drop_future(self, key: TopicPartition) -> None:
+        """Abandons a move: the future log's directory is removed."""
+        future = self._futures.pop(key, None)
+        log_dir = self._future_dir_of.pop(key, None)
+        if future is None or log_dir is None:
+            return
+        self._appended.discard(future)
+        future.close()
+        doomed = future.path.removesuffix(FUTURE_SUFFIX) + _DELETE_SUFFIX
+        self._fs.rename(future.path, doomed)
+        self._fs.fsync_dir(log_dir)
+        self._fs.rmtree(doomed)
+
+    def _truncate_future(self, key: TopicPartition, offset: int) -> None:
+        """A truncation of the current log reaches its future log too, durably, so the
+        copy never keeps batches the current log no longer has."""
+        future = self._futures.get(key)
+        if future is not None and future.truncate_to(offset):
+            self._settle_truncation(future, self._future_dir_of[key])
+
+    def copy_future(self, topic: str, partition: int, max_bytes: int) -> Log | None:
+        """One step of a move: up to about `max_bytes` of the current log's batches
+        appended byte for byte to the future log. When the future log has caught up, it
+        replaces the current log (see the module docstring) and is returned; None while
+        the copy goes on. The caller must make the partition use the returned log."""
+        key = (topic, partition)
+        current, future = self._logs[key], self._futures[key]
+        if current.offline or future.offline:
+            return None
+        if future.config is not current.config:  # the topic's settings changed meanwhile
+            future.config = current.config
+        if future.log_end_offset < current.log_start_offset:
+            future.truncate_fully_and_start_at(current.log_start_offset)
+        if future.log_end_offset > current.log_end_offset:
+            self._truncate_future(key, current.log_end_offset)
+        if future.log_end_offset < current.log_end_offset:
+            data = current.read(future.log_end_offset, max_bytes, current.log_end_offset, True)
+            try:
+                future.append_as_follower(bytes(data.records))
+            except OffsetMismatchError:
+                # The current log changed under the copy (rewritten): start it again.
+                future.truncate_fully_and_start_at(current.log_start_offset)
+        if future.log_end_offset != current.log_end_offset:
+            return None
+        return self._swap(key, current, future)
+
+    def _swap(self, key: TopicPartition, current: Log, future: Log) -> Log:
+        """Makes the caught-up future log the partition's log (one loop step: nothing
+        can append in between). Order: the future flushed, the current directory renamed
+        `-delete`, the future renamed into place, the moved log opened, the checkpoints
+        of both dirs written, the old directory removed."""
+        topic, partition = key
+        source, target = self._dir_of[key], self._future_dir_of[key]
+        if future.log_start_offset < current.log_start_offset:
+            future.maybe_increment_log_start_offset(current.log_start_offset)
+        start, end = future.log_start_offset, future.log_end_offset
+        future.flush()
+        future.close()
+        current.close()
+        del self._futures[key], self._future_dir_of[key]
+        self._appended.discard(future)
+        self._appended.discard(current)
+        doomed = os.path.join(source, f"{topic}-{partition}.{uuid.uuid4().hex}{_DELETE_SUFFIX}")
+        self._fs.rename(current.path, doomed)
+        self._fs.fsync_dir(source)
+        final = os.path.join(target, f"{topic}-{partition}")
+        self._fs.rename(future.path, final)
+        self._fs.fsync_dir(target)
+        moved = Log.open(
+            self._fs,
+            final,
+            current.config,
+            self._clock,
+            end,
+            clean_shutdown=True,
+            log_start_offset=start,
+        )
+        self._count_in[source] -= 1
+        self._add(key, moved, target)
+        for log_dir in (source, target):
+            self._checkpoint_recovery_points_in(log_dir)
+            self._checkpoint_log_start_offsets_in(log_dir)
+        self._fs.rmtree(doomed)
+        logger.info("moved %s-%d from %s to %s", topic, partition, source, target)
+        return moved
 
     # -- flushing and stop -----------------------------------------------------------
 
@@ -431,6 +655,15 @@ class LogManager:
     def _logs_in(self, log_dir: str) -> dict[TopicPartition, Log]:
         return {k: log for k, log in self._logs.items() if self._dir_of[k] == log_dir}
 
+    def _checkpointed_in(self, log_dir: str) -> dict[TopicPartition, Log]:
+        """The logs whose offsets the dir's checkpoint files hold: its current logs and
+        its future ones (a partition has at most one of the two in a dir)."""
+        found = self._logs_in(log_dir)
+        found.update(
+            (k, log) for k, log in self._futures.items() if self._future_dir_of[k] == log_dir
+        )
+        return found
+
     def checkpoint_recovery_points(self) -> None:
         """Writes recovery-point-offset-checkpoint and log-start-offset-checkpoint."""
         self.checkpoint_due = False
@@ -439,7 +672,7 @@ class LogManager:
         self.checkpoint_log_start_offsets()
 
     def _checkpoint_recovery_points_in(self, log_dir: str) -> None:
-        points = {k: log.recovery_point for k, log in self._logs_in(log_dir).items()}
+        points = {k: log.recovery_point for k, log in self._checkpointed_in(log_dir).items()}
         write_offsets(self._fs, os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT), points)
         self._checkpointed.update(points)
 
@@ -453,7 +686,7 @@ class LogManager:
         write_offsets(
             self._fs,
             os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT),
-            {k: log.log_start_offset for k, log in self._logs_in(log_dir).items()},
+            {k: log.log_start_offset for k, log in self._checkpointed_in(log_dir).items()},
         )
 
     # -- truncation (replication) ----------------------------------------------------
@@ -467,6 +700,7 @@ class LogManager:
         trusts everything below a checkpointed recovery point. KeyError for a partition
         not hosted here; KafkaStorageError on a disk failure (the log goes offline)."""
         log = self._hosted(topic, partition)
+        self._truncate_future((topic, partition), offset)
         if not log.truncate_to(offset):
             return False
         self._settle_truncation(log)
@@ -477,6 +711,10 @@ class LogManager:
         the leader's log start, or one whose log start lies inside the leader's first
         batch); durable and checkpointed before it returns, as truncate_to."""
         log = self._hosted(topic, partition)
+        future = self._futures.get((topic, partition))
+        if future is not None:
+            future.truncate_fully_and_start_at(offset)
+            self._settle_truncation(future, self._future_dir_of[(topic, partition)])
         log.truncate_fully_and_start_at(offset)
         self._settle_truncation(log)
 
@@ -486,14 +724,15 @@ class LogManager:
             raise KeyError(f"{topic}-{partition} is not hosted here")
         return log
 
-    def _settle_truncation(self, log: Log) -> None:
-        """fsyncs what a truncation changed, then writes the checkpoints of its log dir."""
+    def _settle_truncation(self, log: Log, log_dir: str | None = None) -> None:
+        """fsyncs what a truncation changed, then writes the checkpoints of its log dir
+        (`log_dir`: a future log's; the current log's when None)."""
         try:
             log.flush()  # the shortened segment and its indexes, the epoch checkpoint
             self._fs.fsync_dir(log.path)  # removed segments and snapshots stay removed
         except OSError as e:
             raise log.take_offline(e) from e
-        log_dir = self._dir_of[(log.topic, log.partition)]
+        log_dir = log_dir or self._dir_of[(log.topic, log.partition)]
         self._checkpoint_recovery_points_in(log_dir)
         self._checkpoint_log_start_offsets_in(log_dir)  # the start may have come down too
 
@@ -530,16 +769,17 @@ class LogManager:
         """Clean stop: flush every log, write checkpoints, then the clean-shutdown marker
         in each log dir whose logs all flushed."""
         failed_dirs: set[str] = set()
-        keys = list(self._logs)
+        entries = [(log, self._dir_of[k]) for k, log in self._logs.items()]
+        entries += [(log, self._future_dir_of[k]) for k, log in self._futures.items()]
         # Logs are independent: their fsyncs run concurrently (see run_syncs).
-        errors = run_syncs(self._fs, [self._logs[key].flush for key in keys])
-        for key, error in zip(keys, errors, strict=True):
+        errors = run_syncs(self._fs, [log.flush for log, _dir in entries])
+        for (_log, log_dir), error in zip(entries, errors, strict=True):
             if isinstance(error, KafkaStorageError):
-                failed_dirs.add(self._dir_of[key])
+                failed_dirs.add(log_dir)
             elif error is not None:
                 raise error
         self.checkpoint_recovery_points()
-        self._raise_first(run_syncs(self._fs, [log.close for log in self._logs.values()]))
+        self._raise_first(run_syncs(self._fs, [log.close for log, _dir in entries]))
         for log_dir in self.log_dirs:
             if log_dir not in failed_dirs:
                 marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
