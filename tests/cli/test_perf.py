@@ -224,3 +224,51 @@ def _run_with_terminal_stderr(bootstrap: str, *args: str) -> tuple[str, str]:
         os.close(master)
         stop_pid(proc)
     return out, received.decode(errors="replace")
+
+
+def test_perf_produce_in_transactions(cli: Callable[..., Result]) -> None:
+    """`--transaction-duration-ms` alone (a fresh transactional id, acks all) commits a
+    transaction every few milliseconds: read_committed consume sees every record, and the
+    log holds one commit marker per transaction after them. `--transactional-id` alone
+    commits every 3 s (here: once, at the end)."""
+    topic = unique_topic("cli-perf-txn")
+    assert cli("topic", "create", topic, "--partitions", "1").code == 0
+    produced = cli(
+        "perf",
+        "produce",
+        topic,
+        "--num-records",
+        "200",
+        "--record-size",
+        "10",
+        "--throughput",
+        "1000",
+        "--transaction-duration-ms",
+        "40",
+        "--output",
+        "json",
+    )
+    assert produced.code == 0, produced
+    summary = json.loads(produced.out)
+    assert summary["records"] == 200 and summary["transactions"] >= 2, summary
+    committed = summary["transactions"]
+    named = cli(
+        "perf",
+        "produce",
+        topic,
+        "--num-records",
+        "10",
+        "--record-size",
+        "10",
+        "--transactional-id",
+        unique_topic("perf-txn-id"),
+        "--output",
+        "json",
+    )
+    assert named.code == 0 and json.loads(named.out)["transactions"] == 1, named
+
+    consumed = cli("perf", "consume", topic, "--num-records", "210", "--output", "json")
+    assert consumed.code == 0 and json.loads(consumed.out)["records"] == 210, consumed
+    described = json.loads(cli("topic", "describe", topic, "--output", "json").out)
+    (partition,) = described["partitions"]
+    assert partition["end"] == 210 + committed + 1, partition

@@ -9,12 +9,13 @@ import argparse
 import os
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from odradek.cli.ck import NewTopic
 from odradek.cli.clientstats import StatsCollector, select_metrics
@@ -33,6 +34,10 @@ from odradek.cli.common import (
 )
 from odradek.cli.liveline import MB, LiveLine
 from odradek.cli.output import emit, message
+
+# Kafka's perf tool defaults for transactions.
+TRANSACTION_ID_PREFIX = "performance-producer-"
+TRANSACTION_DURATION_MS = 3000
 
 
 def configure(perf: argparse.ArgumentParser) -> None:
@@ -74,7 +79,23 @@ def _configure_produce(produce: argparse.ArgumentParser) -> None:
         metavar="N",
         help="create a missing TOPIC with N partitions (default: the broker auto-creates it)",
     )
-    produce.add_argument("--acks", choices=("0", "1", "all", "-1"), default="1")
+    produce.add_argument(
+        "--acks",
+        choices=("0", "1", "all", "-1"),
+        help="default 1, all with transactions (which need it)",
+    )
+    produce.add_argument(
+        "--transactional-id",
+        metavar="ID",
+        help="produce in transactions as ID (Kafka's perf tool option)",
+    )
+    produce.add_argument(
+        "--transaction-duration-ms",
+        type=positive_int,
+        metavar="MS",
+        help="commit each transaction after MS (default 3000 with a transactional id; "
+        f"alone it makes the id {TRANSACTION_ID_PREFIX}UUID)",
+    )
     produce.add_argument("--batch-size", type=positive_int, metavar="BYTES")
     produce.add_argument("--linger-ms", type=int, metavar="MS")
     _print_metrics_option(produce)
@@ -180,37 +201,100 @@ def payloads(args: argparse.Namespace) -> Callable[[], bytes]:
 
 
 def perf_produce(args: argparse.Namespace) -> int:
-    """Sends --num-records records, at most --throughput per second, then prints what the
-    delivery reports say (and, with --print-metrics, the client's statistics)."""
+    """Sends --num-records records, at most --throughput per second (in transactions of
+    --transaction-duration-ms when asked), then prints what the delivery reports say (and,
+    with --print-metrics, the client's statistics)."""
     conn = Connection.from_args(args)
     value = payloads(args)
     collector = StatsCollector() if args.print_metrics else None
-    producer = conn.producer(**_producer_defaults(args, collector))
+    txn_id, txn_ms = _transaction_setup(args, conn)
+    producer = conn.producer(**_producer_defaults(args, collector, txn_id))
     _ensure_topic(conn, producer, args)
+    txn = Transactions(producer, txn_ms / 1000, 30 + conn.timeout) if txn_ms else None
     line = LiveLine("produce", args.num_records)
     stats = ProduceStats(line)
     started = time.monotonic()
     try:
+        if txn is not None:
+            txn.init()
         for i in range(args.num_records):
             _throttle(args.throughput, i, started)
             key = f"key-{i % args.keys}".encode() if args.keys else None
+            if txn is not None:
+                txn.before_send()
             _produce_one(producer, args.topic, key, value(), stats)
+            if txn is not None:
+                txn.after_send()
+        if txn is not None:
+            txn.commit()
         remaining = producer.flush(30 + conn.timeout)
+    except KafkaException as exc:
+        raise conn.error(exc, args.topic) from None
     finally:
         line.close()
     elapsed = max(time.monotonic() - started, 1e-9)
     metrics = _metrics(collector, producer.poll, conn)
-    _produce_summary(args, stats, elapsed, metrics)
+    _produce_summary(args, stats, elapsed, metrics, txn)
     if stats.first_error is not None or remaining:
         reason = stats.first_error.str() if stats.first_error else f"{remaining} not acknowledged"
         raise CliError(f"{stats.failed + remaining} records failed: {reason}")
     return EXIT_OK
 
 
+def _transaction_setup(args: argparse.Namespace, conn: Connection) -> tuple[str | None, int]:
+    """The transactional id and duration (0: no transactions), as Kafka's perf tool picks
+    them: --transactional-id over a `transactional.id` property; a duration alone gets a
+    fresh id; an id alone commits every TRANSACTION_DURATION_MS."""
+    txn_id = args.transactional_id or conn.overrides.get("transactional.id")
+    duration: int = args.transaction_duration_ms or 0
+    if duration and not txn_id:
+        txn_id = f"{TRANSACTION_ID_PREFIX}{uuid.uuid4()}"
+    if txn_id and not duration:
+        duration = TRANSACTION_DURATION_MS
+    return txn_id, duration
+
+
+@dataclass
+class Transactions:
+    """The transactions of a perf run: one begun before a send when none is open,
+    committed once it is `duration_s` old and at the end."""
+
+    producer: Any
+    duration_s: float
+    timeout_s: float
+    open_since: float | None = None
+    committed: int = 0
+
+    def init(self) -> None:
+        """InitProducerId for the transactional id (fences an older producer with it)."""
+        self.producer.init_transactions(self.timeout_s)
+
+    def before_send(self) -> None:
+        """Begins a transaction when none is open."""
+        if self.open_since is None:
+            self.producer.begin_transaction()
+            self.open_since = time.monotonic()
+
+    def after_send(self) -> None:
+        """Commits the open transaction once it is old enough."""
+        if self.open_since is not None and time.monotonic() - self.open_since >= self.duration_s:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commits the open transaction, if any (librdkafka flushes its records first)."""
+        if self.open_since is not None:
+            self.producer.commit_transaction(self.timeout_s)
+            self.open_since = None
+            self.committed += 1
+
+
 def _producer_defaults(
-    args: argparse.Namespace, collector: StatsCollector | None
+    args: argparse.Namespace, collector: StatsCollector | None, txn_id: str | None
 ) -> dict[str, Any]:
-    defaults: dict[str, Any] = {"acks": args.acks, "message.timeout.ms": 30_000}
+    acks = args.acks or ("all" if txn_id else "1")
+    defaults: dict[str, Any] = {"acks": acks, "message.timeout.ms": 30_000}
+    if txn_id:
+        defaults["transactional.id"] = txn_id
     if args.batch_size is not None:
         defaults["batch.size"] = args.batch_size
     if args.linger_ms is not None:
@@ -271,6 +355,7 @@ def _produce_summary(
     stats: ProduceStats,
     elapsed: float,
     metrics: dict[str, float] | None,
+    txn: Transactions | None,
 ) -> None:
     latencies = sorted(stats.latencies_ms)
     average = sum(latencies) / len(latencies) if latencies else 0.0
@@ -290,6 +375,8 @@ def _produce_summary(
         },
         "partitions": {str(p): n for p, n in sorted(stats.partitions.items())},
     }
+    if txn is not None:
+        document["transactions"] = txn.committed
     rows = [(k, v) for k, v in document.items() if k not in ("latency_ms", "partitions")]
     rows += [(f"latency {k} (ms)", v) for k, v in document["latency_ms"].items()]
     rows += [(f"partition {p} records", n) for p, n in document["partitions"].items()]
