@@ -1,12 +1,15 @@
 """`--print-metrics` of `odradek perf`: librdkafka's statistics (the client's counters,
 as Kafka's perf tools print the Java client's metrics), reduced to the figures a
-performance run is read by, as one flat name -> number mapping."""
+performance run is read by, as one flat name -> number mapping; and the summary output
+that carries them."""
 
 from __future__ import annotations
 
 import json
 import time
 from typing import Any
+
+from odradek.cli.output import emit
 
 # How often librdkafka emits statistics while metrics are asked for.
 STATS_INTERVAL_MS = 500
@@ -63,6 +66,26 @@ class StatsCollector:
         while self.received == before and time.monotonic() < deadline:
             serve(0.1)
         return self.latest
+
+    def metrics(self, serve: Any, timeout_s: float) -> dict[str, float]:
+        """`select_metrics` of statistics that count the whole run (see `refresh`)."""
+        return select_metrics(self.refresh(serve, 2.0 + timeout_s))
+
+
+def emit_summary(
+    output: str,
+    document: dict[str, Any],
+    rows: list[tuple[str, Any]],
+    metrics: dict[str, float] | None,
+    title: str,
+) -> None:
+    """A perf summary: one JSON document (the metrics inside), or a table (and a table of
+    the metrics)."""
+    if metrics is not None and output == "json":
+        document["metrics"] = metrics
+    emit(output, document, ("metric", "value"), rows, title=title)
+    if metrics is not None and output != "json":
+        emit(output, metrics, ("metric", "value"), list(metrics.items()), title="metrics")
 
 
 def select_metrics(stats: dict[str, Any] | None) -> dict[str, float]:
