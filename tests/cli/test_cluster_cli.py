@@ -276,7 +276,8 @@ def test_describe_shows_shrunk_isr_and_offline_replica(zookeeper: ZooKeeper) -> 
 def test_produce_auto_creates_in_a_cluster(zookeeper: ZooKeeper) -> None:
     """In a three-broker cluster `produce` to a new topic has it auto-created (through
     ZooKeeper, leaders elected a moment later) and every line acknowledged by all replicas;
-    `perf produce` does the same; consume reads the lines back."""
+    `perf produce` does the same, and creates one with `--partitions`; consume reads the
+    lines back."""
     with Cluster(3, zookeeper=zookeeper) as cluster:
         bootstrap = cluster.bootstrap_servers
         topic, perf_topic = unique_topic("ac-cluster"), unique_topic("ac-cluster-perf")
@@ -299,6 +300,12 @@ def test_produce_auto_creates_in_a_cluster(zookeeper: ZooKeeper) -> None:
             bootstrap=bootstrap,
         )
         assert perf.code == 0 and json.loads(perf.out)["records"] == 20, perf
+        sized = unique_topic("ac-cluster-sized")
+        perf_args = ["--num-records", "5", "--record-size", "5", "--partitions", "2"]
+        made = run_cli("perf", "produce", sized, *perf_args, bootstrap=bootstrap)
+        assert made.code == 0, made
+        described = run_cli("topic", "describe", sized, "--output", "json", bootstrap=bootstrap)
+        assert len(json.loads(described.out)["partitions"]) == 2, described
         consumed = run_cli(
             "consume", topic, "--from-beginning", "--exit-at-end", bootstrap=bootstrap
         )

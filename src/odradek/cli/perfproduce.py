@@ -197,12 +197,21 @@ def _ensure_topic(conn: Connection, producer: Any, args: argparse.Namespace) -> 
             admin = conn.admin()
             new = NewTopic(args.topic, num_partitions=args.partitions)
             wait(admin.create_topics([new], request_timeout=conn.timeout)[args.topic], conn)
+            _wait_listed(conn, producer, args.topic)
         elif len(existing.partitions) != args.partitions:
             message(
                 f"odradek: topic {args.topic} exists with {len(existing.partitions)} "
                 "partitions; --partitions applies to a new topic only"
             )
     conn.topic(producer, args.topic, create=True)
+
+
+def _wait_listed(conn: Connection, client: Any, topic: str) -> None:
+    """Until the broker the client asks lists the new topic (in a cluster it learns of it
+    from ZooKeeper a moment after the answer), within the timeout."""
+    deadline = time.monotonic() + conn.timeout
+    while topic not in conn.metadata(client).topics and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _throttle(limit: float | None, sent: int, started: float) -> None:
