@@ -341,3 +341,80 @@ def test_in_flight_limit_is_enforced_and_order_kept() -> None:
     assert elapsed >= 1.5, f"in-flight limit not enforced: {elapsed:.2f}s"
     assert elapsed < 6.0, f"pipeline took {elapsed:.2f}s"
     print(f"\nin-flight 2: 20 pipelined requests in order in {elapsed * 1000:.0f} ms")
+
+
+def test_bare_size_prefixes_hold_one_window_not_their_frames() -> None:
+    """queued.max.request.bytes=1 MiB and two clients that send only a size prefix
+    claiming 900 KiB and then nothing: they hold one 64 KiB window each, not 1.8 MiB for
+    the 30 s frame deadline, so a third client's 600 KiB produce is answered at once."""
+    config = {"queued.max.request.bytes": 1 << 20, "request.timeout.ms": 30_000}
+    with broker_with(config) as broker:
+        with WireClient(broker.port) as admin:
+            ensure_topic(admin, "big")
+        hangers = [socket.create_connection((HOST, broker.port), timeout=5) for _ in range(2)]
+        try:
+            for sock in hangers:
+                sock.sendall(struct.pack(">i", 900 * 1024))
+            memory = served(broker).request_memory
+            assert wait_for(lambda: memory.committed >= 2 * 64 * 1024, 5.0)
+            assert memory.committed <= 2 * 64 * 1024, memory.committed
+            with WireClient(broker.port, timeout=10) as client:
+                started = time.monotonic()
+                response = client.call(0, PRODUCE_V, produce_body("big", os.urandom(600 << 10)))
+                took = time.monotonic() - started
+            assert produce_ok(response)
+            assert took < 5.0, f"produce waited {took:.1f}s behind bare prefixes"
+        finally:
+            for sock in hangers:
+                sock.close()
+        assert wait_for(lambda: memory.used == 0, 5.0), f"{memory.used} bytes still held"
+
+
+def connection_of(broker: Broker, port: int) -> Any:
+    """The broker's Connection for the client socket bound to local `port`, or None."""
+    for connection in list(served(broker).connections):
+        if connection.peer.endswith(f":{port}"):
+            return connection
+    return None
+
+
+def test_responses_a_client_does_not_read_count_and_stop_its_requests() -> None:
+    """A client pipelines 40 Fetches of ~1 MiB answers and reads nothing (a small receive
+    buffer): once the socket and the write buffer are full, the answers waiting in the
+    write buffer count as request memory and the broker stops reading and answering that
+    client (requests stay unanswered, memory stays bounded); once the client reads, all
+    40 arrive in order and the memory returns to 0."""
+    config = {"queued.max.request.bytes": 256 << 20, "max.in.flight.requests.per.connection": 4}
+    requests, value = 40, os.urandom(256 << 10)
+    with broker_with(config) as broker:
+        with WireClient(broker.port) as admin:
+            ensure_topic(admin, "data")
+            for _ in range(4):
+                assert produce_ok(admin.call(0, PRODUCE_V, produce_body("data", value)))
+        client = WireClient.__new__(WireClient)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(20)
+        sock.connect((HOST, broker.port))
+        client.sock, client._correlation = sock, 0
+        try:
+            body = fetch_body("data", 0, 1)
+            frames = b"".join(encode_request(1, FETCH_V, i + 1, body) for i in range(requests))
+            sock.sendall(frames)
+            memory = served(broker).request_memory
+            assert wait_for(lambda: connection_of(broker, sock.getsockname()[1]), 5.0)
+            connection = connection_of(broker, sock.getsockname()[1])
+            assert wait_for(lambda: "write" in connection._paused_reasons, 10.0)
+            time.sleep(0.5)  # would the broker go on answering? It must not.
+            unsent, held = connection._unsent_bytes, memory.used
+            assert unsent > 0 and memory.committed >= unsent, (unsent, memory.committed)
+            assert held < 12 << 20, f"{held} bytes held for a client that reads nothing"
+            assert connection._held or connection._decoder.pending, "all requests taken"
+            for i in range(requests):
+                correlation_id, response = client.receive(1, FETCH_V)
+                assert correlation_id == i + 1
+                assert response.error_code == ErrorCode.none
+        finally:
+            sock.close()
+        assert wait_for(lambda: memory.used == 0, 5.0), f"{memory.used} bytes still held"
+    print(f"\nunread fetch answers: {unsent} bytes in the write buffer counted, {held} held")

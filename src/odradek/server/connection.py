@@ -5,9 +5,11 @@ Many requests may be in flight on one connection (up to
 are written only from the head, so a slow Fetch holds back later responses exactly as
 Kafka's ordering guarantee requires; an acks=0 produce holds its slot only until the
 requests before it are answered. Frames beyond the limit wait in the decoder, and reading
-pauses, until slots free. A frame's whole size is committed to `queued.max.request.bytes`
-when its size prefix arrives (server/limits.py says why), and it must arrive complete
-within `request.timeout.ms` of its first byte.
+pauses, until slots free. Memory (`queued.max.request.bytes`, server/limits.py) is granted
+to a frame a window at a time as it arrives, the window doubling with what arrived, and
+a frame must arrive complete within `request.timeout.ms` of its first byte. Responses
+the client has not taken yet (finished behind a slower one, or in the socket's write
+buffer once that is over its high-water mark, when reading also stops) count too.
 A broken frame, an unknown API or an undecodable body closes the connection after one log
 line; nothing a client sends can stop the broker.
 """
@@ -32,11 +34,16 @@ from odradek.protocol.codec import (
     request_class,
 )
 from odradek.protocol.frame import EncodedResponse, FrameDecoder, FrameError
+from odradek.server.limits import RequestMemory
 
 if TYPE_CHECKING:
     from odradek.server.broker import Broker
 
 log = logging.getLogger("odradek.connection")
+
+# The first memory grant of a frame; each later one doubles what the frame has received,
+# so a frame of n bytes is granted in about log2(n / 64 KiB) steps.
+FRAME_WINDOW = 64 * 1024
 
 # Tasks of async handlers that waited are named this plus the API key.
 TASK_NAME_PREFIX = "odradek-api-"
@@ -62,12 +69,19 @@ class Connection(asyncio.Protocol):
         self._slots: deque[_Slot] = deque()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._in_flight_bytes = 0
+        # Response bytes not taken by the client: finished slots behind the head, and the
+        # transport's write buffer while it is over its high-water mark.
+        self._queued_response_bytes = 0
+        self._unsent_bytes = 0
         self._paused_reasons: set[str] = set()
         self._closed = False
         self._counted = False
         self._draining = False
-        # Whether the frame being received has its full size reserved in request memory.
-        self._admitted = False
+        # Bytes of the frame being received that request memory has granted.
+        self._granted = 0
+        # Whole frames taken from the decoder but not dispatched: writing paused meanwhile.
+        self._held: deque[bytes] = deque()
+        self._held_bytes = 0
         self.last_active = broker.clock.monotonic()
         # When the frame being received started; None while none is, or while this side
         # stopped reading (then a slow frame is not the client's fault).
@@ -112,7 +126,7 @@ class Connection(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self._slots and not self._decoder.pending
+        return not self._slots and not self._held and not self._decoder.pending
 
     # -- reading ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -136,23 +150,28 @@ class Connection(asyncio.Protocol):
         try:
             while not self._closed:
                 room = max(self._max_in_flight - len(self._slots), 0)
+                if self._paused_reasons and "write" in self._paused_reasons:
+                    # The client is not taking its responses: answering more of its
+                    # requests would only pile more responses up in memory.
+                    room = 0
+                held = bool(self._held)
                 try:
-                    # What is not taken stays buffered (all of it when no slot is free).
-                    frames = self._decoder.feed(data, room)
+                    frames = self._take_frames(data, room)
                 except FrameError as exc:
                     self.close(str(exc))
                     return
                 data = b""
                 if not frames:
                     break
-                # A frame completed: whatever follows is a new frame, to be admitted anew.
-                started = True
-                self._admitted = False
-                for frame in frames:
+                started = started or not held
+                for position, frame in enumerate(frames):
                     if self._closed:
                         return
+                    if self._paused_reasons and "write" in self._paused_reasons:
+                        self._hold(frames[position:])  # a response filled the write buffer
+                        break
                     self._dispatch(frame)
-                if len(frames) < room:
+                if not held and len(frames) < room:
                     # No whole frame is left: only this loop feeds the decoder (asyncio
                     # never calls data_received from inside a handler).
                     break
@@ -161,6 +180,26 @@ class Connection(asyncio.Protocol):
         if not self._closed:
             self._account_memory()
             self._track_frame_deadline(started)
+
+    def _take_frames(self, data: bytes, room: int) -> list[bytes]:
+        """Up to `room` frames: those held back first, then the decoder's (what is not
+        taken stays buffered, all of it when no slot is free)."""
+        if self._held:
+            self._decoder.feed(data, 0)  # only buffers
+            frames = [self._held.popleft() for _ in range(min(room, len(self._held)))]
+            self._held_bytes -= sum(map(len, frames))
+            return frames
+        frames = self._decoder.feed(data, room)
+        if frames and self._granted:
+            # A frame completed: whatever follows is a new frame, to be granted anew.
+            self._granted = 0
+            self.broker.request_memory.frame_ended(id(self))
+        return frames
+
+    def _hold(self, frames: list[bytes]) -> None:
+        """Keeps frames already taken from the decoder for when the client reads again."""
+        self._held.extend(frames)
+        self._held_bytes += sum(map(len, frames))
 
     def _track_frame_deadline(self, new_frame: bool) -> None:
         # A frame's deadline runs from its first byte: trickling bytes do not extend it.
@@ -172,22 +211,40 @@ class Connection(asyncio.Protocol):
     def _account_memory(self) -> None:
         memory = self.broker.request_memory
         owner = id(self)
+        held = (
+            self._in_flight_bytes
+            + self._held_bytes
+            + self._queued_response_bytes
+            + self._unsent_bytes
+        )
         buffered, missing = self._decoder.backlog()
-        if missing and not self._admitted:
-            self._admitted = memory.admits(owner)
-        if missing and not self._admitted:
-            # Wait for memory before reading more of this frame.
-            memory.set_held(owner, self._in_flight_bytes, stray=buffered)
-            self._pause("memory")
-            memory.park(owner, self._memory_freed)
-        else:
-            memory.set_held(owner, self._in_flight_bytes + buffered + missing)
+        if not missing:
+            memory.set_held(owner, held + buffered)
             if self._paused_reasons:  # the usual case has nothing to resume: skip the calls
                 self._resume("memory")
+        elif self._grant(memory, owner, buffered, missing):
+            memory.set_held(owner, held + self._granted)
+            if self._paused_reasons:
+                self._resume("memory")
+        else:
+            # Wait for memory before reading more of this frame.
+            granted = self._granted
+            memory.set_held(owner, held + granted, stray=max(buffered - granted, 0))
+            self._pause("memory")
+            memory.park(owner, self._memory_freed)
         if len(self._slots) >= self._max_in_flight:
             self._pause("in-flight")
         elif self._paused_reasons:
             self._resume("in-flight")
+
+    def _grant(self, memory: RequestMemory, owner: int, buffered: int, missing: int) -> bool:
+        """Grows the frame's grant to the next window if memory admits it; whether the
+        connection may read more of the frame."""
+        target = buffered + min(missing, max(FRAME_WINDOW, buffered))
+        if target > self._granted and memory.admits(owner):
+            self._granted = target
+            memory.frame_begun(owner)
+        return self._granted > buffered
 
     def _memory_freed(self) -> None:
         if not self._closed:
@@ -210,10 +267,20 @@ class Connection(asyncio.Protocol):
                 self.frame_started = self.broker.clock.monotonic()
 
     def pause_writing(self) -> None:
+        # The client does not read as fast as we answer: stop reading its requests, and
+        # count what waits in the write buffer as held memory until it drains.
         self._pause("write")
+        if self.transport is not None:
+            self._unsent_bytes = self.transport.get_write_buffer_size()
+        if not self._draining and not self._closed:
+            self._account_memory()
 
     def resume_writing(self) -> None:
+        # Below the low-water mark: what is left is small and no longer counted.
+        self._unsent_bytes = 0
         self._resume("write")
+        if not self._draining and not self._closed:
+            self._drain()  # the frames held back meanwhile; also settles memory
 
     # -- dispatch --------------------------------------------------------------------
     def _dispatch(self, frame: bytes) -> None:
@@ -300,12 +367,15 @@ class Connection(asyncio.Protocol):
             slot.payload = response.frame
         elif response is not None:
             slot.payload = encode_response(spec.api_key, ctx.correlation_id, response)
+        if slot.payload is not None:
+            self._queued_response_bytes += len(slot.payload)
         slot.done = True
         self._flush_ready()
 
     def _respond_now(self, payload: bytes) -> None:
         slot = _Slot(0)
         slot.payload = payload
+        self._queued_response_bytes += len(payload)
         slot.done = True
         self._slots.append(slot)
         self._flush_ready()
@@ -317,11 +387,14 @@ class Connection(asyncio.Protocol):
             slot = self._slots.popleft()
             self._in_flight_bytes -= slot.size
             if slot.payload is not None:
+                self._queued_response_bytes -= len(slot.payload)
                 ready.append(slot.payload)
         if self._closed or self.transport is None:
             return
         if ready:
             self.transport.writelines(ready)
+            if "write" in self._paused_reasons:  # still over the high-water mark: grew
+                self._unsent_bytes = self.transport.get_write_buffer_size()
         if self._draining:
             # The dispatch loop under us accounts once it is done; its caller (data_received
             # or this method, below) has just set last_active.

@@ -8,21 +8,25 @@ from collections.abc import Callable
 
 
 class RequestMemory:
-    """Bytes held by request frames being received or handled, across all connections.
+    """Bytes held by requests and responses, across all connections.
 
-    A connection commits the whole size of a frame when its size prefix arrives, and may
-    do so only while the committed total is under the limit (as Kafka's memory pool
-    does); otherwise it pauses reading until others release memory. Committing at the
-    prefix is what makes this deadlock-free: every frame that was admitted is read to its
-    end (or cut by the frame deadline), so committed memory is always released. Counting
-    only the bytes buffered so far let several half-received frames push the pool over
-    its limit together, each connection then paused waiting for the others, and none
-    could ever finish.
+    Counted per connection: frames being received (as far as granted, below), requests
+    being handled, and responses not yet taken by the client (finished behind a slower
+    one, or waiting in the socket's write buffer). A connection over the limit stops
+    reading until others release memory, as with Kafka's memory pool, so a client that
+    stops reading its responses holds at most what its in-flight requests answer.
 
-    Bytes a paused connection had already read past an unadmitted prefix (at most one
-    socket read) are `stray`: counted in `used` but not against admission, for the same
-    reason. The pool may overshoot by one frame; the one connection holding everything
-    committed is never refused, so a frame larger than the budget still gets through.
+    A frame is granted memory as it arrives, not at its size prefix: a window at a time
+    (connection.py grows it with what has arrived), each grant only while the committed
+    total is under the limit. A bare prefix claiming 100 MiB so holds one window, not
+    100 MiB for the whole frame deadline. Growing grants could deadlock (several
+    half-received frames, each waiting for memory the others hold), so the oldest frame
+    still arriving is always granted more: it completes, its request is handled and
+    releases memory, and the next oldest goes on. The pool may so overshoot by one frame;
+    the one connection holding everything committed is never refused either.
+
+    Bytes a paused connection had already read past its grant (at most one socket read)
+    are `stray`: counted in `used` but not against admission.
     """
 
     def __init__(self, limit: int) -> None:
@@ -32,6 +36,8 @@ class RequestMemory:
         self._holders: Counter[int] = Counter()
         self._committed: Counter[int] = Counter()
         self._paused: dict[int, Callable[[], None]] = {}
+        # Connections with a frame arriving, oldest first (dicts keep insertion order).
+        self._frames: dict[int, None] = {}
 
     def set_held(self, owner: int, committed: int, stray: int = 0) -> None:
         held = committed + stray
@@ -48,16 +54,40 @@ class RequestMemory:
             self._resume_all()
 
     def admits(self, owner: int) -> bool:
-        """Whether `owner` may commit memory for a new frame now."""
-        return self.committed < self.limit or self.committed == self._committed[owner]
+        """Whether `owner` may commit more memory for a frame now."""
+        return (
+            self.committed < self.limit
+            or self.committed == self._committed[owner]
+            or self._oldest_frame() == owner
+        )
+
+    def frame_begun(self, owner: int) -> None:
+        """`owner` was granted memory for a frame that is still arriving."""
+        if owner not in self._frames:
+            self._frames[owner] = None
+
+    def frame_ended(self, owner: int) -> None:
+        """`owner`'s frame arrived (or the connection went): if another frame is now the
+        oldest and its connection waits for memory, it may go on."""
+        if owner not in self._frames:
+            return
+        del self._frames[owner]
+        oldest = self._oldest_frame()
+        if oldest is not None and (retry := self._paused.pop(oldest, None)) is not None:
+            retry()
 
     def park(self, owner: int, retry: Callable[[], None]) -> None:
-        """Calls `retry` once the committed total is under the limit again."""
+        """Calls `retry` once the committed total is under the limit again (or `owner`'s
+        frame has become the oldest)."""
         self._paused[owner] = retry
 
     def forget(self, owner: int) -> None:
         self._paused.pop(owner, None)
+        self.frame_ended(owner)
         self.set_held(owner, 0)
+
+    def _oldest_frame(self) -> int | None:
+        return next(iter(self._frames), None)
 
     def _resume_all(self) -> None:
         # Parked connections retry in turn: the first to commit may fill the pool again,
