@@ -155,15 +155,24 @@ class Connection(asyncio.Protocol):
                     # requests would only pile more responses up in memory.
                     room = 0
                 held = bool(self._held)
-                try:
-                    frames = self._take_frames(data, room)
-                except FrameError as exc:
-                    self.close(str(exc))
-                    return
+                if held:
+                    frames = self._take_held(data, room)
+                else:
+                    try:
+                        # What is not taken stays buffered (all of it when no slot is free).
+                        frames = self._decoder.feed(data, room)
+                    except FrameError as exc:
+                        self.close(str(exc))
+                        return
+                    if frames:
+                        # A frame completed: whatever follows is a new one, granted anew.
+                        started = True
+                        if self._granted:
+                            self._granted = 0
+                            self.broker.request_memory.frame_ended(id(self))
                 data = b""
                 if not frames:
                     break
-                started = started or not held
                 for position, frame in enumerate(frames):
                     if self._closed:
                         return
@@ -181,19 +190,12 @@ class Connection(asyncio.Protocol):
             self._account_memory()
             self._track_frame_deadline(started)
 
-    def _take_frames(self, data: bytes, room: int) -> list[bytes]:
-        """Up to `room` frames: those held back first, then the decoder's (what is not
-        taken stays buffered, all of it when no slot is free)."""
-        if self._held:
-            self._decoder.feed(data, 0)  # only buffers
-            frames = [self._held.popleft() for _ in range(min(room, len(self._held)))]
-            self._held_bytes -= sum(map(len, frames))
-            return frames
-        frames = self._decoder.feed(data, room)
-        if frames and self._granted:
-            # A frame completed: whatever follows is a new frame, to be granted anew.
-            self._granted = 0
-            self.broker.request_memory.frame_ended(id(self))
+    def _take_held(self, data: bytes, room: int) -> list[bytes]:
+        """Up to `room` of the frames held back (they go before the decoder's); `data`
+        is only buffered."""
+        self._decoder.feed(data, 0)
+        frames = [self._held.popleft() for _ in range(min(room, len(self._held)))]
+        self._held_bytes -= sum(map(len, frames))
         return frames
 
     def _hold(self, frames: list[bytes]) -> None:
