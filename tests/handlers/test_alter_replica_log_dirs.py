@@ -159,9 +159,37 @@ def test_describe_log_dirs_shows_the_future_log_while_it_copies() -> None:
     assert 0 < future_size < during[(source, False)][0]
     future = manager.future_logs()[0][1]
     assert lag == 20 - future.log_end_offset > 0
-    while move_step(replicas, max_bytes=400):
+    while move_step(replicas, max_bytes=400) == "busy":
         pass
     after = described()
     assert set(after) == {(target, False)}
     assert partition.log.path == os.path.join(target, "t-0")
     assert after[(target, False)][0] == during[(source, False)][0]
+
+
+def test_copy_is_held_to_the_alter_log_dirs_quota() -> None:
+    """With replica.alter.log.dirs.io.max.bytes.per.second set, the copy stops once the
+    copied bytes exceed the quota (THROTTLED, nothing copied) and goes on when the bound
+    is lifted."""
+    fs = MemoryFileSystem()
+    manager = LogManager(fs, ["/a", "/b"], FakeClock(), LogConfig(), node_id=1, cluster_id="c")
+    manager.open()
+    replicas = ReplicaManager(manager, build_config([("node.id", "1"), ("log.dirs", "/a,/b")]))
+    replicas.host_topic(TopicInfo("q", uuid.uuid4(), 1))
+    partition = replicas.get("q", 0)
+    assert partition is not None
+    for i in range(20):
+        batch = build_batch([SimpleRecord(f"{i}".encode() * 40, timestamp=1)])
+        partition.append(batch, read_header(batch))
+    source = manager.log_dir_of("q", 0)
+    manager.start_move("q", 0, "/b" if source == "/a" else "/a")
+    replicas.dynamic_configs = {"replica.alter.log.dirs.io.max.bytes.per.second": "1"}
+    assert move_step(replicas, max_bytes=400) == "busy"
+    future = manager.future_logs()[0][1]
+    copied = future.log_end_offset
+    assert move_step(replicas, max_bytes=400) == "throttled"
+    assert future.log_end_offset == copied
+    replicas.dynamic_configs = {}
+    while move_step(replicas, max_bytes=400) == "busy":
+        pass
+    assert manager.moving() == [] and partition.log.log_end_offset == 20

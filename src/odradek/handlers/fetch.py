@@ -176,8 +176,13 @@ def _read_all(
         )
         read.last_stable_offset = lso
         limit = min(spec.max_bytes, remaining)
+        throttled = False
         if replica_id >= 0:
             upto = partition.log_end_offset
+            throttled = ctx.services.replicas.leader_quota.is_throttled(*_key_of(partition))
+            if throttled and _leader_holds_back(ctx, partition, replica_id):
+                reads.append(read)  # no records this time (Kafka's shouldLeaderThrottle)
+                continue
         else:
             upto = lso if read_committed else read.high_watermark
         if limit > 0 or min_one:
@@ -191,8 +196,21 @@ def _read_all(
             min_one = False
             if read_committed:
                 read.aborted = _aborted(partition, spec.fetch_offset, read.records)
+            if throttled:
+                ctx.services.replicas.leader_quota.record(len(read.records))
         reads.append(read)
     return reads
+
+
+def _key_of(partition: Partition) -> tuple[str, int]:
+    return partition.topic, partition.index
+
+
+def _leader_holds_back(ctx: RequestContext, partition: Partition, replica_id: int) -> bool:
+    """A throttled partition is left out of a follower's answer while the follower is
+    out of the ISR and the leader's replication quota is exceeded (in-sync followers
+    are never throttled, so the ISR does not thrash)."""
+    return replica_id not in partition.isr and ctx.services.replicas.leader_quota.is_exceeded()
 
 
 def _aborted(

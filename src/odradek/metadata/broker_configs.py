@@ -95,6 +95,29 @@ _DYNAMIC = [
         default_value="-2",
     ),
     _d(
+        "leader.replication.throttled.rate",
+        "long",
+        "Bytes per second this broker, as leader, serves to out-of-sync followers of the "
+        "replicas in leader.replication.throttled.replicas.",
+        0,
+        default_value=str(2**63 - 1),
+    ),
+    _d(
+        "follower.replication.throttled.rate",
+        "long",
+        "Bytes per second this broker, as an out-of-sync follower, fetches for the "
+        "replicas in follower.replication.throttled.replicas.",
+        0,
+        default_value=str(2**63 - 1),
+    ),
+    _d(
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        "long",
+        "Bytes per second copied for partitions moving between log dirs.",
+        1,
+        default_value=str(2**63 - 1),
+    ),
+    _d(
         "log.cleanup.policy",
         "list",
         "Default cleanup policy of topics.",
@@ -238,6 +261,20 @@ _READ_ONLY = [
     _r("auto.leader.rebalance.enable", "bool", "Move leaders back to preferred replicas."),
     _r("leader.imbalance.check.interval.seconds", "long", "How often leaders are balanced."),
     _r("leader.imbalance.per.broker.percentage", "int", "Imbalance that triggers it."),
+    BrokerConfigDef(
+        "replication.quota.window.num",
+        "int",
+        "Windows the replication throttle rate is measured over.",
+        minimum=1,
+        default_value="11",
+    ),
+    BrokerConfigDef(
+        "replication.quota.window.size.seconds",
+        "int",
+        "Length of one window of the replication throttle rate.",
+        minimum=1,
+        default_value="1",
+    ),
     # Transactions.
     _r("transaction.max.timeout.ms", "int", "Longest transaction timeout a producer may ask."),
     _r("transactional.id.expiration.ms", "int", "Forget idle transactional ids after this."),

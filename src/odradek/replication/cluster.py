@@ -158,7 +158,13 @@ class ClusterReplicas:
         self._unfollow(key)
         fetcher = self.fetchers.get(leader)
         if fetcher is None:
-            fetcher = ReplicaFetcher(leader, self.settings, self._address, self._truncate)
+            fetcher = ReplicaFetcher(
+                leader,
+                self.settings,
+                self._address,
+                self._truncate,
+                quota=self.replicas.follower_quota,
+            )
             self.fetchers[leader] = fetcher
             fetcher.start()
         fetcher.follow(partition)

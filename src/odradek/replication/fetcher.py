@@ -8,6 +8,11 @@ fetch. Fetched batches are appended byte for byte (`Log.append_as_follower`) and
 follower's high watermark follows the leader's. The leader parks a follower's fetch
 until it has something new, so an acks=all produce is answered about one round trip
 after the append.
+
+Throttling (replication/quota.py): a partition in this broker's
+follower.replication.throttled.replicas counts its fetched bytes against the follower
+quota, and while it is behind the leader's high watermark and the quota is exceeded it
+is left out of the fetch request, as Kafka's shouldFollowerThrottle.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from kio.schema.offset_for_leader_epoch.v3 import request as epoch_request
 from odradek.protocol.batch import CorruptBatchError
 from odradek.replication.client import BrokerClient, BrokerClientError
 from odradek.replication.partition import Partition
+from odradek.replication.quota import ReplicationQuota
 from odradek.storage.errors import KafkaStorageError, OffsetMismatchError
 
 log = logging.getLogger("odradek.fetcher")
@@ -72,6 +78,9 @@ class _Followed:
     # may not have learnt of its leadership yet, or our epoch is old and new metadata
     # is on its way), or the log failed.
     backoff_until: float = 0.0
+    # Caught up with the leader's high watermark at the last fetch (Kafka's in-sync
+    # fetch state): such a partition is never throttled.
+    in_sync: bool = False
 
     def ready(self, now: float) -> bool:
         return now >= self.backoff_until
@@ -83,6 +92,7 @@ class ReplicaFetcher:
     settings: FetcherSettings
     addresses: AddressBook
     truncate: Truncate
+    quota: ReplicationQuota | None = None
     partitions: dict[Key, _Followed] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _followed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -242,7 +252,9 @@ class ReplicaFetcher:
     async def _fetch_once(self, client: BrokerClient) -> None:
         now = asyncio.get_running_loop().time()
         ready = {
-            k: f for k, f in self.partitions.items() if not f.needs_truncation and f.ready(now)
+            k: f
+            for k, f in self.partitions.items()
+            if not f.needs_truncation and f.ready(now) and not self._throttled(k, f)
         }
         if not ready:
             await asyncio.sleep(RETRY_BACKOFF_S)
@@ -287,11 +299,23 @@ class ReplicaFetcher:
                 if fetched is not None and self.partitions.get(key) is fetched:
                     self._apply(fetched, data)
 
+    def _throttled(self, key: Key, followed: _Followed) -> bool:
+        """Kafka's shouldFollowerThrottle: behind, throttled, and over the quota."""
+        quota = self.quota
+        return (
+            quota is not None
+            and not followed.in_sync
+            and quota.is_throttled(*key)
+            and quota.is_exceeded()
+        )
+
     def _apply(self, followed: _Followed, data: object) -> None:
         error = data.error_code  # type: ignore[attr-defined]
         partition = followed.partition
         if error == ErrorCode.none:
             records = data.records  # type: ignore[attr-defined]
+            if self.quota is not None and self.quota.is_throttled(*_key(partition)):
+                self.quota.record(len(records or b""))
             if records and not self._append(followed, bytes(records)):
                 return
             leader_start = int(data.log_start_offset)  # type: ignore[attr-defined]
@@ -299,7 +323,9 @@ class ReplicaFetcher:
                 partition.log.maybe_increment_log_start_offset(
                     min(leader_start, partition.log.log_end_offset)
                 )
-            partition.set_follower_high_watermark(int(data.high_watermark))  # type: ignore[attr-defined]
+            leader_high_watermark = int(data.high_watermark)  # type: ignore[attr-defined]
+            partition.set_follower_high_watermark(leader_high_watermark)
+            followed.in_sync = partition.log.log_end_offset >= leader_high_watermark
         elif error == ErrorCode.offset_out_of_range:
             followed.needs_truncation = True
             self._reset_out_of_range(partition, int(data.log_start_offset))  # type: ignore[attr-defined]

@@ -2,7 +2,8 @@
 
 Topic configs are applied here: when a topic's overrides or the dynamic broker defaults
 change, every hosted partition of the topic gets a new LogConfig (the Log reads it on its
-next append, roll or flush), min.insync.replicas and produce policy, without a restart.
+next append, roll or flush), min.insync.replicas and produce policy, without a restart;
+and the replication quotas (replication/quota.py) their throttled partitions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from kio.schema.errors import ErrorCode
 
-from odradek.config import BrokerConfig
+from odradek.config import BrokerConfig, property_value
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import (
     DEFAULT_PRODUCE_POLICY,
@@ -21,6 +22,20 @@ from odradek.metadata.topic_config import (
     produce_policy,
 )
 from odradek.replication.partition import Partition
+from odradek.replication.quota import (
+    ALTER_LOG_DIRS_RATE,
+    DEFAULT_WINDOW_S,
+    DEFAULT_WINDOWS,
+    FOLLOWER_RATE,
+    FOLLOWER_REPLICAS,
+    LEADER_RATE,
+    LEADER_REPLICAS,
+    WINDOW_NUM,
+    WINDOW_SIZE_SECONDS,
+    ReplicationQuota,
+    rate_bound,
+    throttled_partitions,
+)
 from odradek.storage.manager import LogManager
 
 
@@ -32,6 +47,18 @@ class ReplicaManager:
         # Broker properties set through the configs APIs (this node's over the cluster's).
         self.dynamic_configs: Mapping[str, str] = {}
         self._produce_policies: dict[str, ProducePolicy] = {}
+        windows, window_s = _quota_windows(config)
+        # Bounds read from the dynamic broker configs whenever a quota is checked.
+        self.leader_quota = ReplicationQuota(
+            lambda: rate_bound(self.dynamic_configs, LEADER_RATE), windows, window_s
+        )
+        self.follower_quota = ReplicationQuota(
+            lambda: rate_bound(self.dynamic_configs, FOLLOWER_RATE), windows, window_s
+        )
+        # Copies between log dirs (AlterReplicaLogDirs): every byte counts.
+        self.alter_log_dirs_quota = ReplicationQuota(
+            lambda: rate_bound(self.dynamic_configs, ALTER_LOG_DIRS_RATE), windows, window_s
+        )
 
     def get(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
@@ -61,6 +88,7 @@ class ReplicaManager:
             partition.min_insync_replicas = int(effective["min.insync.replicas"])
             self.partitions[(topic.name, index)] = partition
         self._set_policy(topic.name, produce_policy(effective))
+        self._set_throttles(topic.name, effective)
 
     def apply_topic_config(self, topic: TopicInfo) -> None:
         """Gives every hosted partition of `topic` the settings its config now asks for."""
@@ -73,6 +101,17 @@ class ReplicaManager:
                 partition.log.config = settings
                 partition.min_insync_replicas = min_insync
         self._set_policy(topic.name, produce_policy(effective))
+        self._set_throttles(topic.name, effective)
+
+    def _set_throttles(self, topic: str, effective: Mapping[str, str]) -> None:
+        """The topic's throttled replica lists, as far as they name this broker."""
+        node = self.config.node_id
+        self.leader_quota.set_throttled(
+            topic, throttled_partitions(effective[LEADER_REPLICAS], node)
+        )
+        self.follower_quota.set_throttled(
+            topic, throttled_partitions(effective[FOLLOWER_REPLICAS], node)
+        )
 
     def set_dynamic_configs(self, dynamic: Mapping[str, str], topics: Iterable[TopicInfo]) -> None:
         """New dynamic broker properties; every topic's defaults follow them."""
@@ -89,6 +128,8 @@ class ReplicaManager:
     def remove_topic(self, topic: TopicInfo) -> None:
         """Stops hosting `topic` and deletes its files."""
         self._produce_policies.pop(topic.name, None)
+        self.leader_quota.set_throttled(topic.name, frozenset())
+        self.follower_quota.set_throttled(topic.name, frozenset())
         for index in [i for name, i in self.partitions if name == topic.name]:
             self.remove_partition(topic.name, index)
 
@@ -99,3 +140,13 @@ class ReplicaManager:
             partition.fail_acks_waiters(ErrorCode.not_leader_or_follower)
             partition.wake_waiters()
             self.log_manager.delete_log(topic, index)
+
+
+def _quota_windows(config: BrokerConfig) -> tuple[int, float]:
+    """replication.quota.window.num and replication.quota.window.size.seconds (static)."""
+    try:
+        windows = int(property_value(config, WINDOW_NUM) or DEFAULT_WINDOWS)
+        window_s = float(property_value(config, WINDOW_SIZE_SECONDS) or DEFAULT_WINDOW_S)
+    except ValueError:
+        return DEFAULT_WINDOWS, DEFAULT_WINDOW_S
+    return max(windows, 1), max(window_s, 0.001)
