@@ -153,3 +153,26 @@ def test_versions_before_8_get_the_bare_error_and_good_batches_pass(client: Wire
     assert response.error_code == ErrorCode.none
     assert (response.record_errors, response.error_message) == ((), None)
     assert log_end(client, name) == 2
+
+
+def test_leader_hint_responses_carry_record_errors_too() -> None:
+    """The response a cluster broker builds as kio objects when it names leaders (v10+)
+    keeps a partition's record errors and message; it encodes and decodes back."""
+    from types import SimpleNamespace
+
+    from odradek.handlers.context import RequestContext
+    from odradek.handlers.produce import TopicResult, _with_leader_hints
+    from odradek.protocol.codec import decode_response, encode_response
+
+    ctx = RequestContext(SimpleNamespace(cluster=None), 10, 7, None)  # type: ignore[arg-type]
+    refused = (0, int(ErrorCode.invalid_record), -1, -1, -1, ((1, "no key"),), "summary")
+    topics = [TopicResult("t", None, [refused, (1, 0, 5, -1, 0)])]
+    frame = encode_response(0, 7, _with_leader_hints(ctx, topics))
+    _correlation, response = decode_response(bytes(frame[4:]), 0, 10)
+    first, second = response.responses[0].partition_responses
+    assert first.error_code == ErrorCode.invalid_record
+    assert [(e.batch_index, e.batch_index_error_message) for e in first.record_errors] == [
+        (1, "no key")
+    ]
+    assert first.error_message == "summary"
+    assert (second.base_offset, second.record_errors, second.error_message) == (5, (), None)
