@@ -171,7 +171,7 @@ def test_console_consumer_options_on_kcat_records(
     first = cli("consume", topic, "--from-beginning", "--max-messages", "1")
     assert first.code == 0 and first.out == "v1\n", first
     started = time.monotonic()
-    idle = cli("consume", topic, "--from-beginning", "--timeout-ms", "1500")
+    idle = cli("consume", topic, "--from-beginning", "--timeout-ms", "3000")
     assert idle.code == 0 and idle.out.splitlines() == ["v1", "v2", "v3"], idle
     assert time.monotonic() - started < 20
 

@@ -97,10 +97,10 @@ def perf_produce(args: argparse.Namespace) -> int:
     txn = Transactions(producer, txn_ms / 1000, 30 + conn.timeout) if txn_ms else None
     line = LiveLine("produce", args.num_records)
     stats = ProduceStats(line)
-    started = time.monotonic()
     try:
         if txn is not None:
-            txn.init()
+            txn.init()  # before the clock starts, as Kafka's tool: not part of the run
+        started = time.monotonic()
         for i in range(args.num_records):
             _throttle(args.throughput, i, started)
             key = f"key-{i % args.keys}".encode() if args.keys else None
