@@ -43,12 +43,22 @@ def test_line_redrawn_in_place_on_a_terminal() -> None:
     """On a terminal the line is redrawn after a carriage return, erasing the old tail, at
     most every quarter second (but always at the end), and erased on close."""
     stream = Terminal()
-    line = LiveLine("consume", 3, stream)
+    now = [100.0]
+    line = LiveLine("consume", 4, stream, clock=lambda: now[0])
     line.update(1, 10)
+    now[0] += 0.1
     line.update(2, 20)  # too soon after the first: not drawn
-    line.update(3, 30)  # the last record: drawn
+    now[0] += 0.2
+    line.update(3, 30)  # a quarter second after the first: drawn
+    now[0] += 0.01
+    line.update(4, 40)  # the last record: drawn at once
     drawn = stream.getvalue().split("\r")[1:]
-    assert [d.split(" records")[0] for d in drawn] == ["consume: 1/3", "consume: 3/3"]
+    assert [d.split(" records")[0] for d in drawn] == [
+        "consume: 1/4",
+        "consume: 3/4",
+        "consume: 4/4",
+    ]
+    assert "10.0 records/sec" in drawn[1]  # 3 records in 0.3 s
     assert all(d.endswith("\x1b[K") for d in drawn)
     line.close()
     assert stream.getvalue().endswith("\r\x1b[K")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 MB = 1024 * 1024
@@ -41,20 +42,28 @@ class LiveLine:
     """Redraws `format_progress` on `stream` (stderr by default) at most every REDRAW_S;
     does nothing at all when the stream is not a terminal."""
 
-    def __init__(self, what: str, total: int, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.what = what
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty()
-        self.started = time.monotonic()
-        self.drawn_at = 0.0
+        self.clock = clock
+        self.started = clock()
+        self.drawn_at: float | None = None
 
     def update(self, done: int, size: int, latency_ms: tuple[float, float] | None = None) -> None:
         """Shows the new figures if the last redraw is old enough (or the run is done)."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if now - self.drawn_at < REDRAW_S and done < self.total:
+        now = self.clock()
+        recent = self.drawn_at is not None and now - self.drawn_at < REDRAW_S
+        if recent and done < self.total:
             return
         self.drawn_at = now
         line = format_progress(self.what, done, self.total, now - self.started, size, latency_ms)
@@ -63,6 +72,6 @@ class LiveLine:
 
     def close(self) -> None:
         """Erases the line, so the summary that follows starts on a clean line."""
-        if self.enabled and self.drawn_at:
+        if self.enabled and self.drawn_at is not None:
             self.stream.write(_CLEAR)
             self.stream.flush()
