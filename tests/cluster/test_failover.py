@@ -112,8 +112,17 @@ def test_paused_leader_acknowledges_nothing_the_new_leader_lacks(zookeeper: ZooK
         cluster.create_topic("rides", 1, 3, {"min.insync.replicas": "2"})
         # A frozen broker still accepts TCP connections, so the client learns of the new
         # leader only by timing its requests out and refreshing metadata; short settings
-        # keep that within the test's bounds (Kafka's clients behave the same).
-        settings = {"request.timeout.ms": 4000, "topic.metadata.refresh.interval.ms": 1000}
+        # keep that within the test's bounds (Kafka's clients behave the same). An
+        # idempotent librdkafka producer moves a partition to its new leader only once the
+        # requests in flight to the old one are over, and librdkafka times a request out
+        # after socket.timeout.ms (60 s by default; request.timeout.ms is the broker's
+        # acks wait): without it the test passed only when the pause caught no request
+        # in flight.
+        settings = {
+            "request.timeout.ms": 4000,
+            "socket.timeout.ms": 4000,
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
         producer = BackgroundProducer(cluster.bootstrap_servers, "rides", **settings).start()
         wait_until(lambda: producer.log.count() > 50, 30, "acks flowing")
         leader = cluster.leader_of("rides", 0)
