@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 # Bytecode is written here because an environment may forbid writing it at import
 # (PYTHONDONTWRITEBYTECODE), which costs every broker start a compile of the sources.
+CONSOLE ?= http://127.0.0.1:9095
 run: $(STAMP)
 	$(PY) -m compileall -q src >/dev/null
-	$(PY) -m odradek broker
+	@echo "odradek: Kafka on 127.0.0.1:9092, metrics on $(CONSOLE)/metrics"
+	$(PY) -m odradek broker --set console.listeners=$(CONSOLE)
 
 # kcat for the interop tests; java and the zookeeper jars for the cluster tests.
 system-deps:

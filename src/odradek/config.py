@@ -43,6 +43,8 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "node.id": ("node_id", _int, 0),
     "broker.id": ("node_id", _int, 0),
     "listeners": ("listeners", _list, None),
+    # The HTTP listener of /metrics (docs/monitoring.md); none unless set.
+    "console.listeners": ("console_listeners", _list, None),
     "advertised.listeners": ("advertised_listeners", _list, None),
     "log.dirs": ("log_dirs", _list, None),
     "log.dir": ("log_dirs", _list, None),
@@ -147,6 +149,7 @@ class BrokerConfig:
     node_id: int = 1
     listeners: tuple[str, ...] = ("PLAINTEXT://127.0.0.1:9092",)
     advertised_listeners: tuple[str, ...] = ()
+    console_listeners: tuple[str, ...] = ()
     log_dirs: tuple[str, ...] = ("./data",)
     num_partitions: int = 1
     default_replication_factor: int = 1

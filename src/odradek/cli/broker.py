@@ -50,6 +50,14 @@ async def _serve(config: BrokerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await broker.start()
+    if config.console_listeners:
+        from odradek.console import serve_console
+
+        try:
+            await serve_console(broker)
+        except BaseException:
+            await broker.stop()
+            raise
     try:
         await stop.wait()
     finally:

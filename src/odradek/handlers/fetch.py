@@ -185,6 +185,7 @@ def _read_all(
                 continue
         else:
             upto = lso if read_committed else read.high_watermark
+            partition.fetch_requests += 1
         if limit > 0 or min_one:
             try:
                 data = partition.log.read(spec.fetch_offset, limit, upto, min_one)
@@ -198,6 +199,8 @@ def _read_all(
                 read.aborted = _aborted(partition, spec.fetch_offset, read.records)
             if throttled:
                 ctx.services.replicas.leader_quota.record(len(read.records))
+            if replica_id < 0:
+                partition.bytes_out += len(read.records)
         reads.append(read)
     return reads
 

@@ -219,6 +219,9 @@ def _produce_topic(
             result = refused  # KIP-890: not in the producer's transaction (or unverifiable)
         else:
             result = _append(partition, data.records, acks, policy, now_ms)
+            partition.produce_requests += 1
+            if not isinstance(result, AppendInfo):
+                partition.failed_produce_requests += 1
             if acks == -1 and isinstance(result, AppendInfo) and partition.replicated:
                 future = partition.wait_for_replication(result.last_offset + 1)
                 if future is not None:

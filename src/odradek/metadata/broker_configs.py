@@ -217,6 +217,7 @@ _READ_ONLY = [
     _r("auto.create.topics.enable", "bool", "Create a topic when a client asks for it."),
     _r("broker.id", "int", "This broker's id (same as node.id)."),
     _r("cluster.id", "string", "The cluster id, checked against the data directory."),
+    _r("console.listeners", "string", "HTTP listeners serving /metrics (http://host:port)."),
     _r("connections.max.idle.ms", "long", "Close connections idle this long."),
     _r("default.replication.factor", "int", "Replication factor of auto-created topics."),
     _r("delete.topic.enable", "bool", "Whether topics may be deleted."),

@@ -55,17 +55,25 @@ class Partition:
         "_acks_waiters",
         "_high_watermark",
         "_waiters",
+        "bytes_in",
+        "bytes_out",
         "draining",
+        "failed_produce_requests",
+        "fetch_requests",
         "followers",
         "index",
         "is_leader",
         "isr",
+        "isr_expands",
         "isr_pending",
+        "isr_shrinks",
         "leader_epoch",
         "leader_id",
         "log",
+        "messages_in",
         "min_insync_replicas",
         "node_id",
+        "produce_requests",
         "replicas",
         "replicated",
         "topic",
@@ -105,6 +113,12 @@ class Partition:
         self._high_watermark = log.log_end_offset
         # (offset the high watermark must reach, future answered with an error code)
         self._acks_waiters: list[tuple[int, asyncio.Future[ErrorCode]]] = []
+        # Counters for the metrics listener (Kafka's BrokerTopicMetrics and the
+        # ReplicaManager's ISR meters), plain ints so counting costs next to nothing:
+        # appended by this broker as leader, read by consumers, requests for the partition.
+        self.bytes_in = self.messages_in = self.bytes_out = 0
+        self.produce_requests = self.failed_produce_requests = self.fetch_requests = 0
+        self.isr_shrinks = self.isr_expands = 0
 
     @property
     def high_watermark(self) -> int:
@@ -173,6 +187,8 @@ class Partition:
     def append(self, records: bytes, header: BatchHeader) -> AppendInfo:
         """Appends a validated producer batch and wakes every fetch parked on this partition."""
         info = self.log.append_as_leader(records, header, self.leader_epoch)
+        self.bytes_in += len(records)
+        self.messages_in += info.last_offset - info.base_offset + 1
         if self.replicated:
             self._maybe_advance_high_watermark()
         if self._waiters:
@@ -327,6 +343,10 @@ class Partition:
 
     def apply_isr(self, isr: tuple[int, ...], zk_version: int) -> None:
         """ZooKeeper accepted the ISR (written with `zk_version` as its new version)."""
+        if not set(self.isr) <= set(isr):
+            self.isr_shrinks += 1
+        if not set(isr) <= set(self.isr):
+            self.isr_expands += 1
         self.isr, self.zk_version = isr, zk_version
         self.isr_pending = False
         self._maybe_advance_high_watermark()

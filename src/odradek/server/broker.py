@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
@@ -29,6 +30,7 @@ from odradek.replication.log_dir_mover import run_mover
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.server.connection import Connection
 from odradek.server.limits import ConnectionLimits, RequestMemory
+from odradek.server.stats import RequestStats
 from odradek.server.transactions import build_transaction_coordinator
 from odradek.storage.fs import FileSystem, OsFileSystem
 from odradek.storage.manager import LogManager
@@ -60,6 +62,12 @@ class Broker:
             config.max_connections, config.max_connections_per_ip
         )
         self.request_memory = RequestMemory(config.queued_max_request_bytes)
+        self.request_stats = RequestStats()
+        # Set by start(): how long opening the logs (recovery included) took.
+        self.log_load_seconds = 0.0
+        # Closed first at stop(): what serves on top of the broker (the metrics listener
+        # of odradek.console, which the layers keep from being started from here).
+        self._attached: list[Callable[[], Awaitable[None]]] = []
         self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._unsupported_api_versions: bytearray | None = None  # built on first use
@@ -73,6 +81,11 @@ class Broker:
     def services(self) -> BrokerServices:
         assert self._services is not None, "broker not started"
         return self._services
+
+    @property
+    def started(self) -> bool:
+        """Whether start() has finished."""
+        return self._services is not None
 
     @property
     def port(self) -> int:
@@ -110,7 +123,9 @@ class Broker:
         self.log_manager = LogManager(
             self.fs, list(self.config.log_dirs), self.clock, default_log_config
         )
+        opened = time.monotonic()
         self.log_manager.open(node_id=self.config.node_id, cluster_id=metadata.cluster_id)
+        self.log_load_seconds = time.monotonic() - opened
         replicas = ReplicaManager(self.log_manager, self.config)
         replicas.dynamic_configs = dynamic
         cluster = None
@@ -170,6 +185,15 @@ class Broker:
             len(metadata.topics),
             (time.monotonic() - started) * 1000,
         )
+
+    def attach(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Registers something serving on top of this broker, closed first by stop()."""
+        self._attached.append(close)
+
+    @property
+    def cluster_node(self) -> ClusterNode | None:
+        """This broker's membership of a ZooKeeper cluster; None on a single node."""
+        return self._cluster
 
     def _remove_stray_logs(self, metadata: TopicImage) -> None:
         """Deletes partition logs the image does not know: left by a crash while a topic
@@ -297,6 +321,9 @@ class Broker:
 
     async def stop(self) -> None:
         """Stops listening, closes connections, flushes and closes every log."""
+        attached, self._attached = self._attached, []
+        for close in attached:
+            await close()
         for server in self._servers:
             server.close()
         if self._cluster is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import types
 from collections import deque
 from collections.abc import Coroutine, Generator
@@ -49,13 +50,30 @@ FRAME_WINDOW = 64 * 1024
 TASK_NAME_PREFIX = "odradek-api-"
 
 
-class _Slot:
-    __slots__ = ("done", "payload", "size")
+_clock = time.perf_counter
 
-    def __init__(self, size: int) -> None:
+
+class _Slot:
+    # api_key is -1 for answers the connection gives itself (not counted in RequestStats);
+    # the times are perf_counter readings for server/stats.py.
+    __slots__ = (
+        "api_key",
+        "api_version",
+        "completed",
+        "done",
+        "local_end",
+        "payload",
+        "size",
+        "started",
+    )
+
+    def __init__(self, size: int, api_key: int = -1, api_version: int = 0) -> None:
         self.done = False
         self.payload: bytes | bytearray | None = None
         self.size = size
+        self.api_key = api_key
+        self.api_version = api_version
+        self.started = self.local_end = self.completed = 0.0
 
 
 class Connection(asyncio.Protocol):
@@ -101,6 +119,7 @@ class Connection(asyncio.Protocol):
             return
         self._counted = True
         self.broker.connections.add(self)
+        self.broker.request_stats.connections_created += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -318,9 +337,10 @@ class Connection(asyncio.Protocol):
         self._run(spec, ctx, body, len(frame))
 
     def _run(self, spec: ApiSpec, ctx: RequestContext, body: Any, size: int) -> None:
-        slot = _Slot(size)
+        slot = _Slot(size, spec.api_key, ctx.api_version)
         self._slots.append(slot)
         self._in_flight_bytes += size
+        slot.started = _clock()
         try:
             if spec.is_async:
                 self._start(spec, ctx, slot, spec.handler(ctx, body))
@@ -343,6 +363,7 @@ class Connection(asyncio.Protocol):
         except StopIteration as done:
             self._complete(slot, spec, ctx, done.value)
             return
+        slot.local_end = _clock()  # what follows is waiting (Kafka's remote time)
         task = asyncio.ensure_future(_resume(coro, yielded))
         task.set_name(f"{TASK_NAME_PREFIX}{spec.api_key}")  # its coroutine is _resume's
         self._tasks.add(task)
@@ -371,6 +392,9 @@ class Connection(asyncio.Protocol):
             slot.payload = encode_response(spec.api_key, ctx.correlation_id, response)
         if slot.payload is not None:
             self._queued_response_bytes += len(slot.payload)
+        slot.completed = _clock()
+        if not slot.local_end:
+            slot.local_end = slot.completed  # answered inline: no remote time
         slot.done = True
         self._flush_ready()
 
@@ -385,9 +409,20 @@ class Connection(asyncio.Protocol):
     def _flush_ready(self) -> None:
         """Writes every finished response at the head of the queue, in order."""
         ready: list[bytes | bytearray] = []
+        sent = 0.0
         while self._slots and self._slots[0].done:
             slot = self._slots.popleft()
             self._in_flight_bytes -= slot.size
+            if slot.api_key >= 0:
+                sent = sent or _clock()
+                self.broker.request_stats.record(
+                    slot.api_key,
+                    slot.api_version,
+                    slot.started,
+                    slot.local_end,
+                    slot.completed,
+                    sent,
+                )
             if slot.payload is not None:
                 self._queued_response_bytes -= len(slot.payload)
                 ready.append(slot.payload)

@@ -185,6 +185,10 @@ class Log:
         return list(self._segments)
 
     @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
     def offline(self) -> bool:
         return self._offline
 

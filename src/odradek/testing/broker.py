@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from odradek.config import build_config
+from odradek.console import serve_console
 from odradek.handlers.topics import TopicError, check_new_topic, create_topic, delete_topic
 from odradek.server.broker import Broker as _Broker
 from odradek.storage.fs import FileSystem
@@ -60,6 +61,9 @@ class Broker:
         self._thread: threading.Thread | None = None
         self.start_seconds: float | None = None
         """How long the last start took, from `start()` to accepting connections."""
+        self.console_url: str | None = None
+        """`http://127.0.0.1:PORT` of the first `console.listeners` entry (off unless the
+        config names one, e.g. `{"console.listeners": "http://127.0.0.1:0"}`)."""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -101,7 +105,7 @@ class Broker:
         self._loop = loop
         try:
             self.broker = _Broker(self.config, fs=self.fs)
-            loop.run_until_complete(self.broker.start())
+            loop.run_until_complete(self._start_broker(self.broker))
         except BaseException as exc:
             ready.set_exception(exc)
             loop.close()
@@ -110,6 +114,15 @@ class Broker:
         loop.run_forever()
         loop.run_until_complete(self.broker.stop())
         loop.close()
+
+    async def _start_broker(self, broker: _Broker) -> None:
+        await broker.start()
+        try:
+            console = await serve_console(broker)
+        except BaseException:
+            await broker.stop()
+            raise
+        self.console_url = console.urls[0] if console is not None else None
 
     def stop(self) -> None:
         """Stops cleanly (flushes and closes every log); idempotent."""
@@ -148,7 +161,7 @@ class Broker:
     async def __aenter__(self) -> Broker:
         started = time.perf_counter()
         self.broker = _Broker(self.config, fs=self.fs)
-        await self.broker.start()
+        await self._start_broker(self.broker)
         self.start_seconds = time.perf_counter() - started
         return self
 

@@ -1,0 +1,104 @@
+"""The aiohttp application and its sites, bound to `console.listeners`.
+
+Each page module contributes routes (`metrics.routes` today); a new page is one more entry
+in `ROUTE_PROVIDERS`. Requests are small GETs: aiohttp's parser refuses request lines and
+headers over 8 KiB with 400, bodies over `MAX_BODY_BYTES` get 413, unknown paths 404 and
+other methods 405, and none of it touches the broker's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from odradek.config import ConfigError, parse_listener
+from odradek.console import metrics
+from odradek.server.broker import Broker
+
+log = logging.getLogger("odradek.console")
+
+# No page takes a body: anything larger than this is refused before it is read.
+MAX_BODY_BYTES = 16 * 1024
+
+ROUTE_PROVIDERS: tuple[Callable[[Broker], Iterable[web.RouteDef]], ...] = (metrics.routes,)
+
+
+def build_app(broker: Broker) -> web.Application:
+    """The application with every page's routes."""
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, handler_args={"logger": _ClientErrorsQuiet(log)}
+    )
+    for provider in ROUTE_PROVIDERS:
+        app.add_routes(list(provider(broker)))
+    return app
+
+
+def _bind(listener: str) -> socket.socket:
+    """A listening socket for `http://host:port` (port 0: a free one)."""
+    scheme, host, port = parse_listener(listener)
+    if scheme.lower() != "http":
+        raise ConfigError(f"console listener {listener!r}: only http:// is served")
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class _ClientErrorsQuiet(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp logs a request it cannot parse (a 400 it already answered) with a
+    traceback at ERROR: one line at INFO is enough, and a client sending garbage cannot
+    fill the log with tracebacks. Errors of the pages themselves stay at ERROR."""
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info("refused an HTTP request: %s %s", exc_info.code, exc_info.message)
+            return
+        self.error(msg, *args, exc_info=exc_info, **kw)
+
+
+class ConsoleListener:
+    """The HTTP sites of one broker; `bound` lists (host, port) once started."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.bound: list[tuple[str, int]] = []
+        self._runner = web.AppRunner(build_app(broker), handle_signals=False, access_log=None)
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://{_host(host)}:{port}" for host, port in self.bound]
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        try:
+            for listener in self.broker.config.console_listeners:
+                sock = _bind(listener)
+                site = web.SockSite(self._runner, sock)
+                await site.start()
+                host, port = sock.getsockname()[:2]
+                self.bound.append((host, port))
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        log.info("console and /metrics on %s", ", ".join(self.urls))
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

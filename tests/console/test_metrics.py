@@ -1,0 +1,144 @@
+"""/metrics over HTTP on a real broker: off unless configured, counters that move with
+produce and consume, consumer lag, and hostile requests answered with a 4xx."""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from odradek.testing import Broker
+
+TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def console_broker() -> Iterator[Broker]:
+    """A broker with its HTTP listener on a free loopback port."""
+    with Broker(config={"console.listeners": "http://127.0.0.1:0"}) as broker:
+        yield broker
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def scrape(broker: Broker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics by (name, sorted labels)."""
+    assert broker.console_url is not None
+    status, body = _get(broker.console_url + "/metrics")
+    assert status == 200
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _raw(broker: Broker, request_line: str, extra: bytes = b"") -> int:
+    """Sends a hand-written request; the status code of the answer."""
+    assert broker.console_url is not None
+    address = urlsplit(broker.console_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=TIMEOUT_S)
+    try:
+        connection.putrequest(*request_line.split(" ", 1), skip_accept_encoding=True)
+        if extra:
+            connection.putheader("Content-Length", str(len(extra)))
+        connection.endheaders(extra or None)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_listener_is_off_unless_configured() -> None:
+    """A broker without `console.listeners` opens no HTTP listener."""
+    with Broker() as broker:
+        assert broker.console_url is None
+
+
+def test_counters_and_lag_follow_produce_and_consume(console_broker: Broker) -> None:
+    """Producing 10 records moves bytes and messages in, the log's size and end offset;
+    consuming moves bytes out; a commit at offset 4 shows a lag of 6 for the group."""
+    topic = console_broker.create_topic("metrics-flow", partitions=1)
+    before = scrape(console_broker)
+    assert before[("kafka_log_log_logendoffset", (("partition", "0"), ("topic", topic)))] == 0
+    producer = Producer({"bootstrap.servers": console_broker.bootstrap_servers})
+    for i in range(10):
+        producer.produce(topic, value=b"v%d" % i)
+    assert producer.flush(TIMEOUT_S) == 0
+    after = scrape(console_broker)
+    by_topic = (("topic", topic),)
+    assert after[("kafka_server_brokertopicmetrics_messagesin_total", by_topic)] == 10
+    assert after[("kafka_server_brokertopicmetrics_bytesin_total", by_topic)] > 10 * 2
+    assert after[("kafka_server_brokertopicmetrics_totalproducerequests_total", by_topic)] >= 1
+    partition = (("partition", "0"), ("topic", topic))
+    assert after[("kafka_log_log_logendoffset", partition)] == 10
+    assert after[("kafka_log_log_size", partition)] > 0
+    assert after[("kafka_log_log_numlogsegments", partition)] == 1
+    produce = (("request", "Produce"),)
+    assert after[("kafka_network_requestmetrics_totaltimems_count", produce)] >= 1
+
+    consumer = _consumer(console_broker, "metrics-group")
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        read = _read(consumer, 10)
+        assert len(read) == 10
+        consumer.commit(offsets=[TopicPartition(topic, 0, 4)], asynchronous=False)
+    finally:
+        consumer.close()
+    final = scrape(console_broker)
+    assert final[("kafka_server_brokertopicmetrics_bytesout_total", by_topic)] > 0
+    group = (("consumergroup", "metrics-group"), ("partition", "0"), ("topic", topic))
+    assert final[("kafka_consumergroup_current_offset", group)] == 4
+    assert final[("kafka_consumergroup_lag", group)] == 6
+    assert final[("kafka_server_socket_server_metrics_connection_creation_total", ())] >= 2
+    assert final[("kafka_server_replicamanager_partitioncount", ())] >= 1
+    assert final[("kafka_controller_kafkacontroller_activecontrollercount", ())] == 1
+
+
+def _consumer(broker: Broker, group: str) -> Any:
+    return Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def _read(consumer: Any, count: int) -> list[Any]:
+    read: list[Any] = []
+    for _ in range(int(TIMEOUT_S / 0.5)):
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            read.append(message)
+        if len(read) >= count:
+            break
+    return read
+
+
+def test_hostile_requests_get_a_4xx_and_leave_the_broker_serving(console_broker: Broker) -> None:
+    """A path outside the app, a path climbing out of it, a huge query string, huge
+    headers, another method and a large body each get a 4xx; afterwards /metrics and the
+    Kafka listener still answer."""
+    assert console_broker.console_url is not None
+    assert _get(console_broker.console_url + "/etc/passwd")[0] == 404
+    assert _raw(console_broker, "GET /../../etc/passwd") == 404
+    assert _raw(console_broker, "GET /metrics?" + "q=" + "x" * 200_000) in (400, 414)
+    assert _raw(console_broker, "DELETE /metrics") == 405
+    assert _raw(console_broker, "POST /metrics", b"x" * 100_000) in (405, 413)
+    assert scrape(console_broker)[("kafka_controller_kafkacontroller_activecontrollercount", ())]
+    producer = Producer({"bootstrap.servers": console_broker.bootstrap_servers})
+    assert producer.list_topics(timeout=TIMEOUT_S).brokers
