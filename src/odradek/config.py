@@ -82,6 +82,22 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", _int, 0),
     "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", _int, 0),
     "group.max.size": ("group_max_size", _int, 1),
+    "group.consumer.heartbeat.interval.ms": ("group_consumer_heartbeat_interval_ms", _int, 1),
+    "group.consumer.min.heartbeat.interval.ms": (
+        "group_consumer_min_heartbeat_interval_ms",
+        _int,
+        1,
+    ),
+    "group.consumer.max.heartbeat.interval.ms": (
+        "group_consumer_max_heartbeat_interval_ms",
+        _int,
+        1,
+    ),
+    "group.consumer.session.timeout.ms": ("group_consumer_session_timeout_ms", _int, 1),
+    "group.consumer.min.session.timeout.ms": ("group_consumer_min_session_timeout_ms", _int, 1),
+    "group.consumer.max.session.timeout.ms": ("group_consumer_max_session_timeout_ms", _int, 1),
+    "group.consumer.max.size": ("group_consumer_max_size", _int, 1),
+    "group.consumer.assignors": ("group_consumer_assignors", _list, None),
     "offsets.topic.num.partitions": ("offsets_topic_num_partitions", _int, 1),
     "offsets.topic.segment.bytes": ("offsets_topic_segment_bytes", _int, 14),
     "offsets.retention.minutes": ("offsets_retention_minutes", _int, 1),
@@ -184,6 +200,16 @@ class BrokerConfig:
     # while still gathering consumers that start together (docs/groups.md).
     group_initial_rebalance_delay_ms: int = 200
     group_max_size: int = 2**31 - 1
+    # KIP-848 consumer groups (docs/groups.md); Kafka's defaults and bounds. Only the
+    # uniform assignor exists here so far.
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    group_consumer_min_heartbeat_interval_ms: int = 5_000
+    group_consumer_max_heartbeat_interval_ms: int = 15_000
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_min_session_timeout_ms: int = 45_000
+    group_consumer_max_session_timeout_ms: int = 60_000
+    group_consumer_max_size: int = 2**31 - 1
+    group_consumer_assignors: tuple[str, ...] = ("uniform",)
     offsets_topic_num_partitions: int = 50
     offsets_topic_segment_bytes: int = 100 * 1024 * 1024
     offsets_retention_minutes: int = 7 * 24 * 60
@@ -278,7 +304,37 @@ def build_config(items: Iterable[tuple[str, str]]) -> BrokerConfig:
             values[field_name] = parsed
         else:
             unknown[name] = value
-    return dataclasses.replace(BrokerConfig(), **values, unknown=unknown)
+    config = dataclasses.replace(BrokerConfig(), **values, unknown=unknown)
+    _check_consumer_group_bounds(config)
+    return config
+
+
+def _check_consumer_group_bounds(c: BrokerConfig) -> None:
+    """Kafka's start-up checks of the KIP-848 group settings: each value within its
+    bounds, and the heartbeat interval below the session timeout."""
+    for name, value, low, high in (
+        (
+            "group.consumer.heartbeat.interval.ms",
+            c.group_consumer_heartbeat_interval_ms,
+            c.group_consumer_min_heartbeat_interval_ms,
+            c.group_consumer_max_heartbeat_interval_ms,
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            c.group_consumer_session_timeout_ms,
+            c.group_consumer_min_session_timeout_ms,
+            c.group_consumer_max_session_timeout_ms,
+        ),
+    ):
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    if c.group_consumer_heartbeat_interval_ms >= c.group_consumer_session_timeout_ms:
+        raise ConfigError(
+            "group.consumer.heartbeat.interval.ms must be less than "
+            "group.consumer.session.timeout.ms"
+        )
+    if not c.group_consumer_assignors or any(a != "uniform" for a in c.group_consumer_assignors):
+        raise ConfigError("group.consumer.assignors: only 'uniform' is supported")
 
 
 def parse_listener(listener: str) -> tuple[str, str, int]:

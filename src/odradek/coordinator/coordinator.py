@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,7 +36,16 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
-from odradek.coordinator import membership, offsets, sync, txn_offsets
+from odradek.coordinator import (
+    consumer_membership,
+    consumer_records,
+    membership,
+    offsets,
+    sync,
+    txn_offsets,
+)
+from odradek.coordinator.consumer_group import ConsumerGroup
+from odradek.coordinator.consumer_records import ConsumerGroupKey
 from odradek.coordinator.group import CommittedOffset, Group, GroupState, Member
 from odradek.coordinator.record_log import (
     OFFSETS_TOPIC,
@@ -59,6 +68,7 @@ from odradek.coordinator.records import (
     encode_key,
     encode_value,
 )
+from odradek.metadata.store import TopicInfo
 
 log = logging.getLogger("odradek.coordinator")
 
@@ -153,6 +163,9 @@ class GroupCoordinator:
         self.log = record_log
         self.new_member_id = new_member_id
         self.groups: dict[str, Group] = {}
+        # KIP-848 consumer groups (consumer_membership.py). Their committed offsets live
+        # in `groups` like any group's, under a classic Group that stays Empty.
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
         self._next_offsets_check = 0.0
         # The __consumer_offsets partitions whose groups are here; None: all of them (a
         # single broker). A cluster broker starts with none and learns them as it leads.
@@ -206,6 +219,8 @@ class GroupCoordinator:
         gone = [g for g in self.groups if partition_for(g, count) == partition]
         for group_id in gone:
             membership.unload(self.groups.pop(group_id))
+        for group_id in [g for g in self.consumer_groups if partition_for(g, count) == partition]:
+            del self.consumer_groups[group_id]
         txn_offsets.forget_groups(self, gone)
 
     # -- records: the only way durable state changes ---------------------------------
@@ -264,6 +279,10 @@ class GroupCoordinator:
     ) -> None:
         """Applies one record; `position` orders it in its partition's log and
         `producer_id` (>= 0) says it belongs to that producer's open transaction."""
+        if isinstance(key, ConsumerGroupKey):
+            if not isinstance(value, (OffsetValue, GroupValue)):
+                consumer_membership.replay(self, key, value)
+            return
         if isinstance(key, OffsetKey):
             if producer_id >= 0:
                 if value is None or isinstance(value, OffsetValue):
@@ -413,7 +432,18 @@ class GroupCoordinator:
         return [
             (g.group_id, g.protocol_type or "", g.state.value)
             for g in self.groups.values()
-            if (not wanted or g.state.value.lower() in wanted) and self.coordinates(g.group_id)
+            if (not wanted or g.state.value.lower() in wanted)
+            and self.coordinates(g.group_id)
+            and g.group_id not in self.consumer_groups
+        ]
+
+    def list_consumer_groups(self, states: Iterable[str] = ()) -> list[tuple[str, str, str]]:
+        """(group id, protocol type, state) of the KIP-848 groups coordinated here."""
+        wanted = {s.lower() for s in states}
+        return [
+            (g.group_id, "consumer", g.state)
+            for g in self.consumer_groups.values()
+            if (not wanted or g.state.lower() in wanted) and self.coordinates(g.group_id)
         ]
 
     def describe_group(self, group_id: str) -> tuple[ErrorCode, GroupSummary | None]:
@@ -422,7 +452,8 @@ class GroupCoordinator:
         if refused is not None:
             return refused, None
         group = self.groups.get(group_id)
-        if group is None:
+        # A consumer group is not a classic group: DescribeGroups does not know it.
+        if group is None or group_id in self.consumer_groups:
             return ErrorCode.none, None
         stable = group.is_(GroupState.STABLE)
         members = tuple(
@@ -453,6 +484,11 @@ class GroupCoordinator:
         return results
 
     def _delete_group(self, group_id: str) -> ErrorCode:
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            if consumer_group.members:
+                return ErrorCode.non_empty_group
+            return self._delete_consumer_group(group_id)
         group = self.groups.get(group_id)
         if group is None or group.is_(GroupState.DEAD):
             return ErrorCode.group_id_not_found
@@ -464,13 +500,56 @@ class GroupCoordinator:
         records.append((GroupKey(group_id), None))
         return self.try_write(group_id, records)
 
+    def _delete_consumer_group(self, group_id: str) -> ErrorCode:
+        """An empty consumer group: tombstones for its group records and its offsets."""
+        group = self.groups.get(group_id)
+        records: list[Record] = []
+        if group is not None:
+            partitions = set(group.offsets) | group.pending_partitions()
+            records += [(OffsetKey(group_id, t, p), None) for t, p in sorted(partitions)]
+            records.append((GroupKey(group_id), None))
+        records += [
+            (ConsumerGroupKey(kind, group_id), None)
+            for kind in (
+                consumer_records.TARGET_METADATA,
+                consumer_records.PARTITION_METADATA,
+                consumer_records.METADATA,
+            )
+        ]
+        return self.try_write(group_id, records)
+
     # -- the group APIs (membership.py, sync.py, offsets.py) --------------------------
     def join_group(self, request: membership.JoinRequest) -> asyncio.Future[Any]:
         # An empty group id is INVALID_GROUP_ID before anything else, as in Kafka.
         refused = self._refusal(request.group_id) if request.group_id else None
+        if refused is None and request.group_id in self.consumer_groups:
+            # Moving a group between the protocols is not done here.
+            refused = ErrorCode.inconsistent_group_protocol
         if refused is not None:
             return answered(membership.JoinResult(refused, request.member_id))
         return membership.join_group(self, request)
+
+    def consumer_group_heartbeat(
+        self,
+        request: consumer_membership.HeartbeatRequest,
+        topics: Mapping[str, TopicInfo],
+    ) -> asyncio.Future[consumer_membership.HeartbeatResult]:
+        """ConsumerGroupHeartbeat (KIP-848); `topics` is the cluster's topics by name.
+        Answered once its records are replicated (at once on a single broker)."""
+        refused = self._refusal(request.group_id) if request.group_id else None
+        if refused is not None:
+            return answered(consumer_membership.HeartbeatResult(refused))
+        return consumer_membership.heartbeat(self, request, topics)
+
+    def describe_consumer_group(self, group_id: str) -> tuple[ErrorCode, ConsumerGroup | None]:
+        """ConsumerGroupDescribe: the group, or GROUP_ID_NOT_FOUND."""
+        refused = self._refusal(group_id)
+        if refused is not None:
+            return refused, None
+        group = self.consumer_groups.get(group_id)
+        if group is None:
+            return ErrorCode.group_id_not_found, None
+        return ErrorCode.none, group
 
     def sync_group(self, request: sync.SyncRequest) -> asyncio.Future[Any]:
         refused = self._refusal(request.group_id)
@@ -565,6 +644,8 @@ class GroupCoordinator:
         now = self.clock.monotonic()
         for group in list(self.groups.values()):
             membership.expire(self, group, now)
+        for consumer_group in list(self.consumer_groups.values()):
+            consumer_membership.expire(self, consumer_group, now)
         if now >= self._next_offsets_check:
             self._next_offsets_check = now + self.config.offsets_retention_check_interval_ms / 1000
             offsets.expire_offsets(self)

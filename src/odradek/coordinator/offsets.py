@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
+from odradek.coordinator import consumer_membership
 from odradek.coordinator.group import CommittedOffset, Group, GroupState
 from odradek.coordinator.records import GroupKey, OffsetKey, OffsetValue
 
@@ -74,7 +75,11 @@ def commit_offsets(
     commits = list(commits)
     group = c.groups.get(group_id)
     error = ErrorCode.invalid_group_id if not group_id else None
-    error = error or _commit_error(group, generation, member_id, instance_id)
+    consumer_group = c.consumer_groups.get(group_id)
+    if consumer_group is not None:
+        error = error or consumer_membership.commit_error(consumer_group, member_id, generation)
+    else:
+        error = error or _commit_error(group, generation, member_id, instance_id)
     future: asyncio.Future[dict[TopicPartition, ErrorCode]]
     future = asyncio.get_running_loop().create_future()
     if error is not None:
@@ -188,6 +193,9 @@ def expire_offsets(c: GroupCoordinator) -> int:
     for group in list(c.groups.values()):
         if not group.is_(GroupState.EMPTY) or group.pending_members:
             continue
+        consumer_group = c.consumer_groups.get(group.group_id)
+        if consumer_group is not None and consumer_group.members:
+            continue  # an active consumer group's offsets do not expire
         records: list[Record] = []
         for (topic, partition), committed in group.offsets.items():
             if committed.expire_timestamp >= 0:

@@ -4,7 +4,8 @@ data directory's groups load here and Kafka's tools can read ours.
 Keys start with an int16 version: 0 and 1 are an offset commit key (group, topic,
 partition), 2 is a group metadata key (group). Values start with an int16 version; we write
 OffsetCommitValue v3 and GroupMetadataValue v3 and read v0-v3 of both. A null value is a
-tombstone: the offset, or the whole group, is deleted. Strings are int16-length UTF-8
+tombstone: the offset, or the whole group, is deleted. Key versions 3-8 are the KIP-848
+consumer group records, coded in consumer_records.py. Strings are int16-length UTF-8
 (-1 for null), bytes int32-length, arrays int32-counted (these schemas are not flexible).
 """
 
@@ -12,6 +13,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+
+from odradek.coordinator import consumer_records
+from odradek.coordinator.consumer_records import (
+    ConsumerGroupKey,
+    ConsumerRecordError,
+    ConsumerValue,
+)
 
 OFFSET_KEY_VERSION = 1
 GROUP_KEY_VERSION = 2
@@ -66,8 +74,8 @@ class GroupValue:
     members: tuple[MemberValue, ...]
 
 
-Key = OffsetKey | GroupKey
-Value = OffsetValue | GroupValue
+Key = OffsetKey | GroupKey | ConsumerGroupKey
+Value = OffsetValue | GroupValue | ConsumerValue
 
 
 class _Writer:
@@ -139,6 +147,8 @@ class _Reader:
 
 
 def encode_key(key: Key) -> bytes:
+    if isinstance(key, ConsumerGroupKey):
+        return consumer_records.encode_key(key)
     w = _Writer()
     if isinstance(key, OffsetKey):
         w.i16(OFFSET_KEY_VERSION)
@@ -152,6 +162,8 @@ def encode_key(key: Key) -> bytes:
 
 
 def encode_value(value: Value) -> bytes:
+    if not isinstance(value, (OffsetValue, GroupValue)):
+        return consumer_records.encode_value(value)
     w = _Writer()
     if isinstance(value, OffsetValue):
         w.i16(OFFSET_VALUE_VERSION)
@@ -186,6 +198,11 @@ def decode_key(data: bytes) -> Key:
         key: Key = OffsetKey(r.string(), r.string(), r.i32())
     elif version == 2:
         key = GroupKey(r.string())
+    elif version in consumer_records.KEY_VERSIONS:
+        try:
+            return consumer_records.decode_key(version, data[2:])
+        except ConsumerRecordError as exc:
+            raise RecordFormatError(str(exc)) from None
     else:
         raise RecordFormatError(f"unknown key version {version}")
     r.done()
@@ -238,6 +255,11 @@ def _decode_group_value(r: _Reader, version: int) -> GroupValue:
 
 
 def decode_value(key: Key, data: bytes) -> Value:
+    if isinstance(key, ConsumerGroupKey):
+        try:
+            return consumer_records.decode_value(key, data)
+        except ConsumerRecordError as exc:
+            raise RecordFormatError(str(exc)) from None
     r = _Reader(data)
     version = r.i16()
     if not 0 <= version <= 3:

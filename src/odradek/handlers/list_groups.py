@@ -1,8 +1,8 @@
 """ListGroups (key 16), versions 0-5.
 
 Every group this broker coordinates, with its protocol type; v4+ filter by state
-(case-insensitive) and report it; v5 filters by group type: all groups here are
-`classic`.
+(case-insensitive) and report it; v5 filters by group type (`classic`, or
+`consumer` for KIP-848 groups) and reports it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 16
 GROUP_TYPE = "classic"
+CONSUMER_TYPE = "consumer"
 
 
 @api(API_KEY, 0, 5)
@@ -24,9 +25,12 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
     types = {t.lower() for t in getattr(request, "types_filter", ())}
-    listed: list[tuple[str, str, str]] = []
+    states = getattr(request, "states_filter", ())
+    listed: list[tuple[str, str, str, str]] = []
     if groups is not None and (not types or GROUP_TYPE in types):
-        listed = groups.list_groups(getattr(request, "states_filter", ()))
+        listed += [(*g, GROUP_TYPE) for g in groups.list_groups(states)]
+    if groups is not None and (not types or CONSUMER_TYPE in types):
+        listed += [(*g, CONSUMER_TYPE) for g in groups.list_consumer_groups(states)]
     return make(
         module.ListGroupsResponse,
         throttle_time=datetime.timedelta(0),
@@ -37,8 +41,8 @@ def handle(ctx: RequestContext, request: Any) -> Any:
                 group_id=group_id,
                 protocol_type=protocol_type,
                 group_state=state,
-                group_type=GROUP_TYPE,
+                group_type=group_type,
             )
-            for group_id, protocol_type, state in listed
+            for group_id, protocol_type, state, group_type in listed
         ),
     )

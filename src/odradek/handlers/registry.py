@@ -69,6 +69,8 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     61: ("describe_producers", 0, 0, False),
     65: ("describe_transactions", 0, 0, False),
     66: ("list_transactions", 0, 1, False),
+    68: ("consumer_group_heartbeat", 0, 1, True),
+    69: ("consumer_group_describe", 0, 1, False),
 }
 
 

@@ -1,0 +1,262 @@
+"""The KIP-848 consumer group state machine on a FakeClock and an in-memory log: joining,
+the uniform assignment, reconciliation (revocation before a partition moves), epochs and
+fencing, timeouts, limits and errors, offset commits checked against member epochs, how
+the group shows in ListGroups/DescribeGroups/DeleteGroups, and that replaying the records
+rebuilds the group exactly."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from odradek.coordinator.consumer_group import uniform_assign
+from odradek.coordinator.consumer_membership import HeartbeatRequest, HeartbeatResult
+from odradek.coordinator.consumer_records import Assignment, TopicMetadata
+from odradek.coordinator.coordinator import GroupCoordinator
+from odradek.coordinator.offsets import OffsetCommit
+from odradek.metadata.store import TopicInfo
+from tests.coordinator.helpers import Harness
+
+T1 = TopicInfo("t1", uuid.UUID(int=1), 4)
+T2 = TopicInfo("t2", uuid.UUID(int=2), 2)
+TOPICS = {T1.name: T1, T2.name: T2}
+SESSION_MS = 3000
+
+
+def harness(**config: Any) -> Harness:
+    settings: dict[str, Any] = {
+        "group_consumer_session_timeout_ms": SESSION_MS,
+        "group_consumer_heartbeat_interval_ms": 500,
+    }
+    settings.update(config)
+    return Harness(**settings)
+
+
+def beat(
+    c: GroupCoordinator,
+    member: str,
+    epoch: int,
+    topics: tuple[str, ...] | None = None,
+    owned: Assignment | None = None,
+    regex: str | None = None,
+    assignor: str | None = None,
+    known: dict[str, TopicInfo] = TOPICS,
+) -> HeartbeatResult:
+    request = HeartbeatRequest(
+        "g",
+        member,
+        epoch,
+        rebalance_timeout_ms=1000 if epoch == 0 else -1,
+        subscribed_topics=topics,
+        server_assignor=assignor,
+        owned=owned,
+        client_id="client",
+        subscribed_regex=regex,
+        api_version=1,
+    )
+    future = c.consumer_group_heartbeat(request, known)
+    assert future.done()
+    return future.result()
+
+
+def parts(result: HeartbeatResult) -> set[tuple[uuid.UUID, int]]:
+    assert result.assignment is not None
+    return {(t, p) for t, ps in result.assignment for p in ps}
+
+
+def as_owned(partitions: set[tuple[uuid.UUID, int]]) -> Assignment:
+    by: dict[uuid.UUID, list[int]] = {}
+    for t, p in partitions:
+        by.setdefault(t, []).append(p)
+    return tuple((t, tuple(sorted(ps))) for t, ps in by.items())
+
+
+async def test_first_member_gets_everything_at_once() -> None:
+    """A lone member joins with epoch 0 and is given every partition of its topics, with
+    epoch 1 and the configured heartbeat interval; the group is Stable."""
+    h = harness()
+    r = beat(h.coordinator, "a", 0, ("t1", "t2"))
+    assert (r.error, r.member_id, r.member_epoch, r.heartbeat_interval_ms) == (
+        ErrorCode.none,
+        "a",
+        1,
+        500,
+    )
+    assert len(parts(r)) == 6
+    assert h.coordinator.consumer_groups["g"].state == "Stable"
+
+
+async def test_second_member_waits_until_the_first_revokes() -> None:
+    """A joining member gets only partitions nobody holds: the owner is first told to
+    revoke (same epoch, smaller assignment), and only after its heartbeat shows them
+    released does the newcomer get them, at the new epoch."""
+    h = harness()
+    c = h.coordinator
+    a = beat(c, "a", 0, ("t1",))
+    b = beat(c, "b", 0, ("t1",))
+    assert (b.member_epoch, parts(b)) == (2, set())
+    assert c.consumer_groups["g"].state == "Reconciling"
+    revoke = beat(c, "a", a.member_epoch)
+    assert revoke.member_epoch == 1 and len(parts(revoke)) == 2
+    # Until "a" reports, "b" stays without partitions.
+    assert beat(c, "b", 2).assignment is None
+    done = beat(c, "a", 1, owned=as_owned(parts(revoke)))
+    assert done.member_epoch == 2
+    b2 = beat(c, "b", 2)
+    assert len(parts(b2)) == 2 and parts(b2).isdisjoint(parts(revoke))
+    assert c.consumer_groups["g"].state == "Stable"
+
+
+async def test_epochs_are_checked() -> None:
+    """Unknown members are UNKNOWN_MEMBER_ID; an epoch ahead is FENCED_MEMBER_EPOCH; the
+    previous epoch is accepted while the member owns nothing it lost (a lost answer)."""
+    h = harness()
+    c = h.coordinator
+    a = beat(c, "a", 0, ("t1",))
+    assert beat(c, "x", 1).error == ErrorCode.unknown_member_id
+    assert beat(c, "a", 5).error == ErrorCode.fenced_member_epoch
+    assert beat(c, "a", 1, ("t1", "t2")).member_epoch == 2
+    previous = beat(c, "a", 1, owned=as_owned(parts(a)))
+    assert previous.error == ErrorCode.none and previous.member_epoch == 2
+    assert beat(c, "a", 1).error == ErrorCode.fenced_member_epoch
+
+
+async def test_bad_requests_and_limits() -> None:
+    """Kafka's errors: INVALID_REQUEST, UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION,
+    GROUP_MAX_SIZE_REACHED, and GROUP_ID_NOT_FOUND for a live classic group."""
+    h = harness(group_consumer_max_size=1)
+    c = h.coordinator
+    assert beat(c, "", 0, ("t1",)).error == ErrorCode.invalid_request
+    assert beat(c, "a", 0).error == ErrorCode.invalid_request
+    assert beat(c, "a", 0, ("t1",), assignor="range").error == ErrorCode.unsupported_assignor
+    assert beat(c, "a", 0, regex="(").error == ErrorCode.invalid_regular_expression
+    assert beat(c, "a", 0, ("t1",)).error == ErrorCode.none
+    assert beat(c, "b", 0, ("t1",)).error == ErrorCode.group_max_size_reached
+    h.join(group="classic")
+    request = HeartbeatRequest("classic", "m", 0, rebalance_timeout_ms=1, subscribed_topics=("t1",))
+    assert c.consumer_group_heartbeat(request, TOPICS).result().error == ErrorCode.group_id_not_found
+
+
+async def test_regex_subscription_follows_the_topics() -> None:
+    """A regex subscribes to every non-internal topic it matches in full, including one
+    created later (seen at the next heartbeat, which starts a new epoch)."""
+    h = harness()
+    c = h.coordinator
+    r = beat(c, "a", 0, regex="t.*", topics=())
+    assert len(parts(r)) == 6
+    t3 = TopicInfo("t3", uuid.UUID(int=3), 1)
+    r2 = beat(c, "a", r.member_epoch, known={**TOPICS, "t3": t3})
+    assert r2.member_epoch == r.member_epoch + 1 and (t3.topic_id, 0) in parts(r2)
+
+
+async def test_leave_and_session_timeout_hand_partitions_over() -> None:
+    """Epoch -1 leaves at once; a member that stops heartbeating is fenced after the
+    session timeout; either way the others get its partitions."""
+    h = harness()
+    c = h.coordinator
+    for m in ("a", "b", "c"):
+        beat(c, m, 0, ("t1",))
+    group = c.consumer_groups["g"]
+    for _ in range(3):  # let them reconcile
+        for m in ("a", "b", "c"):
+            mem = group.members[m]
+            beat(c, m, mem.member_epoch, owned=as_owned(set(mem.assigned)))
+    assert group.state == "Stable"
+    assert beat(c, "a", -1).member_epoch == -1
+    assert set(group.members) == {"b", "c"}
+    h.advance(SESSION_MS - 100)
+    beat(c, "b", group.members["b"].member_epoch)
+    h.advance(200)
+    assert set(group.members) == {"b"}
+    final = beat(c, "b", group.members["b"].member_epoch)
+    assert final.assignment is not None and len(parts(final)) == 4
+
+
+async def test_offset_commits_check_member_epochs() -> None:
+    """OffsetCommit to a consumer group: a member's commit needs its current epoch
+    (STALE_MEMBER_EPOCH otherwise), an unknown member is UNKNOWN_MEMBER_ID, and a commit
+    from outside the group only while it has no members."""
+    h = harness()
+    c = h.coordinator
+    a = beat(c, "a", 0, ("t1",))
+    commit = [OffsetCommit("t1", 0, 5, -1, "")]
+    assert (await c.commit_offsets("g", a.member_epoch, "a", None, commit)) == {
+        ("t1", 0): ErrorCode.none
+    }
+    stale = await c.commit_offsets("g", a.member_epoch + 1, "a", None, commit)
+    assert stale == {("t1", 0): ErrorCode.stale_member_epoch}
+    unknown = await c.commit_offsets("g", 1, "x", None, commit)
+    assert unknown == {("t1", 0): ErrorCode.unknown_member_id}
+    assert (await c.commit_offsets("g", -1, "", None, commit))[("t1", 0)] == (
+        ErrorCode.unknown_member_id
+    )
+    beat(c, "a", -1)
+    assert (await c.commit_offsets("g", -1, "", None, commit))[("t1", 0)] == ErrorCode.none
+    assert c.fetch_offsets("g", [("t1", 0)])[1][("t1", 0)] is not None
+
+
+async def test_group_listing_description_and_deletion() -> None:
+    """ListGroups shows the group once, as a consumer group with its state;
+    DescribeGroups does not know it (a classic API); JoinGroup is refused; DeleteGroups
+    is NON_EMPTY_GROUP until the last member left, then removes it."""
+    h = harness()
+    c = h.coordinator
+    beat(c, "a", 0, ("t1",))
+    await c.commit_offsets("g", 1, "a", None, [OffsetCommit("t1", 0, 5, -1, "")])
+    assert c.list_consumer_groups() == [("g", "consumer", "Stable")]
+    assert c.list_groups() == []
+    assert c.describe_group("g") == (ErrorCode.none, None)
+    assert (await h.join()).error == ErrorCode.inconsistent_group_protocol
+    assert c.delete_groups(["g"]) == {"g": ErrorCode.non_empty_group}
+    beat(c, "a", -1)
+    assert c.list_consumer_groups(["empty"]) == [("g", "consumer", "Empty")]
+    assert c.delete_groups(["g"]) == {"g": ErrorCode.none}
+    assert "g" not in c.consumer_groups and "g" not in c.groups
+    reloaded = GroupCoordinator(h.config, h.clock, h.log)
+    reloaded.load()
+    assert "g" not in reloaded.consumer_groups and "g" not in reloaded.groups
+
+
+async def test_replay_rebuilds_epochs_and_assignments() -> None:
+    """A coordinator loading the log has the same epochs, members, targets and current
+    assignments, so members carry on with their epochs after a restart."""
+    h = harness()
+    c = h.coordinator
+    beat(c, "a", 0, ("t1", "t2"))
+    beat(c, "b", 0, ("t1",))
+    a = c.consumer_groups["g"].members["a"]
+    beat(c, "a", a.member_epoch)  # revoking, pending
+    reloaded = GroupCoordinator(h.config, h.clock, h.log)
+    reloaded.load()
+    live, back = c.consumer_groups["g"], reloaded.consumer_groups["g"]
+    assert (back.group_epoch, back.assignment_epoch, back.target, back.topics) == (
+        live.group_epoch,
+        live.assignment_epoch,
+        live.target,
+        live.topics,
+    )
+    for m in ("a", "b"):
+        x, y = live.members[m], back.members[m]
+        fields = ("member_epoch", "previous_member_epoch", "state", "assigned")
+        assert all(getattr(x, f) == getattr(y, f) for f in fields)
+        assert (x.pending_revocation, x.subscribed_topics) == (
+            y.pending_revocation,
+            y.subscribed_topics,
+        )
+    epoch = back.members["b"].member_epoch
+    assert beat(reloaded, "b", epoch).error == ErrorCode.none
+
+
+def test_uniform_assignor_is_balanced_and_sticky() -> None:
+    """Partitions are spread within one of each other, and a member joining takes
+    partitions away without moving any between the members already there."""
+    topics = {"t1": TopicMetadata(T1.topic_id, "t1", 7)}
+    two = uniform_assign({"a": ["t1"], "b": ["t1"]}, topics, {})
+    assert sorted(len(p) for p in two.values()) == [3, 4]
+    three = uniform_assign({"a": ["t1"], "b": ["t1"], "c": ["t1"]}, topics, two)
+    assert sorted(len(p) for p in three.values()) == [2, 2, 3]
+    assert three["a"] <= two["a"] and three["b"] <= two["b"]
+    mixed = uniform_assign({"a": ["t1"], "b": ["t2"]}, topics, {})
+    assert len(mixed["a"]) == 7 and not mixed["b"]
