@@ -136,7 +136,9 @@ async def test_bad_requests_and_limits() -> None:
     assert beat(c, "b", 0, ("t1",)).error == ErrorCode.group_max_size_reached
     h.join(group="classic")
     request = HeartbeatRequest("classic", "m", 0, rebalance_timeout_ms=1, subscribed_topics=("t1",))
-    assert c.consumer_group_heartbeat(request, TOPICS).result().error == ErrorCode.group_id_not_found
+    assert (
+        c.consumer_group_heartbeat(request, TOPICS).result().error == ErrorCode.group_id_not_found
+    )
 
 
 async def test_regex_subscription_follows_the_topics() -> None:
@@ -260,3 +262,15 @@ def test_uniform_assignor_is_balanced_and_sticky() -> None:
     assert three["a"] <= two["a"] and three["b"] <= two["b"]
     mixed = uniform_assign({"a": ["t1"], "b": ["t2"]}, topics, {})
     assert len(mixed["a"]) == 7 and not mixed["b"]
+
+
+async def test_offset_fetch_checks_member_epochs() -> None:
+    """OffsetFetch v9+ from a member needs its current epoch; without a member (epoch
+    -1, no id) anyone may fetch."""
+    h = harness()
+    c = h.coordinator
+    a = beat(c, "a", 0, ("t1",))
+    assert c.fetch_offsets("g", None, ("a", a.member_epoch))[0] == ErrorCode.none
+    assert c.fetch_offsets("g", None, ("a", 7))[0] == ErrorCode.stale_member_epoch
+    assert c.fetch_offsets("g", None, ("x", 1))[0] == ErrorCode.unknown_member_id
+    assert c.fetch_offsets("g", None)[0] == ErrorCode.none

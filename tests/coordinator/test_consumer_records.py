@@ -47,7 +47,9 @@ values = st.one_of(
         opt_texts,
     ),
     st.builds(cr.TargetMemberValue, assignments),
-    st.builds(cr.CurrentAssignmentValue, epochs, epochs, st.integers(0, 2), assignments, assignments),
+    st.builds(
+        cr.CurrentAssignmentValue, epochs, epochs, st.integers(0, 2), assignments, assignments
+    ),
 )
 
 

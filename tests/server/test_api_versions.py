@@ -562,3 +562,24 @@ def _alter_replica_log_dirs(m: Any, name: str, topic_id: uuid.UUID) -> Any:
 
 BUILDERS[34] = _alter_replica_log_dirs
 STRANGER_ERRORS[(34, None)] = {int(ErrorCode.log_dir_not_found)}
+
+
+def _consumer_group_heartbeat(m: Any, name: str, topic_id: uuid.UUID) -> Any:
+    """A KIP-848 member joining (epoch 0) a group of its own, subscribed to the topic."""
+    return build(
+        m.ConsumerGroupHeartbeatRequest,
+        group_id=name,
+        member_id=f"member-{name}",
+        member_epoch=0,
+        rebalance_timeout=datetime.timedelta(seconds=1),
+        subscribed_topic_names=(name,),
+        topic_partitions=(),
+    )
+
+
+BUILDERS[68] = _consumer_group_heartbeat
+BUILDERS[69] = lambda m, name, topic_id: build(
+    m.ConsumerGroupDescribeRequest, group_ids=(name,), include_authorized_operations=False
+)
+# Nobody joined that group with this version's request: no such consumer group.
+STRANGER_ERRORS[(69, None)] = {int(ErrorCode.group_id_not_found)}

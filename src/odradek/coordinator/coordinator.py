@@ -590,11 +590,21 @@ class GroupCoordinator:
         return offsets.commit_offsets(self, group_id, generation, member_id, instance_id, commits)
 
     def fetch_offsets(
-        self, group_id: str, partitions: Iterable[tuple[str, int]] | None
+        self,
+        group_id: str,
+        partitions: Iterable[tuple[str, int]] | None,
+        member: tuple[str, int] | None = None,
     ) -> tuple[ErrorCode, dict[tuple[str, int], CommittedOffset | None]]:
+        """`member` is the (member id, epoch) of an OffsetFetch v9+: checked against a
+        consumer group (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH) as in Kafka."""
         refused = self._refusal(group_id)
         if refused is not None:
             return refused, {}
+        consumer_group = self.consumer_groups.get(group_id)
+        if member is not None and consumer_group is not None:
+            error = consumer_membership.commit_error(consumer_group, member[0], member[1])
+            if error is not None:
+                return error, {}
         return ErrorCode.none, offsets.fetch_offsets(self, group_id, partitions)
 
     def unstable_partitions(self, group_id: str) -> set[tuple[str, int]]:

@@ -170,6 +170,10 @@ def delete_offsets(
         if found is None:
             return ErrorCode.non_empty_group, {}
         subscribed = found
+    consumer_group = c.consumer_groups.get(group_id)
+    if consumer_group is not None:
+        # A KIP-848 group's subscriptions are the topics assigned to it now.
+        subscribed = set(consumer_group.topics) if consumer_group.members else set()
     results: dict[TopicPartition, ErrorCode] = {}
     records: list[Record] = []
     for topic, partition in partitions:

@@ -5,7 +5,9 @@ when none is committed; a null topic list (v2+) means every partition with an of
 An open transaction's offsets (TxnOffsetCommit before its marker) are never shown: with
 `require_stable` (v7+, KIP-447; read_committed consumers set it) a partition that has one
 answers UNSTABLE_OFFSET_COMMIT (offset -1), which the client retries; without it the last
-committed offset. The v10 member id and epoch (KIP-848 groups) are not checked. A broker
+committed offset. The v9+ member id and epoch are checked against a KIP-848 consumer group
+(UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); epoch -1 without a member id (an admin client, a
+consumer outside the group) may always fetch. A broker
 that is not the group's coordinator answers NOT_COORDINATOR: per group (v8+), at the top
 (v2-7), or on every partition asked for (v1, which has no top-level error).
 """
@@ -72,6 +74,7 @@ def _group_topics(
     topics: Any,
     batched: bool,
     require_stable: bool = False,
+    member: tuple[str, int] | None = None,
 ) -> tuple[ErrorCode, tuple[Any, ...]]:
     """The group's error and its topics. With an error there are no topics, except in
     v1, which has no group error: every partition asked for carries it (as Kafka)."""
@@ -83,7 +86,7 @@ def _group_topics(
     if groups is None:
         error = ErrorCode.coordinator_not_available
     else:
-        error, committed = groups.fetch_offsets(group_id, None)
+        error, committed = groups.fetch_offsets(group_id, None, member)
         if require_stable and error == ErrorCode.none:
             unstable = groups.unstable_partitions(group_id)
 
@@ -120,7 +123,11 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         )
     results = []
     for g in request.groups:
-        error, topics = _group_topics(ctx, groups, str(g.group_id), g.topics, True, stable)
+        member = None
+        # No member id and epoch -1: an admin client or a consumer outside the group.
+        if ctx.api_version >= 9 and (g.member_id or int(g.member_epoch) >= 0):
+            member = (g.member_id or "", int(g.member_epoch))
+        error, topics = _group_topics(ctx, groups, str(g.group_id), g.topics, True, stable, member)
         results.append(
             make(
                 module.OffsetFetchResponseGroup,
