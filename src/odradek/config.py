@@ -200,8 +200,7 @@ class BrokerConfig:
     # while still gathering consumers that start together (docs/groups.md).
     group_initial_rebalance_delay_ms: int = 200
     group_max_size: int = 2**31 - 1
-    # KIP-848 consumer groups (docs/groups.md); Kafka's defaults and bounds. Only the
-    # uniform assignor exists here so far.
+    # KIP-848 consumer groups (docs/groups.md); Kafka's defaults and bounds.
     group_consumer_heartbeat_interval_ms: int = 5_000
     group_consumer_min_heartbeat_interval_ms: int = 5_000
     group_consumer_max_heartbeat_interval_ms: int = 15_000
@@ -209,7 +208,7 @@ class BrokerConfig:
     group_consumer_min_session_timeout_ms: int = 45_000
     group_consumer_max_session_timeout_ms: int = 60_000
     group_consumer_max_size: int = 2**31 - 1
-    group_consumer_assignors: tuple[str, ...] = ("uniform",)
+    group_consumer_assignors: tuple[str, ...] = ("uniform", "range")
     offsets_topic_num_partitions: int = 50
     offsets_topic_segment_bytes: int = 100 * 1024 * 1024
     offsets_retention_minutes: int = 7 * 24 * 60
@@ -333,8 +332,9 @@ def _check_consumer_group_bounds(c: BrokerConfig) -> None:
             "group.consumer.heartbeat.interval.ms must be less than "
             "group.consumer.session.timeout.ms"
         )
-    if not c.group_consumer_assignors or any(a != "uniform" for a in c.group_consumer_assignors):
-        raise ConfigError("group.consumer.assignors: only 'uniform' is supported")
+    known = ("uniform", "range")
+    if not c.group_consumer_assignors or any(a not in known for a in c.group_consumer_assignors):
+        raise ConfigError("group.consumer.assignors: a list of 'uniform' and 'range'")
 
 
 def parse_listener(listener: str) -> tuple[str, str, int]:

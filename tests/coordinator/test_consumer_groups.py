@@ -11,7 +11,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.consumer_group import uniform_assign
+from odradek.coordinator.consumer_assignors import choose, range_assign, uniform_assign
 from odradek.coordinator.consumer_membership import HeartbeatRequest, HeartbeatResult
 from odradek.coordinator.consumer_records import Assignment, TopicMetadata
 from odradek.coordinator.coordinator import GroupCoordinator
@@ -130,7 +130,7 @@ async def test_bad_requests_and_limits() -> None:
     c = h.coordinator
     assert beat(c, "", 0, ("t1",)).error == ErrorCode.invalid_request
     assert beat(c, "a", 0).error == ErrorCode.invalid_request
-    assert beat(c, "a", 0, ("t1",), assignor="range").error == ErrorCode.unsupported_assignor
+    assert beat(c, "a", 0, ("t1",), assignor="sticky").error == ErrorCode.unsupported_assignor
     assert beat(c, "a", 0, regex="(").error == ErrorCode.invalid_regular_expression
     assert beat(c, "a", 0, ("t1",)).error == ErrorCode.none
     assert beat(c, "b", 0, ("t1",)).error == ErrorCode.group_max_size_reached
@@ -274,3 +274,29 @@ async def test_offset_fetch_checks_member_epochs() -> None:
     assert c.fetch_offsets("g", None, ("a", 7))[0] == ErrorCode.stale_member_epoch
     assert c.fetch_offsets("g", None, ("x", 1))[0] == ErrorCode.unknown_member_id
     assert c.fetch_offsets("g", None)[0] == ErrorCode.none
+
+
+def test_range_assignor_gives_contiguous_co_partitioned_ranges() -> None:
+    """Per topic, members in id order get contiguous ranges, the first ones one more;
+    members subscribed to two topics of equal size get the same partition numbers."""
+    topics = {
+        "t1": TopicMetadata(T1.topic_id, "t1", 5),
+        "t2": TopicMetadata(T2.topic_id, "t2", 5),
+    }
+    got = range_assign({"b": ["t1", "t2"], "a": ["t1", "t2"]}, topics, {})
+    assert got["a"] == {(t, p) for t in (T1.topic_id, T2.topic_id) for p in (0, 1, 2)}
+    assert got["b"] == {(t, p) for t in (T1.topic_id, T2.topic_id) for p in (3, 4)}
+
+
+async def test_the_group_uses_the_assignor_its_members_ask_for() -> None:
+    """Members asking for `range` get range's split (described as the group's assignor);
+    without a choice the first of `group.consumer.assignors` is used."""
+    assert choose([None, None], ("uniform", "range")) == "uniform"
+    assert choose(["range", None, "uniform", "range"], ("uniform", "range")) == "range"
+    h = harness()
+    c = h.coordinator
+    a = beat(c, "a", 0, ("t1",), assignor="range")
+    assert {p for _, p in parts(a)} == {0, 1, 2, 3}
+    beat(c, "b", 0, ("t1",), assignor="range")
+    assert c.consumer_groups["g"].target["a"] == {(T1.topic_id, p) for p in (0, 1)}
+    assert c.consumer_groups["g"].target["b"] == {(T1.topic_id, p) for p in (2, 3)}

@@ -1,6 +1,7 @@
-"""A KIP-848 consumer group in memory, the `uniform` assignor and the reconciliation of a
-member towards its target assignment. Pure functions and data: consumer_membership.py
-drives them from heartbeats and timers and turns every change into records.
+"""A KIP-848 consumer group in memory and the reconciliation of a member towards its
+target assignment (the assignors are in consumer_assignors.py). Pure functions and data:
+consumer_membership.py drives them from heartbeats and timers and turns every change into
+records.
 
 Partitions are (topic id, partition) pairs. The group epoch counts changes of membership,
 subscriptions or subscribed topics; the target assignment is recomputed for it and then
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from odradek.coordinator.consumer_records import Assignment, TopicMetadata
@@ -101,57 +102,6 @@ def to_assignment(partitions: Iterable[TopicPartition]) -> Assignment:
 
 def from_assignment(assignment: Assignment) -> Partitions:
     return frozenset((t, p) for t, ps in assignment for p in ps)
-
-
-def uniform_assign(
-    subscriptions: Mapping[str, Iterable[str]],
-    topics: Mapping[str, TopicMetadata],
-    previous: Mapping[str, Partitions],
-) -> dict[str, Partitions]:
-    """Balances the partitions of the subscribed topics over the members that subscribe
-    to them, keeping each member's previous partitions where balance allows (sticky), so
-    a membership change moves as few partitions as it can."""
-    subs = {m: {t for t in names if t in topics} for m, names in subscriptions.items()}
-    eligible: dict[TopicPartition, list[str]] = {}
-    for name, meta in sorted(topics.items()):
-        members = sorted(m for m, names in subs.items() if name in names)
-        if members:
-            for p in range(meta.partitions):
-                eligible[(meta.topic_id, p)] = members
-    result: dict[str, set[TopicPartition]] = {m: set() for m in subs}
-    active = [m for m in subs if subs[m]]
-    cap = -(-len(eligible) // len(active)) if active else 0
-    for member in sorted(active):
-        kept = sorted(tp for tp in previous.get(member, ()) if member in eligible.get(tp, ()))
-        result[member].update(kept[:cap])
-    taken = {tp for parts in result.values() for tp in parts}
-    for tp in sorted(eligible, key=lambda tp: (str(tp[0]), tp[1])):
-        if tp not in taken:
-            owner = min(eligible[tp], key=lambda m: (len(result[m]), m))
-            result[owner].add(tp)
-    _balance(result, eligible)
-    return {m: frozenset(parts) for m, parts in result.items()}
-
-
-def _balance(
-    result: dict[str, set[TopicPartition]], eligible: Mapping[TopicPartition, list[str]]
-) -> None:
-    """Moves partitions from the fullest member to the emptiest one that may take them
-    until no move narrows the gap below two."""
-    while True:
-        moved = False
-        for giver in sorted(result, key=lambda m: (-len(result[m]), m)):
-            for tp in sorted(result[giver], key=lambda tp: (str(tp[0]), tp[1])):
-                taker = min(eligible[tp], key=lambda m: (len(result[m]), m))
-                if len(result[giver]) - len(result[taker]) > 1:
-                    result[giver].discard(tp)
-                    result[taker].add(tp)
-                    moved = True
-                    break
-            if moved:
-                break
-        if not moved:
-            return
 
 
 def reconcile(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator import consumer_records as cr
+from odradek.coordinator.consumer_assignors import ASSIGNORS, choose
 from odradek.coordinator.consumer_group import (
     NO_PARTITIONS,
     ConsumerGroup,
@@ -32,7 +33,6 @@ from odradek.coordinator.consumer_group import (
     from_assignment,
     reconcile,
     to_assignment,
-    uniform_assign,
 )
 from odradek.coordinator.consumer_records import ConsumerGroupKey, TopicMetadata
 from odradek.coordinator.group import GroupState
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
-ASSIGNORS = ("uniform",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +315,7 @@ def _heartbeat_records(
         records.append((_key(cr.METADATA, gid), cr.GroupEpochValue(epoch)))
     target = dict(group.target)
     if epoch > group.assignment_epoch:
-        target = _target_records(group, members, subscribed, epoch, records)
+        target = _target_records(c, group, members, subscribed, epoch, records)
     owned = from_assignment(r.owned) if r.owned is not None else None
     if r.member_epoch == 0:
         updated = _reset(updated)
@@ -347,7 +346,13 @@ def _current(m: ConsumerMember) -> cr.CurrentAssignmentValue:
     )
 
 
+def group_assignor(c: GroupCoordinator, members: Iterable[ConsumerMember]) -> str:
+    """The assignor the group uses now (not stored: it follows from its members)."""
+    return choose((m.server_assignor for m in members), c.config.group_consumer_assignors)
+
+
 def _target_records(
+    c: GroupCoordinator,
     group: ConsumerGroup,
     members: Mapping[str, ConsumerMember],
     subscribed: Mapping[str, TopicMetadata],
@@ -356,7 +361,8 @@ def _target_records(
 ) -> dict[str, Partitions]:
     """Recomputes the target assignment for `epoch`; appends each changed member's
     target and then the assignment epoch (Kafka's order)."""
-    target = uniform_assign(
+    assign = ASSIGNORS[group_assignor(c, members.values())]
+    target = assign(
         {m.member_id: subscription(m, subscribed) for m in members.values()},
         subscribed,
         group.target,
@@ -389,7 +395,7 @@ def removal_records(c: GroupCoordinator, group: ConsumerGroup, member_id: str) -
         records.append((_key(cr.PARTITION_METADATA, gid), value))
     records.append((_key(cr.METADATA, gid), cr.GroupEpochValue(epoch)))
     if members:
-        _target_records(group, members, subscribed, epoch, records)
+        _target_records(c, group, members, subscribed, epoch, records)
     else:
         records.append((_key(cr.TARGET_METADATA, gid), cr.AssignmentEpochValue(epoch)))
     return records

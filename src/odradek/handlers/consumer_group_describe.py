@@ -12,7 +12,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.consumer_group import ConsumerGroup, Partitions, to_assignment
-from odradek.coordinator.consumer_membership import describe, topic_names
+from odradek.coordinator.consumer_membership import describe, group_assignor, topic_names
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 
@@ -33,7 +33,7 @@ def _assignment(module: Any, partitions: Partitions, names: dict[uuid.UUID, str]
     )
 
 
-def _group(module: Any, group: ConsumerGroup, operations: int) -> Any:
+def _group(module: Any, group: ConsumerGroup, assignor: str, operations: int) -> Any:
     names = topic_names(group)
     members = tuple(
         make(
@@ -59,7 +59,7 @@ def _group(module: Any, group: ConsumerGroup, operations: int) -> Any:
         group_state=group.state,
         group_epoch=group.group_epoch,
         assignment_epoch=group.assignment_epoch,
-        assignor_name="uniform",
+        assignor_name=assignor,
         members=members,
         authorized_operations=operations,
     )
@@ -98,7 +98,8 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         if group is None:
             described.append(_failed(module, group_id, error, operations))
         else:
-            described.append(_group(module, group, operations))
+            assignor = group_assignor(groups, group.members.values())
+            described.append(_group(module, group, assignor, operations))
     return make(
         module.ConsumerGroupDescribeResponse,
         throttle_time=datetime.timedelta(0),
