@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/group.py
 	$(PY) benchmarks/scale.py --partitions 10000
+	$(PY) benchmarks/scrape.py --partitions 10000
 	$(PY) benchmarks/recovery.py --no-clean-restart
 	$(PY) benchmarks/cluster.py
 	$(PY) benchmarks/transactions.py

@@ -50,12 +50,13 @@ FRAME_WINDOW = 64 * 1024
 TASK_NAME_PREFIX = "odradek-api-"
 
 
-_clock = time.perf_counter
+_clock = time.perf_counter_ns
 
 
 class _Slot:
     # api_key is -1 for answers the connection gives itself (not counted in RequestStats);
-    # the times are perf_counter readings for server/stats.py.
+    # the times are perf_counter_ns readings for server/stats.py, local_end 0 for a
+    # handler that finished without waiting.
     __slots__ = (
         "api_key",
         "api_version",
@@ -73,7 +74,7 @@ class _Slot:
         self.size = size
         self.api_key = api_key
         self.api_version = api_version
-        self.started = self.local_end = self.completed = 0.0
+        self.started = self.local_end = self.completed = 0
 
 
 class Connection(asyncio.Protocol):
@@ -393,10 +394,18 @@ class Connection(asyncio.Protocol):
         if slot.payload is not None:
             self._queued_response_bytes += len(slot.payload)
         slot.completed = _clock()
-        if not slot.local_end:
-            slot.local_end = slot.completed  # answered inline: no remote time
         slot.done = True
-        self._flush_ready()
+        self._flush_ready(slot)
+
+    def _record_waited(self, slot: _Slot, sent: int) -> None:
+        self.broker.request_stats.record_waited(
+            slot.api_key,
+            slot.api_version,
+            slot.started,
+            slot.local_end or slot.completed,
+            slot.completed,
+            sent,
+        )
 
     def _respond_now(self, payload: bytes) -> None:
         slot = _Slot(0)
@@ -406,23 +415,25 @@ class Connection(asyncio.Protocol):
         self._slots.append(slot)
         self._flush_ready()
 
-    def _flush_ready(self) -> None:
-        """Writes every finished response at the head of the queue, in order."""
+    def _flush_ready(self, completed: _Slot | None = None) -> None:
+        """Writes every finished response at the head of the queue, in order;
+        `completed` is the slot whose answer just came (its response goes out now if it
+        is at the head)."""
         ready: list[bytes | bytearray] = []
-        sent = 0.0
+        sent = 0
         while self._slots and self._slots[0].done:
             slot = self._slots.popleft()
             self._in_flight_bytes -= slot.size
-            if slot.api_key >= 0:
-                sent = sent or _clock()
+            if slot.api_key < 0:
+                pass
+            elif slot is completed and not slot.local_end:
+                # The usual case, answered at once and sent at once: total time only.
                 self.broker.request_stats.record(
-                    slot.api_key,
-                    slot.api_version,
-                    slot.started,
-                    slot.local_end,
-                    slot.completed,
-                    sent,
+                    slot.api_key, slot.api_version, slot.started, slot.completed
                 )
+            else:
+                sent = sent or _clock()
+                self._record_waited(slot, sent if slot is not completed else slot.completed)
             if slot.payload is not None:
                 self._queued_response_bytes -= len(slot.payload)
                 ready.append(slot.payload)

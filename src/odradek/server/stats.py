@@ -1,84 +1,88 @@
-"""Request counts and latencies per API, kept in plain ints and floats by the connection
-code, so that counting costs a few attribute updates per request; the metrics listener
+"""Request counts and latencies per API, kept in plain ints by the connection code, so
+that counting costs a few integer operations per request; the metrics listener
 (odradek.console) turns them into Prometheus samples only when scraped.
 
 The phases follow Kafka's RequestMetrics: total time (from dispatch until the response is
 handed to the socket), local time (the handler's own work), remote time (waiting in a
-purgatory: a parked Fetch, an acks=all Produce, a JoinGroup; zero for a request answered
-inline) and response queue time (answered but held behind an earlier, slower response on
-the same connection, which Kafka's ordering requires).
+purgatory: a parked Fetch, an acks=all Produce, a JoinGroup) and response queue time
+(answered but held behind an earlier, slower response on the same connection, which
+Kafka's ordering requires).
+
+Most requests are answered at once and in order: their remote and response queue times
+are zero and their local time is their total time. Only the total is recorded for them
+(`record`); the other requests (`record_waited`) record every phase, and their total once
+more in `waited_total`. The local histogram is then the total one minus `waited_total`
+plus the waited requests' local times, and the zeros of the remote and queue histograms
+are the requests they did not record: exact, for a fraction of the cost per request.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+# Bucket i of a histogram counts durations below 2**(SHIFT + i) ns: 65.5 µs, 131 µs, ...
+# doubling up to 34 s, then a last bucket for the rest. A power of two makes the bucket
+# one `bit_length()` of the duration in ns; bounds in ms are below (`le` labels).
+SHIFT = 16
+LAST = 20
+BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(2 ** (SHIFT + i) / 1e6 for i in range(LAST))
 
-# Upper bounds in milliseconds of the latency histograms' buckets (a last, open bucket
-# takes the rest). Kafka's own histograms are biased reservoirs exported as percentiles;
-# fixed buckets can be summed across brokers, which percentiles cannot.
-LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    25.0,
-    50.0,
-    100.0,
-    250.0,
-    500.0,
-    1000.0,
-    2500.0,
-    5000.0,
-    10000.0,
-    30000.0,
-)
+# Versions counted per API: kio's schemas stop well below this.
+MAX_VERSIONS = 32
 
 
 class Histogram:
-    """Counts per bucket (not cumulative) and the sum of the observed values."""
+    """Counts per bucket (not cumulative) and the sum of the durations in ns."""
 
-    __slots__ = ("counts", "total")
+    __slots__ = ("counts", "sum_ns")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-        self.total = 0.0
+        self.counts = [0] * (LAST + 1)
+        self.sum_ns = 0
 
-    def observe(self, value_ms: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS_MS, value_ms)] += 1
-        self.total += value_ms
+    def observe(self, duration_ns: int) -> None:
+        self.counts[min((duration_ns >> SHIFT).bit_length(), LAST)] += 1
+        self.sum_ns += duration_ns
 
-    def cumulative(self) -> list[int]:
-        """Counts of values at or below each bound, the last one being all of them."""
-        result = []
-        running = 0
-        for count in self.counts:
-            running += count
-            result.append(running)
-        return result
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
 
 class ApiStats:
     """One API's requests: how many per version and the time of each phase."""
 
-    __slots__ = ("by_version", "local", "remote", "response_queue", "total")
+    __slots__ = ("by_version", "local_waited", "queue", "remote", "total", "waited_total")
 
     def __init__(self) -> None:
-        self.by_version: dict[int, int] = {}
+        self.by_version = [0] * MAX_VERSIONS
         self.total = Histogram()
-        self.local = Histogram()
+        self.waited_total = Histogram()
+        self.local_waited = Histogram()
         self.remote = Histogram()
-        self.response_queue = Histogram()
+        self.queue = Histogram()
 
-    def phases(self) -> tuple[tuple[str, Histogram], ...]:
-        return (
-            ("totaltimems", self.total),
-            ("localtimems", self.local),
-            ("remotetimems", self.remote),
-            ("responsequeuetimems", self.response_queue),
-        )
+    def phases(self) -> dict[str, tuple[list[int], int]]:
+        """Per phase (Kafka's metric name): counts per bucket and the sum in ns."""
+        total = self.total
+        waited = self.waited_total
+        local_counts = [
+            t - w + lw
+            for t, w, lw in zip(total.counts, waited.counts, self.local_waited.counts, strict=True)
+        ]
+        local_sum = total.sum_ns - waited.sum_ns + self.local_waited.sum_ns
+        count = total.count
+        return {
+            "totaltimems": (list(total.counts), total.sum_ns),
+            "localtimems": (local_counts, local_sum),
+            "remotetimems": (_with_zeros(self.remote, count), self.remote.sum_ns),
+            "responsequeuetimems": (_with_zeros(self.queue, count), self.queue.sum_ns),
+        }
+
+
+def _with_zeros(histogram: Histogram, count: int) -> list[int]:
+    """The histogram's counts with the requests it did not record (zero time) added."""
+    counts = list(histogram.counts)
+    counts[0] += count - histogram.count
+    return counts
 
 
 class RequestStats:
@@ -90,22 +94,41 @@ class RequestStats:
         self.apis: dict[int, ApiStats] = {}
         self.connections_created = 0
 
-    def record(
-        self,
-        api_key: int,
-        version: int,
-        started: float,
-        local_end: float,
-        completed: float,
-        sent: float,
-    ) -> None:
-        """One answered request; the times are `time.perf_counter()` readings."""
+    def _stats(self, api_key: int) -> ApiStats:
         stats = self.apis.get(api_key)
         if stats is None:
             stats = self.apis[api_key] = ApiStats()
-        by_version = stats.by_version
-        by_version[version] = by_version.get(version, 0) + 1
-        stats.total.observe((sent - started) * 1000.0)
-        stats.local.observe((local_end - started) * 1000.0)
-        stats.remote.observe((completed - local_end) * 1000.0)
-        stats.response_queue.observe((sent - completed) * 1000.0)
+        return stats
+
+    def record(self, api_key: int, version: int, started_ns: int, done_ns: int) -> None:
+        """A request answered at once and written as soon as it was answered."""
+        stats = self.apis.get(api_key)
+        if stats is None:
+            stats = self._stats(api_key)
+        stats.by_version[version] += 1
+        total = stats.total
+        duration = done_ns - started_ns
+        total.counts[min((duration >> SHIFT).bit_length(), LAST)] += 1
+        total.sum_ns += duration
+
+    def record_waited(
+        self,
+        api_key: int,
+        version: int,
+        started_ns: int,
+        local_end_ns: int,
+        completed_ns: int,
+        sent_ns: int,
+    ) -> None:
+        """A request that waited in a purgatory (`local_end_ns` < `completed_ns`) or
+        behind an earlier response (`completed_ns` < `sent_ns`)."""
+        stats = self._stats(api_key)
+        stats.by_version[version] += 1
+        total = sent_ns - started_ns
+        stats.total.observe(total)
+        stats.waited_total.observe(total)
+        stats.local_waited.observe(local_end_ns - started_ns)
+        if completed_ns > local_end_ns:
+            stats.remote.observe(completed_ns - local_end_ns)
+        if sent_ns > completed_ns:
+            stats.queue.observe(sent_ns - completed_ns)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
+import time
 from collections.abc import Callable
 
 from odradek.clock import Clock
@@ -78,6 +79,10 @@ class Log:
         self._offline = False
         self._unflushed_messages = 0
         self.last_flush_ms = clock.time_ms()
+        # Flushes that wrote something, and their wall time (Kafka's LogFlushRateAndTimeMs,
+        # read by the metrics listener).
+        self.flush_count = 0
+        self.flush_ms = 0.0
         # (due wall-clock ms, segment) of `.deleted` segments waiting for file.delete.delay.ms
         self.files_to_delete: list[tuple[int, LogSegment]] = []
         self.truncated_on_open = loaded.truncated_bytes  # bytes cut by recovery when opened
@@ -450,6 +455,7 @@ class Log:
         if self._recovery_point >= self.log_end_offset and not dirty:
             self.last_flush_ms = self._clock.time_ms()  # all of it is durable already
             return
+        started = time.perf_counter()
         try:
             for segment in self._segments[self._first_unflushed() :]:
                 segment.flush()
@@ -461,6 +467,8 @@ class Log:
         self._truncated = False
         self._unflushed_messages = 0
         self.last_flush_ms = self._clock.time_ms()
+        self.flush_count += 1
+        self.flush_ms += (time.perf_counter() - started) * 1000.0
 
     def _first_unflushed(self) -> int:
         return self._segment_index(self._recovery_point)
