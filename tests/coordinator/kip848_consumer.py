@@ -11,19 +11,22 @@ from typing import Any
 
 
 class Kip848Consumer:
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, group: str, topic: str, instance_id: str | None = None
+    ) -> None:
         from confluent_kafka import Consumer
 
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group,
-                "group.protocol": "consumer",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "topic.metadata.refresh.interval.ms": 1000,
-            }
-        )
+        conf = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "group.protocol": "consumer",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+        if instance_id is not None:
+            conf["group.instance.id"] = instance_id  # a static member (KIP-345)
+        self.consumer = Consumer(conf)
         self.consumer.subscribe([topic])
         self.values: list[bytes] = []
 

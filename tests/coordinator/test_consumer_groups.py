@@ -43,11 +43,13 @@ def beat(
     regex: str | None = None,
     assignor: str | None = None,
     known: dict[str, TopicInfo] = TOPICS,
+    instance: str | None = None,
 ) -> HeartbeatResult:
     request = HeartbeatRequest(
         "g",
         member,
         epoch,
+        instance_id=instance,
         rebalance_timeout_ms=1000 if epoch == 0 else -1,
         subscribed_topics=topics,
         server_assignor=assignor,
@@ -300,3 +302,66 @@ async def test_the_group_uses_the_assignor_its_members_ask_for() -> None:
     beat(c, "b", 0, ("t1",), assignor="range")
     assert c.consumer_groups["g"].target["a"] == {(T1.topic_id, p) for p in (0, 1)}
     assert c.consumer_groups["g"].target["b"] == {(T1.topic_id, p) for p in (2, 3)}
+
+
+def settle(c: GroupCoordinator, members: tuple[str, ...]) -> None:
+    """Heartbeats with owned partitions until every member reconciled."""
+    group = c.consumer_groups["g"]
+    for _ in range(4):
+        for m in members:
+            mem = group.members[m]
+            beat(c, m, mem.member_epoch, owned=as_owned(set(mem.assigned)))
+    assert group.state == "Stable"
+
+
+async def test_static_member_comes_back_to_its_partitions() -> None:
+    """A static member leaving with epoch -2 keeps its partitions (nobody else gets
+    them); its new incarnation (a new member id, epoch 0) takes them over at once; the
+    old id is then FENCED_INSTANCE_ID; all of it survives a reload."""
+    h = harness()
+    c = h.coordinator
+    beat(c, "s1", 0, ("t1",), instance="inst")
+    beat(c, "d", 0, ("t1",))
+    settle(c, ("s1", "d"))
+    group = c.consumer_groups["g"]
+    mine, epoch = group.members["s1"].assigned, group.group_epoch
+    assert beat(c, "s1", -2).member_epoch == -2
+    assert group.members["s1"].member_epoch == -2 and group.group_epoch == epoch
+    reloaded = GroupCoordinator(h.config, h.clock, h.log)
+    reloaded.load()
+    assert reloaded.consumer_groups["g"].members["s1"].member_epoch == -2
+    beat(c, "d", group.members["d"].member_epoch)
+    assert group.members["d"].assigned.isdisjoint(mine)
+    back = beat(c, "s2", 0, ("t1",), instance="inst")
+    assert back.error == ErrorCode.none and parts(back) == mine
+    assert "s1" not in group.members
+    assert beat(c, "s1", epoch, instance="inst").error == ErrorCode.fenced_instance_id
+    assert beat(c, "s1", epoch).error == ErrorCode.unknown_member_id
+
+
+async def test_static_instance_in_use_is_unreleased() -> None:
+    """Joining with the instance id of a member still in the group (it did not leave
+    with -2) is UNRELEASED_INSTANCE_ID."""
+    h = harness()
+    c = h.coordinator
+    beat(c, "s1", 0, ("t1",), instance="inst")
+    assert beat(c, "s2", 0, ("t1",), instance="inst").error == ErrorCode.unreleased_instance_id
+    assert beat(c, "s1", 0, ("t1",), instance="inst").error == ErrorCode.unreleased_instance_id
+
+
+async def test_static_member_that_does_not_return_is_removed() -> None:
+    """A static member gone with -2 is removed when its session runs out, and its
+    partitions then go to the others."""
+    h = harness()
+    c = h.coordinator
+    beat(c, "s1", 0, ("t1",), instance="inst")
+    beat(c, "d", 0, ("t1",))
+    settle(c, ("s1", "d"))
+    beat(c, "s1", -2)
+    h.advance(SESSION_MS - 500)
+    beat(c, "d", c.consumer_groups["g"].members["d"].member_epoch)
+    h.advance(600)
+    group = c.consumer_groups["g"]
+    assert set(group.members) == {"d"}
+    settle(c, ("d",))
+    assert len(group.members["d"].assigned) == 4

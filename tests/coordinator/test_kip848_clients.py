@@ -202,3 +202,38 @@ def test_restart_keeps_members_and_epochs() -> None:
         finally:
             for m in members:
                 m.close()
+
+
+def test_static_member_restarting_gets_its_partitions_back(kip848_broker: Broker) -> None:
+    """A consumer with `group.instance.id` closing (a static leave, epoch -2) and a new
+    one with the same instance id: it gets the same partitions, and meanwhile the other
+    member never gets them."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap, group, topic = kip848_broker.bootstrap_servers, "kip848-static", "static"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(15)
+    one = Kip848Consumer(bootstrap, group, topic, instance_id="one")
+    two = Kip848Consumer(bootstrap, group, topic, instance_id="two")
+    members = [one, two]
+    try:
+        _until(
+            lambda: _split(bootstrap, group, 2) and all(m.partitions() for m in members),
+            members,
+            "two static members to split",
+        )
+        mine, theirs = one.partitions(), two.partitions()
+        one.close()
+        members = [two]
+        one = Kip848Consumer(bootstrap, group, topic, instance_id="one")
+        members = [one, two]
+
+        def back() -> bool:
+            assert two.partitions() == theirs
+            return one.partitions() == mine
+
+        _until(back, members, "the static member's partitions back")
+        _until(lambda: _split(bootstrap, group, 2) and back(), members, "a settled group")
+    finally:
+        for m in members:
+            m.close()

@@ -81,11 +81,12 @@ class ConsumerGroup:
     def subscribed_names(self) -> set[str]:
         return {t for m in self.members.values() for t in m.subscribed_topics}
 
-    def holders(self, exclude: str) -> set[TopicPartition]:
-        """Partitions assigned to, or still to be revoked by, members other than `exclude`."""
+    def holders(self, *exclude: str) -> set[TopicPartition]:
+        """Partitions assigned to, or still to be revoked by, members other than those
+        in `exclude`."""
         held: set[TopicPartition] = set()
         for m in self.members.values():
-            if m.member_id != exclude:
+            if m.member_id not in exclude:
                 held |= m.assigned | m.pending_revocation
         return held
 

@@ -41,6 +41,8 @@ from odradek.metadata.store import TopicInfo
 if TYPE_CHECKING:
     from odradek.coordinator.coordinator import GroupCoordinator, Record
 
+# A member's records, in the order a removal deletes them.
+_MEMBER_RECORDS = (cr.CURRENT_ASSIGNMENT, cr.TARGET_MEMBER, cr.MEMBER_METADATA)
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
 
@@ -161,12 +163,59 @@ def _leave(
     r: HeartbeatRequest,
     future: asyncio.Future[HeartbeatResult],
 ) -> None:
-    if r.member_id not in group.members:
+    member = group.members.get(r.member_id)
+    instance = r.instance_id or (member.instance_id if member is not None else None)
+    if instance is not None:
+        refused = _static_refusal(group, instance, r.member_id)
+        if refused is not None:
+            future.set_result(refused)
+            return
+    if member is None:
         future.set_result(_failed(ErrorCode.unknown_member_id))
         return
-    records = removal_records(c, group, r.member_id)
+    if instance is not None and r.member_epoch == STATIC_LEAVE_EPOCH:
+        # A static member leaving for a while keeps its partitions (nobody else gets
+        # them) until it rejoins under a new member id or its session runs out.
+        member_value = _current(_copy_epoch(member, STATIC_LEAVE_EPOCH))
+        records: list[Record] = [
+            (_key(cr.CURRENT_ASSIGNMENT, group.group_id, member.member_id), member_value)
+        ]
+    else:
+        records = removal_records(c, group, r.member_id)
     done = HeartbeatResult(ErrorCode.none, None, r.member_id, r.member_epoch)
     c.write_then(group.group_id, records, lambda e: _answer(future, e, done))
+
+
+def _copy_epoch(m: ConsumerMember, epoch: int) -> ConsumerMember:
+    copy = ConsumerMember(m.member_id, member_epoch=epoch)
+    copy.previous_member_epoch = m.previous_member_epoch
+    copy.state = m.state
+    copy.assigned = m.assigned
+    return copy
+
+
+def static_member(group: ConsumerGroup, instance_id: str) -> ConsumerMember | None:
+    for member in group.members.values():
+        if member.instance_id == instance_id:
+            return member
+    return None
+
+
+def _static_refusal(
+    group: ConsumerGroup, instance_id: str, member_id: str
+) -> HeartbeatResult | None:
+    """A static member's heartbeat after joining: its instance must be known
+    (UNKNOWN_MEMBER_ID) and held by this member id (FENCED_INSTANCE_ID: another process
+    took the instance over)."""
+    existing = static_member(group, instance_id)
+    if existing is None:
+        return _failed(ErrorCode.unknown_member_id, f"Instance id {instance_id} is unknown.")
+    if existing.member_id != member_id:
+        return _failed(
+            ErrorCode.fenced_instance_id,
+            f"Instance id {instance_id} belongs to member {existing.member_id}.",
+        )
+    return None
 
 
 def _answer(
@@ -184,8 +233,27 @@ def _join_or_beat(
     future: asyncio.Future[HeartbeatResult],
 ) -> None:
     old = group.members.get(r.member_id) if r.member_id else None
+    replaced: ConsumerMember | None = None
+    if r.member_epoch == 0 and r.instance_id is not None:
+        replaced = static_member(group, r.instance_id)
+        if replaced is not None and replaced.member_epoch != STATIC_LEAVE_EPOCH:
+            future.set_result(
+                _failed(
+                    ErrorCode.unreleased_instance_id,
+                    f"Static member {replaced.member_id} with instance id {r.instance_id} "
+                    "is still in the group.",
+                )
+            )
+            return
+    elif r.member_epoch != 0:
+        instance = r.instance_id or (old.instance_id if old is not None else None)
+        refused = _static_refusal(group, instance, r.member_id) if instance else None
+        if refused is not None:
+            future.set_result(refused)
+            return
     if r.member_epoch == 0:
-        if old is None and len(group.members) >= c.config.group_consumer_max_size:
+        full = old is None and replaced is None
+        if full and len(group.members) >= c.config.group_consumer_max_size:
             future.set_result(
                 _failed(
                     ErrorCode.group_max_size_reached,
@@ -196,6 +264,11 @@ def _join_or_beat(
             return
         member_id = r.member_id or c.new_member_id("")[1:]
         base = ConsumerMember(member_id)
+        if replaced is not None:
+            # The new incarnation takes over what the instance owned, without waiting;
+            # it is written as a new member even if it reuses the old id.
+            base.assigned = replaced.assigned
+            old = None
     else:
         if old is None:
             future.set_result(
@@ -208,7 +281,7 @@ def _join_or_beat(
             return
         member_id, base = r.member_id, old
     updated = _with_request(base, r)
-    records = _heartbeat_records(c, group, old, updated, r, topics)
+    records = _heartbeat_records(c, group, old, updated, r, topics, replaced)
     before = old.assigned if old is not None and r.member_epoch != 0 else None
     c.write_then(
         group.group_id,
@@ -294,10 +367,21 @@ def _heartbeat_records(
     updated: ConsumerMember,
     r: HeartbeatRequest,
     topics: Mapping[str, TopicInfo],
+    replaced: ConsumerMember | None = None,
 ) -> list[Record]:
     gid, mid = group.group_id, updated.member_id
     records: list[Record] = []
     members = dict(group.members)
+    previous = dict(group.target)
+    held = group.holders(mid)
+    if replaced is not None:
+        # Kafka's static member replacement: the old incarnation's records go, and its
+        # target becomes the new one's previous target (the assignors are sticky).
+        gone = replaced.member_id
+        records += [(_key(kind, gid, gone), None) for kind in _MEMBER_RECORDS]
+        del members[gone]
+        previous[mid] = previous.pop(gone, NO_PARTITIONS)
+        held = group.holders(mid, gone)
     members[mid] = updated
     if old is None or _metadata_value(old) != _metadata_value(updated):
         records.append((_key(cr.MEMBER_METADATA, gid, mid), _metadata_value(updated)))
@@ -315,14 +399,12 @@ def _heartbeat_records(
         records.append((_key(cr.METADATA, gid), cr.GroupEpochValue(epoch)))
     target = dict(group.target)
     if epoch > group.assignment_epoch:
-        target = _target_records(c, group, members, subscribed, epoch, records)
+        target = _target_records(c, group, members, subscribed, epoch, records, previous)
     owned = from_assignment(r.owned) if r.owned is not None else None
-    if r.member_epoch == 0:
+    if r.member_epoch == 0 and replaced is None:
         updated = _reset(updated)
     assignment_epoch = max(epoch, group.assignment_epoch)
-    nxt = reconcile(
-        updated, target.get(mid, NO_PARTITIONS), assignment_epoch, group.holders(mid), owned
-    )
+    nxt = reconcile(updated, target.get(mid, NO_PARTITIONS), assignment_epoch, held, owned)
     if old is None or r.member_epoch == 0 or _current(nxt) != _current(old):
         records.append((_key(cr.CURRENT_ASSIGNMENT, gid, mid), _current(nxt)))
     return records
@@ -358,14 +440,16 @@ def _target_records(
     subscribed: Mapping[str, TopicMetadata],
     epoch: int,
     records: list[Record],
+    previous: Mapping[str, Partitions] | None = None,
 ) -> dict[str, Partitions]:
-    """Recomputes the target assignment for `epoch`; appends each changed member's
-    target and then the assignment epoch (Kafka's order)."""
+    """Recomputes the target assignment for `epoch` (sticky to `previous`, by default
+    the current target); appends each changed member's target and then the assignment
+    epoch (Kafka's order)."""
     assign = ASSIGNORS[group_assignor(c, members.values())]
     target = assign(
         {m.member_id: subscription(m, subscribed) for m in members.values()},
         subscribed,
-        group.target,
+        group.target if previous is None else previous,
     )
     for mid, partitions in sorted(target.items()):
         if group.target.get(mid) != partitions:
@@ -379,11 +463,7 @@ def removal_records(c: GroupCoordinator, group: ConsumerGroup, member_id: str) -
     """A member leaves or is fenced: its records are deleted, the group epoch moves and
     the others' target is recomputed without it."""
     gid = group.group_id
-    records: list[Record] = [
-        (_key(cr.CURRENT_ASSIGNMENT, gid, member_id), None),
-        (_key(cr.TARGET_MEMBER, gid, member_id), None),
-        (_key(cr.MEMBER_METADATA, gid, member_id), None),
-    ]
+    records: list[Record] = [(_key(kind, gid, member_id), None) for kind in _MEMBER_RECORDS]
     members = {m: v for m, v in group.members.items() if m != member_id}
     names: set[str] = set()
     for m in members.values():
