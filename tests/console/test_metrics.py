@@ -140,3 +140,65 @@ def test_hostile_requests_get_a_4xx_and_leave_the_broker_serving(console_broker:
     assert scrape(console_broker)[("kafka_controller_kafkacontroller_activecontrollercount", ())]
     producer = Producer({"bootstrap.servers": console_broker.bootstrap_servers})
     assert producer.list_topics(timeout=TIMEOUT_S).brokers
+
+
+def test_errors_and_rebalances_are_counted(console_broker: Broker) -> None:
+    """A fetch beyond the log end is counted as an OFFSET_OUT_OF_RANGE Fetch error; a
+    subscribing consumer's first rebalance is counted as begun and completed, with its
+    time, and its group shows among the classic groups by state."""
+    topic = console_broker.create_topic("metrics-errors", partitions=1)
+    producer = Producer({"bootstrap.servers": console_broker.bootstrap_servers})
+    producer.produce(topic, value=b"one")
+    assert producer.flush(TIMEOUT_S) == 0
+    before = scrape(console_broker)
+    consumer = _consumer(console_broker, "metrics-errors-reader")
+    try:
+        consumer.assign([TopicPartition(topic, 0, 1000)])  # reset to earliest after the error
+        assert len(_read(consumer, 1)) == 1
+    finally:
+        consumer.close()
+    errors = (("error", "OFFSET_OUT_OF_RANGE"), ("request", "Fetch"))
+    after = scrape(console_broker)
+    assert after[("kafka_network_requestmetrics_errors_total", errors)] >= 1
+
+    prefix = "kafka_server_group_coordinator_metrics_"
+    completed = before[(prefix + "group_completed_rebalance_count", ())]
+    consumer = _consumer(console_broker, "metrics-rebalancing")
+    try:
+        consumer.subscribe([topic])
+        assert len(_read(consumer, 1)) == 1  # assigned: the join completed
+        during = scrape(console_broker)
+    finally:
+        consumer.close()
+    assert during[(prefix + "group_rebalance_count", ())] >= 1
+    assert during[(prefix + "group_completed_rebalance_count", ())] == completed + 1
+    assert during[("odradek_group_rebalance_seconds_count", ())] == completed + 1
+    assert during[("odradek_group_rebalance_seconds_sum", ())] > 0
+    stable = during.get((prefix + "classic_group_count", (("state", "stable"),)), 0)
+    completing = during.get((prefix + "classic_group_count", (("state", "completingrebalance"),)))
+    assert stable + (completing or 0) >= 1
+
+
+def test_consumer_group_epoch_bumps_are_counted(console_broker: Broker) -> None:
+    """A KIP-848 consumer (group.protocol=consumer) joining bumps its group's epoch,
+    counted as a consumer group rebalance."""
+    topic = console_broker.create_topic("metrics-kip848", partitions=1)
+    producer = Producer({"bootstrap.servers": console_broker.bootstrap_servers})
+    producer.produce(topic, value=b"one")
+    assert producer.flush(TIMEOUT_S) == 0
+    name = "kafka_server_group_coordinator_metrics_consumer_group_rebalance_count"
+    before = scrape(console_broker)[(name, ())]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": console_broker.bootstrap_servers,
+            "group.id": "metrics-kip848",
+            "group.protocol": "consumer",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        assert len(_read(consumer, 1)) == 1
+        assert scrape(console_broker)[(name, ())] > before
+    finally:
+        consumer.close()

@@ -16,12 +16,14 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from kio.schema.errors import ErrorCode
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
+    UnknownMetricFamily,
 )
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -82,10 +84,12 @@ class BrokerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from topic_metrics(self.found)
         yield from request_metrics(self.broker.request_stats.apis)
+        yield from error_metrics(self.broker.services.errors)
         yield from socket_metrics(self.broker)
         yield from replica_manager_metrics(self.found)
         yield from controller_metrics(self.broker)
         yield from log_manager_metrics(self.broker, self.found)
+        yield from group_coordinator_metrics(self.broker)
 
 
 def topic_metrics(found: bulk.Survey) -> Iterator[Metric]:
@@ -128,6 +132,27 @@ def request_metrics(apis: dict[int, ApiStats]) -> Iterator[Metric]:
             buckets = list(zip(_BUCKET_LABELS, _cumulative(counts), strict=True))
             families[phase].add_metric([name], buckets, sum_ns / 1e6)
     yield from families.values()
+
+
+def error_metrics(errors: dict[tuple[int, int], int]) -> Iterator[Metric]:
+    """ErrorsPerSec per API and error: top-level codes of every response, and the
+    per-partition codes of Produce and Fetch (Kafka also counts NONE; odradek only errors)."""
+    family = CounterMetricFamily(
+        "kafka_network_requestmetrics_errors",
+        "Errors answered, per API and error code.",
+        labels=["request", "error"],
+    )
+    for (api_key, code), count in sorted(errors.items()):
+        family.add_metric([request_name(api_key), _error_name(code)], count)
+    yield family
+
+
+def _error_name(code: int) -> str:
+    """Kafka's name of an error code: NOT_LEADER_OR_FOLLOWER."""
+    try:
+        return ErrorCode(code).name.upper()
+    except ValueError:
+        return str(code)
 
 
 def _cumulative(counts: list[int]) -> list[int]:
@@ -212,6 +237,49 @@ def controller_metrics(broker: Broker) -> Iterator[Metric]:
 
 def _leaderless(store: ZkMetadataStore) -> int:
     return sum(1 for state in store.states.values() if state.leader < 0)
+
+
+def group_coordinator_metrics(broker: Broker) -> Iterator[Metric]:
+    """Kafka's group-coordinator-metrics (untyped, as the JMX exporter shows them): classic
+    rebalances begun and completed, KIP-848 group epoch bumps, classic groups by state;
+    and odradek's own rebalance time (PreparingRebalance until the new generation)."""
+    groups = broker.services.groups
+    if groups is None:
+        return
+    prefix = "kafka_server_group_coordinator_metrics_"
+    counts = [
+        ("group_rebalance_count", "Classic group rebalances begun.", groups.rebalances),
+        (
+            "group_completed_rebalance_count",
+            "Classic group rebalances completed (a new generation).",
+            groups.completed_rebalances,
+        ),
+        (
+            "consumer_group_rebalance_count",
+            "Consumer group (KIP-848) epoch bumps.",
+            groups.consumer_rebalances,
+        ),
+    ]
+    for name, doc, value in counts:
+        yield UnknownMetricFamily(prefix + name, doc, value=value)
+    states = GaugeMetricFamily(
+        prefix + "classic_group_count", "Classic groups by state.", labels=["state"]
+    )
+    by_state: dict[str, int] = {}
+    for group in groups.groups.values():
+        if group.group_id in groups.consumer_groups:
+            continue  # a KIP-848 group's offsets holder, not a classic group
+        name = group.state.name.replace("_", "").lower()
+        by_state[name] = by_state.get(name, 0) + 1
+    for state, count in sorted(by_state.items()):
+        states.add_metric([state], count)
+    yield states
+    yield SummaryMetricFamily(
+        "odradek_group_rebalance_seconds",
+        "Classic rebalances completed and their seconds from PreparingRebalance.",
+        count_value=groups.completed_rebalances,
+        sum_value=groups.rebalance_seconds,
+    )
 
 
 def log_manager_metrics(broker: Broker, found: bulk.Survey) -> Iterator[Metric]:

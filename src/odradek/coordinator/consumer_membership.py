@@ -393,6 +393,7 @@ def _heartbeat_records(
     )
     if subscribed != group.topics or changed_subscription or r.member_epoch == 0:
         epoch += 1
+        c.consumer_rebalances += 1
         if subscribed != group.topics:
             value = cr.PartitionMetadataValue(epoch, tuple(subscribed.values()))
             records.append((_key(cr.PARTITION_METADATA, gid), value))
@@ -470,6 +471,7 @@ def removal_records(c: GroupCoordinator, group: ConsumerGroup, member_id: str) -
         names |= subscription(m, group.topics)
     subscribed = {n: t for n, t in group.topics.items() if n in names}
     epoch = group.group_epoch + 1
+    c.consumer_rebalances += 1
     if subscribed != group.topics:
         value = cr.PartitionMetadataValue(epoch, tuple(subscribed.values()))
         records.append((_key(cr.PARTITION_METADATA, gid), value))

@@ -166,6 +166,13 @@ class GroupCoordinator:
         # KIP-848 consumer groups (consumer_membership.py). Their committed offsets live
         # in `groups` like any group's, under a classic Group that stays Empty.
         self.consumer_groups: dict[str, ConsumerGroup] = {}
+        # Rebalance counters for the metrics listener (Kafka's group-coordinator-metrics):
+        # classic groups entering PreparingRebalance, classic joins completed (a new
+        # generation) and the seconds from the one to the other, KIP-848 group epoch bumps.
+        self.rebalances = 0
+        self.completed_rebalances = 0
+        self.rebalance_seconds = 0.0
+        self.consumer_rebalances = 0
         self._next_offsets_check = 0.0
         # The __consumer_offsets partitions whose groups are here; None: all of them (a
         # single broker). A cluster broker starts with none and learns them as it leads.

@@ -112,6 +112,8 @@ class Group:
     inflight_commits: Counter[tuple[str, int]] = field(default_factory=Counter)
     # Rebalance bookkeeping: when PreparingRebalance ends, and the initial delay window.
     join_deadline: float = 0.0
+    # When the current rebalance began (monotonic), for the rebalance time metric.
+    rebalance_started: float = 0.0
     initial_delay: bool = False
     initial_delay_end: float = 0.0
     new_member_added: bool = False

@@ -282,6 +282,8 @@ def prepare_rebalance(c: GroupCoordinator, group: Group) -> None:
         group.new_member_added = False
     group.state = GroupState.PREPARING_REBALANCE
     group.state_timestamp = c.clock.time_ms()
+    group.rebalance_started = now
+    c.rebalances += 1
 
 
 def try_complete_join(c: GroupCoordinator, group: Group) -> None:
@@ -309,6 +311,8 @@ def complete_join(c: GroupCoordinator, group: Group) -> None:
             group.state = GroupState.EMPTY
         return
     now = c.clock.monotonic()
+    c.completed_rebalances += 1
+    c.rebalance_seconds += max(now - group.rebalance_started, 0.0)
     group.generation += 1
     group.protocol = group.select_protocol()
     if group.leader not in group.members:

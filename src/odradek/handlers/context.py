@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from odradek.clock import Clock
@@ -45,6 +45,16 @@ class BrokerServices:
     transactions: TransactionCoordinator | None = None
     # Set on a broker with zookeeper.connect; None on a single node.
     cluster: ClusterServices | None = None
+    # (API key, error code) -> responses or partitions answered with that error, for the
+    # metrics listener (Kafka's ErrorsPerSec); shared with the connection code, which
+    # counts the responses' top-level codes, while Produce and Fetch count per partition.
+    errors: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+def count_error(services: BrokerServices, api_key: int, code: int) -> None:
+    """One more error `code` answered for `api_key`."""
+    key = (api_key, code)
+    services.errors[key] = services.errors.get(key, 0) + 1
 
 
 @dataclass(slots=True)

@@ -31,7 +31,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import RequestContext, count_error
 from odradek.handlers.fetch_session import (
     FINAL_EPOCH,
     INITIAL_EPOCH,
@@ -277,6 +277,8 @@ def _build(ctx: RequestContext, reads: list[PartitionRead], session_id: int) -> 
     hints = ctx.services.cluster is not None and hasattr(module, "LeaderIdAndEpoch")
     leaders: set[int] = set()
     for read in reads:
+        if read.error:
+            count_error(ctx.services, API_KEY, read.error)
         extra = {"current_leader": _hint(ctx, module, read, leaders)} if hints else {}
         by_topic.setdefault(read.key[0], []).append(
             make(

@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import RequestContext, count_error
 from odradek.handlers.leader_hints import (
     LEADER_ERRORS,
     current_leader,
@@ -228,6 +228,9 @@ def _produce_topic(
                     waiting.append((results, len(results), partition, result, future))
                 elif (code := partition.replication_error()) != ErrorCode.none:
                     result = code
+        if not isinstance(result, AppendInfo):
+            code = result if isinstance(result, ErrorCode) else result.code
+            count_error(ctx.services, API_KEY, code)
         results.append(_partition_result(data.index, result))
     return TopicResult(name, getattr(topic, "topic_id", None), results)
 

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, cast
 
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import RequestContext, count_error
 from odradek.handlers.registry import HANDLERS, ApiSpec
 from odradek.protocol.codec import (
     API_VERSIONS_KEY,
@@ -391,6 +391,8 @@ class Connection(asyncio.Protocol):
             slot.payload = response.frame
         elif response is not None:
             slot.payload = encode_response(spec.api_key, ctx.correlation_id, response)
+            if getattr(response, "error_code", 0):  # the top-level code (ErrorsPerSec)
+                count_error(ctx.services, spec.api_key, response.error_code)
         if slot.payload is not None:
             self._queued_response_bytes += len(slot.payload)
         slot.completed = _clock()
