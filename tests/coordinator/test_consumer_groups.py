@@ -365,3 +365,62 @@ async def test_static_member_that_does_not_return_is_removed() -> None:
     assert set(group.members) == {"d"}
     settle(c, ("d",))
     assert len(group.members["d"].assigned) == 4
+
+
+async def test_coordinator_move_unloads_and_reloads_the_group() -> None:
+    """In a cluster the group follows its `__consumer_offsets` partition: a broker that
+    stops leading it drops the group and answers NOT_COORDINATOR; one that starts
+    leading it replays the group with its epochs, and its members carry on."""
+    from odradek.coordinator.coordinator import partition_for
+    from odradek.coordinator.record_log import OFFSETS_TOPIC, MemoryRecordLog
+
+    h = harness()
+    h.log = MemoryRecordLog(partitions=3, replicated=True)
+    c = h.coordinator = GroupCoordinator(h.config, h.clock, h.log)
+    partition = partition_for("g", 3)
+    h.log.leading.add(partition)
+    c.leadership_changed(OFFSETS_TOPIC, partition, True)
+    beat(c, "a", 0, ("t1",))
+    beat(c, "b", 0, ("t1",))
+    settle(c, ("a", "b"))
+    before = c.consumer_groups["g"]
+    epochs = {m: before.members[m].member_epoch for m in ("a", "b")}
+    h.log.leading.discard(partition)
+    c.leadership_changed(OFFSETS_TOPIC, partition, False)
+    assert "g" not in c.consumer_groups
+    assert beat(c, "a", epochs["a"]).error == ErrorCode.not_coordinator
+    other = GroupCoordinator(h.config, h.clock, h.log)
+    h.log.leading.add(partition)
+    other.leadership_changed(OFFSETS_TOPIC, partition, True)
+    moved = other.consumer_groups["g"]
+    assert (moved.group_epoch, moved.assignment_epoch) == (
+        before.group_epoch,
+        before.assignment_epoch,
+    )
+    for m, epoch in epochs.items():
+        answer = beat(other, m, epoch)
+        assert (answer.error, answer.member_epoch) == (ErrorCode.none, epoch)
+    assert moved.state == "Stable"
+
+
+async def test_txn_offset_commit_checks_member_epochs() -> None:
+    """TxnOffsetCommit to a consumer group: a member's needs its current epoch
+    (ILLEGAL_GENERATION otherwise, as Kafka answers it), an unknown member is
+    UNKNOWN_MEMBER_ID, and one without member fields (v0-2) is accepted."""
+    from odradek.coordinator.record_log import TxnProducer
+    from odradek.coordinator.txn_offsets import TxnOffsetCommitRequest
+
+    h = harness()
+    c = h.coordinator
+    a = beat(c, "a", 0, ("t1",))
+
+    def txn_commit(generation: int, member: str) -> ErrorCode:
+        request = TxnOffsetCommitRequest(
+            "g", TxnProducer(7, 0), generation, member, None, (OffsetCommit("t1", 0, 5, -1, ""),)
+        )
+        return c.commit_txn_offsets(request).result()[("t1", 0)]
+
+    assert txn_commit(a.member_epoch + 1, "a") == ErrorCode.illegal_generation
+    assert txn_commit(1, "x") == ErrorCode.unknown_member_id
+    assert txn_commit(a.member_epoch, "a") == ErrorCode.none
+    assert txn_commit(-1, "") == ErrorCode.none

@@ -614,6 +614,20 @@ def commit_error(group: ConsumerGroup, member_id: str, member_epoch: int) -> Err
     return None
 
 
+def txn_commit_error(group: ConsumerGroup, member_epoch: int, member_id: str) -> ErrorCode | None:
+    """TxnOffsetCommit to a consumer group: without member fields (v0-2, or a producer
+    outside the group) always accepted; a member's needs its current epoch, answered
+    ILLEGAL_GENERATION as Kafka does (the API has no STALE_MEMBER_EPOCH)."""
+    if member_epoch < 0 and not member_id:
+        return None
+    member = group.members.get(member_id)
+    if member is None:
+        return ErrorCode.unknown_member_id
+    if member_epoch != member.member_epoch:
+        return ErrorCode.illegal_generation
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DescribedMember:
     member: ConsumerMember

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
+from odradek.coordinator import consumer_membership
 from odradek.coordinator.group import CommittedOffset, Group, GroupState
 from odradek.coordinator.offsets import OffsetCommit, commit_error
 from odradek.coordinator.record_log import TxnProducer
@@ -95,9 +96,15 @@ def commit(
     if request.producer.producer_id < 0 or request.producer.producer_epoch < 0:
         # No producer: a transactional batch nobody's marker could ever end.
         error = error or ErrorCode.invalid_producer_id_mapping
-    error = error or validation_error(
-        group, request.generation, request.member_id, request.instance_id
-    )
+    consumer_group = c.consumer_groups.get(request.group_id)
+    if consumer_group is not None:
+        error = error or consumer_membership.txn_commit_error(
+            consumer_group, request.generation, request.member_id
+        )
+    else:
+        error = error or validation_error(
+            group, request.generation, request.member_id, request.instance_id
+        )
     if error is not None:
         future.set_result({(o.topic, o.partition): error for o in request.commits})
         return future
