@@ -103,6 +103,12 @@ def test_counters_and_lag_follow_produce_and_consume(console_broker: Broker) -> 
     assert final[("kafka_server_socket_server_metrics_connection_creation_total", ())] >= 2
     assert final[("kafka_server_replicamanager_partitioncount", ())] >= 1
     assert final[("kafka_controller_kafkacontroller_activecontrollercount", ())] == 1
+    log_dir = (("log_dir", console_broker.data_dir),)
+    assert final[("odradek_log_dir_free_bytes", log_dir)] > 0
+    assert (
+        final[("odradek_log_dir_free_bytes", log_dir)]
+        <= final[("odradek_log_dir_size_bytes", log_dir)]
+    )
 
 
 def _consumer(broker: Broker, group: str) -> Any:

@@ -12,6 +12,7 @@ prometheus-client and appends the per-partition text.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -239,6 +240,26 @@ def _leaderless(store: ZkMetadataStore) -> int:
     return sum(1 for state in store.states.values() if state.leader < 0)
 
 
+def log_dir_space(broker: Broker) -> Iterator[Metric]:
+    """Free and total bytes of each log dir's file system (one statvfs each), for the
+    disk-filling alert; a log dir that cannot be read is left out."""
+    free = GaugeMetricFamily(
+        "odradek_log_dir_free_bytes", "Bytes free for the log dir.", labels=["log_dir"]
+    )
+    total = GaugeMetricFamily(
+        "odradek_log_dir_size_bytes", "Size of the log dir's file system.", labels=["log_dir"]
+    )
+    for log_dir in broker.config.log_dirs:
+        try:
+            space = os.statvfs(log_dir)
+        except OSError:
+            continue
+        free.add_metric([log_dir], space.f_bavail * space.f_frsize)
+        total.add_metric([log_dir], space.f_blocks * space.f_frsize)
+    yield free
+    yield total
+
+
 def group_coordinator_metrics(broker: Broker) -> Iterator[Metric]:
     """Kafka's group-coordinator-metrics (untyped, as the JMX exporter shows them): classic
     rebalances begun and completed, KIP-848 group epoch bumps, classic groups by state;
@@ -292,6 +313,7 @@ def log_manager_metrics(broker: Broker, found: bulk.Survey) -> Iterator[Metric]:
         sum_value=found.flush_ms,
     )
     yield flushes
+    yield from log_dir_space(broker)
     yield GaugeMetricFamily(
         "odradek_log_load_seconds",
         "Seconds opening the logs took at start, recovery after a crash included.",

@@ -123,6 +123,7 @@ class Cluster:
         session_timeout_ms: int = 4000,
         log_level: str = "INFO",
         proxied: bool = False,
+        console: bool = False,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="odradek-cluster-"))
@@ -143,6 +144,10 @@ class Cluster:
         # reach every broker directly on its PLAINTEXT listener.
         self.proxied = proxied
         self._replication_ports = dict(zip(self.brokers, free_ports(brokers), strict=True))
+        # With `console`, each broker serves /metrics on a port of its own (`console_url`).
+        self._console_ports: dict[int, int] = {}
+        if console:
+            self._console_ports = dict(zip(self.brokers, free_ports(brokers), strict=True))
         self.zookeeper_proxies: dict[int, TcpProxy] = {}
         self.replication_proxies: dict[int, TcpProxy] = {}
 
@@ -180,8 +185,15 @@ class Cluster:
             properties["inter.broker.listener.name"] = "REPLICATION"
         if broker.node_id in self._racks:
             properties["broker.rack"] = self._racks[broker.node_id]
+        if broker.node_id in self._console_ports:
+            properties["console.listeners"] = self.console_url(broker.node_id)
         properties.update(self._config)
         return properties
+
+    def console_url(self, node_id: int) -> str:
+        """`http://127.0.0.1:PORT` of a broker's HTTP listener (a cluster made with
+        `console=True`)."""
+        return f"http://127.0.0.1:{self._console_ports[node_id]}"
 
     def _zookeeper_connect_for(self, node_id: int) -> str:
         proxy = self.zookeeper_proxies.get(node_id)

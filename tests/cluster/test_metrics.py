@@ -1,0 +1,67 @@
+"""/metrics in a cluster: every broker serves its own, one of them is the active
+controller, and a dead follower shows as an under-replicated partition and an ISR
+shrink on the leader."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from odradek.testing.cluster import Cluster, wait_until
+from odradek.testing.zookeeper import ZooKeeper
+
+TIMEOUT_S = 60.0
+
+
+def _scrape(url: str) -> dict[str, float]:
+    """The label-less samples of a broker's /metrics by name, summed over labels."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
+    return samples
+
+
+def test_every_broker_serves_metrics_and_a_dead_follower_shows(zookeeper: ZooKeeper) -> None:
+    """Three brokers with console listeners: each answers /metrics, exactly one reports
+    itself the active controller, the partition's leader counts it as led; after a
+    follower is killed the leader reports it under-replicated and an ISR shrink, and the
+    controller counts the single-replica partitions the dead broker held as offline."""
+    with Cluster(brokers=3, zookeeper=zookeeper, console=True) as cluster:
+        cluster.create_topic("metered", partitions=1, replication_factor=3)
+        cluster.create_topic("lonely", partitions=3, replication_factor=1)
+        lonely = [cluster.leader_of("lonely", p) for p in range(3)]
+        urls = {node: cluster.console_url(node) for node in cluster.brokers}
+
+        def one_controller() -> bool:
+            name = "kafka_controller_kafkacontroller_activecontrollercount"
+            return sum(_scrape(url)[name] for url in urls.values()) == 1
+
+        wait_until(one_controller, TIMEOUT_S, "one active controller")
+        leader = cluster.leader_of("metered", 0)
+        wait_until(
+            lambda: _scrape(urls[leader])["kafka_server_replicamanager_leadercount"] >= 1,
+            TIMEOUT_S,
+            "the leader to count its partition",
+        )
+        assert _scrape(urls[leader])["kafka_server_replicamanager_underreplicatedpartitions"] == 0
+        follower = next(n for n in cluster.brokers if n != leader and n in lonely)
+        cluster.kill(follower)
+        live = [url for node, url in urls.items() if node != follower]
+
+        def offline_reported() -> bool:
+            name = "kafka_controller_kafkacontroller_offlinepartitionscount"
+            return sum(_scrape(url)[name] for url in live) == lonely.count(follower)
+
+        wait_until(offline_reported, TIMEOUT_S, "the controller to count offline partitions")
+        wait_until(
+            lambda: (
+                _scrape(urls[leader])["kafka_server_replicamanager_underreplicatedpartitions"] == 1
+            ),
+            TIMEOUT_S,
+            "the leader to report the partition under-replicated",
+        )
+        assert _scrape(urls[leader])["kafka_server_replicamanager_isrshrinks_total"] >= 1
