@@ -424,3 +424,28 @@ async def test_txn_offset_commit_checks_member_epochs() -> None:
     assert txn_commit(1, "x") == ErrorCode.unknown_member_id
     assert txn_commit(a.member_epoch, "a") == ErrorCode.none
     assert txn_commit(-1, "") == ErrorCode.none
+
+
+async def test_empty_consumer_group_becomes_classic_or_expires() -> None:
+    """A classic JoinGroup on a consumer group without members turns it into a classic
+    group, keeping its offsets; an empty consumer group without offsets is deleted at
+    the offsets retention check."""
+    h = harness(offsets_retention_check_interval_ms=1000)
+    c = h.coordinator
+    beat(c, "a", 0, ("t1",))
+    await c.commit_offsets("g", 1, "a", None, [OffsetCommit("t1", 0, 5, -1, "")])
+    beat(c, "a", -1)
+    joining = h.join()
+    assert "g" not in c.consumer_groups
+    h.advance(200)  # the classic group's initial rebalance delay
+    assert joining.done() and joining.result().error == ErrorCode.none
+    assert c.fetch_offsets("g", [("t1", 0)])[1][("t1", 0)] is not None
+    request = HeartbeatRequest("h", "m", 0, rebalance_timeout_ms=1, subscribed_topics=("t1",))
+    c.consumer_group_heartbeat(request, TOPICS)
+    c.consumer_group_heartbeat(HeartbeatRequest("h", "m", -1), TOPICS)
+    assert "h" in c.consumer_groups
+    h.advance(1500)
+    assert "h" not in c.consumer_groups
+    reloaded = GroupCoordinator(h.config, h.clock, h.log)
+    reloaded.load()
+    assert "h" not in reloaded.consumer_groups and "g" not in reloaded.consumer_groups

@@ -150,6 +150,16 @@ def replication_error(replication: Replication, timed_out: ErrorCode) -> ErrorCo
     return code
 
 
+def _consumer_group_tombstones(group_id: str) -> list[Record]:
+    """Deletes a consumer group without members (its member records are gone already)."""
+    kinds = (
+        consumer_records.TARGET_METADATA,
+        consumer_records.PARTITION_METADATA,
+        consumer_records.METADATA,
+    )
+    return [(ConsumerGroupKey(kind, group_id), None) for kind in kinds]
+
+
 class GroupCoordinator:
     def __init__(
         self,
@@ -515,23 +525,32 @@ class GroupCoordinator:
             partitions = set(group.offsets) | group.pending_partitions()
             records += [(OffsetKey(group_id, t, p), None) for t, p in sorted(partitions)]
             records.append((GroupKey(group_id), None))
-        records += [
-            (ConsumerGroupKey(kind, group_id), None)
-            for kind in (
-                consumer_records.TARGET_METADATA,
-                consumer_records.PARTITION_METADATA,
-                consumer_records.METADATA,
-            )
-        ]
-        return self.try_write(group_id, records)
+        return self.try_write(group_id, records + _consumer_group_tombstones(group_id))
+
+    def _expire_consumer_groups(self) -> None:
+        """An empty consumer group with no offsets left is deleted at the offsets check,
+        as Kafka cleans up group metadata."""
+        for group_id, consumer_group in list(self.consumer_groups.items()):
+            group = self.groups.get(group_id)
+            if consumer_group.members or (group is not None and group.has_offsets):
+                continue
+            self.try_write(group_id, _consumer_group_tombstones(group_id))
 
     # -- the group APIs (membership.py, sync.py, offsets.py) --------------------------
     def join_group(self, request: membership.JoinRequest) -> asyncio.Future[Any]:
         # An empty group id is INVALID_GROUP_ID before anything else, as in Kafka.
         refused = self._refusal(request.group_id) if request.group_id else None
-        if refused is None and request.group_id in self.consumer_groups:
-            # Moving a group between the protocols is not done here.
-            refused = ErrorCode.inconsistent_group_protocol
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if refused is None and consumer_group is not None:
+            # An empty consumer group becomes a classic one (its offsets stay); moving
+            # a group with members between the protocols is not done here.
+            if consumer_group.members:
+                refused = ErrorCode.inconsistent_group_protocol
+            else:
+                written = self.try_write(
+                    request.group_id, _consumer_group_tombstones(request.group_id)
+                )
+                refused = None if written == ErrorCode.none else written
         if refused is not None:
             return answered(membership.JoinResult(refused, request.member_id))
         return membership.join_group(self, request)
@@ -666,6 +685,7 @@ class GroupCoordinator:
         if now >= self._next_offsets_check:
             self._next_offsets_check = now + self.config.offsets_retention_check_interval_ms / 1000
             offsets.expire_offsets(self)
+            self._expire_consumer_groups()
         if self._replications:
             self._expire_replications(now)
 
