@@ -38,6 +38,9 @@ def test_properties_file_and_overrides(tmp_path: object) -> None:
         ("num.partitions", "0"),
         ("auto.create.topics.enable", "yes"),
         ("log.message.timestamp.type", "WallClock"),
+        ("console.listeners", "https://127.0.0.1:9095"),
+        ("console.listeners", "http://127.0.0.1"),
+        ("console.listeners", "http://127.0.0.1:port"),
     ],
 )
 def test_bad_values_are_refused(pair: tuple[str, str]) -> None:

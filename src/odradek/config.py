@@ -288,6 +288,14 @@ def _convert(name: str, value: str) -> tuple[str, Any]:
         raise ConfigError(f"invalid value {value!r} for {name}: must be at least {minimum}")
     if name == "log.message.timestamp.type" and parsed not in ("CreateTime", "LogAppendTime"):
         raise ConfigError(f"invalid value {value!r} for {name}: CreateTime or LogAppendTime")
+    if name == "console.listeners":
+        for listener in parsed:
+            if not listener.lower().startswith("http://"):
+                raise ConfigError(f"invalid value {value!r} for {name}: http://host:port")
+            try:
+                parse_listener(listener)
+            except ConfigError as exc:
+                raise ConfigError(f"invalid value {value!r} for {name}: {exc}") from None
     return field_name, parsed
 
 

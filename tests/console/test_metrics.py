@@ -208,3 +208,23 @@ def test_consumer_group_epoch_bumps_are_counted(console_broker: Broker) -> None:
         assert scrape(console_broker)[(name, ())] > before
     finally:
         consumer.close()
+
+
+def test_flushes_memory_and_load_time(console_broker: Broker) -> None:
+    """Appends to a topic with flush.messages=1 are fsynced each time and counted as log
+    flushes with their time; the request memory pool's used and available bytes add up
+    to queued.max.request.bytes; the start-up's log load time is there."""
+    topic = console_broker.create_topic("metrics-flushed", 1, config={"flush.messages": 1})
+    name = "kafka_log_logflushstats_logflushrateandtimems"
+    before = scrape(console_broker)
+    producer = Producer({"bootstrap.servers": console_broker.bootstrap_servers, "linger.ms": 0})
+    for i in range(3):
+        producer.produce(topic, value=b"%d" % i)
+        assert producer.flush(TIMEOUT_S) == 0
+    after = scrape(console_broker)
+    assert after[(name + "_count", ())] >= before[(name + "_count", ())] + 3
+    assert after[(name + "_sum", ())] > before[(name + "_sum", ())]
+    used = after[("kafka_network_socketserver_memorypoolused", ())]
+    available = after[("kafka_network_socketserver_memorypoolavailable", ())]
+    assert used + available == console_broker.config.queued_max_request_bytes
+    assert after[("odradek_log_load_seconds", ())] > 0

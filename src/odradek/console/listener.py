@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from odradek.config import ConfigError, parse_listener
+from odradek.config import parse_listener
 from odradek.console import metrics
 from odradek.server.broker import Broker
 
@@ -40,9 +40,7 @@ def build_app(broker: Broker) -> web.Application:
 
 def _bind(listener: str) -> socket.socket:
     """A listening socket for `http://host:port` (port 0: a free one)."""
-    scheme, host, port = parse_listener(listener)
-    if scheme.lower() != "http":
-        raise ConfigError(f"console listener {listener!r}: only http:// is served")
+    _scheme, host, port = parse_listener(listener)  # http://, checked by config.py
     family, kind, proto, _name, address = socket.getaddrinfo(
         host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
