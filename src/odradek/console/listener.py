@@ -24,6 +24,11 @@ log = logging.getLogger("odradek.console")
 
 # No page takes a body: anything larger than this is refused before it is read.
 MAX_BODY_BYTES = 16 * 1024
+# An idle HTTP connection is closed after this (aiohttp's default is an hour: idle
+# connections would hold descriptors); a scraper reconnects at no cost.
+KEEPALIVE_S = 60.0
+# How long stopping the broker waits for HTTP requests being answered.
+SHUTDOWN_S = 2.0
 
 ROUTE_PROVIDERS: tuple[Callable[[Broker], Iterable[web.RouteDef]], ...] = (metrics.routes,)
 
@@ -74,7 +79,13 @@ class ConsoleListener:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.bound: list[tuple[str, int]] = []
-        self._runner = web.AppRunner(build_app(broker), handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            build_app(broker),
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=KEEPALIVE_S,
+            shutdown_timeout=SHUTDOWN_S,
+        )
 
     @property
     def urls(self) -> list[str]:
