@@ -449,3 +449,42 @@ async def test_empty_consumer_group_becomes_classic_or_expires() -> None:
     reloaded = GroupCoordinator(h.config, h.clock, h.log)
     reloaded.load()
     assert "h" not in reloaded.consumer_groups and "g" not in reloaded.consumer_groups
+
+
+def test_uniform_assignor_prefers_the_replicas_racks() -> None:
+    """With members and partition replicas in racks, each member gets the partitions
+    whose replicas are in its rack, as far as balance allows."""
+    racks = ((0, ("r1",)), (1, ("r2",)), (2, ("r1",)), (3, ("r2",)))
+    topics = {"t1": TopicMetadata(T1.topic_id, "t1", 4, racks)}
+    got = uniform_assign({"a": ["t1"], "b": ["t1"]}, topics, {}, {"a": "r2", "b": "r1"})
+    assert got["a"] == {(T1.topic_id, 1), (T1.topic_id, 3)}
+    assert got["b"] == {(T1.topic_id, 0), (T1.topic_id, 2)}
+    # Balance wins over racks: one rack holds every replica.
+    same = {"t1": TopicMetadata(T1.topic_id, "t1", 4, tuple((p, ("r1",)) for p in range(4)))}
+    got = uniform_assign({"a": ["t1"], "b": ["t1"]}, same, {}, {"a": "r1", "b": "r2"})
+    assert sorted(len(p) for p in got.values()) == [2, 2]
+
+
+async def test_racks_reach_the_assignment_and_their_change_moves_the_epoch() -> None:
+    """The heartbeat's racks of partition replicas are recorded with the subscribed
+    topics; members get their rack's partitions; a change of racks is a new epoch."""
+    h = harness()
+    c = h.coordinator
+
+    def racks(topic: str, partition: int) -> tuple[str, ...]:
+        return ("r1",) if partition % 2 == 0 else ("r2",)
+
+    def send(member: str, epoch: int, **kw: Any) -> HeartbeatResult:
+        request = HeartbeatRequest(
+            "g", member, epoch, rebalance_timeout_ms=1000, subscribed_topics=("t1",), **kw
+        )
+        return c.consumer_group_heartbeat(request, TOPICS, racks).result()
+
+    send("a", 0, rack_id="r1")
+    send("b", 0, rack_id="r2")
+    group = c.consumer_groups["g"]
+    assert group.target["a"] == {(T1.topic_id, 0), (T1.topic_id, 2)}
+    assert group.topics["t1"].racks == ((0, ("r1",)), (1, ("r2",)), (2, ("r1",)), (3, ("r2",)))
+    epoch = group.group_epoch
+    beat(c, "a", group.members["a"].member_epoch)  # no racks known now: metadata changed
+    assert group.group_epoch == epoch + 1

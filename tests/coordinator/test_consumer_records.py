@@ -33,7 +33,18 @@ values = st.one_of(
     st.builds(
         cr.PartitionMetadataValue,
         epochs,
-        st.lists(st.builds(cr.TopicMetadata, st.uuids(), texts, epochs), max_size=3).map(tuple),
+        st.lists(
+            st.builds(
+                cr.TopicMetadata,
+                st.uuids(),
+                texts,
+                epochs,
+                st.lists(st.tuples(epochs, st.lists(texts, max_size=2).map(tuple)), max_size=2).map(
+                    tuple
+                ),
+            ),
+            max_size=3,
+        ).map(tuple),
     ),
     st.builds(
         cr.MemberMetadataValue,

@@ -14,7 +14,12 @@ from odradek.coordinator.consumer_group import Partitions, TopicPartition
 from odradek.coordinator.consumer_records import TopicMetadata
 
 Assignor = Callable[
-    [Mapping[str, Iterable[str]], Mapping[str, TopicMetadata], Mapping[str, Partitions]],
+    [
+        Mapping[str, Iterable[str]],
+        Mapping[str, TopicMetadata],
+        Mapping[str, Partitions],
+        Mapping[str, str | None] | None,
+    ],
     dict[str, Partitions],
 ]
 
@@ -23,10 +28,13 @@ def uniform_assign(
     subscriptions: Mapping[str, Iterable[str]],
     topics: Mapping[str, TopicMetadata],
     previous: Mapping[str, Partitions],
+    member_racks: Mapping[str, str | None] | None = None,
 ) -> dict[str, Partitions]:
     """Balances the partitions of the subscribed topics over the members that subscribe
     to them, keeping each member's previous partitions where balance allows (sticky), so
-    a membership change moves as few partitions as it can."""
+    a membership change moves as few partitions as it can. Rack-aware: a partition to
+    place goes, among the members that may take it without unbalancing, first to one
+    in a rack of its replicas."""
     subs = {m: {t for t in names if t in topics} for m, names in subscriptions.items()}
     eligible: dict[TopicPartition, list[str]] = {}
     for name, meta in sorted(topics.items()):
@@ -37,28 +45,55 @@ def uniform_assign(
     result: dict[str, set[TopicPartition]] = {m: set() for m in subs}
     active = [m for m in subs if subs[m]]
     cap = -(-len(eligible) // len(active)) if active else 0
+    racks = _partition_racks(topics)
+    member_rack = member_racks or {}
+
+    def off_rack(member: str, tp: TopicPartition) -> bool:
+        wanted = racks.get(tp, set())
+        return bool(wanted) and member_rack.get(member) not in wanted
+
     for member in sorted(active):
-        kept = sorted(tp for tp in previous.get(member, ()) if member in eligible.get(tp, ()))
+        # What it had, those in its rack first, up to its share.
+        kept = sorted(
+            (tp for tp in previous.get(member, ()) if member in eligible.get(tp, ())),
+            key=lambda tp: (off_rack(member, tp), str(tp[0]), tp[1]),
+        )
         result[member].update(kept[:cap])
     taken = {tp for parts in result.values() for tp in parts}
+
     for tp in sorted(eligible, key=lambda tp: (str(tp[0]), tp[1])):
         if tp not in taken:
-            owner = min(eligible[tp], key=lambda m: (len(result[m]), m))
+            lowest = min(len(result[m]) for m in eligible[tp])
+            # Any member below the cap keeps the result balanceable; prefer its rack.
+            room = [m for m in eligible[tp] if len(result[m]) < cap] or eligible[tp]
+            owner = min(
+                room, key=lambda m: (off_rack(m, tp), len(result[m]) > lowest, len(result[m]), m)
+            )
             result[owner].add(tp)
-    _balance(result, eligible)
+    _balance(result, eligible, off_rack)
     return {m: frozenset(parts) for m, parts in result.items()}
 
 
+def _partition_racks(topics: Mapping[str, TopicMetadata]) -> dict[TopicPartition, set[str]]:
+    return {(meta.topic_id, p): set(racks) for meta in topics.values() for p, racks in meta.racks}
+
+
 def _balance(
-    result: dict[str, set[TopicPartition]], eligible: Mapping[TopicPartition, list[str]]
+    result: dict[str, set[TopicPartition]],
+    eligible: Mapping[TopicPartition, list[str]],
+    off_rack: Callable[[str, TopicPartition], bool],
 ) -> None:
     """Moves partitions from the fullest member to the emptiest one that may take them
     until no move narrows the gap below two."""
     while True:
         moved = False
         for giver in sorted(result, key=lambda m: (-len(result[m]), m)):
-            for tp in sorted(result[giver], key=lambda tp: (str(tp[0]), tp[1])):
-                taker = min(eligible[tp], key=lambda m: (len(result[m]), m))
+            # Partitions away from their racks move first, preferably to their racks.
+            ordered = sorted(
+                result[giver], key=lambda tp: (not off_rack(giver, tp), str(tp[0]), tp[1])
+            )
+            for tp in ordered:
+                taker = min(eligible[tp], key=lambda m: (len(result[m]), off_rack(m, tp), m))
                 if len(result[giver]) - len(result[taker]) > 1:
                     result[giver].discard(tp)
                     result[taker].add(tp)
@@ -74,10 +109,12 @@ def range_assign(
     subscriptions: Mapping[str, Iterable[str]],
     topics: Mapping[str, TopicMetadata],
     previous: Mapping[str, Partitions],
+    member_racks: Mapping[str, str | None] | None = None,
 ) -> dict[str, Partitions]:
     """Per topic, contiguous ranges of partitions over its subscribers in member id
     order, the first `partitions % subscribers` members one more (so members subscribed
-    to co-partitioned topics get the same partition numbers of each). Not sticky."""
+    to co-partitioned topics get the same partition numbers of each). Neither sticky nor
+    rack-aware."""
     result: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
     subs = {m: set(names) for m, names in subscriptions.items()}
     for name, meta in sorted(topics.items()):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 # A member's records, in the order a removal deletes them.
 _MEMBER_RECORDS = (cr.CURRENT_ASSIGNMENT, cr.TARGET_MEMBER, cr.MEMBER_METADATA)
+# The racks of a partition's replicas (sorted; empty when none has a rack).
+PartitionRacks = Callable[[str, int], tuple[str, ...]]
 LEAVE_EPOCH = -1
 STATIC_LEAVE_EPOCH = -2
 
@@ -135,9 +137,16 @@ def _fenced(member: ConsumerMember, r: HeartbeatRequest) -> HeartbeatResult | No
     )
 
 
+def no_racks(topic: str, partition: int) -> tuple[str, ...]:
+    return ()
+
+
 # -- the heartbeat ---------------------------------------------------------------------
 def heartbeat(
-    c: GroupCoordinator, r: HeartbeatRequest, topics: Mapping[str, TopicInfo]
+    c: GroupCoordinator,
+    r: HeartbeatRequest,
+    topics: Mapping[str, TopicInfo],
+    racks: PartitionRacks = no_racks,
 ) -> asyncio.Future[HeartbeatResult]:
     future: asyncio.Future[HeartbeatResult] = asyncio.get_running_loop().create_future()
     result = _invalid(c, r)
@@ -153,7 +162,7 @@ def heartbeat(
     if r.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
         _leave(c, group, r, future)
     else:
-        _join_or_beat(c, group, r, topics, future)
+        _join_or_beat(c, group, r, (topics, racks), future)
     return future
 
 
@@ -229,7 +238,7 @@ def _join_or_beat(
     c: GroupCoordinator,
     group: ConsumerGroup,
     r: HeartbeatRequest,
-    topics: Mapping[str, TopicInfo],
+    cluster: tuple[Mapping[str, TopicInfo], PartitionRacks],
     future: asyncio.Future[HeartbeatResult],
 ) -> None:
     old = group.members.get(r.member_id) if r.member_id else None
@@ -281,7 +290,7 @@ def _join_or_beat(
             return
         member_id, base = r.member_id, old
     updated = _with_request(base, r)
-    records = _heartbeat_records(c, group, old, updated, r, topics, replaced)
+    records = _heartbeat_records(c, group, old, updated, r, cluster, replaced)
     before = old.assigned if old is not None and r.member_epoch != 0 else None
     c.write_then(
         group.group_id,
@@ -345,19 +354,28 @@ def _metadata_value(m: ConsumerMember) -> cr.MemberMetadataValue:
 
 
 def _subscribed(
-    members: Iterable[ConsumerMember], topics: Mapping[str, TopicInfo]
+    members: Iterable[ConsumerMember],
+    topics: Mapping[str, TopicInfo],
+    racks: PartitionRacks = no_racks,
 ) -> dict[str, TopicMetadata]:
     """The metadata of every existing topic some member subscribes to (a regex does not
-    match internal topics)."""
+    match internal topics), with the racks of each partition's replicas."""
     visible = [n for n, t in topics.items() if not t.internal]
     names: set[str] = set()
     for m in members:
         names |= subscription(m, visible)
     return {
-        n: TopicMetadata(topics[n].topic_id, n, topics[n].partitions)
+        n: TopicMetadata(topics[n].topic_id, n, topics[n].partitions, _racks(n, topics[n], racks))
         for n in sorted(names)
         if n in topics
     }
+
+
+def _racks(
+    name: str, topic: TopicInfo, racks: PartitionRacks
+) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    found = ((p, racks(name, p)) for p in range(topic.partitions))
+    return tuple((p, r) for p, r in found if r)
 
 
 def _heartbeat_records(
@@ -366,7 +384,7 @@ def _heartbeat_records(
     old: ConsumerMember | None,
     updated: ConsumerMember,
     r: HeartbeatRequest,
-    topics: Mapping[str, TopicInfo],
+    cluster: tuple[Mapping[str, TopicInfo], PartitionRacks],
     replaced: ConsumerMember | None = None,
 ) -> list[Record]:
     gid, mid = group.group_id, updated.member_id
@@ -386,7 +404,7 @@ def _heartbeat_records(
     if old is None or _metadata_value(old) != _metadata_value(updated):
         records.append((_key(cr.MEMBER_METADATA, gid, mid), _metadata_value(updated)))
     epoch = group.group_epoch
-    subscribed = _subscribed(members.values(), topics)
+    subscribed = _subscribed(members.values(), *cluster)
     changed_subscription = old is None or (old.subscribed_topics, old.subscribed_regex) != (
         updated.subscribed_topics,
         updated.subscribed_regex,
@@ -451,6 +469,7 @@ def _target_records(
         {m.member_id: subscription(m, subscribed) for m in members.values()},
         subscribed,
         group.target if previous is None else previous,
+        {m.member_id: m.rack_id for m in members.values()},
     )
     for mid, partitions in sorted(target.items()):
         if group.target.get(mid) != partitions:

@@ -58,6 +58,8 @@ class TopicMetadata:
     topic_id: uuid.UUID
     name: str
     partitions: int
+    # (partition, racks of its replicas) for the partitions whose replicas have racks.
+    racks: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +187,13 @@ def encode_value(value: ConsumerValue) -> bytes:
             out.uuid(t.topic_id)
             out.string(t.name)
             out.pack(">i", t.partitions)
-            out.count(0)  # partition racks: brokers have no rack here
+            out.count(len(t.racks))
+            for partition, racks in t.racks:
+                out.pack(">i", partition)
+                out.count(len(racks))
+                for rack in racks:
+                    out.string(rack)
+                out.no_tags()
             out.no_tags()
     elif isinstance(value, MemberMetadataValue):
         out.string(value.instance_id)
@@ -296,14 +304,14 @@ def decode_key(kind: int, data: bytes) -> ConsumerGroupKey:
 def _topics(r: _In) -> tuple[TopicMetadata, ...]:
     topics = []
     for _ in range(r.count()):
-        topic = TopicMetadata(r.uuid(), r.string(), r.unpack(">i"))
-        for _ in range(r.count()):  # partition racks, unused here
-            r.unpack(">i")
-            for _ in range(r.count()):
-                r.string()
+        topic_id, name, partitions = r.uuid(), r.string(), r.unpack(">i")
+        racks = []
+        for _ in range(r.count()):
+            partition = r.unpack(">i")
+            racks.append((partition, tuple(r.string() for _ in range(r.count()))))
             r.skip_tags()
         r.skip_tags()
-        topics.append(topic)
+        topics.append(TopicMetadata(topic_id, name, partitions, tuple(racks)))
     return tuple(topics)
 
 

@@ -559,13 +559,15 @@ class GroupCoordinator:
         self,
         request: consumer_membership.HeartbeatRequest,
         topics: Mapping[str, TopicInfo],
+        racks: consumer_membership.PartitionRacks = consumer_membership.no_racks,
     ) -> asyncio.Future[consumer_membership.HeartbeatResult]:
-        """ConsumerGroupHeartbeat (KIP-848); `topics` is the cluster's topics by name.
-        Answered once its records are replicated (at once on a single broker)."""
+        """ConsumerGroupHeartbeat (KIP-848); `topics` is the cluster's topics by name,
+        `racks` the racks of a partition's replicas. Answered once its records are
+        replicated (at once on a single broker)."""
         refused = self._refusal(request.group_id) if request.group_id else None
         if refused is not None:
             return answered(consumer_membership.HeartbeatResult(refused))
-        return consumer_membership.heartbeat(self, request, topics)
+        return consumer_membership.heartbeat(self, request, topics, racks)
 
     def describe_consumer_group(self, group_id: str) -> tuple[ErrorCode, ConsumerGroup | None]:
         """ConsumerGroupDescribe: the group, or GROUP_ID_NOT_FOUND."""

@@ -15,7 +15,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.consumer_membership import HeartbeatRequest, HeartbeatResult
+from odradek.coordinator.consumer_membership import (
+    HeartbeatRequest,
+    HeartbeatResult,
+    PartitionRacks,
+    no_racks,
+)
 from odradek.coordinator.consumer_records import Assignment
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
@@ -72,11 +77,31 @@ def _response(module: Any, result: HeartbeatResult) -> Any:
     )
 
 
+def _racks(ctx: RequestContext) -> PartitionRacks:
+    """Where a partition's replicas are: in a cluster the racks (`broker.rack`) of its
+    replicas' brokers, on one broker this broker's rack."""
+    cluster = ctx.services.cluster
+    if cluster is None:
+        own = ctx.services.config.broker_rack
+        return (lambda topic, partition: (own,)) if own else no_racks
+    store = cluster.store
+    if not any(b.rack for b in store.brokers.values()):
+        return no_racks
+
+    def racks(topic: str, partition: int) -> tuple[str, ...]:
+        brokers = (store.brokers.get(b) for b in store.replicas_of(topic, partition))
+        return tuple(sorted({b.rack for b in brokers if b is not None and b.rack}))
+
+    return racks
+
+
 @api(API_KEY, 0, 1, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
     if groups is None:
         return _response(module, HeartbeatResult(ErrorCode.coordinator_not_available))
-    future = groups.consumer_group_heartbeat(_request(ctx, request), ctx.services.metadata.topics)
+    future = groups.consumer_group_heartbeat(
+        _request(ctx, request), ctx.services.metadata.topics, _racks(ctx)
+    )
     return _response(module, await future)
