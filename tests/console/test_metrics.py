@@ -4,6 +4,7 @@ produce and consume, consumer lag, and hostile requests answered with a 4xx."""
 from __future__ import annotations
 
 import http.client
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -228,3 +229,40 @@ def test_flushes_memory_and_load_time(console_broker: Broker) -> None:
     available = after[("kafka_network_socketserver_memorypoolavailable", ())]
     assert used + available == console_broker.config.queued_max_request_bytes
     assert after[("odradek_log_load_seconds", ())] > 0
+
+
+def test_http_connections_beyond_the_limit_are_closed(console_broker: Broker) -> None:
+    """With MAX_CONNECTIONS idle HTTP connections open, one more is closed at once by
+    the broker; once they are gone /metrics answers again."""
+    import socket
+
+    from odradek.console.listener import MAX_CONNECTIONS
+
+    assert console_broker.console_url is not None
+    address = urlsplit(console_broker.console_url)
+    where = (address.hostname, address.port)
+    held = [socket.create_connection(where, timeout=TIMEOUT_S) for _ in range(MAX_CONNECTIONS)]
+    try:
+        # Until the broker's loop has accepted all of them, one more may still be served.
+        refused = False
+        for _ in range(int(TIMEOUT_S / 0.1)):
+            with socket.create_connection(where, timeout=TIMEOUT_S) as extra:
+                try:
+                    extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    refused = extra.recv(1024) == b""
+                except (ConnectionResetError, BrokenPipeError):  # closed, request unread
+                    refused = True
+            if refused:
+                break
+            time.sleep(0.1)
+        assert refused
+    finally:
+        for sock in held:
+            sock.close()
+    for _ in range(int(TIMEOUT_S / 0.1)):  # the broker notices the closes on its loop
+        try:
+            status, _body = _get(console_broker.console_url + "/metrics")
+            break
+        except (ConnectionError, urllib.error.URLError):
+            time.sleep(0.1)
+    assert status == 200

@@ -1,13 +1,15 @@
-"""The aiohttp application and its sites, bound to `console.listeners`.
+"""The aiohttp application and its listening sockets, bound to `console.listeners`.
 
 Each page module contributes routes (`metrics.routes` today); a new page is one more entry
 in `ROUTE_PROVIDERS`. Requests are small GETs: aiohttp's parser refuses request lines and
 headers over 8 KiB with 400, bodies over `MAX_BODY_BYTES` get 413, unknown paths 404 and
-other methods 405, and none of it touches the broker's state.
+other methods 405, and none of it touches the broker's state. Connections beyond
+`MAX_CONNECTIONS` are closed when accepted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterable
@@ -29,6 +31,9 @@ MAX_BODY_BYTES = 16 * 1024
 KEEPALIVE_S = 60.0
 # How long stopping the broker waits for HTTP requests being answered.
 SHUTDOWN_S = 2.0
+# Open HTTP connections served at once (all listeners together); one more is closed as
+# soon as it is accepted, so HTTP clients cannot take the broker's file descriptors.
+MAX_CONNECTIONS = 64
 
 ROUTE_PROVIDERS: tuple[Callable[[Broker], Iterable[web.RouteDef]], ...] = (metrics.routes,)
 
@@ -73,12 +78,24 @@ class _ClientErrorsQuiet(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.error(msg, *args, exc_info=exc_info, **kw)
 
 
+class _Refused(asyncio.Protocol):
+    """A connection over MAX_CONNECTIONS: closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
 class ConsoleListener:
-    """The HTTP sites of one broker; `bound` lists (host, port) once started."""
+    """The HTTP listeners of one broker; `bound` lists (host, port) once started.
+
+    The sockets are served with the loop's own `create_server` and aiohttp's request
+    handler factory (rather than aiohttp's sites), so that connections can be counted
+    and refused over MAX_CONNECTIONS."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.bound: list[tuple[str, int]] = []
+        self._servers: list[asyncio.AbstractServer] = []
         self._runner = web.AppRunner(
             build_app(broker),
             handle_signals=False,
@@ -93,20 +110,33 @@ class ConsoleListener:
 
     async def start(self) -> None:
         await self._runner.setup()
+        handlers = self._runner.server
+        assert handlers is not None
+
+        def connection() -> asyncio.BaseProtocol:
+            if len(handlers.connections) >= MAX_CONNECTIONS:
+                return _Refused()
+            return handlers()
+
+        loop = asyncio.get_running_loop()
         try:
             for listener in self.broker.config.console_listeners:
                 sock = _bind(listener)
-                site = web.SockSite(self._runner, sock)
-                await site.start()
+                self._servers.append(await loop.create_server(connection, sock=sock))
                 host, port = sock.getsockname()[:2]
                 self.bound.append((host, port))
         except BaseException:
-            await self._runner.cleanup()
+            await self.close()
             raise
         log.info("console and /metrics on %s", ", ".join(self.urls))
 
     async def close(self) -> None:
-        await self._runner.cleanup()
+        for server in self._servers:
+            server.close()
+        await self._runner.cleanup()  # closes the open connections
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
 
 
 def _host(host: str) -> str:
