@@ -1,0 +1,122 @@
+"""KIP-848 consumer groups in a cluster: the group's state follows its
+`__consumer_offsets` partition, so killing the coordinator moves the group, with its
+member epochs, to the broker that leads the partition next."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from confluent_kafka import Consumer
+
+from odradek.coordinator.coordinator import partition_for
+from odradek.testing.cluster import Cluster, wait_until
+from odradek.testing.zookeeper import ZooKeeper
+from tests.cluster.clients import BackgroundProducer
+from tests.server.wire import WireClient, build, request_module
+
+GROUP = "kip848-riders"
+CONFIG = {
+    "group.consumer.heartbeat.interval.ms": 500,
+    "group.consumer.min.heartbeat.interval.ms": 100,
+    "group.consumer.session.timeout.ms": 10_000,
+    "group.consumer.min.session.timeout.ms": 1000,
+}
+
+
+class Member:
+    """A `group.protocol=consumer` consumer polling in a thread, committing every 20."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.seen: list[bytes] = []
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": GROUP,
+                "group.protocol": "consumer",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "topic.metadata.refresh.interval.ms": 1000,
+            }
+        )
+        self._consumer.subscribe(["rides"])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.2)
+            if msg is None or msg.error() is not None:
+                continue
+            self.seen.append(msg.value())
+            if len(self.seen) % 20 == 0:
+                # During a coordinator move a commit may fail: the next one retries.
+                with contextlib.suppress(Exception):
+                    self._consumer.commit(msg, asynchronous=False)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+
+def _epochs(port: int) -> tuple[int, dict[str, int]]:
+    """(group epoch, member epochs) from the coordinator at `port`."""
+    with WireClient(port) as client:
+        body = build(
+            request_module(69, 0).ConsumerGroupDescribeRequest,
+            group_ids=(GROUP,),
+            include_authorized_operations=False,
+        )
+        described = client.call(69, 0, body).groups[0]
+    return described.group_epoch, {m.member_id: m.member_epoch for m in described.members}
+
+
+def test_group_and_epochs_move_with_the_coordinator(zookeeper: ZooKeeper) -> None:
+    """Three members consume; kill -9 of the coordinator: the next leader of the group's
+    partition replays it, answers with the same group and member epochs (nobody had to
+    rejoin), and every acknowledged record is consumed."""
+    with Cluster(3, zookeeper=zookeeper, config=CONFIG) as cluster:
+        cluster.create_topic("rides", 3, 3, {"min.insync.replicas": "2"})
+        producer = BackgroundProducer(cluster.bootstrap_servers, "rides", rate_per_s=200).start()
+        members = [Member(cluster.bootstrap_servers) for _ in range(3)]
+        try:
+            wait_until(lambda: all(len(m.seen) > 20 for m in members), 60, "all consuming")
+            offsets_partition = partition_for(GROUP, 50)
+            coordinator = cluster.leader_of("__consumer_offsets", offsets_partition)
+            port = cluster.brokers[coordinator].port
+            wait_until(lambda: len(_epochs(port)[1]) == 3, 30, "three members")
+            # A fourth member comes and goes, so the epochs are past those a group
+            # rebuilt from scratch by the same three members would reach.
+            extra = Member(cluster.bootstrap_servers)
+            wait_until(lambda: len(_epochs(port)[1]) == 4, 30, "four members")
+            extra.close()
+            wait_until(lambda: len(_epochs(port)[1]) == 3, 30, "three members again")
+            before = _epochs(port)
+            assert before[0] >= 5
+            cluster.kill(coordinator)
+            wait_until(
+                lambda: cluster.leader_of("__consumer_offsets", offsets_partition) != coordinator,
+                30,
+                "a new coordinator",
+            )
+            moved_to = cluster.brokers[cluster.leader_of("__consumer_offsets", offsets_partition)]
+            # Until it has loaded the partition the new leader answers NOT_COORDINATOR.
+            wait_until(lambda: _epochs(moved_to.port) == before, 30, "the replayed group")
+            seen = sum(len(m.seen) for m in members)
+            wait_until(
+                lambda: sum(len(m.seen) for m in members) > seen + 300,
+                60,
+                "the group consuming after the move",
+            )
+            acked = set(producer.stop().acked)
+            wait_until(
+                lambda: acked <= {v for m in members for v in list(m.seen)},
+                60,
+                "every acknowledged record consumed",
+            )
+        finally:
+            producer.stop_quietly()
+            for member in members:
+                member.close()
