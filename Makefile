@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) -m compileall -q src >/dev/null
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/group.py
+	$(PY) benchmarks/group_join.py
 	$(PY) benchmarks/scale.py --partitions 10000
 	$(PY) benchmarks/scrape.py --partitions 10000
 	$(PY) benchmarks/recovery.py --no-clean-restart
