@@ -1,8 +1,10 @@
-"""The broker's HTTP listener (`console.listeners`): /metrics now, console pages later.
+"""The broker's HTTP listener (`console.listeners`): /metrics and the console's
+read-only pages (docs/console.md).
 
-It runs on the broker's own event loop, next to the Kafka listeners. aiohttp and
-prometheus-client are imported only when a listener is configured, so a broker without
-one starts as it did before (tests/console/test_listener.py checks the import list).
+It runs on the broker's own event loop, next to the Kafka listeners. aiohttp,
+prometheus-client and Jinja2 are imported only when a listener is configured, so a broker
+without one starts as it did before (tests/handlers/test_registry.py checks the import
+list).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The aiohttp application and its listening sockets, bound to `console.listeners`.
 
-Each page module contributes routes (`metrics.routes` today); a new page is one more entry
+Each page module contributes routes (`metrics.routes`, `pages.routes`); a new page is one more entry
 in `ROUTE_PROVIDERS`. Requests are small GETs: aiohttp's parser refuses request lines and
 headers over 8 KiB with 400, bodies over `MAX_BODY_BYTES` get 413, unknown paths 404 and
 other methods 405, and none of it touches the broker's state. Connections beyond
@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from odradek.config import parse_listener
-from odradek.console import metrics
+from odradek.console import metrics, pages
 from odradek.server.broker import Broker
 
 log = logging.getLogger("odradek.console")
@@ -35,13 +35,18 @@ SHUTDOWN_S = 2.0
 # soon as it is accepted, so HTTP clients cannot take the broker's file descriptors.
 MAX_CONNECTIONS = 64
 
-ROUTE_PROVIDERS: tuple[Callable[[Broker], Iterable[web.RouteDef]], ...] = (metrics.routes,)
+ROUTE_PROVIDERS: tuple[Callable[[Broker], Iterable[web.RouteDef]], ...] = (
+    metrics.routes,
+    pages.routes,
+)
 
 
 def build_app(broker: Broker) -> web.Application:
     """The application with every page's routes."""
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES, handler_args={"logger": _ClientErrorsQuiet(log)}
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={"logger": _ClientErrorsQuiet(log)},
+        middlewares=[pages.error_pages],
     )
     for provider in ROUTE_PROVIDERS:
         app.add_routes(list(provider(broker)))

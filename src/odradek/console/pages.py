@@ -1,0 +1,189 @@
+"""The console's read-only HTML pages: overview (/), topics (/topics), one topic
+(/topics/{name}) and brokers (/brokers).
+
+Pages are rendered with Jinja2 and autoescaping on for every template, so anything a
+user or a client wrote (a topic name in the URL, a search term, a config value) is shown
+as text. Lists are paginated (`PAGE_SIZE` rows) so that 1,000 topics or a topic with
+10,000 partitions render in a few ms. Query parameters are checked: a bad one is a 400
+page, an unknown topic a 404 page; neither touches the broker's state. The pages work
+without JavaScript.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+import odradek
+from odradek.console import model
+from odradek.server.broker import Broker
+
+# Rows per page of the topics list and of a topic's partitions.
+PAGE_SIZE = 100
+# Longest search term accepted (aiohttp already refuses request lines over 8 KiB).
+MAX_SEARCH = 249
+HTML = "text/html"
+
+# Topic list columns that can be sorted, and the key each sorts by.
+TOPIC_SORTS: dict[str, Callable[[model.TopicRow], Any]] = {
+    "name": lambda row: row.name,
+    "partitions": lambda row: row.partitions,
+    "replication": lambda row: row.replication,
+    "size": lambda row: row.size,
+    "records": lambda row: row.records,
+    "messages_in": lambda row: row.messages_in,
+}
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("odradek.console", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _bytes(count: int | None) -> str:
+    """1234567 -> 1.2 MiB."""
+    if count is None:
+        return ""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+_templates.filters["bytes"] = _bytes
+
+
+class BadQuery(ValueError):
+    """A query parameter the page does not accept; answered with 400."""
+
+
+def routes(broker: Broker) -> Iterable[web.RouteDef]:
+    """GET /, /topics, /topics/{name}, /brokers."""
+    started = time.monotonic()
+
+    def page(render: Callable[[web.Request], tuple[int, str]]) -> Any:
+        async def handle(request: web.Request) -> web.Response:
+            if not broker.started:
+                return _error(503, "The broker is not started.")
+            try:
+                status, body = render(request)
+            except BadQuery as error:
+                return _error(400, str(error))
+            return web.Response(status=status, text=body, content_type=HTML)
+
+        return handle
+
+    def overview(_request: web.Request) -> tuple[int, str]:
+        return 200, _render(
+            "overview.html",
+            info=model.overview(broker),
+            version=odradek.__version__,
+            uptime=_duration(time.monotonic() - started),
+        )
+
+    def brokers(_request: web.Request) -> tuple[int, str]:
+        return 200, _render(
+            "brokers.html", brokers=model.brokers(broker), controller=model.controller_id(broker)
+        )
+
+    return [
+        web.get("/", page(overview)),
+        web.get("/topics", page(lambda request: topics_page(broker, request))),
+        web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
+        web.get("/brokers", page(brokers)),
+    ]
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own 4xx answers (unknown path, wrong method) as an HTML page."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return _error(error.status, error.reason)
+    return response
+
+
+def topics_page(broker: Broker, request: web.Request) -> tuple[int, str]:
+    """The topics whose name contains `q`, sorted by `sort` (`-` first: descending)."""
+    search = request.query.get("q", "")
+    if len(search) > MAX_SEARCH:
+        raise BadQuery(f"The search term is longer than {MAX_SEARCH} characters.")
+    sort = request.query.get("sort", "name")
+    key = TOPIC_SORTS.get(sort.removeprefix("-"))
+    if key is None:
+        raise BadQuery(f"Unknown sort column {sort!r}.")
+    rows = [row for row in model.topic_rows(broker) if search in row.name]
+    rows.sort(key=key, reverse=sort.startswith("-"))
+    page, pages = _page(request, len(rows))
+    shown = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    return 200, _render(
+        "topics.html",
+        rows=shown,
+        matched=len(rows),
+        search=search,
+        sort=sort,
+        page=page,
+        pages=pages,
+        columns=list(TOPIC_SORTS),
+        query=lambda number: urlencode({"q": search, "sort": sort, "page": number}),
+    )
+
+
+def topic_page(broker: Broker, request: web.Request) -> tuple[int, str]:
+    """One topic: a page of its partitions, and its configs."""
+    name = request.match_info["name"]
+    info = broker.services.metadata.topics.get(name)
+    if info is None:
+        return 404, _render("error.html", status=404, message=f"No topic named {name!r}.")
+    page, pages = _page(request, info.partitions)
+    return 200, _render(
+        "topic.html",
+        topic=info,
+        partitions=model.partition_rows(broker, info, page * PAGE_SIZE, PAGE_SIZE),
+        configs=model.config_rows(broker, info),
+        page=page,
+        pages=pages,
+        query=lambda number: urlencode({"page": number}),
+    )
+
+
+def _page(request: web.Request, rows: int) -> tuple[int, int]:
+    """(the `page` query parameter, counted from 0; how many pages `rows` make)."""
+    pages = max((rows + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    raw = request.query.get("page", "0")
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadQuery("page must be a number.")
+    page = int(raw)
+    if page >= pages:
+        raise BadQuery(f"page {page} is past the last page ({pages - 1}).")
+    return page, pages
+
+
+def _render(template: str, **values: Any) -> str:
+    return _templates.get_template(template).render(**values)
+
+
+def _error(status: int, message: str) -> web.Response:
+    body = _render("error.html", status=status, message=message)
+    return web.Response(status=status, text=body, content_type=HTML)
+
+
+def _duration(seconds: float) -> str:
+    """3d 4h 5m 6s, largest unit first."""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m")]
+    return "".join(f"{n}{unit} " for n, unit in parts if n) + f"{secs}s"
