@@ -6,6 +6,7 @@ rebuilds the group exactly."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from typing import Any
 
@@ -463,6 +464,64 @@ def test_uniform_assignor_prefers_the_replicas_racks() -> None:
     same = {"t1": TopicMetadata(T1.topic_id, "t1", 4, tuple((p, ("r1",)) for p in range(4)))}
     got = uniform_assign({"a": ["t1"], "b": ["t1"]}, same, {}, {"a": "r1", "b": "r2"})
     assert sorted(len(p) for p in got.values()) == [2, 2]
+
+
+def test_range_assignor_prefers_the_replicas_racks() -> None:
+    """With every member in a rack, range gives each member its rack's partitions first,
+    still in range's counts (`partitions // members`, as many members one more as range
+    has) and the same partition numbers of co-partitioned topics; when those topics have
+    no rack in common, or a member has no rack, the ranges stay contiguous."""
+    racks = ((0, ("r2",)), (1, ("r1",)), (2, ("r2",)), (3, ("r1",)), (4, ("r1",)))
+    topics = {
+        "t1": TopicMetadata(T1.topic_id, "t1", 5, racks),
+        "t2": TopicMetadata(T2.topic_id, "t2", 5, racks),
+    }
+    subs = {"a": ["t1", "t2"], "b": ["t1", "t2"]}
+    got = range_assign(subs, topics, {}, {"a": "r2", "b": "r1"})
+    numbers = {m: {p for _, p in parts} for m, parts in got.items()}
+    # "b" has three partitions in its rack: it takes the one extra partition.
+    assert numbers == {"a": {0, 2}, "b": {1, 3, 4}}
+    assert got["a"] == {(t, p) for t in (T1.topic_id, T2.topic_id) for p in (0, 2)}
+    got = range_assign(subs, topics, {}, {"a": "r1", "b": "r2"})
+    assert {m: {p for _, p in parts} for m, parts in got.items()} == {
+        "a": {1, 3, 4},
+        "b": {0, 2},
+    }
+    # A co-partitioned topic whose replicas are elsewhere: no rack in common, plain range.
+    other = ((0, ("r1",)), (1, ("r2",)), (2, ("r1",)), (3, ("r2",)), (4, ("r2",)))
+    mixed = {**topics, "t2": TopicMetadata(T2.topic_id, "t2", 5, other)}
+    got = range_assign(subs, mixed, {}, {"a": "r1", "b": "r2"})
+    assert {m: {p for _, p in parts} for m, parts in got.items()} == {
+        "a": {0, 1, 2},
+        "b": {3, 4},
+    }
+    got = range_assign(subs, topics, {}, {"a": "r1", "b": None})
+    assert {m: {p for _, p in parts} for m, parts in got.items()} == {
+        "a": {0, 1, 2},
+        "b": {3, 4},
+    }
+
+
+def test_rack_aware_range_keeps_ranges_counts_on_any_racks() -> None:
+    """On 500 random layouts (members, partitions, racks of members and replicas) every
+    partition is given exactly once and the members get range's counts: `partitions //
+    members` each and `partitions % members` of them one more."""
+    rng = random.Random(848)
+    for _ in range(500):
+        members = [f"m{i}" for i in range(rng.randint(1, 6))]
+        count = rng.randint(0, 13)
+        racks = tuple(
+            (p, tuple(sorted(rng.sample(["r1", "r2", "r3"], rng.randint(0, 2)))))
+            for p in range(count)
+        )
+        topics = {"t1": TopicMetadata(T1.topic_id, "t1", count, racks)}
+        member_racks = {m: rng.choice(["r1", "r2", "r3"]) for m in members}
+        got = range_assign({m: ["t1"] for m in members}, topics, {}, member_racks)
+        given = [tp for parts in got.values() for tp in parts]
+        assert sorted(p for _, p in given) == list(range(count))
+        quota, extra = divmod(count, len(members))
+        sizes = sorted(len(parts) for parts in got.values())
+        assert sizes == [quota] * (len(members) - extra) + [quota + 1] * extra
 
 
 async def test_racks_reach_the_assignment_and_their_change_moves_the_epoch() -> None:

@@ -111,23 +111,72 @@ def range_assign(
     previous: Mapping[str, Partitions],
     member_racks: Mapping[str, str | None] | None = None,
 ) -> dict[str, Partitions]:
-    """Per topic, contiguous ranges of partitions over its subscribers in member id
-    order, the first `partitions % subscribers` members one more (so members subscribed
-    to co-partitioned topics get the same partition numbers of each). Neither sticky nor
-    rack-aware."""
+    """Per topic, partitions over its subscribers in member id order, each `partitions //
+    subscribers` and `partitions % subscribers` of them one more (without racks, the
+    first ones), so members subscribed to co-partitioned topics get the same partition
+    numbers of each. Without racks the ranges are contiguous. Rack-aware (as Kafka's
+    classic range assignor, KIP-881) when every subscriber has a rack and some
+    partition's replicas have racks: each member in turn first takes, in partition order,
+    the free partitions with a replica in its rack (up to one more than its count while
+    such extras are left), then the counts are filled in partition order. Topics with the same
+    subscribers and partition count are split together, a partition number counting as
+    in a rack when every such topic has a replica of it there. Not sticky."""
     result: dict[str, set[TopicPartition]] = {m: set() for m in subscriptions}
     subs = {m: set(names) for m, names in subscriptions.items()}
+    together: dict[tuple[tuple[str, ...], int], list[TopicMetadata]] = {}
     for name, meta in sorted(topics.items()):
-        members = sorted(m for m, names in subs.items() if name in names)
-        if not members:
-            continue
-        quota, extra = divmod(meta.partitions, len(members))
-        start = 0
-        for i, member in enumerate(members):
-            count = quota + (1 if i < extra else 0)
-            result[member].update((meta.topic_id, p) for p in range(start, start + count))
-            start += count
+        members = tuple(sorted(m for m, names in subs.items() if name in names))
+        if members:
+            together.setdefault((members, meta.partitions), []).append(meta)
+    for (members, count), metas in together.items():
+        racks = _shared_racks(metas, count)
+        split = _split(members, count, racks, member_racks or {})
+        for member, numbers in split.items():
+            result[member].update((meta.topic_id, p) for meta in metas for p in numbers)
     return {m: frozenset(parts) for m, parts in result.items()}
+
+
+def _shared_racks(metas: Sequence[TopicMetadata], count: int) -> list[set[str]]:
+    """Per partition number, the racks holding a replica of it in every topic."""
+    shared: list[set[str] | None] = [None] * count
+    for meta in metas:
+        racks = dict(meta.racks)
+        for p in range(count):
+            here = set(racks.get(p, ()))
+            known = shared[p]
+            shared[p] = here if known is None else known & here
+    return [r or set() for r in shared]
+
+
+def _split(
+    members: Sequence[str],
+    count: int,
+    racks: Sequence[set[str]],
+    member_racks: Mapping[str, str | None],
+) -> dict[str, list[int]]:
+    """Partition numbers 0..count-1 over `members` by range's counts, rack-matched
+    first when every member has a rack and some partition has racks."""
+    quota, extra = divmod(count, len(members))
+    taken: dict[str, list[int]] = {m: [] for m in members}
+    free = list(range(count))
+    rack_aware = any(racks) and all(member_racks.get(m) for m in members)
+    if rack_aware:
+        for member in members:
+            cap = quota + (1 if extra else 0)
+            mine = [p for p in free if member_racks[member] in racks[p]][:cap]
+            taken[member] = mine
+            free = [p for p in free if p not in set(mine)]
+            if len(mine) > quota:
+                extra -= 1
+    for member in members:
+        need = max(0, quota - len(taken[member]))
+        if extra and len(taken[member]) + need == quota:
+            # Not one of those that took one more among their rack's partitions.
+            need += 1
+            extra -= 1
+        taken[member] += free[:need]
+        free = free[need:]
+    return {m: sorted(ps) for m, ps in taken.items()}
 
 
 ASSIGNORS: dict[str, Assignor] = {"uniform": uniform_assign, "range": range_assign}
