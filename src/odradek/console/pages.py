@@ -1,5 +1,5 @@
 """The console's read-only HTML pages: overview (/), topics (/topics), one topic
-(/topics/{name}) and brokers (/brokers).
+(/topics/{name}), its records (/topics/{name}/messages) and brokers (/brokers).
 
 Pages are rendered with Jinja2 and autoescaping on for every template, so anything a
 user or a client wrote (a topic name in the URL, a search term, a config value) is shown
@@ -20,7 +20,8 @@ import jinja2
 from aiohttp import web
 
 import odradek
-from odradek.console import model
+from odradek.console import browser, model
+from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
 
 # Rows per page of the topics list and of a topic's partitions.
@@ -28,6 +29,9 @@ PAGE_SIZE = 100
 # Longest search term accepted (aiohttp already refuses request lines over 8 KiB).
 MAX_SEARCH = 249
 HTML = "text/html"
+# Records shown by the message browser by default and at most.
+DEFAULT_RECORDS = 50
+MAX_RECORDS = 500
 
 # Topic list columns that can be sorted, and the key each sorts by.
 TOPIC_SORTS: dict[str, Callable[[model.TopicRow], Any]] = {
@@ -98,6 +102,7 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
         web.get("/", page(overview)),
         web.get("/topics", page(lambda request: topics_page(broker, request))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
+        web.get("/topics/{name}/messages", page(lambda request: messages_page(broker, request))),
         web.get("/brokers", page(brokers)),
     ]
 
@@ -156,6 +161,83 @@ def topic_page(broker: Broker, request: web.Request) -> tuple[int, str]:
         pages=pages,
         query=lambda number: urlencode({"page": number}),
     )
+
+
+def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]:
+    """Records of one partition hosted here: the newest N, from an offset or from a
+    time, optionally only those whose key or value contains a text."""
+    name = request.match_info["name"]
+    info = broker.services.metadata.topics.get(name)
+    if info is None:
+        return 404, _render("error.html", status=404, message=f"No topic named {name!r}.")
+    form = _choice(request, "format", browser.FORMATS)
+    start_at = _choice(request, "from", ("newest", "offset", "time"))
+    index = _number(request, "partition", 0, info.partitions - 1, 0)
+    limit = _number(request, "limit", 1, MAX_RECORDS, DEFAULT_RECORDS)
+    needle = request.query.get("filter", "")
+    if len(needle) > MAX_SEARCH:
+        raise BadQuery(f"The filter is longer than {MAX_SEARCH} characters.")
+    partition = broker.services.replicas.get(name, index)
+    if partition is None:
+        message = f"Partition {index} of {name!r} is not hosted on this broker."
+        return 404, _render("error.html", status=404, message=message)
+    end = partition.high_watermark
+    wanted = needle.encode()
+    if start_at == "newest":
+        found = browser.newest(partition, limit, wanted, form)
+    else:
+        first = _start_offset(partition, start_at, request)
+        found = browser.scan(partition, first, end, limit, wanted, form)
+    values = {
+        "format": form,
+        "from": start_at,
+        "partition": index,
+        "limit": limit,
+        "filter": needle,
+        "time": request.query.get("time", ""),
+    }
+    return 200, _render(
+        "messages.html",
+        topic=info,
+        found=found,
+        values=values,
+        formats=browser.FORMATS,
+        start_offset=partition.log_start_offset,
+        end_offset=end,
+        next_query=urlencode({**values, "from": "offset", "offset": found.next_offset}),
+    )
+
+
+def _start_offset(partition: Partition, start_at: str, request: web.Request) -> int:
+    """The first offset to read for `from=offset` or `from=time`."""
+    end = partition.high_watermark
+    if start_at == "offset":
+        return _number(request, "offset", 0, 2**63 - 1, partition.log_start_offset)
+    raw = request.query.get("time", "")
+    try:
+        moment = browser.parse_time(raw)
+    except (ValueError, OverflowError):
+        raise BadQuery(
+            "time must be milliseconds since the epoch or ISO 8601 (2026-01-31T12:00:00)."
+        ) from None
+    found = partition.log.fetch_offset_by_timestamp(moment)
+    return end if found is None else min(found[0], end)
+
+
+def _choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str:
+    value = request.query.get(name, choices[0])
+    if value not in choices:
+        raise BadQuery(f"{name} must be one of {', '.join(choices)}.")
+    return value
+
+
+def _number(request: web.Request, name: str, low: int, high: int, default: int) -> int:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
+        raise BadQuery(f"{name} must be a number from {low} to {high}.")
+    return int(raw)
 
 
 def _page(request: web.Request, rows: int) -> tuple[int, int]:
