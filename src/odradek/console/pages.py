@@ -85,6 +85,16 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
 
         return handle
 
+    async def messages(request: web.Request) -> web.Response:
+        # Reads the log in chunks, yielding to the loop between them.
+        if not broker.started:
+            return _error(503, "The broker is not started.")
+        try:
+            status, body = await messages_page(broker, request)
+        except BadQuery as error:
+            return _error(400, str(error))
+        return web.Response(status=status, text=body, content_type=HTML)
+
     def overview(_request: web.Request) -> tuple[int, str]:
         return 200, _render(
             "overview.html",
@@ -102,7 +112,7 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
         web.get("/", page(overview)),
         web.get("/topics", page(lambda request: topics_page(broker, request))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
-        web.get("/topics/{name}/messages", page(lambda request: messages_page(broker, request))),
+        web.get("/topics/{name}/messages", messages),
         web.get("/brokers", page(brokers)),
     ]
 
@@ -163,7 +173,7 @@ def topic_page(broker: Broker, request: web.Request) -> tuple[int, str]:
     )
 
 
-def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]:
+async def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]:
     """Records of one partition hosted here: the newest N, from an offset or from a
     time, optionally only those whose key or value contains a text."""
     name = request.match_info["name"]
@@ -184,10 +194,10 @@ def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]:
     end = partition.high_watermark
     wanted = needle.encode()
     if start_at == "newest":
-        found = browser.newest(partition, limit, wanted, form)
+        found = await browser.newest(partition, limit, wanted, form)
     else:
         first = _start_offset(partition, start_at, request)
-        found = browser.scan(partition, first, end, limit, wanted, form)
+        found = await browser.scan(partition, first, end, limit, wanted, form)
     values = {
         "format": form,
         "from": start_at,
