@@ -200,7 +200,7 @@ def test_templates_escape_names_and_config_values() -> None:
         query=lambda number: f"page={number}",
     )
     assert "<script>" not in body
-    assert "/topics/%3Cscript%3Ealert%28%22x%22%29%3C/script%3E" in body
+    assert "/topics/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E" in body
 
 
 def test_brokers_page_lists_this_broker(console_broker: Broker) -> None:

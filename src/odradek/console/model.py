@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from odradek.console.groups import group_rows
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import TOPIC_CONFIGS, topic_default
 from odradek.server.broker import Broker
@@ -224,6 +225,5 @@ def overview(broker: Broker) -> Overview:
         totals.bytes_in += partition.bytes_in
         totals.bytes_out += partition.bytes_out
         totals.messages_in += partition.messages_in
-    if services.groups is not None:
-        totals.groups = len(services.groups.groups)
+    totals.groups = len(group_rows(broker))
     return result

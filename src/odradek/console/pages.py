@@ -1,5 +1,6 @@
 """The console's read-only HTML pages: overview (/), topics (/topics), one topic
-(/topics/{name}), its records (/topics/{name}/messages) and brokers (/brokers).
+(/topics/{name}), its records (/topics/{name}/messages), brokers (/brokers), and the
+consumer groups this broker coordinates (/groups, /groups/{id}).
 
 Pages are rendered with Jinja2 and autoescaping on for every template, so anything a
 user or a client wrote (a topic name in the URL, a search term, a config value) is shown
@@ -14,13 +15,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
 
 import odradek
-from odradek.console import browser, model
+from odradek.console import browser, groups, model
 from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
 
@@ -63,6 +64,8 @@ def _bytes(count: int | None) -> str:
 
 
 _templates.filters["bytes"] = _bytes
+# A name as one path segment: a group id may hold "/", "?" or "#".
+_templates.filters["segment"] = lambda name: quote(name, safe="")
 
 
 class BadQuery(ValueError):
@@ -114,6 +117,8 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
         web.get("/topics/{name}/messages", messages),
         web.get("/brokers", page(brokers)),
+        web.get("/groups", page(lambda request: groups_page(broker, request))),
+        web.get("/groups/{group}", page(lambda request: group_page(broker, request))),
     ]
 
 
@@ -216,6 +221,34 @@ async def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]
         end_offset=end,
         next_query=urlencode({**values, "from": "offset", "offset": found.next_offset}),
     )
+
+
+def groups_page(broker: Broker, request: web.Request) -> tuple[int, str]:
+    """The groups coordinated here whose id contains `q`, a page at a time."""
+    search = request.query.get("q", "")
+    if len(search) > MAX_SEARCH:
+        raise BadQuery(f"The search term is longer than {MAX_SEARCH} characters.")
+    rows = [row for row in groups.group_rows(broker) if search in row.group_id]
+    page, pages = _page(request, len(rows))
+    return 200, _render(
+        "groups.html",
+        rows=rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE],
+        matched=len(rows),
+        search=search,
+        page=page,
+        pages=pages,
+        query=lambda number: urlencode({"q": search, "page": number}),
+    )
+
+
+def group_page(broker: Broker, request: web.Request) -> tuple[int, str]:
+    """One group coordinated here: its members and committed offsets with their lag."""
+    group_id = request.match_info["group"]
+    detail = groups.group_detail(broker, group_id)
+    if detail is None:
+        message = f"No group {group_id!r} is coordinated by this broker."
+        return 404, _render("error.html", status=404, message=message)
+    return 200, _render("group.html", group=detail)
 
 
 def _start_offset(partition: Partition, start_at: str, request: web.Request) -> int:
