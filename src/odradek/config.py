@@ -45,6 +45,8 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "listeners": ("listeners", _list, None),
     # The HTTP listener of /metrics (docs/monitoring.md); none unless set.
     "console.listeners": ("console_listeners", _list, None),
+    # The console's pages change nothing (no forms, POSTs refused) when true.
+    "console.read.only": ("console_read_only", _bool, None),
     "advertised.listeners": ("advertised_listeners", _list, None),
     "log.dirs": ("log_dirs", _list, None),
     "log.dir": ("log_dirs", _list, None),
@@ -166,6 +168,7 @@ class BrokerConfig:
     listeners: tuple[str, ...] = ("PLAINTEXT://127.0.0.1:9092",)
     advertised_listeners: tuple[str, ...] = ()
     console_listeners: tuple[str, ...] = ()
+    console_read_only: bool = False
     log_dirs: tuple[str, ...] = ("./data",)
     num_partitions: int = 1
     default_replication_factor: int = 1

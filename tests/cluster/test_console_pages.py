@@ -4,7 +4,10 @@ and ISR as ZooKeeper has them."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import re
+import urllib.error
+import urllib.parse
 import urllib.request
 
 from odradek.testing.cluster import Cluster, wait_until
@@ -67,3 +70,45 @@ def test_brokers_page_shows_racks_controller_and_a_dead_broker(zookeeper: ZooKee
             return partition[1] == "1" and partition[3] == "1"
 
         wait_until(shrunk, TIMEOUT_S, "the ISR to shrink to broker 1")
+
+
+def test_create_and_delete_a_topic_from_the_console(zookeeper: ZooKeeper) -> None:
+    """In a cluster the console's create form places a replicated topic through
+    ZooKeeper (every replica gets a leader and the ISR) and its delete form removes it
+    from every broker's view."""
+    with Cluster(brokers=2, zookeeper=zookeeper, console=True) as cluster:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        url = cluster.console_url(1)
+        with opener.open(url + "/topics", timeout=10) as response:
+            body = response.read().decode()
+        match = re.search(r'name="csrf" value="([0-9a-f]+)"', body)
+        assert match is not None
+        token = match.group(1)
+        form = {"csrf": token, "name": "formed", "partitions": "2", "replication_factor": "2"}
+        with opener.open(url + "/topics", urllib.parse.urlencode(form).encode(), 10) as reply:
+            assert reply.status == 200
+        for index in range(2):
+            cluster.leader_of("formed", index)
+
+        def replicated() -> bool:
+            rows = _rows(url + "/topics/formed", "partitions")
+            return len(rows) == 2 and all(
+                sorted(row[2].split(", ")) == sorted(row[3].split(", ")) == ["1", "2"]
+                for row in rows
+            )
+
+        wait_until(replicated, TIMEOUT_S, "both partitions on both brokers, in sync")
+        delete = urllib.parse.urlencode({"csrf": token}).encode()
+        with opener.open(url + "/topics/formed/delete", delete, 10) as reply:
+            assert reply.status == 200
+
+        def gone(node: int) -> bool:
+            try:
+                urllib.request.urlopen(cluster.console_url(node) + "/topics/formed", timeout=10)
+            except urllib.error.HTTPError as error:
+                return error.code == 404
+            return False
+
+        for node in (1, 2):
+            wait_until(lambda node=node: gone(node), TIMEOUT_S, f"broker {node} to drop it")

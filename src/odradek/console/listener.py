@@ -1,10 +1,10 @@
 """The aiohttp application and its listening sockets, bound to `console.listeners`.
 
-Each page module contributes routes (`metrics.routes`, `pages.routes`); a new page is one more entry
-in `ROUTE_PROVIDERS`. Requests are small GETs: aiohttp's parser refuses request lines and
-headers over 8 KiB with 400, bodies over `MAX_BODY_BYTES` get 413, unknown paths 404 and
-other methods 405, and none of it touches the broker's state. Connections beyond
-`MAX_CONNECTIONS` are closed when accepted.
+Each page module contributes routes (`metrics.routes`, `pages.routes`); a new page is one
+more entry in `ROUTE_PROVIDERS`. Requests are small GETs and form POSTs: aiohttp's parser
+refuses request lines and headers over 8 KiB with 400, bodies over `MAX_BODY_BYTES` get
+413, unknown paths 404 and other methods 405, and none of it touches the broker's state.
+Connections beyond `MAX_CONNECTIONS` are closed when accepted.
 """
 
 from __future__ import annotations

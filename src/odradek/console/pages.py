@@ -21,7 +21,7 @@ import jinja2
 from aiohttp import web
 
 import odradek
-from odradek.console import browser, groups, model
+from odradek.console import browser, groups, model, writes
 from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
 
@@ -75,16 +75,23 @@ class BadQuery(ValueError):
 def routes(broker: Broker) -> Iterable[web.RouteDef]:
     """GET /, /topics, /topics/{name}, /brokers."""
     started = time.monotonic()
+    csrf = writes.Csrf()
 
     def page(render: Callable[[web.Request], tuple[int, str]]) -> Any:
         async def handle(request: web.Request) -> web.Response:
             if not broker.started:
                 return _error(503, "The broker is not started.")
+            nonce, new = csrf.nonce(request)
+            # The forms' token; empty when the console is read-only (no forms shown).
+            request["csrf"] = "" if broker.config.console_read_only else csrf.token(nonce)
             try:
                 status, body = render(request)
             except BadQuery as error:
                 return _error(400, str(error))
-            return web.Response(status=status, text=body, content_type=HTML)
+            response = web.Response(status=status, text=body, content_type=HTML)
+            if new:
+                writes.set_cookie(response, nonce)
+            return response
 
         return handle
 
@@ -112,6 +119,7 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
         )
 
     return [
+        *writes.routes(broker, csrf, _error),
         web.get("/", page(overview)),
         web.get("/topics", page(lambda request: topics_page(broker, request))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
@@ -156,6 +164,7 @@ def topics_page(broker: Broker, request: web.Request) -> tuple[int, str]:
         page=page,
         pages=pages,
         columns=list(TOPIC_SORTS),
+        csrf=request["csrf"],
         query=lambda number: urlencode({"q": search, "sort": sort, "page": number}),
     )
 
@@ -172,6 +181,7 @@ def topic_page(broker: Broker, request: web.Request) -> tuple[int, str]:
         topic=info,
         partitions=model.partition_rows(broker, info, page * PAGE_SIZE, PAGE_SIZE),
         configs=model.config_rows(broker, info),
+        csrf=request["csrf"],
         page=page,
         pages=pages,
         query=lambda number: urlencode({"page": number}),
