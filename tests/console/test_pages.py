@@ -185,9 +185,12 @@ def test_templates_escape_names_and_config_values() -> None:
         page=0,
         pages=1,
         query=lambda number: f"page={number}",
+        csrf="ab",
     )
     assert "<script>" not in body
-    assert body.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 4
+    # title, heading, config value, its documentation, the delete button
+    assert body.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 5
+    assert 'action="/topics/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E/delete"' in body
     body = pages._render(
         "topics.html",
         rows=[model.TopicRow(hostile, 1, 1, False)],
@@ -198,6 +201,7 @@ def test_templates_escape_names_and_config_values() -> None:
         pages=1,
         columns=list(pages.TOPIC_SORTS),
         query=lambda number: f"page={number}",
+        csrf="",
     )
     assert "<script>" not in body
     assert "/topics/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E" in body
