@@ -20,7 +20,7 @@ def _rows(url: str, table: str) -> list[list[str]]:
     """The cells' text of each data row of a page's table `id=table`."""
     with urllib.request.urlopen(url, timeout=10) as response:
         body = response.read().decode()
-    match = re.search(rf'<table id="{table}">(.*?)</table>', body, re.S)
+    match = re.search(rf'<table id="{table}"[^>]*>(.*?)</table>', body, re.S)
     assert match is not None
     result = []
     for row in re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)[1:]:

@@ -46,7 +46,7 @@ def get(broker: Broker, path: str) -> tuple[int, str]:
 
 
 def rows(body: str, table: str) -> list[list[str]]:
-    match = re.search(rf'<table id="{table}">(.*?)</table>', body, re.S)
+    match = re.search(rf'<table id="{table}"[^>]*>(.*?)</table>', body, re.S)
     assert match is not None, f"no table {table}"
     result = []
     for row in re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)[1:]:

@@ -41,7 +41,7 @@ def get(broker: Broker, path: str) -> tuple[int, str]:
 
 def rows(body: str, table: str) -> list[list[str]]:
     """The cells' text of each data row of table `id=table` (tags stripped)."""
-    match = re.search(rf'<table id="{table}">(.*?)</table>', body, re.S)
+    match = re.search(rf'<table id="{table}"[^>]*>(.*?)</table>', body, re.S)
     assert match is not None, f"no table {table}"
     result = []
     for row in re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)[1:]:
@@ -78,7 +78,7 @@ def test_overview_shows_cluster_broker_and_totals(console_broker: Broker) -> Non
 
 def rows_with_header(body: str, table: str) -> list[tuple[str, str]]:
     """(th, td) pairs of a two-column table."""
-    match = re.search(rf'<table id="{table}">(.*?)</table>', body, re.S)
+    match = re.search(rf'<table id="{table}"[^>]*>(.*?)</table>', body, re.S)
     assert match is not None
     return re.findall(r"<tr><th>(.*?)</th><td[^>]*>(.*?)</td></tr>", match.group(1))
 

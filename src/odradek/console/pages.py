@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -21,7 +22,7 @@ import jinja2
 from aiohttp import web
 
 import odradek
-from odradek.console import browser, groups, model, writes
+from odradek.console import browser, groups, model, rates, writes
 from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
 
@@ -30,6 +31,8 @@ PAGE_SIZE = 100
 # Longest search term accepted (aiohttp already refuses request lines over 8 KiB).
 MAX_SEARCH = 249
 HTML = "text/html"
+# htmx, vendored (static/, 0BSD licence): refreshes the live parts of the pages.
+HTMX = "htmx-2.0.11.min.js"
 # Records shown by the message browser by default and at most.
 DEFAULT_RECORDS = 50
 MAX_RECORDS = 500
@@ -76,6 +79,15 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
     """GET /, /topics, /topics/{name}, /brokers."""
     started = time.monotonic()
     csrf = writes.Csrf()
+    meter = rates.RateMeter(broker)
+    script = (resources.files("odradek.console") / "static" / HTMX).read_bytes()
+
+    async def htmx(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=script,
+            content_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     def page(render: Callable[[web.Request], tuple[int, str]]) -> Any:
         async def handle(request: web.Request) -> web.Response:
@@ -109,6 +121,7 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
         return 200, _render(
             "overview.html",
             info=model.overview(broker),
+            rates=meter.rates(),
             version=odradek.__version__,
             uptime=_duration(time.monotonic() - started),
         )
@@ -118,8 +131,21 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
             "brokers.html", brokers=model.brokers(broker), controller=model.controller_id(broker)
         )
 
+    def rates_fragment(_request: web.Request) -> tuple[int, str]:
+        return 200, _render("rates.html", rates=meter.rates())
+
     return [
         *writes.routes(broker, csrf, _error),
+        web.get(f"/static/{HTMX}", htmx),
+        web.get("/fragments/rates", page(rates_fragment)),
+        web.get(
+            "/topics/{name}/fragments/partitions",
+            page(lambda request: topic_page(broker, request, "partitions.html")),
+        ),
+        web.get(
+            "/groups/{group}/fragments/offsets",
+            page(lambda request: group_page(broker, request, "offsets.html")),
+        ),
         web.get("/", page(overview)),
         web.get("/topics", page(lambda request: topics_page(broker, request))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
@@ -169,15 +195,18 @@ def topics_page(broker: Broker, request: web.Request) -> tuple[int, str]:
     )
 
 
-def topic_page(broker: Broker, request: web.Request) -> tuple[int, str]:
-    """One topic: a page of its partitions, and its configs."""
+def topic_page(
+    broker: Broker, request: web.Request, template: str = "topic.html"
+) -> tuple[int, str]:
+    """One topic: a page of its partitions, and its configs (`template`
+    partitions.html: the partitions table alone, which the page refreshes)."""
     name = request.match_info["name"]
     info = broker.services.metadata.topics.get(name)
     if info is None:
         return 404, _render("error.html", status=404, message=f"No topic named {name!r}.")
     page, pages = _page(request, info.partitions)
     return 200, _render(
-        "topic.html",
+        template,
         topic=info,
         partitions=model.partition_rows(broker, info, page * PAGE_SIZE, PAGE_SIZE),
         configs=model.config_rows(broker, info),
@@ -251,14 +280,17 @@ def groups_page(broker: Broker, request: web.Request) -> tuple[int, str]:
     )
 
 
-def group_page(broker: Broker, request: web.Request) -> tuple[int, str]:
-    """One group coordinated here: its members and committed offsets with their lag."""
+def group_page(
+    broker: Broker, request: web.Request, template: str = "group.html"
+) -> tuple[int, str]:
+    """One group coordinated here: its members and committed offsets with their lag
+    (`template` offsets.html: the offsets table alone, which the page refreshes)."""
     group_id = request.match_info["group"]
     detail = groups.group_detail(broker, group_id)
     if detail is None:
         message = f"No group {group_id!r} is coordinated by this broker."
         return 404, _render("error.html", status=404, message=message)
-    return 200, _render("group.html", group=detail)
+    return 200, _render(template, group=detail)
 
 
 def _start_offset(partition: Partition, start_at: str, request: web.Request) -> int:
