@@ -215,3 +215,15 @@ def test_brokers_page_lists_this_broker(console_broker: Broker) -> None:
     hosted = sum(console_broker.topics().values())
     assert row[:5] == ["1", f"127.0.0.1:{console_broker.port}", "", "yes", "yes"]
     assert row[5] == row[6] == str(hosted)
+
+
+def test_huge_request_line_is_refused_and_the_broker_serves_on(console_broker: Broker) -> None:
+    """A query string or a path over 8 KiB is refused with 400 by the HTTP parser (a
+    plain-text answer, before any page runs); the pages keep answering."""
+    assert console_broker.console_url is not None
+    for path in ("/topics?q=" + "x" * 9000, "/topics/" + "y" * 9000):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(console_broker.console_url + path, timeout=TIMEOUT_S)
+        assert refused.value.code == 400
+        refused.value.close()
+    assert get(console_broker, "/topics")[0] == 200
