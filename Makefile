@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 CONSOLE ?= http://127.0.0.1:9095
 run: $(STAMP)
 	$(PY) -m compileall -q src >/dev/null
-	@echo "odradek: Kafka on 127.0.0.1:9092, metrics on $(CONSOLE)/metrics"
+	@echo "odradek: Kafka on 127.0.0.1:9092, console on $(CONSOLE)/, metrics on $(CONSOLE)/metrics"
 	$(PY) -m odradek broker --set console.listeners=$(CONSOLE)
 
 # kcat for the interop tests; java and the zookeeper jars for the cluster tests.
