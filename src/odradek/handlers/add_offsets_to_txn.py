@@ -10,7 +10,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import RequestContext, fenced_code
 from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 25
@@ -30,8 +30,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             int(request.producer_epoch),
             str(request.group_id),
         )
-    if error == ErrorCode.producer_fenced and ctx.api_version < PRODUCER_FENCED_VERSION:
-        error = ErrorCode.invalid_producer_epoch
+    error = fenced_code(error, ctx.api_version, PRODUCER_FENCED_VERSION)
     return make(
         module.AddOffsetsToTxnResponse, throttle_time=datetime.timedelta(0), error_code=error
     )

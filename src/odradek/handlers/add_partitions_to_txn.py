@@ -16,7 +16,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.txn.transitions import Partition
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import RequestContext, fenced_code
 from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 24
@@ -56,8 +56,7 @@ async def _add(
             for p in partitions
         }
     error = await txns.add_partitions(txn_id, producer_id, epoch, partitions)
-    if error == ErrorCode.producer_fenced and ctx.api_version < PRODUCER_FENCED_VERSION:
-        error = ErrorCode.invalid_producer_epoch
+    error = fenced_code(error, ctx.api_version, PRODUCER_FENCED_VERSION)
     return dict.fromkeys(partitions, error)
 
 

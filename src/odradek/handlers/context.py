@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kio.schema.errors import ErrorCode
+
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
 from odradek.metadata.image import TopicImage
@@ -65,3 +67,11 @@ class RequestContext:
     client_id: str | None
     # The client's address as Kafka reports it ("/127.0.0.1"); "" when not on a socket.
     client_host: str = ""
+
+
+def fenced_code(error: ErrorCode, api_version: int, producer_fenced_since: int) -> ErrorCode:
+    """PRODUCER_FENCED as a request version understands it: versions older than the one
+    that introduced it (KIP-588) get INVALID_PRODUCER_EPOCH, as Kafka answers."""
+    if error == ErrorCode.producer_fenced and api_version < producer_fenced_since:
+        return ErrorCode.invalid_producer_epoch
+    return error

@@ -11,7 +11,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import RequestContext, fenced_code
 from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 26
@@ -31,6 +31,5 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             int(request.producer_epoch),
             bool(request.committed),
         )
-    if error == ErrorCode.producer_fenced and ctx.api_version < PRODUCER_FENCED_VERSION:
-        error = ErrorCode.invalid_producer_epoch
+    error = fenced_code(error, ctx.api_version, PRODUCER_FENCED_VERSION)
     return make(module.EndTxnResponse, throttle_time=datetime.timedelta(0), error_code=error)

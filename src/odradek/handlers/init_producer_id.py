@@ -19,7 +19,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.txn.coordinator import InitResult
-from odradek.handlers.context import RequestContext
+from odradek.handlers.context import RequestContext, fenced_code
 from odradek.handlers.registry import api, make, response_module
 
 API_KEY = 22
@@ -36,9 +36,8 @@ async def _transactional(ctx: RequestContext, request: Any) -> InitResult:
     expected = None if (producer_id, epoch) == (-1, -1) else (producer_id, epoch)
     timeout_ms = int(request.transaction_timeout.total_seconds() * 1000)
     result = await txns.init_producer_id(str(request.transactional_id), timeout_ms, expected)
-    if result.error == ErrorCode.producer_fenced and ctx.api_version < PRODUCER_FENCED_VERSION:
-        return InitResult(ErrorCode.invalid_producer_epoch)
-    return result
+    error = fenced_code(result.error, ctx.api_version, PRODUCER_FENCED_VERSION)
+    return result if error == result.error else InitResult(error)
 
 
 @api(API_KEY, 0, 5, is_async=True)
