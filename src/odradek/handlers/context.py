@@ -67,6 +67,11 @@ class RequestContext:
     client_id: str | None
     # The client's address as Kafka reports it ("/127.0.0.1"); "" when not on a socket.
     client_host: str = ""
+    # Who sent the request, in Kafka's "Type:name" form: the authenticated principal of the
+    # connection, or Kafka's anonymous principal on a listener without authentication.
+    principal: str = "User:ANONYMOUS"
+    # The name of the listener the request arrived on (Kafka's listener name).
+    listener: str = "PLAINTEXT"
 
 
 def fenced_code(error: ErrorCode, api_version: int, producer_fenced_since: int) -> ErrorCode:
