@@ -9,7 +9,8 @@ meanwhile, or REQUEST_TIMED_OUT after the request's timeout. Each partition's re
 set must be exactly one v2
 batch with a valid CRC-32C; it is appended as sent (compressed or not) after the broker
 rewrites its base offset and leader epoch, and for LogAppendTime topics its timestamp.
-Records are never decoded here. acks=0 gets no response.
+Records are never decoded here. acks=0 gets no response. `append_batch` is the same
+path for one batch written from inside the broker (the console's produce form).
 
 Idempotent producers: a batch with a producer id is checked against the partition's
 producer state: a retry of one of the last five batches is acknowledged with its original
@@ -56,7 +57,7 @@ from typing import Any, NamedTuple
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import RequestContext, count_error
+from odradek.handlers.context import BrokerServices, RequestContext, count_error
 from odradek.handlers.leader_hints import (
     LEADER_ERRORS,
     current_leader,
@@ -268,6 +269,53 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     out = start_response(_layout(ctx.api_version).flexible)
     write_response(out, ctx.api_version, topics)
     return finish_response(out, ctx.correlation_id)
+
+
+async def append_batch(
+    services: BrokerServices,
+    topic: str,
+    index: int,
+    records: bytes,
+    acks: int = -1,
+    timeout_s: float = 30.0,
+) -> AppendInfo | ErrorCode | RecordRefusal:
+    """Appends one v2 batch (no producer id) to a partition, as a Produce request with
+    `acks` does: only on its leader, with the topic's rules (compression.type,
+    timestamps, max.message.bytes, compaction's keys), min.insync.replicas, the
+    partition's produce counters and error counts, and for acks=all in a cluster an
+    answer once the ISR has it. For writers inside the broker (the console's form)."""
+    partition = services.replicas.get(topic, index)
+    result: AppendInfo | ErrorCode | RecordRefusal
+    if partition is None:
+        result = role_error(services, topic, index, None) or ErrorCode.unknown_topic_or_partition
+    else:
+        policy = services.replicas.produce_policy(topic)
+        now_ms = services.clock.time_ms()
+        result = _append(partition, records, acks, policy, now_ms)
+        partition.produce_requests += 1
+        if not isinstance(result, AppendInfo):
+            partition.failed_produce_requests += 1
+        elif acks == -1 and partition.replicated:
+            result = await _replicated(partition, result, timeout_s)
+    if not isinstance(result, AppendInfo):
+        count_error(services, API_KEY, result if isinstance(result, ErrorCode) else result.code)
+    return result
+
+
+async def _replicated(
+    partition: Partition, info: AppendInfo, timeout_s: float
+) -> AppendInfo | ErrorCode:
+    """`info` once every ISR member has the append, else the acks=all error."""
+    future = partition.wait_for_replication(info.last_offset + 1)
+    if future is None:
+        code = partition.replication_error()
+    else:
+        await asyncio.wait([future], timeout=timeout_s)
+        if not future.done():
+            future.cancel()
+            return ErrorCode.request_timed_out
+        code = future.result()
+    return info if code == ErrorCode.none else code
 
 
 def _has_transactional_batch(request: Any) -> bool:
