@@ -5,18 +5,12 @@ a 400 page; and `console.read.only=true` hiding the forms and refusing every POS
 
 from __future__ import annotations
 
-import http.cookiejar
-import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from odradek.testing import Broker
-
-TIMEOUT_S = 30.0
+from tests.console.formclient import Browser
 
 
 @pytest.fixture(scope="module")
@@ -24,33 +18,6 @@ def console_broker() -> Iterator[Broker]:
     """A broker with its HTTP listener on a free loopback port."""
     with Broker(config={"console.listeners": "http://127.0.0.1:0"}) as broker:
         yield broker
-
-
-class Browser:
-    """An HTTP client keeping cookies, as a browser does."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-        )
-
-    def request(self, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
-        """(status, body, final URL path) after following redirects."""
-        data = None if form is None else urllib.parse.urlencode(form).encode()
-        try:
-            with self.opener.open(self.base + path, data=data, timeout=TIMEOUT_S) as response:
-                final = urllib.parse.urlsplit(response.geturl())
-                return response.status, response.read().decode(), final.path
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(), path
-
-    def token(self, path: str) -> str:
-        status, body, _ = self.request(path)
-        assert status == 200
-        match = re.search(r'name="csrf" value="([0-9a-f]+)"', body)
-        assert match is not None, "no form with a token"
-        return match.group(1)
 
 
 def test_create_configure_and_delete_through_the_forms(console_broker: Broker) -> None:

@@ -24,8 +24,9 @@ from odradek.server.broker import Broker
 
 log = logging.getLogger("odradek.console")
 
-# No page takes a body: anything larger than this is refused before it is read.
-MAX_BODY_BYTES = 16 * 1024
+# The largest form (a record from the produce form) may be this big; anything larger
+# is refused before it is read.
+MAX_BODY_BYTES = 128 * 1024
 # An idle HTTP connection is closed after this (aiohttp's default is an hour: idle
 # connections would hold descriptors); a scraper reconnects at no cost.
 KEEPALIVE_S = 60.0

@@ -1,7 +1,9 @@
-"""The console's writes: create a topic, delete a topic, set or remove a topic config.
+"""The console's topic writes: create a topic, delete a topic, set or remove a topic
+config, add partitions, produce a record (console/produce.py).
 
 Each is a POST from a form of the pages, checked as the Kafka API checks the same
-change (CreateTopics, DeleteTopics, IncrementalAlterConfigs: the same functions do it)
+change (CreateTopics, DeleteTopics, IncrementalAlterConfigs, CreatePartitions, Produce:
+the same functions do it)
 and answered with a redirect to the changed page, or a 400 page with Kafka's message.
 
 Cross-site requests are refused by a CSRF token: every page sets a random cookie
@@ -16,11 +18,19 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from odradek.handlers.topics import TopicError, check_new_topic, create_topic, delete_topic
+from odradek.console import produce
+from odradek.handlers.topics import (
+    TopicError,
+    add_partitions,
+    check_new_topic,
+    create_topic,
+    delete_topic,
+    topic_changes,
+)
 from odradek.metadata.configs import ConfigApiError, check_topic_configs
 from odradek.metadata.store import TopicInfo
 from odradek.server.broker import Broker
@@ -59,34 +69,43 @@ def set_cookie(response: web.StreamResponse, nonce: str) -> None:
     response.set_cookie(COOKIE, nonce, httponly=True, samesite="Strict", path="/")
 
 
+Action = Callable[[web.Request, Mapping[str, str]], Awaitable[str]]
+
+
+def guard(
+    broker: Broker, csrf: Csrf, fail: Failure, action: Action
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A POST handler running `action` (which answers the path to show next) once the
+    console is writable, the broker started and the form's CSRF token matches; Kafka's
+    refusals become 400 pages, an unknown topic or group a 404 page."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if broker.config.console_read_only:
+            return fail(403, "The console is read-only (console.read.only=true).")
+        if not broker.started:
+            return fail(503, "The broker is not started.")
+        form = await request.post()
+        if not csrf.valid(request, form):
+            return fail(403, "Missing or wrong CSRF token: reload the page and retry.")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            target = await action(request, fields)
+        except NotFound as error:
+            return fail(404, str(error))
+        except (TopicError, ConfigApiError) as error:
+            return fail(400, error.message)
+        except ValueError as error:
+            return fail(400, str(error))
+        raise web.HTTPSeeOther(target)
+
+    return handle
+
+
 def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
-    """POST /topics (create), /topics/{name}/delete, /topics/{name}/configs."""
+    """POST /topics (create), /topics/{name}/delete, /topics/{name}/configs,
+    /topics/{name}/partitions (add), /topics/{name}/produce."""
 
-    def guarded(
-        action: Callable[[web.Request, Mapping[str, str]], str],
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            if broker.config.console_read_only:
-                return fail(403, "The console is read-only (console.read.only=true).")
-            if not broker.started:
-                return fail(503, "The broker is not started.")
-            form = await request.post()
-            if not csrf.valid(request, form):
-                return fail(403, "Missing or wrong CSRF token: reload the page and retry.")
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            try:
-                target = action(request, fields)
-            except NoSuchTopic as error:
-                return fail(404, str(error))
-            except (TopicError, ConfigApiError) as error:
-                return fail(400, error.message)
-            except ValueError as error:
-                return fail(400, str(error))
-            raise web.HTTPSeeOther(target)
-
-        return handle
-
-    def create(_request: web.Request, form: Mapping[str, str]) -> str:
+    async def create(_request: web.Request, form: Mapping[str, str]) -> str:
         name = form.get("name", "")
         partitions = _integer(form.get("partitions", "") or "-1", "partitions")
         factor = _integer(form.get("replication_factor", "") or "-1", "replication_factor")
@@ -97,7 +116,7 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
         create_topic(services, name, count, {}, factor)
         return "/topics/" + _segment(name)
 
-    def delete(request: web.Request, _form: Mapping[str, str]) -> str:
+    async def delete(request: web.Request, _form: Mapping[str, str]) -> str:
         services = broker.services
         info = _topic(broker, request)
         if not services.config.delete_topic_enable:
@@ -107,7 +126,7 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
         delete_topic(services, info)
         return "/topics"
 
-    def configure(request: web.Request, form: Mapping[str, str]) -> str:
+    async def configure(request: web.Request, form: Mapping[str, str]) -> str:
         info = _topic(broker, request)
         name = form.get("name", "")
         new = dict(info.configs)
@@ -123,22 +142,41 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
             )
         return "/topics/" + _segment(info.name) + "#configs"
 
+    async def grow(request: web.Request, form: Mapping[str, str]) -> str:
+        info = _topic(broker, request)
+        count = _integer(form.get("count", ""), "count")
+        services = broker.services
+        with topic_changes(services):
+            add_partitions(services, info.name, count, False)
+        return "/topics/" + _segment(info.name)
+
+    async def append(request: web.Request, form: Mapping[str, str]) -> str:
+        info = _topic(broker, request)
+        done = await produce.produce(broker, info, form)
+        query = urlencode({"partition": done.partition, "from": "offset", "offset": done.offset})
+        return f"/topics/{_segment(info.name)}/messages?{query}"
+
+    def post(path: str, action: Action) -> web.RouteDef:
+        return web.post(path, guard(broker, csrf, fail, action))
+
     return [
-        web.post("/topics", guarded(create)),
-        web.post("/topics/{name}/delete", guarded(delete)),
-        web.post("/topics/{name}/configs", guarded(configure)),
+        post("/topics", create),
+        post("/topics/{name}/delete", delete),
+        post("/topics/{name}/configs", configure),
+        post("/topics/{name}/partitions", grow),
+        post("/topics/{name}/produce", append),
     ]
 
 
-class NoSuchTopic(Exception):
-    """The topic in the URL does not exist: 404."""
+class NotFound(Exception):
+    """The topic or group in the URL does not exist (here): 404."""
 
 
 def _topic(broker: Broker, request: web.Request) -> TopicInfo:
     name = request.match_info["name"]
     info = broker.services.metadata.topics.get(name)
     if info is None:
-        raise NoSuchTopic(f"No topic named {name!r}.")
+        raise NotFound(f"No topic named {name!r}.")
     return info
 
 
