@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_broker import BrokerError, BrokerProcess, cpu_seconds, git_rev, stop_cleanly_on_sigterm
+from bench_broker import (
+    BrokerError,
+    BrokerProcess,
+    cpu_seconds,
+    git_rev,
+    stop_cleanly_on_sigterm,
+    warm_page_cache,
+)
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from run import run_child
@@ -62,6 +69,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--shutdowns", type=int, default=5, help="SIGTERM of a partition leader")
     ap.add_argument("--coordinator-kills", type=int, default=3, help="kill -9 of a coordinator")
     ap.add_argument("--budget-s", type=float, default=330.0, help="wall clock; then skip")
+    ap.add_argument(
+        "--warm-page-cache-mib",
+        type=int,
+        default=2048,
+        help="MiB written and deleted before the sitting (bench_broker.warm_page_cache); 0: none",
+    )
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the JSON")
     ap.add_argument("--keep", action="store_true", help="keep data and logs")
     return ap.parse_args(argv)
@@ -597,6 +610,13 @@ def render_failover(report: dict[str, Any], session_s: float) -> list[str]:
     return lines
 
 
+def warm_up_line(report: dict[str, Any]) -> str:
+    warm = report.get("page_cache_warm_up")
+    if not warm:
+        return "page cache not warmed before the sitting"
+    return f"page cache warmed before the sitting: {warm['mib']} MiB in {warm['seconds']} s"
+
+
 def render(report: dict[str, Any]) -> str:
     session_s = report["session_timeout_ms"] / 1000
     out = [
@@ -604,6 +624,7 @@ def render(report: dict[str, Any]) -> str:
         f"{report['cpus']} cores, load average {report['load_at_start']} at the start; "
         f"ZooKeeper session timeout {report['session_timeout_ms']} ms; "
         f"cluster: 3 brokers, RF 3, min.insync.replicas=2, acks=all",
+        warm_up_line(report),
         "",
         f"throughput: {report['count']:,} x 1 KiB per round, {report['partitions']} "
         f"partitions, alternating rounds (run.py's case)",
@@ -648,6 +669,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("group", lambda: group_failover(args, cluster, budget), []),
     ]
     report["errors"] = []
+    if args.warm_page_cache_mib > 0:
+        print(f"warming the page cache: {args.warm_page_cache_mib} MiB", flush=True)
+        report["page_cache_warm_up"] = {
+            "mib": args.warm_page_cache_mib,
+            "seconds": round(warm_page_cache(work, args.warm_page_cache_mib), 2),
+        }
     try:
         print("starting 1 broker and a cluster of 3 with ZooKeeper", flush=True)
         single.start(timeout=30)
