@@ -22,7 +22,7 @@ import jinja2
 from aiohttp import web
 
 import odradek
-from odradek.console import browser, groups, model, rates, writes
+from odradek.console import browser, group_writes, groups, model, rates, writes
 from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
 
@@ -136,6 +136,7 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
 
     return [
         *writes.routes(broker, csrf, _error),
+        *group_writes.routes(broker, csrf, _error, _render),
         web.get(f"/static/{HTMX}", htmx),
         web.get("/fragments/rates", page(rates_fragment)),
         web.get(
@@ -290,7 +291,7 @@ def group_page(
     if detail is None:
         message = f"No group {group_id!r} is coordinated by this broker."
         return 404, _render("error.html", status=404, message=message)
-    return 200, _render(template, group=detail)
+    return 200, _render(template, group=detail, csrf=request["csrf"])
 
 
 def _start_offset(partition: Partition, start_at: str, request: web.Request) -> int:

@@ -69,13 +69,15 @@ def set_cookie(response: web.StreamResponse, nonce: str) -> None:
     response.set_cookie(COOKIE, nonce, httponly=True, samesite="Strict", path="/")
 
 
-Action = Callable[[web.Request, Mapping[str, str]], Awaitable[str]]
+# A write: the path to show next (a redirect), or a page to show (a confirmation).
+Action = Callable[[web.Request, Mapping[str, str]], Awaitable[str | web.Response]]
 
 
 def guard(
     broker: Broker, csrf: Csrf, fail: Failure, action: Action
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A POST handler running `action` (which answers the path to show next) once the
+    """A POST handler running `action` (which answers the path to show next, or a page)
+    once the
     console is writable, the broker started and the form's CSRF token matches; Kafka's
     refusals become 400 pages, an unknown topic or group a 404 page."""
 
@@ -96,6 +98,8 @@ def guard(
             return fail(400, error.message)
         except ValueError as error:
             return fail(400, str(error))
+        if isinstance(target, web.Response):
+            return target
         raise web.HTTPSeeOther(target)
 
     return handle

@@ -1,0 +1,180 @@
+"""The console's group writes: reset a group's committed offsets (to the earliest or
+latest offset, to the first record at or after a time, or to a given offset) and delete
+a group, each after a confirmation page.
+
+Kafka's rules, as kafka-consumer-groups applies them: only a group without members
+(state Empty) may have its offsets reset or be deleted; otherwise the page says the
+group's state. Both go through the group coordinator's own operations (the ones
+OffsetCommit from outside the group and DeleteGroups use), so the records are written to
+`__consumer_offsets` and replicated. The new offsets are worked out when the form is
+confirmed (the preview shows them as they were then): earliest is the log start offset,
+latest the high watermark, a time the first offset with a timestamp at or after it (the
+high watermark when none), and a given offset is kept within those two as the tool does.
+They need the partition's log, so a reset covers only partitions this broker leads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from kio.schema.errors import ErrorCode
+
+from odradek.console import browser, writes
+from odradek.coordinator.coordinator import GroupCoordinator
+from odradek.coordinator.group import GroupState
+from odradek.coordinator.offsets import OffsetCommit
+from odradek.server.broker import Broker
+
+MODES = ("earliest", "latest", "time", "offset")
+
+Render = Callable[..., str]
+
+
+@dataclass(slots=True, frozen=True)
+class Change:
+    topic: str
+    partition: int
+    current: int | None  # the committed offset, None when there is none
+    new: int
+
+
+def routes(
+    broker: Broker, csrf: writes.Csrf, fail: writes.Failure, render: Render
+) -> Iterable[web.RouteDef]:
+    """POST /groups/{group}/reset and /groups/{group}/delete: a confirmation page, and
+    with `confirm=yes` the change."""
+
+    async def reset(request: web.Request, form: Mapping[str, str]) -> str | web.Response:
+        groups, group_id = _group(broker, request)
+        _require_empty(groups, group_id, "Assignments can only be reset")
+        changes = plan_reset(broker, groups, group_id, form)
+        if form.get("confirm") != "yes":
+            return _page(render, "group_reset.html", group_id, form, changes)
+        commits = [OffsetCommit(c.topic, c.partition, c.new, -1, "") for c in changes]
+        results = await groups.commit_offsets(group_id, -1, "", None, commits)
+        failed = {tp: code for tp, code in results.items() if code != ErrorCode.none}
+        if failed:
+            listed = ", ".join(f"{t}-{p}: {code.name.upper()}" for (t, p), code in failed.items())
+            raise ValueError(f"The reset of group {group_id!r} failed for {listed}.")
+        return "/groups/" + quote(group_id, safe="")
+
+    async def delete(request: web.Request, form: Mapping[str, str]) -> str | web.Response:
+        groups, group_id = _group(broker, request)
+        _require_empty(groups, group_id, "The group can only be deleted")
+        if form.get("confirm") != "yes":
+            return _page(render, "group_delete.html", group_id, form, [])
+        code = groups.delete_groups([group_id])[group_id]
+        if code != ErrorCode.none:
+            raise ValueError(
+                f"Group {group_id!r} could not be deleted due to: {code.name.upper()}."
+            )
+        return "/groups"
+
+    return [
+        web.post("/groups/{group}/reset", writes.guard(broker, csrf, fail, reset)),
+        web.post("/groups/{group}/delete", writes.guard(broker, csrf, fail, delete)),
+    ]
+
+
+def _group(broker: Broker, request: web.Request) -> tuple[GroupCoordinator, str]:
+    group_id = request.match_info["group"]
+    groups = broker.services.groups
+    if groups is None or not groups.coordinates(group_id) or _state(groups, group_id) is None:
+        raise writes.NotFound(f"No group {group_id!r} is coordinated by this broker.")
+    return groups, group_id
+
+
+def _state(groups: GroupCoordinator, group_id: str) -> str | None:
+    """Kafka's name of the group's state; None for no (or a dead) group."""
+    consumer = groups.consumer_groups.get(group_id)
+    if consumer is not None:
+        return consumer.state
+    group = groups.groups.get(group_id)
+    if group is None or group.is_(GroupState.DEAD):
+        return None
+    return group.state.value
+
+
+def _require_empty(groups: GroupCoordinator, group_id: str, what: str) -> None:
+    state = _state(groups, group_id)
+    if state != GroupState.EMPTY.value:
+        raise ValueError(
+            f"{what} if the group {group_id!r} is inactive, but the current state is {state}."
+        )
+
+
+def plan_reset(
+    broker: Broker, groups: GroupCoordinator, group_id: str, form: Mapping[str, str]
+) -> list[Change]:
+    """The offsets the form asks for: every partition of `topic` (empty: each partition
+    the group has an offset for) with its committed offset and the new one."""
+    mode = form.get("mode", "")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}.")
+    group = groups.groups.get(group_id)
+    committed = {tp: o.offset for tp, o in group.offsets.items()} if group else {}
+    topic = form.get("topic", "").strip()
+    if topic:
+        info = broker.services.metadata.topics.get(topic)
+        if info is None:
+            raise ValueError(f"No topic named {topic!r}.")
+        partitions = [(topic, i) for i in range(info.partitions)]
+    else:
+        partitions = sorted(committed)
+        if not partitions:
+            raise ValueError(f"Group {group_id!r} has no committed offsets: name a topic.")
+    target = _target(mode, form.get("value", "").strip())
+    return [Change(t, i, committed.get((t, i)), target(broker, t, i)) for t, i in partitions]
+
+
+def _target(mode: str, raw: str) -> Callable[[Broker, str, int], int]:
+    """A function giving a partition's new offset for `mode` and its value."""
+    moment = wanted = 0
+    if mode == "time":
+        try:
+            moment = browser.parse_time(raw)
+        except (ValueError, OverflowError):
+            raise ValueError(
+                "The time must be milliseconds since the epoch or ISO 8601 (2026-01-31T12:00:00)."
+            ) from None
+    elif mode == "offset":
+        if not raw.isdigit() or len(raw) > 19:
+            raise ValueError("The offset must be a number of 0 or more.")
+        wanted = int(raw)
+
+    def new_offset(broker: Broker, topic: str, index: int) -> int:
+        partition = broker.services.replicas.get(topic, index)
+        if partition is None or not partition.is_leader:
+            raise ValueError(
+                f"Partition {index} of {topic!r} is not led by this broker: its offsets "
+                "are not known here (reset from its leader's console)."
+            )
+        start, end = partition.log_start_offset, partition.high_watermark
+        if mode == "earliest":
+            return start
+        if mode == "latest":
+            return end
+        if mode == "offset":
+            return min(max(wanted, start), end)
+        found = partition.log.fetch_offset_by_timestamp(moment)
+        return end if found is None else min(found[0], end)
+
+    return new_offset
+
+
+def _page(
+    render: Render,
+    template: str,
+    group_id: str,
+    form: Mapping[str, str],
+    changes: list[Change],
+) -> web.Response:
+    fields: dict[str, Any] = {k: v for k, v in form.items() if k not in ("csrf", "confirm")}
+    body = render(
+        template, group_id=group_id, fields=fields, changes=changes, csrf=form.get("csrf", "")
+    )
+    return web.Response(text=body, content_type="text/html")
