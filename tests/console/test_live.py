@@ -1,7 +1,8 @@
 """The console's live parts on a real broker: htmx served from the package (no other
 host named by any page), the overview's rates measured between two looks, and the
-fragments the pages refresh themselves with (rates, a topic's partitions, a group's
-offsets) answering the table alone, with values that move with produce and commit."""
+fragments the pages refresh themselves with (rates, the topics and groups lists, a
+topic's partitions, a group's offsets and lag chart) answering their part alone, with
+values that move with produce and commit."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from odradek.console import lag
 from odradek.console.pages import HTMX
 from odradek.testing import Broker
 
@@ -102,3 +104,62 @@ def test_partition_and_offset_fragments_follow_the_log(console_broker: Broker) -
         consumer.close()
     assert get(console_broker, "/topics/none/fragments/partitions")[0] == 404
     assert get(console_broker, "/groups/none/fragments/offsets")[0] == 404
+
+
+def test_topics_and_groups_lists_refresh(console_broker: Broker) -> None:
+    """The topics and groups lists carry a refreshing table whose fragment keeps the
+    search, sort and page, answers the table alone and shows a topic or group made
+    after the page was loaded; a bad sort is still a 400."""
+    status, body, _ = get(console_broker, "/topics?q=fresh&sort=-name")
+    assert status == 200
+    assert '<table id="topics" hx-get="/fragments/topics?q=fresh&amp;sort=-name&amp;page=0"' in body
+    assert "fresh-topic" not in body
+    console_broker.create_topic("fresh-topic", 2)
+    status, body, _ = get(console_broker, "/fragments/topics?q=fresh&sort=-name&page=0")
+    assert status == 200 and body.startswith('<table id="topics"') and "<html" not in body
+    assert ">fresh-topic</a>" in body
+    assert get(console_broker, "/fragments/topics?sort=nope")[0] == 400
+    status, body, _ = get(console_broker, "/groups?q=fresh")
+    assert '<table id="groups" hx-get="/fragments/groups?q=fresh&amp;page=0"' in body
+    consumer = Consumer(
+        {"bootstrap.servers": console_broker.bootstrap_servers, "group.id": "fresh-group"}
+    )
+    try:
+        consumer.commit(offsets=[TopicPartition("fresh-topic", 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
+    status, body, _ = get(console_broker, "/fragments/groups?q=fresh&page=0")
+    assert status == 200 and body.startswith('<table id="groups"') and ">fresh-group</a>" in body
+
+
+def test_lag_chart_follows_the_lag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With samples every 0.1 s, a group's page (and its lag fragment) draws an SVG
+    polyline of its total lag, whose latest value follows records produced past the
+    group's committed offset."""
+    monkeypatch.setattr(lag, "SAMPLE_S", 0.1)
+    with Broker(config={"console.listeners": "http://127.0.0.1:0"}) as broker:
+        broker.create_topic("charted", 1)
+        produce(broker, "charted", 5)
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap_servers, "group.id": "charted"})
+        try:
+            consumer.commit(offsets=[TopicPartition("charted", 0, 1)], asynchronous=False)
+        finally:
+            consumer.close()
+        body = wait_for(broker, "/groups/charted", "now 4,")
+        assert '<svg id="lag-chart"' in body
+        produce(broker, "charted", 6)
+        body = wait_for(broker, "/groups/charted/fragments/lag", "now 10,")
+        assert body.startswith('<div id="lag" hx-get="/groups/charted/fragments/lag"')
+        points = re.search(r'<polyline [^>]*points="([^"]+)"', body)
+        assert points is not None and len(points.group(1).split()) >= 2
+
+
+def wait_for(broker: Broker, path: str, text: str) -> str:
+    """The page once it holds `text` (bounded wait)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        status, body, _ = get(broker, path)
+        if status == 200 and text in body:
+            return body
+        assert time.monotonic() < deadline, f"{path} never showed {text!r}"
+        time.sleep(0.1)

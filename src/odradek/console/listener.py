@@ -1,10 +1,10 @@
 """The aiohttp application and its listening sockets, bound to `console.listeners`.
 
-Each page module contributes routes (`metrics.routes`, `pages.routes`); a new page is one
-more entry in `ROUTE_PROVIDERS`. Requests are small GETs and form POSTs: aiohttp's parser
-refuses request lines and headers over 8 KiB with 400, bodies over `MAX_BODY_BYTES` get
-413, unknown paths 404 and other methods 405, and none of it touches the broker's state.
-Connections beyond `MAX_CONNECTIONS` are closed when accepted.
+Each page module contributes routes (`metrics.routes`, `pages.routes`), and lag.py a
+task sampling the groups' lag while the listener runs. Requests are small GETs and form
+POSTs: aiohttp's parser refuses request lines and headers over 8 KiB with 400, bodies
+over `MAX_BODY_BYTES` get 413, unknown paths 404 and other methods 405, and none of it
+touches the broker's state. Connections beyond `MAX_CONNECTIONS` are closed when accepted.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from odradek.config import parse_listener
-from odradek.console import metrics, pages
+from odradek.console import lag, metrics, pages
 from odradek.server.broker import Broker
 
 log = logging.getLogger("odradek.console")
@@ -36,21 +35,18 @@ SHUTDOWN_S = 2.0
 # soon as it is accepted, so HTTP clients cannot take the broker's file descriptors.
 MAX_CONNECTIONS = 64
 
-ROUTE_PROVIDERS: tuple[Callable[[Broker], Iterable[web.RouteDef]], ...] = (
-    metrics.routes,
-    pages.routes,
-)
-
 
 def build_app(broker: Broker) -> web.Application:
-    """The application with every page's routes."""
+    """The application with every page's routes, and the lag sampling task."""
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         handler_args={"logger": _ClientErrorsQuiet(log)},
         middlewares=[pages.error_pages],
     )
-    for provider in ROUTE_PROVIDERS:
-        app.add_routes(list(provider(broker)))
+    history = lag.LagHistory(broker)
+    app.cleanup_ctx.append(history.sampling)
+    app.add_routes(list(metrics.routes(broker)))
+    app.add_routes(list(pages.routes(broker, history)))
     return app
 
 

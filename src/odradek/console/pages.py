@@ -22,7 +22,7 @@ import jinja2
 from aiohttp import web
 
 import odradek
-from odradek.console import browser, group_writes, groups, model, rates, writes
+from odradek.console import browser, group_writes, groups, lag, model, rates, writes
 from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
 
@@ -75,8 +75,9 @@ class BadQuery(ValueError):
     """A query parameter the page does not accept; answered with 400."""
 
 
-def routes(broker: Broker) -> Iterable[web.RouteDef]:
-    """GET /, /topics, /topics/{name}, /brokers."""
+def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
+    """GET /, /topics, /topics/{name}, /brokers, /groups, /groups/{id}, their live
+    fragments, and the forms' POSTs (writes.py, group_writes.py)."""
     started = time.monotonic()
     csrf = writes.Csrf()
     meter = rates.RateMeter(broker)
@@ -147,13 +148,27 @@ def routes(broker: Broker) -> Iterable[web.RouteDef]:
             "/groups/{group}/fragments/offsets",
             page(lambda request: group_page(broker, request, "offsets.html")),
         ),
+        web.get(
+            "/groups/{group}/fragments/lag",
+            page(lambda request: group_page(broker, request, "lag_chart.html", history)),
+        ),
+        web.get(
+            "/fragments/topics",
+            page(lambda request: topics_page(broker, request, "topics_table.html")),
+        ),
+        web.get(
+            "/fragments/groups",
+            page(lambda request: groups_page(broker, request, "groups_table.html")),
+        ),
         web.get("/", page(overview)),
         web.get("/topics", page(lambda request: topics_page(broker, request))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
         web.get("/topics/{name}/messages", messages),
         web.get("/brokers", page(brokers)),
         web.get("/groups", page(lambda request: groups_page(broker, request))),
-        web.get("/groups/{group}", page(lambda request: group_page(broker, request))),
+        web.get(
+            "/groups/{group}", page(lambda request: group_page(broker, request, history=history))
+        ),
     ]
 
 
@@ -169,8 +184,11 @@ async def error_pages(request: web.Request, handler: Any) -> web.StreamResponse:
     return response
 
 
-def topics_page(broker: Broker, request: web.Request) -> tuple[int, str]:
-    """The topics whose name contains `q`, sorted by `sort` (`-` first: descending)."""
+def topics_page(
+    broker: Broker, request: web.Request, template: str = "topics.html"
+) -> tuple[int, str]:
+    """The topics whose name contains `q`, sorted by `sort` (`-` first: descending)
+    (`template` topics_table.html: the table alone, which the page refreshes)."""
     search = request.query.get("q", "")
     if len(search) > MAX_SEARCH:
         raise BadQuery(f"The search term is longer than {MAX_SEARCH} characters.")
@@ -183,7 +201,7 @@ def topics_page(broker: Broker, request: web.Request) -> tuple[int, str]:
     page, pages = _page(request, len(rows))
     shown = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
     return 200, _render(
-        "topics.html",
+        template,
         rows=shown,
         matched=len(rows),
         search=search,
@@ -263,15 +281,18 @@ async def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]
     )
 
 
-def groups_page(broker: Broker, request: web.Request) -> tuple[int, str]:
-    """The groups coordinated here whose id contains `q`, a page at a time."""
+def groups_page(
+    broker: Broker, request: web.Request, template: str = "groups.html"
+) -> tuple[int, str]:
+    """The groups coordinated here whose id contains `q`, a page at a time
+    (`template` groups_table.html: the table alone, which the page refreshes)."""
     search = request.query.get("q", "")
     if len(search) > MAX_SEARCH:
         raise BadQuery(f"The search term is longer than {MAX_SEARCH} characters.")
     rows = [row for row in groups.group_rows(broker) if search in row.group_id]
     page, pages = _page(request, len(rows))
     return 200, _render(
-        "groups.html",
+        template,
         rows=rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE],
         matched=len(rows),
         search=search,
@@ -282,16 +303,23 @@ def groups_page(broker: Broker, request: web.Request) -> tuple[int, str]:
 
 
 def group_page(
-    broker: Broker, request: web.Request, template: str = "group.html"
+    broker: Broker,
+    request: web.Request,
+    template: str = "group.html",
+    history: lag.LagHistory | None = None,
 ) -> tuple[int, str]:
-    """One group coordinated here: its members and committed offsets with their lag
-    (`template` offsets.html: the offsets table alone, which the page refreshes)."""
+    """One group coordinated here: its members, committed offsets with their lag and
+    the chart of its total lag (`template` offsets.html or lag_chart.html: that part
+    alone, which the page refreshes)."""
     group_id = request.match_info["group"]
     detail = groups.group_detail(broker, group_id)
     if detail is None:
         message = f"No group {group_id!r} is coordinated by this broker."
         return 404, _render("error.html", status=404, message=message)
-    return 200, _render(template, group=detail, csrf=request["csrf"])
+    chart = history.chart(group_id) if history is not None else None
+    return 200, _render(
+        template, group=detail, csrf=request["csrf"], chart=chart, sample_s=lag.SAMPLE_S
+    )
 
 
 def _start_offset(partition: Partition, start_at: str, request: web.Request) -> int:
