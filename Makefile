@@ -20,10 +20,12 @@ run: $(STAMP)
 	@echo "odradek: Kafka on 127.0.0.1:9092, console on $(CONSOLE)/, metrics on $(CONSOLE)/metrics"
 	$(PY) -m odradek broker --set console.listeners=$(CONSOLE)
 
-# kcat for the interop tests; java and the zookeeper jars for the cluster tests.
+# kcat for the interop tests; java and the zookeeper jars for the cluster tests;
+# chromium and chromedriver for the console's browser tests.
 system-deps:
 	@if ! command -v kcat >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1 \
-		|| [ ! -f /usr/share/java/zookeeper.jar ]; then \
+		|| [ ! -f /usr/share/java/zookeeper.jar ] \
+		|| [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 		bash scripts/install-system-deps.sh; fi
 
 lint: $(STAMP)
