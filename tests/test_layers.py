@@ -14,6 +14,7 @@ LAYERS = [
     "metadata",
     "replication",
     "coordinator",
+    "security",
     "handlers",
     "server",
     "console",

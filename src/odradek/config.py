@@ -157,6 +157,33 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
         _bool,
         None,
     ),
+    # Security, the transport side (docs/security.md): listeners' protocols, TLS, SASL.
+    # Each may also be given per listener as `listener.name.<name>.<property>` (kept in
+    # `unknown` and read by odradek.security.listeners).
+    "listener.security.protocol.map": ("listener_security_protocol_map", _str, None),
+    "sasl.enabled.mechanisms": ("sasl_enabled_mechanisms", _list, None),
+    "sasl.jaas.config": ("sasl_jaas_config", _str, None),
+    "sasl.server.max.receive.size": ("sasl_server_max_receive_size", _int, 1),
+    "connection.failed.authentication.delay.ms": (
+        "connection_failed_authentication_delay_ms",
+        _int,
+        0,
+    ),
+    "connections.max.reauth.ms": ("connections_max_reauth_ms", _int, 0),
+    "max.connections.per.ip.overrides": ("max_connections_per_ip_overrides", _str, None),
+    "ssl.keystore.type": ("ssl_keystore_type", _str, None),
+    "ssl.keystore.location": ("ssl_keystore_location", _str, None),
+    "ssl.keystore.password": ("ssl_keystore_password", _str, None),
+    "ssl.key.password": ("ssl_key_password", _str, None),
+    "ssl.keystore.certificate.chain": ("ssl_keystore_certificate_chain", _str, None),
+    "ssl.keystore.key": ("ssl_keystore_key", _str, None),
+    "ssl.truststore.type": ("ssl_truststore_type", _str, None),
+    "ssl.truststore.location": ("ssl_truststore_location", _str, None),
+    "ssl.truststore.certificates": ("ssl_truststore_certificates", _str, None),
+    "ssl.client.auth": ("ssl_client_auth", _str, None),
+    "ssl.enabled.protocols": ("ssl_enabled_protocols", _list, None),
+    "ssl.cipher.suites": ("ssl_cipher_suites", _list, None),
+    "ssl.principal.mapping.rules": ("ssl_principal_mapping_rules", _str, None),
 }
 
 
@@ -250,6 +277,30 @@ class BrokerConfig:
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
     transaction_remove_expired_transaction_cleanup_interval_ms: int = 3_600_000
     transaction_partition_verification_enable: bool = True
+    # Security, the transport side (docs/security.md); Kafka's defaults.
+    listener_security_protocol_map: str = (
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+    )
+    sasl_enabled_mechanisms: tuple[str, ...] = ("GSSAPI",)
+    sasl_jaas_config: str | None = None
+    # The largest frame a SASL listener reads before authentication completes.
+    sasl_server_max_receive_size: int = 524288
+    connection_failed_authentication_delay_ms: int = 100
+    connections_max_reauth_ms: int = 0
+    max_connections_per_ip_overrides: str = ""
+    ssl_keystore_type: str = "JKS"
+    ssl_keystore_location: str | None = None
+    ssl_keystore_password: str | None = None
+    ssl_key_password: str | None = None
+    ssl_keystore_certificate_chain: str | None = None
+    ssl_keystore_key: str | None = None
+    ssl_truststore_type: str = "JKS"
+    ssl_truststore_location: str | None = None
+    ssl_truststore_certificates: str | None = None
+    ssl_client_auth: str = "none"
+    ssl_enabled_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    ssl_cipher_suites: tuple[str, ...] = ()
+    ssl_principal_mapping_rules: str = "DEFAULT"
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -583,3 +583,10 @@ BUILDERS[69] = lambda m, name, topic_id: build(
 )
 # Nobody joined that group with this version's request: no such consumer group.
 STRANGER_ERRORS[(69, None)] = {int(ErrorCode.group_id_not_found)}
+
+# SASL on this PLAINTEXT listener: Kafka answers ILLEGAL_SASL_STATE (tests/security
+# covers the exchange on a SASL listener).
+BUILDERS[17] = lambda m, name, topic_id: build(m.SaslHandshakeRequest, mechanism="PLAIN")
+BUILDERS[36] = lambda m, name, topic_id: build(m.SaslAuthenticateRequest, auth_bytes=b"")
+STRANGER_ERRORS[(17, None)] = {int(ErrorCode.illegal_sasl_state)}
+STRANGER_ERRORS[(36, None)] = {int(ErrorCode.illegal_sasl_state)}

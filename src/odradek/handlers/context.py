@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from odradek.metadata.controller import Controller
     from odradek.metadata.zk_store import ZkMetadataStore
     from odradek.replication.cluster import ClusterReplicas
+    from odradek.security.sasl import SaslSession
 
 
 @dataclass(slots=True)
@@ -47,10 +48,21 @@ class BrokerServices:
     transactions: TransactionCoordinator | None = None
     # Set on a broker with zookeeper.connect; None on a single node.
     cluster: ClusterServices | None = None
+    # Listener name -> the (host, port) advertised on it: clients are told the addresses
+    # of the listener their request came in on, as Kafka does.
+    advertised_listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
     # (API key, error code) -> responses or partitions answered with that error, for the
     # metrics listener (Kafka's ErrorsPerSec); shared with the connection code, which
     # counts the responses' top-level codes, while Produce and Fetch count per partition.
     errors: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+def advertised_address(services: BrokerServices, listener: str) -> tuple[str, int]:
+    """This broker's address on `listener` (the first listener's when it has none)."""
+    address = services.advertised_listeners.get(listener)
+    if address is None:
+        return services.advertised_host, services.advertised_port
+    return address
 
 
 def count_error(services: BrokerServices, api_key: int, code: int) -> None:
@@ -72,6 +84,9 @@ class RequestContext:
     principal: str = "User:ANONYMOUS"
     # The name of the listener the request arrived on (Kafka's listener name).
     listener: str = "PLAINTEXT"
+    # The connection's SASL exchange while it authenticates (SaslHandshake and
+    # SaslAuthenticate only); None on other requests and on listeners without SASL.
+    sasl: SaslSession | None = None
 
 
 def fenced_code(error: ErrorCode, api_version: int, producer_fenced_since: int) -> ErrorCode:

@@ -16,8 +16,9 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import BrokerServices, RequestContext
+from odradek.handlers.context import BrokerServices, RequestContext, advertised_address
 from odradek.handlers.registry import api, make, response_module
+from odradek.metadata.zk_layout import endpoint_for
 
 API_KEY = 60
 NOT_REQUESTED = -(2**31)
@@ -38,12 +39,14 @@ def _endpoint_error(endpoint_type: int) -> tuple[ErrorCode, str | None]:
     return ErrorCode.unsupported_endpoint_type, f"Unknown endpoint type {endpoint_type}"
 
 
-def _brokers(services: BrokerServices) -> list[tuple[int, str, int, str | None]]:
-    """(id, host, port, rack) of this broker alone, or of every live broker."""
+def _brokers(services: BrokerServices, listener: str) -> list[tuple[int, str, int, str | None]]:
+    """(id, host, port, rack) of this broker alone, or of every live broker, on the
+    listener the request came in on."""
     if services.cluster is None:
-        return [(services.config.node_id, services.advertised_host, services.advertised_port, None)]
+        return [(services.config.node_id, *advertised_address(services, listener), None)]
     return sorted(
-        (b.node_id, b.host, b.port, b.rack) for b in services.cluster.store.brokers.values()
+        (b.node_id, *endpoint_for(b, listener), b.rack)
+        for b in services.cluster.store.brokers.values()
     )
 
 
@@ -70,7 +73,7 @@ def handle(ctx: RequestContext, request: Any) -> Any:
                 rack=rack,
                 is_fenced=False,
             )
-            for node_id, host, port, rack in _brokers(services)
+            for node_id, host, port, rack in _brokers(services, ctx.listener)
         )
     asked = request.include_cluster_authorized_operations
     return make(

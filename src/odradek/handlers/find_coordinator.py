@@ -27,9 +27,15 @@ from odradek.coordinator.record_log import (
     RecordLog,
     TopicCreator,
 )
-from odradek.handlers.context import BrokerServices, ClusterServices, RequestContext
+from odradek.handlers.context import (
+    BrokerServices,
+    ClusterServices,
+    RequestContext,
+    advertised_address,
+)
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import TopicError, create_topic
+from odradek.metadata.zk_layout import endpoint_for
 
 API_KEY = 10
 GROUP_KEY_TYPE = 0
@@ -139,21 +145,22 @@ def _locate(ctx: RequestContext, key: str, key_type: int) -> Location:
         return (
             ErrorCode.none,
             services.config.node_id,
-            services.advertised_host,
-            services.advertised_port,
+            *advertised_address(services, ctx.listener),
         )
     partition = partition_for(key, record_log.partitions)
-    return _partition_leader(services.cluster, record_log.topic, partition)
+    return _partition_leader(services.cluster, record_log.topic, partition, ctx.listener)
 
 
-def _partition_leader(cluster: ClusterServices, topic: str, partition: int) -> Location:
+def _partition_leader(
+    cluster: ClusterServices, topic: str, partition: int, listener: str
+) -> Location:
     """The live leader of the key's partition; none yet (a new topic, an election in
     progress) is COORDINATOR_NOT_AVAILABLE, which clients retry."""
     state = cluster.store.partition_state(topic, partition)
     leader = cluster.store.brokers.get(state.leader) if state is not None else None
     if leader is None:
         return _unavailable(ErrorCode.coordinator_not_available)
-    return ErrorCode.none, leader.node_id, leader.host, leader.port
+    return ErrorCode.none, leader.node_id, *endpoint_for(leader, listener)
 
 
 def _fields(location: Location) -> dict[str, Any]:

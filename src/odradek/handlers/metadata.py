@@ -18,11 +18,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.handlers.context import BrokerServices, RequestContext
+from odradek.handlers.context import BrokerServices, RequestContext, advertised_address
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import auto_create_topic, topic_changes
 from odradek.metadata.names import topic_name_error
 from odradek.metadata.store import TopicInfo
+from odradek.metadata.zk_layout import endpoint_for
 
 API_KEY = 3
 ZERO_UUID = uuid.UUID(int=0)
@@ -135,7 +136,7 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     return make(
         module.MetadataResponse,
         throttle_time=datetime.timedelta(0),
-        brokers=_brokers(services, module),
+        brokers=_brokers(services, module, ctx.listener),
         cluster_id=services.metadata.cluster_id,
         controller_id=_controller_id(services),
         topics=topics,
@@ -143,16 +144,16 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     )
 
 
-def _brokers(services: BrokerServices, module: Any) -> tuple[Any, ...]:
-    """This broker alone, or every live broker of the cluster."""
+def _brokers(services: BrokerServices, module: Any, listener: str) -> tuple[Any, ...]:
+    """This broker alone, or every live broker of the cluster, at their addresses on the
+    listener the request came in on."""
     endpoints: list[tuple[int, str, int, str | None]]
     if services.cluster is None:
-        endpoints = [
-            (services.config.node_id, services.advertised_host, services.advertised_port, None)
-        ]
+        endpoints = [(services.config.node_id, *advertised_address(services, listener), None)]
     else:
         endpoints = [
-            (b.node_id, b.host, b.port, b.rack) for b in services.cluster.store.brokers.values()
+            (b.node_id, *endpoint_for(b, listener), b.rack)
+            for b in services.cluster.store.brokers.values()
         ]
     return tuple(
         make(module.MetadataResponseBroker, node_id=node, host=host, port=port, rack=rack)

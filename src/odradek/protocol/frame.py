@@ -28,6 +28,11 @@ class FrameDecoder:
         self._max_frame_bytes = max_frame_bytes
         self._need = -1  # body size of the frame being read, -1 while reading the prefix
 
+    def set_limit(self, max_frame_bytes: int) -> None:
+        """Changes the size limit for frames whose prefix has not been read yet (a SASL
+        listener allows only small frames before authentication)."""
+        self._max_frame_bytes = max_frame_bytes
+
     @property
     def buffered_bytes(self) -> int:
         return len(self._buffer)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock, SystemClock
-from odradek.config import BrokerConfig, parse_listener
+from odradek.config import BrokerConfig
 from odradek.coordinator.coordinator import TICK_INTERVAL_S, GroupCoordinator
 from odradek.coordinator.record_log import TopicRecordLog
 from odradek.coordinator.txn.coordinator import TICK_INTERVAL_S as TXN_TICK_INTERVAL_S
@@ -28,6 +28,8 @@ from odradek.metadata.topic_config import effective_topic_config, log_config
 from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
 from odradek.replication.log_dir_mover import run_mover
 from odradek.replication.replica_manager import ReplicaManager
+from odradek.security.listeners import advertised_endpoints
+from odradek.security.transport import ListenerSecurity, build_listeners
 from odradek.server.connection import Connection
 from odradek.server.limits import ConnectionLimits, RequestMemory
 from odradek.server.stats import RequestStats
@@ -58,6 +60,12 @@ class Broker:
         self.clock = clock or SystemClock()
         self.fs = fs or OsFileSystem()
         self.connections: set[Connection] = set()
+        # Each listener's protocol, SASL mechanisms and TLS context; a configuration that
+        # cannot work fails here, before anything is opened.
+        self.listeners: list[ListenerSecurity] = build_listeners(config)
+        # Listener name -> bound (host, port), and what clients are told for each.
+        self.bound_by_listener: dict[str, tuple[str, int]] = {}
+        self.advertised_by_listener: dict[str, tuple[str, int]] = {}
         self.connection_limits = ConnectionLimits(
             config.max_connections, config.max_connections_per_ip
         )
@@ -158,6 +166,7 @@ class Broker:
             fetch_sessions=FetchSessionCache(self.config.max_incremental_fetch_session_cache_slots),
             advertised_host=host,
             advertised_port=port,
+            advertised_listeners=self.advertised_by_listener,
             groups=groups,
             transactions=txns,
             cluster=cluster,
@@ -207,21 +216,26 @@ class Broker:
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
-        for listener in self.config.listeners:
-            _name, host, port = parse_listener(listener)
+        for listener in self.listeners:
+            host, port = listener.spec.host, listener.spec.port
             server = await loop.create_server(
-                lambda: Connection(self), host or None, port, reuse_address=True, backlog=1024
+                lambda listener=listener: Connection(self, listener),
+                host or None,
+                port,
+                reuse_address=True,
+                backlog=1024,
             )
             self._servers.append(server)
             sockname = server.sockets[0].getsockname()
             self.bound.append((host or sockname[0], sockname[1]))
+            self.bound_by_listener[listener.name] = self.bound[-1]
+        self.advertised_by_listener.update(
+            advertised_endpoints(self.config, self.bound_by_listener)
+        )
 
     def _advertised(self) -> tuple[str, int]:
-        """The first advertised listener; port 0 means the port the listener got."""
-        _name, host, port = parse_listener(self.config.advertised[0])
-        if port == 0:
-            port = self.bound[0][1]
-        return host or self.bound[0][0], port
+        """The first listener's advertised address (port 0: the port it got)."""
+        return next(iter(self.advertised_by_listener.values()))
 
     async def _periodic(self) -> None:
         """Flushes by flush.ms, writes the recovery-point checkpoints (so recovery after a
@@ -318,6 +332,11 @@ class Broker:
                 connection.close("idle longer than connections.max.idle.ms")
             elif connection.frame_started is not None and now - connection.frame_started > frame_s:
                 connection.close("request frame not completed within request.timeout.ms")
+            elif (
+                connection.authentication_deadline is not None
+                and now > connection.authentication_deadline
+            ):
+                connection.close("authentication not completed within request.timeout.ms")
 
     async def stop(self) -> None:
         """Stops listening, closes connections, flushes and closes every log."""

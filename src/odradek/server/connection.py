@@ -12,6 +12,12 @@ the client has not taken yet (finished behind a slower one, or in the socket's w
 buffer once that is over its high-water mark, when reading also stops) count too.
 A broken frame, an unknown API or an undecodable body closes the connection after one log
 line; nothing a client sends can stop the broker.
+
+On a SASL listener a connection starts unauthenticated: frames are bounded by
+`sasl.server.max.receive.size`, only ApiVersions, SaslHandshake and SaslAuthenticate are
+served (anything else closes it), and a refused exchange is answered after
+`connection.failed.authentication.delay.ms`, then closed. Once authenticated, requests
+carry the principal and take the same path as on any listener: the check is one flag.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from odradek.protocol.codec import (
     request_class,
 )
 from odradek.protocol.frame import EncodedResponse, FrameDecoder, FrameError
+from odradek.security.sasl import SaslSession, State
+from odradek.security.transport import ANONYMOUS, PLAINTEXT, ListenerSecurity
 from odradek.server.limits import RequestMemory
 
 if TYPE_CHECKING:
@@ -51,6 +59,10 @@ TASK_NAME_PREFIX = "odradek-api-"
 
 
 _clock = time.perf_counter_ns
+
+# What a SASL listener serves before authentication: ApiVersions, SaslHandshake,
+# SaslAuthenticate.
+PRE_AUTHENTICATION_APIS = frozenset((API_VERSIONS_KEY, 17, 36))
 
 
 class _Slot:
@@ -78,12 +90,29 @@ class _Slot:
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, listener: ListenerSecurity = PLAINTEXT) -> None:
         self.broker = broker
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self._address = ""
         self._decoder = FrameDecoder(broker.config.socket_request_max_bytes)
+        self.listener = listener.name
+        self.principal = ANONYMOUS
+        # Until a SASL listener's exchange completes, requests take _dispatch_unauthenticated.
+        self._authenticated = True
+        self._sasl: SaslSession | None = None
+        self._refusal: asyncio.TimerHandle | None = None
+        # When an unauthenticated connection must have authenticated (request.timeout.ms).
+        self.authentication_deadline: float | None = None
+        if listener.mechanisms is not None:
+            self._sasl = SaslSession(listener.mechanisms)
+            self._authenticated = False
+            self._decoder.set_limit(
+                min(
+                    broker.config.sasl_server_max_receive_size,
+                    broker.config.socket_request_max_bytes,
+                )
+            )
         self._max_in_flight = broker.config.max_in_flight_requests_per_connection
         self._slots: deque[_Slot] = deque()
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -119,6 +148,10 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
             return
         self._counted = True
+        if not self._authenticated:
+            self.authentication_deadline = (
+                self.broker.clock.monotonic() + self.broker.config.request_timeout_ms / 1000
+            )
         self.broker.connections.add(self)
         self.broker.request_stats.connections_created += 1
 
@@ -129,6 +162,8 @@ class Connection(asyncio.Protocol):
             self.broker.connection_limits.close(self._address)
         self.broker.connections.discard(self)
         self.broker.request_memory.forget(id(self))
+        if self._refusal is not None:
+            self._refusal.cancel()
         # A parked Fetch may wait for minutes and nobody will read its answer: without
         # this, a client could open, send fetches with a long max_wait and close, again
         # and again, and pile up waiting tasks without bound.
@@ -306,6 +341,12 @@ class Connection(asyncio.Protocol):
 
     # -- dispatch --------------------------------------------------------------------
     def _dispatch(self, frame: bytes) -> None:
+        if not self._authenticated:
+            self._dispatch_unauthenticated(frame)
+            return
+        self._serve(frame)
+
+    def _serve(self, frame: bytes) -> None:
         try:
             api_key, api_version, correlation_id = peek_header(frame)
         except RequestDecodeError as exc:
@@ -333,9 +374,106 @@ class Connection(asyncio.Protocol):
             correlation_id,
             header.client_id,
             # Kafka's form of the client's address (Java's InetAddress.toString).
-            client_host=f"/{self._address}",
+            f"/{self._address}",
+            self.principal,
+            self.listener,
         )
         self._run(spec, ctx, body, len(frame))
+
+    # -- authentication --------------------------------------------------------------
+    def _dispatch_unauthenticated(self, frame: bytes) -> None:
+        """A frame before SASL authentication completed: a raw token after a v0
+        SaslHandshake, or one of the few requests served now; anything else closes."""
+        session = self._sasl
+        assert session is not None
+        if session.state is State.FAILED:
+            return  # refused: the answer is on its way, then the connection closes
+        if session.state is State.RAW:
+            self._raw_token(session, frame)
+            return
+        try:
+            api_key, api_version, correlation_id = peek_header(frame)
+        except RequestDecodeError as exc:
+            self.close(f"before authentication: {exc}")
+            return
+        spec = HANDLERS.get(api_key)
+        if api_key not in PRE_AUTHENTICATION_APIS or spec is None:
+            log.warning(
+                "closing connection from %s on listener %s: API key %d before authentication",
+                self.peer,
+                self.listener,
+                api_key,
+            )
+            self.close("request before authentication")
+            return
+        if api_key == API_VERSIONS_KEY:
+            self._serve(frame)
+            return
+        cls = request_class(api_key, api_version)
+        if not spec.min_version <= api_version <= spec.max_version or cls is None:
+            self.close(f"unsupported API key {api_key} version {api_version}")
+            return
+        try:
+            _header, body = decode_request(frame, cls)
+        except RequestDecodeError as exc:
+            self.close(str(exc))
+            return
+        ctx = RequestContext(
+            self.broker.services,
+            api_version,
+            correlation_id,
+            _header.client_id,
+            f"/{self._address}",
+            self.principal,
+            self.listener,
+            session,
+        )
+        response = spec.handler(ctx, body)  # SaslHandshake, SaslAuthenticate: sync
+        self._sasl_answered(session, encode_response(api_key, correlation_id, response))
+
+    def _raw_token(self, session: SaslSession, token: bytes) -> None:
+        """A SASL token in a frame of its own (after SaslHandshake v0); the answer is a
+        frame of its own too."""
+        outcome = session.authenticate(token)
+        if session.state is State.FAILED:
+            self._refuse(session, None)  # no error frame exists in this form: just close
+            return
+        self._sasl_answered(session, len(outcome.token).to_bytes(4, "big") + outcome.token)
+
+    def _sasl_answered(self, session: SaslSession, payload: bytes | bytearray) -> None:
+        if session.state is State.FAILED:
+            self._refuse(session, payload)
+            return
+        self._respond_now(bytes(payload))
+        if session.state is State.COMPLETE and session.principal is not None:
+            self.principal = session.principal
+            self._authenticated = True
+            self.authentication_deadline = None
+            self._decoder.set_limit(self.broker.config.socket_request_max_bytes)
+            log.debug("%s authenticated as %s on %s", self.peer, self.principal, self.listener)
+
+    def _refuse(self, session: SaslSession, payload: bytes | bytearray | None) -> None:
+        """Answers a refused exchange after connection.failed.authentication.delay.ms
+        (a password guesser gets one guess per delay and connection), then closes."""
+        log.warning(
+            "authentication failed for %s on listener %s (%s): %s",
+            self.peer,
+            self.listener,
+            session.mechanism_name or "no mechanism",
+            session.failure,
+        )
+        self._pause("authentication")
+        delay = self.broker.config.connection_failed_authentication_delay_ms / 1000
+        self._refusal = asyncio.get_running_loop().call_later(delay, self._send_and_close, payload)
+
+    def _send_and_close(self, payload: bytes | bytearray | None) -> None:
+        self._refusal = None
+        if self._closed or self.transport is None:
+            return
+        if payload is not None:
+            self.transport.write(payload)
+        self._closed = True
+        self.transport.close()  # unlike abort(), sends what is written first
 
     def _run(self, spec: ApiSpec, ctx: RequestContext, body: Any, size: int) -> None:
         slot = _Slot(size, spec.api_key, ctx.api_version)

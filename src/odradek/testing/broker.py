@@ -8,6 +8,10 @@ with Broker(config={"num.partitions": 3}) as broker:
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
 ```
 
+With `sasl_users={"alice": "alice-secret"}` the broker also listens on a SASL_PLAINTEXT
+listener offering PLAIN for those users; `client_config("SASL_PLAINTEXT", "alice")` is
+a confluent-kafka configuration that logs in there (docs/security.md).
+
 `create_topic` / `delete_topic` change the broker directly (the same checks and steps as
 the CreateTopics / DeleteTopics APIs), without a client round trip. In the thread mode
 they may be called from any thread; in the `async with` mode from the loop's thread.
@@ -48,11 +52,15 @@ class Broker:
         data_dir: str | None = None,
         config: Mapping[str, Any] | None = None,
         fs: FileSystem | None = None,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
         self.fs = fs
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="odradek-")
+        self.sasl_users = dict(sasl_users or {})
         properties = {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": self.data_dir}
+        if self.sasl_users:
+            properties.update(_sasl_properties(self.sasl_users))
         properties.update({k: str(v) for k, v in (config or {}).items()})
         self._properties = properties
         self.config = build_config(properties.items())
@@ -74,6 +82,31 @@ class Broker:
     def port(self) -> int:
         assert self.broker is not None, "broker not started"
         return self.broker.port
+
+    def listener_address(self, name: str) -> str:
+        """`host:port` of the listener called `name` (e.g. "SASL_PLAINTEXT")."""
+        assert self.broker is not None, "broker not started"
+        host, port = self.broker.bound_by_listener[name.upper()]
+        return f"{host}:{port}"
+
+    def client_config(
+        self, listener: str = "PLAINTEXT", user: str | None = None, mechanism: str = "PLAIN"
+    ) -> dict[str, str]:
+        """A confluent-kafka (librdkafka) configuration for `listener`, logged in as
+        `user` (one of `sasl_users`) on a SASL listener."""
+        name = listener.upper()
+        assert self.broker is not None, "broker not started"
+        protocol = next(item.spec.protocol for item in self.broker.listeners if item.name == name)
+        config = {"bootstrap.servers": self.listener_address(name), "security.protocol": protocol}
+        if user is not None:
+            config.update(
+                {
+                    "sasl.mechanism": mechanism,
+                    "sasl.username": user,
+                    "sasl.password": self.sasl_users[user],
+                }
+            )
+        return config
 
     def __repr__(self) -> str:
         where = "not started"
@@ -134,11 +167,14 @@ class Broker:
 
     def restart(self) -> None:
         """Stops cleanly and starts again on the same data directory and port."""
-        port = self.port
+        assert self.broker is not None, "broker not started"
+        bound = dict(self.broker.bound_by_listener)
         own, self._own_dir = self._own_dir, False
         self.stop()
         self._own_dir = own
-        self._properties["listeners"] = f"PLAINTEXT://127.0.0.1:{port}"
+        self._properties["listeners"] = ",".join(
+            f"{name}://{host}:{port}" for name, (host, port) in bound.items()
+        )
         self.config = build_config(self._properties.items())
         self.start()
 
@@ -233,3 +269,15 @@ class Broker:
 
         loop.call_soon_threadsafe(run)
         return done.result(timeout=CALL_TIMEOUT_S)
+
+
+def _sasl_properties(users: Mapping[str, str]) -> dict[str, str]:
+    """A SASL_PLAINTEXT listener (after PLAINTEXT) with PLAIN for `users`."""
+    options = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+    return {
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {options};"
+        ),
+    }

@@ -183,6 +183,9 @@ class Cluster:
                 f"PLAINTEXT://127.0.0.1:{broker.port},REPLICATION://127.0.0.1:{proxy}"
             )
             properties["inter.broker.listener.name"] = "REPLICATION"
+            properties["listener.security.protocol.map"] = (
+                "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT"
+            )
         if broker.node_id in self._racks:
             properties["broker.rack"] = self._racks[broker.node_id]
         if broker.node_id in self._console_ports:

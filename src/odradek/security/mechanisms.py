@@ -1,0 +1,51 @@
+"""The SASL mechanisms a listener offers (`sasl.enabled.mechanisms`) and how each one's
+server side is made from the broker's configuration."""
+
+from __future__ import annotations
+
+import functools
+
+from odradek.config import BrokerConfig, ConfigError
+from odradek.security.listeners import listener_property
+from odradek.security.sasl import MechanismFactory
+from odradek.security.sasl_plain import PlainServer, plain_users
+
+SUPPORTED = ("PLAIN",)
+
+
+def enabled_mechanisms(config: BrokerConfig, listener: str) -> list[str]:
+    value = listener_property(config, listener, "sasl.enabled.mechanisms") or ""
+    return [part.strip().upper() for part in value.split(",") if part.strip()]
+
+
+def jaas_config(config: BrokerConfig, listener: str, mechanism: str) -> str | None:
+    """`listener.name.<l>.<mechanism>.sasl.jaas.config`, else `sasl.jaas.config`."""
+    key = f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config"
+    specific = config.unknown.get(key)
+    if specific is not None:
+        return specific
+    return listener_property(config, listener, "sasl.jaas.config")
+
+
+def mechanism_factories(config: BrokerConfig, listener: str) -> dict[str, MechanismFactory]:
+    """Mechanism name -> a maker of its server side, for a SASL listener; ConfigError
+    for a mechanism odradek does not have or a configuration it cannot use."""
+    enabled = enabled_mechanisms(config, listener)
+    if not enabled:
+        raise ConfigError(f"listener {listener}: sasl.enabled.mechanisms is empty")
+    factories: dict[str, MechanismFactory] = {}
+    for mechanism in enabled:
+        if mechanism == "PLAIN":
+            jaas = jaas_config(config, listener, mechanism)
+            if jaas is None:
+                raise ConfigError(
+                    f"listener {listener}: PLAIN needs users in "
+                    f"listener.name.{listener.lower()}.plain.sasl.jaas.config or sasl.jaas.config"
+                )
+            factories[mechanism] = functools.partial(PlainServer, plain_users(jaas))
+        else:
+            raise ConfigError(
+                f"listener {listener}: SASL mechanism {mechanism} is not supported "
+                f"(supported: {', '.join(SUPPORTED)})"
+            )
+    return factories

@@ -1,0 +1,40 @@
+"""What a connection needs to know about its listener's security: its name and protocol,
+the SASL mechanisms it offers (None without SASL), and the TLS context (None without TLS).
+Built once per listener at start-up; connections share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from odradek.config import BrokerConfig, ConfigError
+from odradek.security.listeners import ListenerSpec, listener_specs
+from odradek.security.mechanisms import mechanism_factories
+from odradek.security.sasl import MechanismFactory
+
+ANONYMOUS = "User:ANONYMOUS"
+
+
+@dataclass(slots=True)
+class ListenerSecurity:
+    spec: ListenerSpec
+    # Mechanism name -> its server side's maker; None on a listener without SASL.
+    mechanisms: dict[str, MechanismFactory] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+PLAINTEXT = ListenerSecurity(ListenerSpec("PLAINTEXT", "", 0, "PLAINTEXT"))
+
+
+def build_listeners(config: BrokerConfig) -> list[ListenerSecurity]:
+    """The security of every listener, in `listeners` order; ConfigError when a
+    listener's settings cannot work (checked before anything listens)."""
+    result = []
+    for spec in listener_specs(config):
+        if spec.uses_ssl:
+            raise ConfigError(f"listener {spec.name}: {spec.protocol} is not available yet")
+        mechanisms = mechanism_factories(config, spec.name) if spec.uses_sasl else None
+        result.append(ListenerSecurity(spec, mechanisms))
+    return result
