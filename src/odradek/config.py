@@ -100,6 +100,8 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "group.consumer.max.session.timeout.ms": ("group_consumer_max_session_timeout_ms", _int, 1),
     "group.consumer.max.size": ("group_consumer_max_size", _int, 1),
     "group.consumer.assignors": ("group_consumer_assignors", _list, None),
+    # Which way a group with members may change protocol (docs/groups.md, migration).
+    "group.consumer.migration.policy": ("group_consumer_migration_policy", _str, None),
     "offsets.topic.num.partitions": ("offsets_topic_num_partitions", _int, 1),
     "offsets.topic.segment.bytes": ("offsets_topic_segment_bytes", _int, 14),
     "offsets.retention.minutes": ("offsets_retention_minutes", _int, 1),
@@ -239,6 +241,7 @@ class BrokerConfig:
     group_consumer_max_session_timeout_ms: int = 60_000
     group_consumer_max_size: int = 2**31 - 1
     group_consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    group_consumer_migration_policy: str = "bidirectional"
     offsets_topic_num_partitions: int = 50
     offsets_topic_segment_bytes: int = 100 * 1024 * 1024
     offsets_retention_minutes: int = 7 * 24 * 60
@@ -394,6 +397,9 @@ def _check_consumer_group_bounds(c: BrokerConfig) -> None:
             "group.consumer.heartbeat.interval.ms must be less than "
             "group.consumer.session.timeout.ms"
         )
+    policies = ("bidirectional", "upgrade", "downgrade", "disabled")
+    if c.group_consumer_migration_policy.lower() not in policies:
+        raise ConfigError("group.consumer.migration.policy: one of " + ", ".join(policies))
     known = ("uniform", "range")
     if not c.group_consumer_assignors or any(a not in known for a in c.group_consumer_assignors):
         raise ConfigError("group.consumer.assignors: a list of 'uniform' and 'range'")

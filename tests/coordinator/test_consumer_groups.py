@@ -128,7 +128,8 @@ async def test_epochs_are_checked() -> None:
 
 async def test_bad_requests_and_limits() -> None:
     """Kafka's errors: INVALID_REQUEST, UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION,
-    GROUP_MAX_SIZE_REACHED, and GROUP_ID_NOT_FOUND for a live classic group."""
+    GROUP_MAX_SIZE_REACHED, and GROUP_ID_NOT_FOUND for a classic group that cannot be
+    upgraded (still in its first rebalance)."""
     h = harness(group_consumer_max_size=1)
     c = h.coordinator
     assert beat(c, "", 0, ("t1",)).error == ErrorCode.invalid_request

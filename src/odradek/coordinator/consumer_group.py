@@ -19,7 +19,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from odradek.coordinator.consumer_records import Assignment, TopicMetadata
+from odradek.coordinator.consumer_records import (
+    Assignment,
+    ClassicMemberMetadata,
+    TopicMetadata,
+)
 
 TopicPartition = tuple[uuid.UUID, int]
 Partitions = frozenset[TopicPartition]
@@ -54,6 +58,13 @@ class ConsumerMember:
     # or the rebalance timeout while it holds partitions it must revoke).
     session_deadline: float = 0.0
     revocation_deadline: float = 0.0
+    # Set for a member that speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat)
+    # inside this group: its session timeout and supported protocols.
+    classic: ClassicMemberMetadata | None = None
+
+    @property
+    def uses_classic(self) -> bool:
+        return self.classic is not None
 
 
 @dataclass(slots=True)
@@ -80,6 +91,12 @@ class ConsumerGroup:
 
     def subscribed_names(self) -> set[str]:
         return {t for m in self.members.values() for t in m.subscribed_topics}
+
+    def all_classic_except(self, leaving: set[str]) -> bool:
+        """Whether every member but those `leaving` uses the classic protocol, and at
+        least one stays (Kafka's condition for converting back to a classic group)."""
+        staying = [m for m in self.members.values() if m.member_id not in leaving]
+        return bool(staying) and all(m.uses_classic for m in staying)
 
     def holders(self, *exclude: str) -> set[TopicPartition]:
         """Partitions assigned to, or still to be revoked by, members other than those
@@ -170,4 +187,5 @@ def _copy(
         m.pending_revocation if pending is None else pending,
         m.session_deadline,
         m.revocation_deadline,
+        m.classic,
     )

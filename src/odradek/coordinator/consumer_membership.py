@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
+from odradek.coordinator import consumer_migration, topic_regex
 from odradek.coordinator import consumer_records as cr
-from odradek.coordinator import topic_regex
 from odradek.coordinator.consumer_assignors import ASSIGNORS, choose
 from odradek.coordinator.consumer_group import (
     NO_PARTITIONS,
@@ -35,7 +35,6 @@ from odradek.coordinator.consumer_group import (
     to_assignment,
 )
 from odradek.coordinator.consumer_records import ConsumerGroupKey, TopicMetadata
-from odradek.coordinator.group import GroupState
 from odradek.metadata.store import TopicInfo
 
 if TYPE_CHECKING:
@@ -150,19 +149,28 @@ def heartbeat(
 ) -> asyncio.Future[HeartbeatResult]:
     future: asyncio.Future[HeartbeatResult] = asyncio.get_running_loop().create_future()
     result = _invalid(c, r)
+    group = c.consumer_groups.get(r.group_id)
     classic = c.groups.get(r.group_id)
-    if result is None and classic is not None and not classic.is_(GroupState.EMPTY):
-        result = _failed(
-            ErrorCode.group_id_not_found, f"Group {r.group_id} is not a consumer group."
-        )
+    conversion: list[Record] = []
+    if result is None and group is None and classic is not None and classic.members:
+        # A classic group with members: a joining member upgrades it, if it may be.
+        if r.member_epoch != 0:
+            result = _failed(
+                ErrorCode.group_id_not_found, f"Group {r.group_id} is not a consumer group."
+            )
+        else:
+            try:
+                group, conversion = consumer_migration.upgrade(c, classic, topics)
+            except consumer_migration.UpgradeRefused as exc:
+                result = _failed(ErrorCode.group_id_not_found, str(exc))
     if result is not None:
         future.set_result(result)
         return future
-    group = c.consumer_groups.get(r.group_id) or ConsumerGroup(r.group_id)
+    group = group or ConsumerGroup(r.group_id)
     if r.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
         _leave(c, group, r, future)
     else:
-        _join_or_beat(c, group, r, (topics, racks), future)
+        _join_or_beat(c, group, r, (topics, racks), future, conversion)
     return future
 
 
@@ -185,14 +193,17 @@ def _leave(
     if instance is not None and r.member_epoch == STATIC_LEAVE_EPOCH:
         # A static member leaving for a while keeps its partitions (nobody else gets
         # them) until it rejoins under a new member id or its session runs out.
-        member_value = _current(_copy_epoch(member, STATIC_LEAVE_EPOCH))
+        member_value = current_value(_copy_epoch(member, STATIC_LEAVE_EPOCH))
         records: list[Record] = [
             (_key(cr.CURRENT_ASSIGNMENT, group.group_id, member.member_id), member_value)
         ]
+        downgrade = False
     else:
-        records = removal_records(c, group, r.member_id)
+        records, downgrade = consumer_migration.removal_records(c, group, r.member_id)
     done = HeartbeatResult(ErrorCode.none, None, r.member_id, r.member_epoch)
     c.write_then(group.group_id, records, lambda e: _answer(future, e, done))
+    if downgrade:
+        consumer_migration.downgraded(c, group.group_id)
 
 
 def _copy_epoch(m: ConsumerMember, epoch: int) -> ConsumerMember:
@@ -240,7 +251,9 @@ def _join_or_beat(
     r: HeartbeatRequest,
     cluster: tuple[Mapping[str, TopicInfo], PartitionRacks],
     future: asyncio.Future[HeartbeatResult],
+    conversion: list[Record],
 ) -> None:
+    """`conversion`: the records of the upgrade `group` comes from, written first."""
     old = group.members.get(r.member_id) if r.member_id else None
     replaced: ConsumerMember | None = None
     if r.member_epoch == 0 and r.instance_id is not None:
@@ -290,7 +303,7 @@ def _join_or_beat(
             return
         member_id, base = r.member_id, old
     updated = _with_request(base, r)
-    records = _heartbeat_records(c, group, old, updated, r, cluster, replaced)
+    records = conversion + heartbeat_records(c, group, old, updated, r, cluster, replaced)
     before = old.assigned if old is not None and r.member_epoch != 0 else None
     c.write_then(
         group.group_id,
@@ -316,6 +329,7 @@ def _with_request(m: ConsumerMember, r: HeartbeatRequest) -> ConsumerMember:
         m.state,
         m.assigned,
         m.pending_revocation,
+        classic=m.classic,
     )
 
 
@@ -336,7 +350,7 @@ def subscription(m: ConsumerMember, names: Iterable[str]) -> set[str]:
     return wanted
 
 
-def _metadata_value(m: ConsumerMember) -> cr.MemberMetadataValue:
+def metadata_value(m: ConsumerMember) -> cr.MemberMetadataValue:
     return cr.MemberMetadataValue(
         m.instance_id,
         m.rack_id,
@@ -346,6 +360,7 @@ def _metadata_value(m: ConsumerMember) -> cr.MemberMetadataValue:
         m.subscribed_regex,
         m.rebalance_timeout_ms,
         m.server_assignor,
+        m.classic,
     )
 
 
@@ -374,7 +389,7 @@ def _racks(
     return tuple((p, r) for p, r in found if r)
 
 
-def _heartbeat_records(
+def heartbeat_records(
     c: GroupCoordinator,
     group: ConsumerGroup,
     old: ConsumerMember | None,
@@ -397,8 +412,8 @@ def _heartbeat_records(
         previous[mid] = previous.pop(gone, NO_PARTITIONS)
         held = group.holders(mid, gone)
     members[mid] = updated
-    if old is None or _metadata_value(old) != _metadata_value(updated):
-        records.append((_key(cr.MEMBER_METADATA, gid, mid), _metadata_value(updated)))
+    if old is None or metadata_value(old) != metadata_value(updated):
+        records.append((_key(cr.MEMBER_METADATA, gid, mid), metadata_value(updated)))
     epoch = group.group_epoch
     subscribed = _subscribed(members.values(), *cluster)
     changed_subscription = old is None or (old.subscribed_topics, old.subscribed_regex) != (
@@ -420,8 +435,8 @@ def _heartbeat_records(
         updated = _reset(updated)
     assignment_epoch = max(epoch, group.assignment_epoch)
     nxt = reconcile(updated, target.get(mid, NO_PARTITIONS), assignment_epoch, held, owned)
-    if old is None or r.member_epoch == 0 or _current(nxt) != _current(old):
-        records.append((_key(cr.CURRENT_ASSIGNMENT, gid, mid), _current(nxt)))
+    if old is None or r.member_epoch == 0 or current_value(nxt) != current_value(old):
+        records.append((_key(cr.CURRENT_ASSIGNMENT, gid, mid), current_value(nxt)))
     return records
 
 
@@ -433,7 +448,7 @@ def _reset(m: ConsumerMember) -> ConsumerMember:
     return m
 
 
-def _current(m: ConsumerMember) -> cr.CurrentAssignmentValue:
+def current_value(m: ConsumerMember) -> cr.CurrentAssignmentValue:
     return cr.CurrentAssignmentValue(
         m.member_epoch,
         m.previous_member_epoch,
@@ -552,7 +567,7 @@ def expire(c: GroupCoordinator, group: ConsumerGroup, now: float) -> None:
             current = c.consumer_groups.get(group.group_id)
             if current is None or member.member_id not in current.members:
                 continue
-            c.try_write(group.group_id, removal_records(c, current, member.member_id))
+            consumer_migration.write_removal(c, current, member.member_id)
 
 
 # -- replay ----------------------------------------------------------------------------
@@ -606,6 +621,11 @@ def _replay_member(
         member.subscribed_regex = value.subscribed_regex
         member.rebalance_timeout_ms = value.rebalance_timeout_ms
         member.server_assignor = value.server_assignor
+        if value.classic is not None and member.classic is None:
+            # A classic member's session runs on the timeout it joined with.
+            timeout_s = value.classic.session_timeout_ms / 1000
+            member.session_deadline = c.clock.monotonic() + timeout_s
+        member.classic = value.classic
     elif isinstance(value, cr.CurrentAssignmentValue):
         member.member_epoch = value.member_epoch
         member.previous_member_epoch = value.previous_member_epoch
@@ -625,7 +645,8 @@ def commit_error(group: ConsumerGroup, member_id: str, member_epoch: int) -> Err
     if member is None:
         return ErrorCode.unknown_member_id
     if member_epoch != member.member_epoch:
-        return ErrorCode.stale_member_epoch
+        # A classic member's epoch is its generation: ILLEGAL_GENERATION, as Kafka.
+        return ErrorCode.illegal_generation if member.uses_classic else ErrorCode.stale_member_epoch
     return None
 
 

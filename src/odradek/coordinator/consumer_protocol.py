@@ -82,6 +82,21 @@ def decode_assignment(data: bytes) -> OwnedByName | None:
     }
 
 
+def assignment_user_data(data: bytes) -> bytes | None:
+    """The user data of an assignment (what a custom assignor put there), or None."""
+    found = _body(data, "assignment")
+    if found is None or found[1].user_data is None:
+        return None
+    return bytes(found[1].user_data)
+
+
+def version_of(data: bytes) -> int:
+    """The version a subscription was written in (0 when the bytes are too short)."""
+    if len(data) < 2:
+        return 0
+    return max(0, min(int(struct.unpack_from(">h", data, 0)[0]), HIGHEST))
+
+
 def encode_assignment(
     partitions: Mapping[str, Sequence[int]], version: int = 0, user_data: bytes | None = None
 ) -> bytes:

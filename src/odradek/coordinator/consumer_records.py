@@ -10,10 +10,12 @@ fields, such as the metadata hash, are optional by design). A null value is a to
 |---|---|---|
 | 3 | ConsumerGroupMetadata | group epoch |
 | 4 | ConsumerGroupPartitionMetadata | subscribed topics: id, name, partition count, racks |
-| 5 | ConsumerGroupMemberMetadata | instance, rack, client, subscription, timeout, assignor |
+| 5 | ConsumerGroupMemberMetadata | instance, rack, client, subscription, timeout, assignor (*) |
 | 6 | ConsumerGroupTargetAssignmentMetadata | assignment epoch |
 | 7 | ConsumerGroupTargetAssignmentMember | the member's target partitions |
 | 8 | ConsumerGroupCurrentMemberAssignment | epochs, state, assigned, pending revocation |
+
+(*) and, in tagged field 0, a classic member's session timeout and supported protocols.
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ class PartitionMetadataValue:
 
 
 @dataclass(frozen=True, slots=True)
+class ClassicMemberMetadata:
+    """What a member using the classic protocol inside a consumer group joined with (the
+    tagged field 0 of ConsumerGroupMemberMetadata; absent for consumer-protocol members)."""
+
+    session_timeout_ms: int
+    # (protocol name, its metadata: the embedded ConsumerProtocolSubscription), in order.
+    protocols: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MemberMetadataValue:
     instance_id: str | None
     rack_id: str | None
@@ -78,6 +90,7 @@ class MemberMetadataValue:
     subscribed_regex: str | None
     rebalance_timeout_ms: int
     server_assignor: str | None
+    classic: ClassicMemberMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +172,30 @@ class _Out:
     def no_tags(self) -> None:
         self.uvarint(0)
 
+    def bytes_(self, v: bytes) -> None:
+        self.uvarint(len(v) + 1)
+        self.buf += v
+
+
+def _classic_tag(out: _Out, classic: ClassicMemberMetadata | None) -> None:
+    """The tagged-field section of a member's metadata: tag 0 holds the classic member
+    metadata (session timeout, then each protocol's name and metadata)."""
+    if classic is None:
+        out.no_tags()
+        return
+    body = _Out()
+    body.pack(">i", classic.session_timeout_ms)
+    body.count(len(classic.protocols))
+    for name, metadata in classic.protocols:
+        body.string(name)
+        body.bytes_(metadata)
+        body.no_tags()
+    body.no_tags()
+    out.uvarint(1)
+    out.uvarint(0)
+    out.uvarint(len(body.buf))
+    out.buf += body.buf
+
 
 def encode_key(key: ConsumerGroupKey) -> bytes:
     out = _Out()
@@ -206,6 +243,8 @@ def encode_value(value: ConsumerValue) -> bytes:
         out.string(value.subscribed_regex)
         out.pack(">i", value.rebalance_timeout_ms)
         out.string(value.server_assignor)
+        _classic_tag(out, value.classic)
+        return bytes(out.buf)
     elif isinstance(value, TargetMemberValue):
         out.assignment(value.partitions, tagged_per_topic=True)
     else:
@@ -324,9 +363,28 @@ def _member(r: _In) -> MemberMetadataValue:
     regex = r.nullable_string()
     timeout = r.unpack(">i")
     assignor = r.nullable_string()
+    classic = None
+    for _ in range(r.uvarint()):
+        tag, size = r.uvarint(), r.uvarint()
+        field = r.take(size)
+        if tag == 0:
+            classic = _classic(_In(field))
     return MemberMetadataValue(
-        instance_id, rack_id, client_id, client_host, topics, regex, timeout, assignor
+        instance_id, rack_id, client_id, client_host, topics, regex, timeout, assignor, classic
     )
+
+
+def _classic(r: _In) -> ClassicMemberMetadata:
+    timeout = r.unpack(">i")
+    protocols = []
+    for _ in range(r.count()):
+        name = r.string()
+        metadata = r.take(r.uvarint() - 1)
+        r.skip_tags()
+        protocols.append((name, metadata))
+    r.skip_tags()
+    r.done()
+    return ClassicMemberMetadata(timeout, tuple(protocols))
 
 
 def decode_value(key: ConsumerGroupKey, data: bytes) -> ConsumerValue:
@@ -342,7 +400,9 @@ def decode_value(key: ConsumerGroupKey, data: bytes) -> ConsumerValue:
     elif key.kind == PARTITION_METADATA:
         value = PartitionMetadataValue(r.unpack(">i"), _topics(r))
     elif key.kind == MEMBER_METADATA:
-        value = _member(r)
+        value = _member(r)  # reads its tagged fields itself (tag 0)
+        r.done()
+        return value
     elif key.kind == TARGET_MEMBER:
         value = TargetMemberValue(r.assignment())
     else:

@@ -37,8 +37,9 @@ from kio.schema.errors import ErrorCode
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
 from odradek.coordinator import (
+    consumer_classic,
     consumer_membership,
-    consumer_records,
+    consumer_migration,
     membership,
     offsets,
     sync,
@@ -150,14 +151,16 @@ def replication_error(replication: Replication, timed_out: ErrorCode) -> ErrorCo
     return code
 
 
-def _consumer_group_tombstones(group_id: str) -> list[Record]:
-    """Deletes a consumer group without members (its member records are gone already)."""
-    kinds = (
-        consumer_records.TARGET_METADATA,
-        consumer_records.PARTITION_METADATA,
-        consumer_records.METADATA,
-    )
-    return [(ConsumerGroupKey(kind, group_id), None) for kind in kinds]
+def _clear_membership(group: Group) -> None:
+    """A classic group's membership is gone, its offsets not: it is left Empty, as the
+    holder of the offsets of the consumer group of the same id."""
+    group.members = {}
+    group.static_members = {}
+    group.pending_members = {}
+    group.pending_sync.clear()
+    group.state = GroupState.EMPTY
+    group.generation = 0
+    group.protocol_type = group.protocol = group.leader = None
 
 
 class GroupCoordinator:
@@ -176,6 +179,9 @@ class GroupCoordinator:
         # KIP-848 consumer groups (consumer_membership.py). Their committed offsets live
         # in `groups` like any group's, under a classic Group that stays Empty.
         self.consumer_groups: dict[str, ConsumerGroup] = {}
+        # The cluster's topics by name, for classic members of consumer groups (their
+        # JoinGroup names topics; the group's records use topic ids). The broker sets it.
+        self.cluster_topics: Callable[[], Mapping[str, TopicInfo]] = dict
         # Rebalance counters for the metrics listener (Kafka's group-coordinator-metrics):
         # classic groups entering PreparingRebalance, classic joins completed (a new
         # generation) and the seconds from the one to the other, KIP-848 group epoch bumps.
@@ -321,6 +327,11 @@ class GroupCoordinator:
                 )
             return
         if value is None:
+            kept = self.groups.get(key.group_id)
+            if kept is not None and kept.has_offsets:
+                # The group became a consumer group (an upgrade): its offsets stay.
+                _clear_membership(kept)
+                return
             removed = self.groups.pop(key.group_id, None)
             if removed is not None:
                 removed.state = GroupState.DEAD
@@ -525,7 +536,7 @@ class GroupCoordinator:
             partitions = set(group.offsets) | group.pending_partitions()
             records += [(OffsetKey(group_id, t, p), None) for t, p in sorted(partitions)]
             records.append((GroupKey(group_id), None))
-        return self.try_write(group_id, records + _consumer_group_tombstones(group_id))
+        return self.try_write(group_id, records + consumer_migration.group_tombstones(group_id))
 
     def _expire_consumer_groups(self) -> None:
         """An empty consumer group with no offsets left is deleted at the offsets check,
@@ -534,7 +545,7 @@ class GroupCoordinator:
             group = self.groups.get(group_id)
             if consumer_group.members or (group is not None and group.has_offsets):
                 continue
-            self.try_write(group_id, _consumer_group_tombstones(group_id))
+            self.try_write(group_id, consumer_migration.group_tombstones(group_id))
 
     # -- the group APIs (membership.py, sync.py, offsets.py) --------------------------
     def join_group(self, request: membership.JoinRequest) -> asyncio.Future[Any]:
@@ -542,13 +553,13 @@ class GroupCoordinator:
         refused = self._refusal(request.group_id) if request.group_id else None
         consumer_group = self.consumer_groups.get(request.group_id)
         if refused is None and consumer_group is not None:
-            # An empty consumer group becomes a classic one (its offsets stay); moving
-            # a group with members between the protocols is not done here.
+            # A classic member joins a consumer group with members; an empty consumer
+            # group becomes a classic one (its offsets stay).
             if consumer_group.members:
-                refused = ErrorCode.inconsistent_group_protocol
+                return consumer_classic.join(self, consumer_group, request)
             else:
                 written = self.try_write(
-                    request.group_id, _consumer_group_tombstones(request.group_id)
+                    request.group_id, consumer_migration.group_tombstones(request.group_id)
                 )
                 refused = None if written == ErrorCode.none else written
         if refused is not None:
@@ -583,6 +594,9 @@ class GroupCoordinator:
         refused = self._refusal(request.group_id)
         if refused is not None:
             return answered(membership.SyncResult(refused))
+        consumer_group = self.consumer_groups.get(request.group_id)
+        if consumer_group is not None:
+            return answered(consumer_classic.sync(self, consumer_group, request))
         return sync.sync_group(self, request)
 
     def heartbeat(
@@ -591,6 +605,11 @@ class GroupCoordinator:
         refused = self._refusal(group_id)
         if refused is not None:
             return refused
+        consumer_group = self.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            return consumer_classic.heartbeat(
+                self, consumer_group, generation, member_id, instance_id
+            )
         return membership.heartbeat(self, group_id, generation, member_id, instance_id)
 
     def leave_group(
@@ -599,6 +618,8 @@ class GroupCoordinator:
         refused = self._refusal(group_id)
         if refused is not None:
             return refused, []
+        if group_id in self.consumer_groups:
+            return consumer_classic.leave(self, group_id, members)
         return membership.leave_group(self, group_id, members)
 
     def commit_offsets(

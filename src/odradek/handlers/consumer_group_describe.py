@@ -1,7 +1,7 @@
 """ConsumerGroupDescribe (key 69), versions 0-1: a KIP-848 group's epochs, assignor and
 members with their current and target assignments. A group that is not a consumer group
-(unknown, or classic) is GROUP_ID_NOT_FOUND, as in Kafka; v1 marks members as consumer
-protocol members (member type 1)."""
+(unknown, or classic) is GROUP_ID_NOT_FOUND, as in Kafka; v1 tells each member's protocol
+(member type 1 consumer, 0 classic: a member of a group being migrated)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ API_KEY = 69
 NOT_REQUESTED = -(2**31)
 # AclOperation codes: READ 3, DELETE 6, DESCRIBE 8 (there are no ACLs on groups here).
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+# v1 MemberType: 0 a member using the classic protocol (a migration), 1 the consumer one.
+CLASSIC_MEMBER = 0
 CONSUMER_MEMBER = 1
 
 
@@ -48,7 +50,7 @@ def _group(module: Any, group: ConsumerGroup, assignor: str, operations: int) ->
             subscribed_topic_regex=d.member.subscribed_regex,
             assignment=_assignment(module, d.member.assigned, names),
             target_assignment=_assignment(module, d.target, names),
-            member_type=CONSUMER_MEMBER,
+            member_type=CLASSIC_MEMBER if d.member.uses_classic else CONSUMER_MEMBER,
         )
         for d in describe(group)
     )

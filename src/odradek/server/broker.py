@@ -147,6 +147,7 @@ class Broker:
         groups = GroupCoordinator(
             self.config, self.clock, TopicRecordLog(self.config, metadata, replicas)
         )
+        groups.cluster_topics = lambda: metadata.topics
         if cluster is not None:
             cluster.replicas.on_leadership.append(groups.leadership_changed)
         loaded = groups.load()

@@ -1,0 +1,355 @@
+"""Online migration between the classic and consumer protocols on a FakeClock and an
+in-memory log: a ConsumerGroupHeartbeat upgrades a Stable classic group (members keep
+their subscription, assignment, session timeout and protocols), the refusals of each
+policy and of groups that cannot convert, classic members inside the consumer group
+(JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, session timeout), the
+downgrade when the last consumer-protocol member leaves, and that replaying the records
+rebuilds the group after each conversion."""
+
+from __future__ import annotations
+
+import io
+import struct
+import uuid
+from importlib import import_module
+from typing import Any
+
+import pytest
+from kio.schema.errors import ErrorCode
+from kio.serial import entity_writer
+
+from odradek.config import ConfigError, build_config
+from odradek.coordinator import consumer_records as cr
+from odradek.coordinator.consumer_group import MemberState
+from odradek.coordinator.consumer_membership import HeartbeatRequest, HeartbeatResult
+from odradek.coordinator.consumer_protocol import decode_assignment, encode_assignment
+from odradek.coordinator.coordinator import GroupCoordinator
+from odradek.coordinator.group import GroupState
+from odradek.coordinator.offsets import OffsetCommit
+from odradek.coordinator.records import decode_key, decode_value, encode_key, encode_value
+from odradek.metadata.store import TopicInfo
+from tests.coordinator.helpers import Harness, result
+
+T1 = TopicInfo("t1", uuid.UUID(int=1), 4)
+TOPICS = {T1.name: T1}
+SESSION_MS = 10_000
+
+
+def subscription(
+    owned: tuple[int, ...] = (), generation: int = -1, user: bytes | None = None
+) -> bytes:
+    """A v3 ConsumerProtocolSubscription to t1 owning `owned` at `generation`."""
+    module = import_module("kio.schema.consumer_protocol_subscription.v3.data")
+    body = module.ConsumerProtocolSubscription(
+        topics=("t1",),
+        user_data=user,
+        owned_partitions=(module.TopicPartition(topic="t1", partitions=owned),) if owned else (),
+        generation_id=generation,
+        rack_id=None,
+    )
+    out = io.BytesIO()
+    out.write(struct.pack(">h", 3))
+    entity_writer(module.ConsumerProtocolSubscription)(out, body)
+    return out.getvalue()
+
+
+def harness(**config: Any) -> Harness:
+    settings: dict[str, Any] = {
+        "group_consumer_session_timeout_ms": 3000,
+        "group_consumer_heartbeat_interval_ms": 500,
+    }
+    settings.update(config)
+    h = Harness(**settings)
+    h.coordinator.cluster_topics = lambda: TOPICS
+    return h
+
+
+def classic_group(
+    h: Harness, protocol_type: str = "consumer", user: bytes | None = None
+) -> list[str]:
+    """A Stable classic group `g` of two members of t1: the first owns 0-1, the second 2-3."""
+    protocols = (("range", subscription()),)
+    joins = [h.join(protocols=protocols, protocol_type=protocol_type) for _ in range(2)]
+    h.settle(*joins)
+    joined = [result(j) for j in joins]
+    ids = [j.member_id for j in joined]
+    split = {ids[0]: [0, 1], ids[1]: [2, 3]}
+    assignments = {m: encode_assignment({"t1": ps}, 3, user) for m, ps in split.items()}
+    leader = next(j for j in joined if j.members)
+    syncs = [
+        h.sync(j.member_id, j.generation, assignments if j is leader else None) for j in joined
+    ]
+    assert all(result(s).error == ErrorCode.none for s in syncs)
+    return ids
+
+
+def beat(
+    c: GroupCoordinator, member: str, epoch: int, owned: tuple[int, ...] | None = None
+) -> HeartbeatResult:
+    request = HeartbeatRequest(
+        "g",
+        member,
+        epoch,
+        rebalance_timeout_ms=30_000 if epoch == 0 else -1,
+        subscribed_topics=("t1",) if epoch == 0 else None,
+        owned=None if owned is None else ((T1.topic_id, owned),),
+        api_version=1,
+    )
+    future = c.consumer_group_heartbeat(request, TOPICS)
+    assert future.done()
+    return future.result()
+
+
+def partitions(r: HeartbeatResult) -> tuple[int, ...]:
+    assert r.assignment is not None
+    return tuple(p for _t, ps in r.assignment for p in ps)
+
+
+def rejoin(h: Harness, member_id: str, owned: tuple[int, ...], generation: int) -> Any:
+    """A classic member's JoinGroup then SyncGroup; (join result, partitions synced)."""
+    protocols = (("range", subscription(owned, generation)),)
+    joined = result(h.join(member_id=member_id, protocols=protocols))
+    assert joined.error == ErrorCode.none, joined
+    synced = result(h.sync(member_id, joined.generation))
+    assert synced.error == ErrorCode.none, synced
+    got = decode_assignment(synced.assignment)
+    assert got is not None
+    return joined, tuple(got.get("t1", ()))
+
+
+async def test_heartbeat_upgrades_a_classic_group_keeping_its_members() -> None:
+    """The consumer-protocol member joins a Stable classic group: the group is now a
+    consumer group (ListGroups says so) whose classic members keep their assignment,
+    subscription, session timeout and protocols at the classic generation; the joiner
+    gets a target and waits for the partitions the others still hold."""
+    h = harness()
+    c = h.coordinator
+    a, b = classic_group(h)
+    generation = c.groups["g"].generation
+    joined = beat(c, "c", 0)
+    assert joined.error == ErrorCode.none and partitions(joined) == ()
+    group = c.consumer_groups["g"]
+    assert "g" not in c.groups  # no offsets: the classic group is gone
+    assert [g[0] for g in c.list_consumer_groups()] == ["g"] and c.list_groups() == []
+    for member_id, owned in ((a, {0, 1}), (b, {2, 3})):
+        m = group.members[member_id]
+        assert {p for _t, p in m.assigned} == owned
+        assert m.member_epoch == generation and m.subscribed_topics == ("t1",)
+        assert m.classic == cr.ClassicMemberMetadata(SESSION_MS, (("range", subscription()),))
+    assert group.group_epoch == generation + 1 and group.members["c"].classic is None
+    assert group.members["c"].state is MemberState.UNRELEASED_PARTITIONS
+
+
+async def test_classic_members_reconcile_through_rejoins() -> None:
+    """Heartbeat says REBALANCE_IN_PROGRESS to a classic member behind the group epoch;
+    its JoinGroup keeps its epoch while it must revoke, SyncGroup hands it what it keeps,
+    and its next rejoin (owning only that) moves it to the new epoch; then the consumer
+    member gets the released partitions: all three share the four partitions."""
+    h = harness()
+    c = h.coordinator
+    a, b = classic_group(h)
+    gen = c.groups["g"].generation
+    beat(c, "c", 0)
+    held: dict[str, tuple[int, ...]] = {}
+    revoked = 0
+    for member_id, owned in ((a, (0, 1)), (b, (2, 3))):
+        assert c.heartbeat("g", gen, member_id, None) == ErrorCode.rebalance_in_progress
+        joined, kept = rejoin(h, member_id, owned, gen)
+        assert joined.leader == "" and joined.members == ()
+        if joined.generation == gen:  # it must give a partition up first
+            revoked += 1
+            assert set(kept) < set(owned)
+            assert c.heartbeat("g", gen, member_id, None) == ErrorCode.rebalance_in_progress
+            joined, again = rejoin(h, member_id, kept, gen)
+            assert again == kept
+        assert joined.generation == gen + 1
+        held[member_id] = kept
+        assert c.heartbeat("g", gen + 1, member_id, None) == ErrorCode.none
+    assert revoked >= 1
+    epoch = c.consumer_groups["g"].members["c"].member_epoch
+    got = partitions(beat(c, "c", epoch, owned=()))
+    assert sorted(got + held[a] + held[b]) == [0, 1, 2, 3] and got
+
+
+async def test_parked_requests_answer_rebalance_in_progress_on_upgrade() -> None:
+    """A classic member's JoinGroup parked in a rebalance is answered
+    REBALANCE_IN_PROGRESS by the upgrade, so it rejoins the consumer group."""
+    h = harness()
+    c = h.coordinator
+    a, _b = classic_group(h)
+    parked = h.join(member_id=a, protocols=(("range", subscription((0, 1), 1)),))
+    assert not parked.done()
+    assert beat(c, "c", 0).error == ErrorCode.none
+    assert result(parked).error == ErrorCode.rebalance_in_progress
+
+
+async def test_records_replay_the_converted_group_and_keep_offsets() -> None:
+    """A restart after the upgrade rebuilds the consumer group with its classic members
+    (epochs, assignments, classic metadata); the offsets committed while classic stay."""
+    h = harness()
+    c = h.coordinator
+    a, _b = classic_group(h)
+    gen = c.groups["g"].generation
+    commit = [OffsetCommit("t1", 0, 7, -1, "")]
+    assert (await c.commit_offsets("g", gen, a, None, commit))[("t1", 0)] == ErrorCode.none
+    beat(c, "c", 0)
+    assert c.fetch_offsets("g", [("t1", 0)])[1][("t1", 0)] is not None
+    reloaded = GroupCoordinator(h.config, h.clock, h.log)
+    reloaded.load()
+    live, back = c.consumer_groups["g"], reloaded.consumer_groups["g"]
+    assert (back.group_epoch, back.assignment_epoch, back.target) == (
+        live.group_epoch,
+        live.assignment_epoch,
+        live.target,
+    )
+    for member_id, m in live.members.items():
+        r = back.members[member_id]
+        fields = ("member_epoch", "state", "assigned", "classic", "subscribed_topics")
+        assert all(getattr(m, f) == getattr(r, f) for f in fields)
+    offset = reloaded.fetch_offsets("g", [("t1", 0)])[1][("t1", 0)]
+    assert offset is not None and offset.offset == 7
+    assert reloaded.list_groups() == []
+
+
+@pytest.mark.parametrize(
+    ("config", "protocol_type", "user", "why"),
+    [
+        (
+            {"group_consumer_migration_policy": "disabled"},
+            "consumer",
+            None,
+            "online upgrade is disabled",
+        ),
+        (
+            {"group_consumer_migration_policy": "downgrade"},
+            "consumer",
+            None,
+            "online upgrade is disabled",
+        ),
+        ({}, "connect", None, "does not use the consumer embedded protocol"),
+        (
+            {"group_consumer_max_size": 1},
+            "consumer",
+            None,
+            "exceeds the consumer group maximum size",
+        ),
+        ({}, "consumer", b"custom", "an unsupported custom assignor is in use"),
+    ],
+)
+async def test_upgrade_refusals(
+    config: dict[str, Any], protocol_type: str, user: bytes | None, why: str
+) -> None:
+    """Each refusal is GROUP_ID_NOT_FOUND with Kafka's message, and the classic group
+    carries on untouched (Stable, same members)."""
+    h = harness(**config)
+    c = h.coordinator
+    ids = classic_group(h, protocol_type, user)
+    refused = beat(c, "c", 0)
+    assert refused.error == ErrorCode.group_id_not_found
+    assert refused.message is not None and why in refused.message
+    assert refused.message.startswith("Cannot upgrade classic group g to consumer group")
+    assert "g" not in c.consumer_groups and c.groups["g"].is_(GroupState.STABLE)
+    assert list(c.groups["g"].members) == ids
+
+
+async def test_malformed_subscription_and_first_rebalance_refuse() -> None:
+    """A member whose embedded subscription does not decode, or a group still in its
+    first rebalance, cannot be converted."""
+    h = harness()
+    c = h.coordinator
+    joins = [h.join(protocols=(("range", b"\x00\x03junk"),)) for _ in range(2)]
+    assert beat(c, "c", 0).error == ErrorCode.group_id_not_found  # first rebalance
+    h.settle(*joins)
+    refused = beat(c, "c", 0)
+    assert refused.message is not None and "malformed" in refused.message
+
+
+async def test_classic_member_commits_leaves_and_times_out() -> None:
+    """Inside the consumer group a classic member commits with its epoch as generation
+    (ILLEGAL_GENERATION otherwise); LeaveGroup removes one, the session timeout it joined
+    with removes the other; the consumer member stays, so the group stays a consumer
+    group."""
+    h = harness(group_consumer_migration_policy="upgrade")
+    c = h.coordinator
+    a, b = classic_group(h)
+    gen = c.groups["g"].generation
+    beat(c, "c", 0)
+    commit = [OffsetCommit("t1", 0, 3, -1, "")]
+    assert (await c.commit_offsets("g", gen + 5, a, None, commit))[("t1", 0)] == (
+        ErrorCode.illegal_generation
+    )
+    assert (await c.commit_offsets("g", gen, a, None, commit))[("t1", 0)] == ErrorCode.none
+    assert c.leave_group("g", [(a, None)]) == (ErrorCode.none, [ErrorCode.none])
+    assert a not in c.consumer_groups["g"].members and b in c.consumer_groups["g"].members
+    for _ in range(5):  # the consumer member heartbeats; b is silent
+        h.advance(2000)
+        beat(c, "c", c.consumer_groups["g"].members["c"].member_epoch)
+    assert list(c.consumer_groups["g"].members) == ["c"]
+    assert not c.groups["g"].members  # the holder of the offsets only
+
+
+async def test_last_consumer_member_leaving_downgrades_the_group() -> None:
+    """The consumer-protocol member leaves: the group is classic again (records
+    written), rebalancing with the classic members at the group epoch; they rejoin, the
+    new generation's assignment is theirs, and a restart replays the classic group."""
+    h = harness()
+    c = h.coordinator
+    a, b = classic_group(h)
+    beat(c, "c", 0)
+    epoch = c.consumer_groups["g"].group_epoch
+    assert beat(c, "c", -1).error == ErrorCode.none
+    assert "g" not in c.consumer_groups
+    group = c.groups["g"]
+    assert group.is_(GroupState.PREPARING_REBALANCE) and group.generation == epoch
+    assert set(group.members) == {a, b} and group.protocol == "range"
+    assert [g[0] for g in c.list_groups()] == ["g"] and c.list_consumer_groups() == []
+    reloaded = GroupCoordinator(h.config, h.clock, h.log)
+    reloaded.load()
+    assert set(reloaded.groups["g"].members) == {a, b} and "g" not in reloaded.consumer_groups
+    assert c.heartbeat("g", epoch, a, None) == ErrorCode.rebalance_in_progress
+    joins = [h.join(member_id=m, protocols=(("range", subscription()),)) for m in (a, b)]
+    h.settle(*joins)
+    assert all(result(j).error == ErrorCode.none for j in joins)
+    assert group.generation == epoch + 1
+
+
+async def test_upgrade_only_policy_keeps_the_consumer_group() -> None:
+    """With `upgrade` the group does not go back: the classic members stay in the
+    consumer group after the consumer member left, and their heartbeats go on."""
+    h = harness(group_consumer_migration_policy="upgrade")
+    c = h.coordinator
+    a, b = classic_group(h)
+    gen = c.groups["g"].generation
+    beat(c, "c", 0)
+    beat(c, "c", -1)
+    group = c.consumer_groups["g"]
+    assert set(group.members) == {a, b}
+    assert c.heartbeat("g", gen, a, None) == ErrorCode.rebalance_in_progress
+    joined, kept = rejoin(h, a, (0, 1), gen)
+    assert joined.generation == group.group_epoch and kept == (0, 1)
+
+
+def test_classic_member_metadata_record_round_trips() -> None:
+    """ConsumerGroupMemberMetadata carries the classic metadata in tagged field 0 and
+    reads back; without it the value is as before (no tagged fields)."""
+    classic = cr.ClassicMemberMetadata(45_000, (("range", b"\x00\x01ab"), ("roundrobin", b"")))
+    base = cr.MemberMetadataValue(None, None, "client", "/127.0.0.1", ("t1",), None, 300, None)
+    key = cr.ConsumerGroupKey(cr.MEMBER_METADATA, "g", "m")
+    with_classic = cr.MemberMetadataValue(
+        None, None, "client", "/127.0.0.1", ("t1",), None, 300, None, classic
+    )
+    for value in (base, with_classic):
+        raw = encode_value(value)
+        assert decode_value(decode_key(encode_key(key)), raw) == value
+    assert encode_value(with_classic).startswith(encode_value(base)[:-1])
+
+
+def test_migration_policy_setting() -> None:
+    """`group.consumer.migration.policy` defaults to bidirectional and takes Kafka's four
+    values (any case); another value stops the broker from starting."""
+    assert build_config([]).group_consumer_migration_policy == "bidirectional"
+    for policy in ("upgrade", "DOWNGRADE", "disabled"):
+        config = build_config([("group.consumer.migration.policy", policy)])
+        assert config.group_consumer_migration_policy == policy
+    with pytest.raises(ConfigError):
+        build_config([("group.consumer.migration.policy", "sideways")])
