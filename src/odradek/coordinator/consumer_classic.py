@@ -3,7 +3,7 @@ migration): their JoinGroup, SyncGroup, Heartbeat and LeaveGroup are answered fr
 consumer group, as Kafka's coordinator does.
 
 - JoinGroup updates the member from its embedded subscription (topics, rack, owned
-  partitions when its generation is its current epoch), bumps the group epoch when that
+  partitions: what it still holds while it revokes), bumps the group epoch when that
   changed, and reconciles the member like a heartbeat would (consumer_membership.py);
   it answers at once with the member's epoch as the generation, and no leader: nobody
   runs a client-side assignor.
@@ -80,13 +80,9 @@ def _supports(
     return common is None or any(name in common for name, _ in protocols)
 
 
-def _owned(
-    c: GroupCoordinator, member: ConsumerMember | None, subscription: Subscription
-) -> Partitions | None:
-    """What the member says it owns, when its generation is its current epoch (else
-    unknown, as Kafka reads it)."""
-    if member is None or subscription.generation_id != member.member_epoch:
-        return None
+def _owned(c: GroupCoordinator, subscription: Subscription) -> Partitions:
+    """What the member says it owns (none for an eager client, which gave everything up
+    before rejoining); Kafka reads it whatever the generation it names."""
     topics = c.cluster_topics()
     return frozenset(
         (topics[t].topic_id, p) for t, ps in subscription.owned.items() if t in topics for p in ps
@@ -155,13 +151,20 @@ def _join(
         base.pending_revocation,
         classic=ClassicMemberMetadata(req.session_timeout_ms, req.protocols),
     )
-    owned = _owned(c, old, subscription)
+    owned = _owned(c, subscription)
+    log.debug(
+        "group %s: classic member %s joins (generation %d, owns %s)",
+        group.group_id,
+        member_id,
+        subscription.generation_id,
+        subscription.owned,
+    )
     beat = HeartbeatRequest(
         group.group_id,
         member_id,
         0 if old is None else old.member_epoch,
         instance_id=req.group_instance_id,
-        owned=None if owned is None else to_assignment(owned),
+        owned=to_assignment(owned),
     )
     cluster = (c.cluster_topics(), consumer_membership.no_racks)
     records = consumer_membership.heartbeat_records(c, group, old, updated, beat, cluster, replaced)
