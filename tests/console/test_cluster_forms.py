@@ -1,0 +1,144 @@
+"""The console's forms in a cluster of two brokers on ZooKeeper: a group's offsets reset
+and the group deleted on its coordinator's console (the commits and tombstones written
+to the replicated __consumer_offsets); a record produced on the partition leader's
+console with acks=all and read back, refused on the follower's with the leader named,
+and refused with NOT_ENOUGH_REPLICAS once the ISR is below min.insync.replicas;
+partitions added through CreatePartitions, placed and led."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from odradek.coordinator.coordinator import partition_for
+from odradek.testing.cluster import Cluster, wait_until
+from odradek.testing.zookeeper import ZooKeeper
+from tests.console.formclient import Browser
+
+TIMEOUT_S = 60.0
+OFFSETS_PARTITIONS = 2
+
+
+@pytest.fixture(scope="module")
+def cluster(zookeeper: ZooKeeper) -> Iterator[Cluster]:
+    """Two brokers with their consoles; __consumer_offsets replicated on both."""
+    config = {
+        "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
+        "offsets.topic.replication.factor": 2,
+    }
+    with Cluster(brokers=2, zookeeper=zookeeper, console=True, config=config) as running:
+        yield running
+
+
+def consumer(cluster: Cluster, group: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def committed(cluster: Cluster, group: str, topic: str) -> int:
+    client = consumer(cluster, group)
+    try:
+        [found] = client.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)
+        return int(found.offset)
+    finally:
+        client.close()
+
+
+def group_coordinated_by(cluster: Cluster, node: int) -> str:
+    """A group id whose __consumer_offsets partition `node` leads."""
+    for n in range(100):
+        group = f"ledger-readers-{n}"
+        if (
+            cluster.leader_of("__consumer_offsets", partition_for(group, OFFSETS_PARTITIONS))
+            == node
+        ):
+            return group
+    raise AssertionError(f"no group id coordinated by broker {node}")
+
+
+def test_reset_and_delete_a_group_on_its_coordinator(cluster: Cluster) -> None:
+    """On the coordinator's console a reset to the earliest offset is confirmed and a
+    Kafka client reads the new committed offset; the other broker's console does not
+    know the group (404); deletion removes it from the cluster's group list."""
+    cluster.create_topic("ledger", 1, 2)
+    leader = cluster.leader_of("ledger", 0)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    for n in range(3):
+        producer.produce("ledger", value=b"entry %d" % n, partition=0)
+    assert producer.flush(TIMEOUT_S) == 0
+    client = consumer(cluster, "warm-up")  # creates __consumer_offsets
+    try:
+        client.commit(offsets=[TopicPartition("ledger", 0, 0)], asynchronous=False)
+    finally:
+        client.close()
+    group = group_coordinated_by(cluster, leader)
+    client = consumer(cluster, group)
+    try:
+        client.commit(offsets=[TopicPartition("ledger", 0, 2)], asynchronous=False)
+    finally:
+        client.close()
+    browser = Browser(cluster.console_url(leader))
+    token = browser.token(f"/groups/{group}")
+    form = {"csrf": token, "topic": "", "mode": "earliest", "value": "", "confirm": "yes"}
+    status, _, where = browser.request(f"/groups/{group}/reset", form)
+    assert (status, where) == (200, f"/groups/{group}")
+    assert committed(cluster, group, "ledger") == 0
+    other = Browser(cluster.console_url(3 - leader))
+    assert other.request(f"/groups/{group}")[0] == 404
+    status, _, where = browser.request(f"/groups/{group}/delete", {"csrf": token, "confirm": "yes"})
+    assert (status, where) == (200, "/groups")
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    listed = admin.list_consumer_groups().result(timeout=TIMEOUT_S)
+    assert group not in {g.group_id for g in listed.valid}
+
+
+def test_produce_add_partitions_and_min_isr(cluster: Cluster) -> None:
+    """A record produced on the leader's console is acknowledged once both replicas
+    have it and a consumer reads it; the follower's console names the leader; the
+    follower's add-partitions form grows the topic to 3 led partitions; with the
+    follower killed and the ISR shrunk, the leader's form answers NOT_ENOUGH_REPLICAS."""
+    cluster.create_topic("rides", 1, 2, {"min.insync.replicas": "2"})
+    leader = cluster.leader_of("rides", 0)
+    follower = 3 - leader
+    on_leader = Browser(cluster.console_url(leader))
+    form = {
+        "csrf": on_leader.token("/topics/rides"),
+        "partition": "0",
+        "key": "k",
+        "value": "replicated",
+        "headers": "",
+    }
+    status, _, where = on_leader.request("/topics/rides/produce", form)
+    assert (status, where) == (200, "/topics/rides/messages")
+    reader = consumer(cluster, "rides-reader")
+    try:
+        reader.assign([TopicPartition("rides", 0, 0)])
+        message = reader.poll(TIMEOUT_S)
+        assert message is not None and message.value() == b"replicated"
+    finally:
+        reader.close()
+    on_follower = Browser(cluster.console_url(follower))
+    token = on_follower.token("/topics/rides")
+    status, body, _ = on_follower.request("/topics/rides/produce", {**form, "csrf": token})
+    assert status == 400 and "NOT_LEADER_OR_FOLLOWER" in body and f"broker {leader}" in body
+    status, _, _ = on_follower.request("/topics/rides/partitions", {"csrf": token, "count": "3"})
+    assert status == 200
+    for index in (1, 2):
+        cluster.leader_of("rides", index, TIMEOUT_S)
+    cluster.kill(follower)
+    cluster.wait_isr("rides", 0, {leader}, TIMEOUT_S)
+
+    def refused() -> str | None:
+        status, body, _ = on_leader.request("/topics/rides/produce", form)
+        return body if status == 400 else None
+
+    body = wait_until(refused, TIMEOUT_S, "the leader to refuse with its ISR of one")
+    assert "NOT_ENOUGH_REPLICAS" in body
