@@ -67,8 +67,15 @@ def open_page(driver: webdriver.Chrome, broker: Broker, path: str) -> None:
 
 
 def cell_texts(driver: webdriver.Chrome, table: str) -> list[list[str]]:
-    rows = driver.find_elements(By.CSS_SELECTOR, f"table#{table} tr")
-    return [[c.text for c in row.find_elements(By.TAG_NAME, "td")] for row in rows[1:]]
+    """The shown text of each data row's cells, read in one script call: htmx may
+    replace the table at any moment, which would make element handles stale."""
+    rows: list[list[str]] = driver.execute_script(
+        "const t = document.getElementById(arguments[0]);"
+        "return t ? Array.from(t.rows).slice(1).map("
+        "r => Array.from(r.cells).map(c => c.innerText.trim())) : [];",
+        table,
+    )
+    return rows
 
 
 def test_overview_and_topic(chromium: webdriver.Chrome, console_broker: Broker) -> None:
