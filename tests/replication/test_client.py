@@ -345,3 +345,70 @@ async def test_in_flight_requests_are_bounded() -> None:
         await client.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_large_and_small_responses_cut_right_from_any_chunking() -> None:
+    """Responses from 10 B to 1 MiB, pipelined and written by the server in pieces of
+    random sizes (a size prefix split, many frames in one piece, a large frame across
+    many), each reach their own request intact: the scratch buffer's compaction and the
+    large-frame path cut the stream exactly."""
+    import datetime
+    import random
+
+    from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
+    from kio.schema.sasl_authenticate.v2.response import SaslAuthenticateResponse
+
+    from odradek.protocol.codec import encode_response
+
+    rng = random.Random(848)
+    sizes = [rng.choice([10, 1_000, 70_000, 250_000, 300_000, 1 << 20]) for _ in range(40)]
+
+    def payload(n: int, i: int) -> bytes:
+        return bytes([i % 251]) * n
+
+    async def answer_in_pieces(reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        stream = bytearray()
+        for i in range(len(sizes)):
+            correlation_id = await _read_request(reader)
+            response = SaslAuthenticateResponse(
+                error_code=ErrorCode.none,
+                error_message=None,
+                auth_bytes=payload(sizes[i], i),
+                session_lifetime=datetime.timedelta(0),
+            )
+            stream += encode_response(36, correlation_id, response)
+        pos = 0
+        while pos < len(stream):
+            step = rng.choice([1, 3, 7, 4096, 65_536, 200_000, 700_000])
+            w.write(bytes(stream[pos : pos + step]))
+            pos += step
+            await w.drain()
+        await reader.read()
+
+    server, port = await _serve(answer_in_pieces)
+    client = BrokerClient("127.0.0.1", port)
+    try:
+        await client.connect(5)
+        requests = [SaslAuthenticateRequest(auth_bytes=b"x") for _ in sizes]
+        answers = await asyncio.gather(*(client.request(r, 2, timeout_s=30) for r in requests))
+        wrong = [i for i, n in enumerate(sizes) if answers[i].auth_bytes != payload(n, i)]
+        assert wrong == []
+        assert not client.closed and client.in_flight == 0
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_fetch_of_several_mebibytes_round_trip(client: BrokerClient) -> None:
+    """A fetch response of ~2.7 MiB (three 900 KiB batches) comes back whole through
+    the client's large-frame path, every record as produced."""
+    created = await client.request(create_topics_request("big", 1))
+    assert created.topics[0].error_code == ErrorCode.none
+    values = [bytes([i]) * (900 << 10) for i in range(3)]
+    for value in values:
+        produced = await client.request(_produce("big", [value]))
+        assert produced.responses[0].partition_responses[0].error_code == ErrorCode.none
+    fetched = await client.request(fetch_request([("big", 0, 0)], partition_max_bytes=16 << 20))
+    data = fetched.responses[0].partitions[0]
+    assert [r.value for r in records_of(data.records)] == values

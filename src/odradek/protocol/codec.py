@@ -237,12 +237,13 @@ def _response_decoders(api_key: int, api_version: int) -> tuple[Any, Any, Any]:
     return cls, _reader(header), _reader(cls)
 
 
-def decode_response(frame: bytes, api_key: int, api_version: int) -> tuple[int, Any]:
+def decode_response(frame: bytes | memoryview, api_key: int, api_version: int) -> tuple[int, Any]:
     """(correlation id, kio response object) of a response frame without its size prefix.
 
     The lengths and counts in the body are checked against the frame before kio reads it
     (a peer's bad count must not make kio allocate without limit), and the body must end
-    exactly at the end of the frame. Raises ResponseDecodeError otherwise."""
+    exactly at the end of the frame. Raises ResponseDecodeError otherwise. `frame` may be a
+    read-only memoryview (kio refuses writable buffers)."""
     from odradek.protocol.guard import check_bounds
 
     try:

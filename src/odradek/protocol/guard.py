@@ -140,7 +140,7 @@ def _tags(buf: bytes, pos: int, end: int) -> int:
     return pos
 
 
-Checker = typing.Callable[[bytes, int, int], int]
+Checker = typing.Callable[[bytes | memoryview, int, int], int]
 
 
 def _value_lines(step: Step, flexible: bool, in_array: bool, env: dict[str, Any]) -> list[str]:
@@ -198,6 +198,6 @@ def _checker_for(cls: Any) -> Checker:
     return checker_for_plan(plan_for(cls), bool(cls.__flexible__))
 
 
-def check_bounds(cls: Any, buf: bytes, pos: int) -> None:
+def check_bounds(cls: Any, buf: bytes | memoryview, pos: int) -> None:
     """Raises BoundsError unless every length in the body of `cls` at `pos` fits."""
     _checker_for(cls)(buf, pos, len(buf))

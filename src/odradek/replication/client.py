@@ -22,7 +22,7 @@ import contextlib
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from odradek.protocol.codec import ResponseDecodeError, decode_response, encode_request
 
@@ -31,9 +31,12 @@ logger = logging.getLogger("odradek.replication")
 MAX_RESPONSE_BYTES = 100 << 20
 MAX_IN_FLIGHT = 64
 CLOSE_TIMEOUT_S = 1.0
-# Bytes the stream reader buffers before it stops reading the socket: large enough that a
-# big fetch response is not read in 64 KiB pause/resume steps.
-_READ_BUFFER = 1 << 20
+# The buffer the socket is read into between large responses: the size prefixes and the
+# small responses are cut out of it; a response larger than what is left of it gets a
+# buffer of its own that the socket then fills directly.
+_SCRATCH_BYTES = 256 * 1024
+# Below this much free room the scratch buffer is compacted before the next read.
+_MIN_READ = 64 * 1024
 _INT32 = struct.Struct(">i")
 
 
@@ -46,6 +49,123 @@ class _Pending:
     api_key: int
     api_version: int
     future: asyncio.Future[Any]
+
+
+class _ResponseReader(asyncio.BufferedProtocol):
+    """Cuts response frames out of the byte stream with as few copies as the socket
+    allows: the loop reads into `get_buffer`'s memory, small frames are copied out of a
+    scratch buffer, and a large frame is read straight into a buffer of its own size
+    that is handed on without another copy. Frames, the end of the stream and failures
+    go to the owning BrokerClient."""
+
+    def __init__(self, client: BrokerClient) -> None:
+        self._client = client
+        self.transport: asyncio.Transport | None = None
+        self._scratch = bytearray(_SCRATCH_BYTES)
+        self._scratch_view = memoryview(self._scratch)
+        self._start = 0  # first unconsumed byte of the scratch buffer
+        self._end = 0  # end of what the socket wrote into it
+        self._large: bytearray | None = None  # the frame being read into its own buffer
+        self._large_filled = 0
+        self._can_write: asyncio.Future[None] | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        large = self._large
+        if large is not None:
+            return memoryview(large)[self._large_filled :]
+        if self._start and len(self._scratch) - self._end < _MIN_READ:
+            # Little room left: move the unconsumed tail to the front.
+            tail = self._end - self._start
+            self._scratch[:tail] = self._scratch_view[self._start : self._end]
+            self._start, self._end = 0, tail
+        return self._scratch_view[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            if self._large is not None:
+                self._large_filled += nbytes
+                if self._large_filled == len(self._large):
+                    frame, self._large = self._large, None
+                    self._client._dispatch(memoryview(frame).toreadonly())
+                return
+            self._end += nbytes
+            self._cut_frames()
+        except BrokerClientError as e:
+            self._client._fail(str(e))
+        except Exception as e:  # a bug here must not leave requests waiting for ever
+            logger.exception("reading responses from %s", self._client.address)
+            self._client._fail(f"unexpected error reading from {self._client.address}: {e!r}")
+
+    def _cut_frames(self) -> None:
+        view = self._scratch_view
+        while not self._client.closed:
+            available = self._end - self._start
+            if available < 4:
+                break
+            (size,) = _INT32.unpack_from(view, self._start)
+            self._client._check_frame_size(size)
+            if available - 4 >= size:
+                body = self._start + 4
+                self._start = body + size
+                self._client._dispatch(view[body : self._start].tobytes())
+                continue
+            if 4 + size > len(self._scratch):
+                # Larger than the scratch buffer: the rest goes straight into its own.
+                frame = bytearray(size)
+                got = available - 4
+                frame[:got] = view[self._start + 4 : self._end]
+                self._large, self._large_filled = frame, got
+                self._start = self._end = 0
+                return
+            break
+        if self._start == self._end:
+            self._start = self._end = 0
+
+    def partial(self) -> bool:
+        """Whether a response has begun and not ended."""
+        return self._large is not None or self._end > self._start
+
+    # -- the connection ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        client = self._client
+        if exc is not None:
+            client._fail(f"reading from {client.address} failed: {exc}")
+        else:
+            where = "in the middle of a response" if self.partial() else "between responses"
+            client._fail(f"{client.address} closed the connection {where}")
+        self._wake_writers()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def eof_received(self) -> bool:
+        return False  # close: the broker never half-closes
+
+    # -- writing -------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        if self._can_write is None or self._can_write.done():
+            self._can_write = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writers()
+
+    def _wake_writers(self) -> None:
+        if self._can_write is not None and not self._can_write.done():
+            self._can_write.set_result(None)
+
+    async def drain(self) -> None:
+        """Waits while the transport's buffer is over its high-water mark."""
+        waiting = self._can_write
+        if waiting is not None and not waiting.done():
+            await asyncio.shield(waiting)
 
 
 class BrokerClient:
@@ -68,15 +188,14 @@ class BrokerClient:
         self.client_id = client_id
         self.max_response_bytes = max_response_bytes
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._writer: asyncio.StreamWriter | None = None
-        self._read_task: asyncio.Task[None] | None = None
+        self._protocol: _ResponseReader | None = None
         self._pending: dict[int, _Pending] = {}
         self._next_correlation_id = 0
         self._closed = False
         self.close_reason: str | None = None  # why the connection closed, once it has
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self._writer else "new"
+        state = "closed" if self._closed else "open" if self._protocol else "new"
         return f"<BrokerClient {self.address} {state}>"
 
     @property
@@ -96,38 +215,36 @@ class BrokerClient:
 
     async def connect(self, timeout_s: float) -> None:
         """Opens the connection; BrokerClientError when refused or not open in time."""
-        if self._closed or self._writer is not None:
+        if self._closed or self._protocol is not None:
             raise BrokerClientError(f"{self!r} cannot connect again")
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    self.host, self.port, limit=_READ_BUFFER
+                _, protocol = await loop.create_connection(
+                    lambda: _ResponseReader(self), self.host, self.port
                 )
         except TimeoutError:
             raise self._fail(f"connecting to {self.address} timed out after {timeout_s}s") from None
         except OSError as e:
             raise self._fail(f"cannot connect to {self.address}: {e}") from e
         if self._closed:  # closed while connecting
-            writer.transport.abort()
+            if protocol.transport is not None:
+                protocol.transport.abort()
             raise BrokerClientError(f"connection to {self.address} closed: {self.close_reason}")
-        self._writer = writer
-        self._read_task = asyncio.get_running_loop().create_task(
-            self._read_responses(reader), name=f"odradek-broker-client-{self.address}"
-        )
+        self._protocol = protocol
 
     async def close(self) -> None:
         """Closes the connection; requests still waiting fail with BrokerClientError.
         Closing a closed client does nothing."""
         self._fail("closed by this side", abort=False)
-        task, self._read_task = self._read_task, None
-        if task is not None and task is not asyncio.current_task():
-            await asyncio.gather(task, return_exceptions=True)
-        writer = self._writer
-        if writer is not None:
-            # A peer that reset the connection makes wait_closed raise; it is closed anyway.
-            with contextlib.suppress(OSError, TimeoutError):
+        protocol = self._protocol
+        if protocol is not None:
+            # A peer that does not close its side in time is cut off by the abort below.
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await writer.wait_closed()
+                    await asyncio.shield(protocol.closed)
+            if protocol.transport is not None and not protocol.closed.done():
+                protocol.transport.abort()
 
     def _fail(self, reason: str, *, abort: bool = True) -> BrokerClientError:
         """Closes the connection at once (dropping unsent bytes when `abort`), fails every
@@ -135,18 +252,16 @@ class BrokerClient:
         if not self._closed:
             self._closed = True
             self.close_reason = reason
-            if self._writer is not None:
+            transport = self._protocol.transport if self._protocol is not None else None
+            if transport is not None:
                 if abort:
-                    self._writer.transport.abort()
+                    transport.abort()
                 else:
-                    self._writer.close()
+                    transport.close()
             pending, self._pending = self._pending, {}
             for waiting in pending.values():
                 if not waiting.future.done():
                     waiting.future.set_exception(self._error())
-            task = self._read_task
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
         return self._error()
 
     def _error(self) -> BrokerClientError:
@@ -180,45 +295,27 @@ class BrokerClient:
         self, api_key: int, api_version: int, correlation_id: int, frame: bytes
     ) -> Any:
         async with self._slots:
-            writer = self._check_open()  # it may have closed while this waited for a slot
+            protocol = self._check_open()  # it may have closed while this waited for a slot
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending[correlation_id] = _Pending(api_key, api_version, future)
             # write() hands the whole frame to the transport at once: a cancelled caller
             # never leaves half a frame behind, so the stream stays in step.
-            writer.write(frame)
-            try:
-                await writer.drain()
-            except OSError as e:
-                raise self._fail(f"sending to {self.address} failed: {e}") from e
+            assert protocol.transport is not None
+            protocol.transport.write(frame)
+            await protocol.drain()
             return await future
 
-    def _check_open(self) -> asyncio.StreamWriter:
+    def _check_open(self) -> _ResponseReader:
         if self._closed:
             raise self._error()
-        if self._writer is None:
+        if self._protocol is None:
             raise BrokerClientError(f"{self!r} is not connected")
-        return self._writer
+        return self._protocol
 
     # -- responses -----------------------------------------------------------------------
 
-    async def _read_responses(self, reader: asyncio.StreamReader) -> None:
-        """Reads frames until the connection ends, answering the waiting requests."""
-        try:
-            while True:
-                self._dispatch(await self._read_frame(reader))
-        except asyncio.IncompleteReadError as e:
-            where = "between responses" if not e.partial else "in the middle of a response"
-            self._fail(f"{self.address} closed the connection {where}")
-        except OSError as e:
-            self._fail(f"reading from {self.address} failed: {e}")
-        except BrokerClientError as e:
-            self._fail(str(e))
-        except Exception as e:  # a bug here must not leave requests waiting for ever
-            logger.exception("reading responses from %s", self.address)
-            self._fail(f"unexpected error reading from {self.address}: {e!r}")
-
-    async def _read_frame(self, reader: asyncio.StreamReader) -> bytes:
-        (size,) = _INT32.unpack(await reader.readexactly(4))
+    def _check_frame_size(self, size: int) -> None:
+        """Refuses a frame by its size prefix, before any of it is buffered."""
         if size > self.max_response_bytes:
             raise BrokerClientError(
                 f"response frame of {size} bytes is over the limit of "
@@ -226,9 +323,8 @@ class BrokerClient:
             )
         if size < _INT32.size:
             raise BrokerClientError(f"response frame of {size} bytes has no correlation id")
-        return await reader.readexactly(size)
 
-    def _dispatch(self, frame: bytes) -> None:
+    def _dispatch(self, frame: bytes | memoryview) -> None:
         (correlation_id,) = _INT32.unpack_from(frame, 0)
         waiting = self._pending.pop(correlation_id, None)
         if waiting is None:
