@@ -353,3 +353,45 @@ def test_migration_policy_setting() -> None:
         assert config.group_consumer_migration_policy == policy
     with pytest.raises(ConfigError):
         build_config([("group.consumer.migration.policy", "sideways")])
+
+
+async def test_classic_member_that_does_not_rejoin_is_fenced() -> None:
+    """A classic member told to rejoin (REBALANCE_IN_PROGRESS) that only keeps
+    heartbeating is removed once its rebalance timeout passes, though its session is
+    alive; the other, which rejoined and synced, stays."""
+    h = harness(group_consumer_migration_policy="upgrade")
+    c = h.coordinator
+    a, b = classic_group(h)
+    gen = c.groups["g"].generation
+    beat(c, "c", 0)
+    assert c.heartbeat("g", gen, a, None) == ErrorCode.rebalance_in_progress
+    assert c.heartbeat("g", gen, b, None) == ErrorCode.rebalance_in_progress
+    _joined, kept = rejoin(h, b, (2, 3), gen)
+    for _ in range(16):  # 32 s: past the 30 s rebalance timeout, within sessions
+        h.advance(2000)
+        c.heartbeat("g", gen, a, None)
+        group = c.consumer_groups["g"]
+        epoch = group.members[b].member_epoch
+        if group.members[b].state is MemberState.UNREVOKED_PARTITIONS:
+            c.heartbeat("g", epoch, b, None)
+            _joined, kept = rejoin(h, b, kept, epoch)
+        c.heartbeat("g", group.members[b].member_epoch, b, None)
+        beat(c, "c", group.members["c"].member_epoch)
+    assert set(c.consumer_groups["g"].members) == {b, "c"}
+
+
+async def test_consumer_member_session_timeout_downgrades_the_group() -> None:
+    """The consumer-protocol member stops heartbeating: once its session times out the
+    only members left are classic, so the group becomes classic again."""
+    h = harness()
+    c = h.coordinator
+    a, b = classic_group(h)
+    gen = c.groups["g"].generation
+    beat(c, "c", 0)
+    for _ in range(3):  # 3.6 s: past the consumer session (3 s), within the classic ones
+        h.advance(1200)
+        for member_id in (a, b):
+            if "g" in c.consumer_groups:
+                c.heartbeat("g", gen, member_id, None)
+    assert "g" not in c.consumer_groups and set(c.groups["g"].members) == {a, b}
+    assert c.groups["g"].is_(GroupState.PREPARING_REBALANCE)

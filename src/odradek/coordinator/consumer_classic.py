@@ -10,7 +10,9 @@ consumer group, as Kafka's coordinator does.
 - SyncGroup answers the member's current partitions in the classic embedded format.
 - Heartbeat answers REBALANCE_IN_PROGRESS when the member must rejoin: its epoch is
   behind the group's, it has partitions to revoke, or partitions it waited for are free.
-- LeaveGroup, or the end of the session timeout it joined with, removes it; the group
+- LeaveGroup, the end of the session timeout it joined with, or not rejoining (after
+  REBALANCE_IN_PROGRESS) or syncing (after JoinGroup) within its rebalance timeout
+  removes it; the group
   goes back to the classic protocol when only classic members stay
   (consumer_migration.py).
 """
@@ -181,6 +183,8 @@ def _join(
             future.set_result(JoinResult(failed, member_id))
             return
         _restart_session(c, member)
+        # Its SyncGroup is due within the rebalance timeout (Kafka's sync timeout).
+        member.rejoin_deadline = c.clock.monotonic() + _rebalance_s(member)
         future.set_result(
             JoinResult(
                 ErrorCode.none, member_id, member.member_epoch, CONSUMER_PROTOCOL_TYPE, protocol
@@ -191,13 +195,17 @@ def _join(
     return future
 
 
+def _rebalance_s(member: ConsumerMember) -> float:
+    return max(member.rebalance_timeout_ms, 0) / 1000
+
+
 def _restart_session(c: GroupCoordinator, member: ConsumerMember) -> None:
     assert member.classic is not None
     now = c.clock.monotonic()
     member.session_deadline = now + member.classic.session_timeout_ms / 1000
     if member.state is MemberState.UNREVOKED_PARTITIONS:
         if member.revocation_deadline == 0.0:
-            member.revocation_deadline = now + max(member.rebalance_timeout_ms, 0) / 1000
+            member.revocation_deadline = now + _rebalance_s(member)
     else:
         member.revocation_deadline = 0.0
 
@@ -222,6 +230,7 @@ def sync(c: GroupCoordinator, group: ConsumerGroup, req: SyncRequest) -> SyncRes
         # learns what it keeps now).
         return SyncResult(ErrorCode.rebalance_in_progress)
     _restart_session(c, member)
+    member.rejoin_deadline = 0.0
     assignment = classic_assignment(group, member.assigned, metadata)
     return SyncResult(ErrorCode.none, assignment, CONSUMER_PROTOCOL_TYPE, protocol)
 
@@ -253,6 +262,9 @@ def heartbeat(
             and not _waiting_on_unreleased(group, member)
         )
     ):
+        # It must rejoin within its rebalance timeout (Kafka's join timeout).
+        if member.rejoin_deadline == 0.0:
+            member.rejoin_deadline = c.clock.monotonic() + _rebalance_s(member)
         return ErrorCode.rebalance_in_progress
     return ErrorCode.none
 

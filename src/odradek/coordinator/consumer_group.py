@@ -58,6 +58,9 @@ class ConsumerMember:
     # or the rebalance timeout while it holds partitions it must revoke).
     session_deadline: float = 0.0
     revocation_deadline: float = 0.0
+    # A classic member told to rejoin (or to sync after its JoinGroup) is fenced unless
+    # it does so by then (its rebalance timeout); 0: nothing awaited.
+    rejoin_deadline: float = 0.0
     # Set for a member that speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat)
     # inside this group: its session timeout and supported protocols.
     classic: ClassicMemberMetadata | None = None
@@ -187,5 +190,6 @@ def _copy(
         m.pending_revocation if pending is None else pending,
         m.session_deadline,
         m.revocation_deadline,
+        m.rejoin_deadline,
         m.classic,
     )

@@ -559,10 +559,10 @@ def _after_write(
 
 # -- timers ----------------------------------------------------------------------------
 def expire(c: GroupCoordinator, group: ConsumerGroup, now: float) -> None:
-    """Fences members whose session ran out, or who did not revoke within their
-    rebalance timeout."""
+    """Fences members whose session ran out, who did not revoke within their rebalance
+    timeout, or (classic members) did not rejoin or sync within it when told to."""
     for member in list(group.members.values()):
-        late = member.revocation_deadline and member.revocation_deadline <= now
+        late = any(0 < d <= now for d in (member.revocation_deadline, member.rejoin_deadline))
         if member.session_deadline <= now or late:
             current = c.consumer_groups.get(group.group_id)
             if current is None or member.member_id not in current.members:
