@@ -94,7 +94,8 @@ def test_keyed_record_with_headers_lands_where_librdkafka_puts_it(
 
 def test_chosen_partition_and_no_key(console_broker: Broker) -> None:
     """A record for partition 2 with no key is appended there with a null key; one
-    without key and partition goes to some partition of the topic."""
+    without key and partition goes to some partition of the topic; /metrics counts
+    both as produce requests and records in, as for a client's produce."""
     console_broker.create_topic("picked", 3)
     browser = browser_for(console_broker)
     token = browser.token("/topics/picked")
@@ -105,6 +106,11 @@ def test_chosen_partition_and_no_key(console_broker: Broker) -> None:
     assert message.key() is None and message.value() == b"v"
     form["partition"] = ""
     assert browser.request("/topics/picked/produce", form)[0] == 200
+    status, metrics, _ = browser.request("/metrics")
+    assert 'kafka_server_brokertopicmetrics_messagesin_total{topic="picked"} 2.0' in metrics
+    assert (
+        'kafka_server_brokertopicmetrics_totalproducerequests_total{topic="picked"} 2.0' in metrics
+    )
 
 
 def test_topic_rules_and_bad_input_refused(console_broker: Broker) -> None:

@@ -84,8 +84,9 @@ def test_forged_posts_are_refused(console_broker: Broker) -> None:
 
 
 def test_read_only_hides_forms_and_refuses_posts() -> None:
-    """With console.read.only=true no page has a form that writes, and every POST is
-    a 403 page, whatever it carries."""
+    """With console.read.only=true no page has a form that writes, and every POST
+    (topic, config, produce, partitions, group reset and delete) is a 403 page,
+    whatever it carries."""
     config = {"console.listeners": "http://127.0.0.1:0", "console.read.only": "true"}
     with Broker(config=config) as broker:
         broker.create_topic("fixed", 1)
@@ -97,4 +98,9 @@ def test_read_only_hides_forms_and_refuses_posts() -> None:
         status, body, _ = browser.request("/topics/fixed/delete", {"csrf": "x"})
         assert status == 403 and "read-only" in body
         assert browser.request("/topics", {"name": "new"})[0] == 403
+        for path in ("/topics/fixed/produce", "/topics/fixed/partitions"):
+            assert browser.request(path, {"csrf": "x", "value": "v", "count": "2"})[0] == 403
+        for path in ("/groups/any/reset", "/groups/any/delete"):
+            assert browser.request(path, {"csrf": "x", "confirm": "yes"})[0] == 403
+        assert broker.topics()["fixed"] == 1
         assert set(broker.topics()) >= {"fixed"} and "new" not in broker.topics()

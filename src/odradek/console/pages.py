@@ -71,6 +71,10 @@ _templates.filters["bytes"] = _bytes
 _templates.filters["segment"] = lambda name: quote(name, safe="")
 
 
+# The forms' CSRF token for this request (empty when the console is read-only).
+CSRF_TOKEN = web.RequestKey("csrf", str)
+
+
 class BadQuery(ValueError):
     """A query parameter the page does not accept; answered with 400."""
 
@@ -96,7 +100,7 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
                 return _error(503, "The broker is not started.")
             nonce, new = csrf.nonce(request)
             # The forms' token; empty when the console is read-only (no forms shown).
-            request["csrf"] = "" if broker.config.console_read_only else csrf.token(nonce)
+            request[CSRF_TOKEN] = "" if broker.config.console_read_only else csrf.token(nonce)
             try:
                 status, body = render(request)
             except BadQuery as error:
@@ -209,7 +213,7 @@ def topics_page(
         page=page,
         pages=pages,
         columns=list(TOPIC_SORTS),
-        csrf=request["csrf"],
+        csrf=request[CSRF_TOKEN],
         query=lambda number: urlencode({"q": search, "sort": sort, "page": number}),
     )
 
@@ -229,7 +233,7 @@ def topic_page(
         topic=info,
         partitions=model.partition_rows(broker, info, page * PAGE_SIZE, PAGE_SIZE),
         configs=model.config_rows(broker, info),
-        csrf=request["csrf"],
+        csrf=request[CSRF_TOKEN],
         page=page,
         pages=pages,
         query=lambda number: urlencode({"page": number}),
@@ -318,7 +322,7 @@ def group_page(
         return 404, _render("error.html", status=404, message=message)
     chart = history.chart(group_id) if history is not None else None
     return 200, _render(
-        template, group=detail, csrf=request["csrf"], chart=chart, sample_s=lag.SAMPLE_S
+        template, group=detail, csrf=request[CSRF_TOKEN], chart=chart, sample_s=lag.SAMPLE_S
     )
 
 
