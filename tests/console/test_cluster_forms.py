@@ -1,6 +1,7 @@
 """The console's forms in a cluster of two brokers on ZooKeeper: a group's offsets reset
-and the group deleted on its coordinator's console (the commits and tombstones written
-to the replicated __consumer_offsets); a record produced on the partition leader's
+(partitions led elsewhere looked up on their leader) and the group deleted on its
+coordinator's console (the commits and tombstones written to the replicated
+__consumer_offsets); a record produced on the partition leader's
 console with acks=all and read back, refused on the follower's with the leader named,
 and refused with NOT_ENOUGH_REPLICAS once the ISR is below min.insync.replicas;
 partitions added through CreatePartitions, placed and led."""
@@ -19,6 +20,7 @@ from odradek.testing.zookeeper import ZooKeeper
 from tests.console.formclient import Browser
 
 TIMEOUT_S = 60.0
+BASE_MS = 1_700_000_000_000
 OFFSETS_PARTITIONS = 2
 
 
@@ -43,11 +45,13 @@ def consumer(cluster: Cluster, group: str) -> Consumer:
     )
 
 
-def committed(cluster: Cluster, group: str, topic: str) -> int:
+def committed(cluster: Cluster, group: str, topic: str) -> dict[int, int]:
     client = consumer(cluster, group)
     try:
-        [found] = client.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)
-        return int(found.offset)
+        found = client.committed(
+            [TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=TIMEOUT_S
+        )
+        return {tp.partition: int(tp.offset) for tp in found}
     finally:
         client.close()
 
@@ -65,33 +69,44 @@ def group_coordinated_by(cluster: Cluster, node: int) -> str:
 
 
 def test_reset_and_delete_a_group_on_its_coordinator(cluster: Cluster) -> None:
-    """On the coordinator's console a reset to the earliest offset is confirmed and a
-    Kafka client reads the new committed offset; the other broker's console does not
-    know the group (404); deletion removes it from the cluster's group list."""
-    cluster.create_topic("ledger", 1, 2)
-    leader = cluster.leader_of("ledger", 0)
+    """The topic's two partitions are led by different brokers. On the group
+    coordinator's console a reset to a time, then to the earliest offsets, is confirmed
+    and a Kafka client reads the new committed offsets: the partition led by the other
+    broker is looked up there (ListOffsets). The other broker's console does not know
+    the group (404); deletion removes it from the cluster's group list."""
+    cluster.create_topic("ledger", 2, 2)
+    leaders = [cluster.leader_of("ledger", p) for p in (0, 1)]
+    assert sorted(leaders) == [1, 2]
     producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
-    for n in range(3):
-        producer.produce("ledger", value=b"entry %d" % n, partition=0)
+    for p in (0, 1):
+        for n in range(3):
+            producer.produce("ledger", value=b"e", partition=p, timestamp=BASE_MS + 1000 * n)
     assert producer.flush(TIMEOUT_S) == 0
     client = consumer(cluster, "warm-up")  # creates __consumer_offsets
     try:
         client.commit(offsets=[TopicPartition("ledger", 0, 0)], asynchronous=False)
     finally:
         client.close()
-    group = group_coordinated_by(cluster, leader)
+    coordinator = leaders[0]
+    group = group_coordinated_by(cluster, coordinator)
     client = consumer(cluster, group)
     try:
-        client.commit(offsets=[TopicPartition("ledger", 0, 2)], asynchronous=False)
+        offsets = [TopicPartition("ledger", p, 3) for p in (0, 1)]
+        client.commit(offsets=offsets, asynchronous=False)
     finally:
         client.close()
-    browser = Browser(cluster.console_url(leader))
+    browser = Browser(cluster.console_url(coordinator))
     token = browser.token(f"/groups/{group}")
-    form = {"csrf": token, "topic": "", "mode": "earliest", "value": "", "confirm": "yes"}
-    status, _, where = browser.request(f"/groups/{group}/reset", form)
+    form = {"csrf": token, "topic": "", "mode": "time", "value": str(BASE_MS + 1500)}
+    status, body, _ = browser.request(f"/groups/{group}/reset", form)
+    assert status == 200 and 'id="reset-plan"' in body
+    status, _, where = browser.request(f"/groups/{group}/reset", {**form, "confirm": "yes"})
     assert (status, where) == (200, f"/groups/{group}")
-    assert committed(cluster, group, "ledger") == 0
-    other = Browser(cluster.console_url(3 - leader))
+    assert committed(cluster, group, "ledger") == {0: 2, 1: 2}
+    form.update(mode="earliest", value="", confirm="yes")
+    assert browser.request(f"/groups/{group}/reset", form)[0] == 200
+    assert committed(cluster, group, "ledger") == {0: 0, 1: 0}
+    other = Browser(cluster.console_url(3 - coordinator))
     assert other.request(f"/groups/{group}")[0] == 404
     status, _, where = browser.request(f"/groups/{group}/delete", {"csrf": token, "confirm": "yes"})
     assert (status, where) == (200, "/groups")

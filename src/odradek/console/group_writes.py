@@ -10,7 +10,7 @@ OffsetCommit from outside the group and DeleteGroups use), so the records are wr
 confirmed (the preview shows them as they were then): earliest is the log start offset,
 latest the high watermark, a time the first offset with a timestamp at or after it (the
 high watermark when none), and a given offset is kept within those two as the tool does.
-They need the partition's log, so a reset covers only partitions this broker leads.
+They come from the partitions' leaders (console/log_bounds.py).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from aiohttp import web
 from kio.schema.errors import ErrorCode
 
 from odradek.console import browser, writes
+from odradek.console.log_bounds import log_bounds
 from odradek.coordinator.coordinator import GroupCoordinator
 from odradek.coordinator.group import GroupState
 from odradek.coordinator.offsets import OffsetCommit
@@ -51,7 +52,7 @@ def routes(
     async def reset(request: web.Request, form: Mapping[str, str]) -> str | web.Response:
         groups, group_id = _group(broker, request)
         _require_empty(groups, group_id, "Assignments can only be reset")
-        changes = plan_reset(broker, groups, group_id, form)
+        changes = await plan_reset(broker, groups, group_id, form)
         if form.get("confirm") != "yes":
             return _page(render, "group_reset.html", group_id, form, changes)
         commits = [OffsetCommit(c.topic, c.partition, c.new, -1, "") for c in changes]
@@ -107,7 +108,7 @@ def _require_empty(groups: GroupCoordinator, group_id: str, what: str) -> None:
         )
 
 
-def plan_reset(
+async def plan_reset(
     broker: Broker, groups: GroupCoordinator, group_id: str, form: Mapping[str, str]
 ) -> list[Change]:
     """The offsets the form asks for: every partition of `topic` (empty: each partition
@@ -127,43 +128,38 @@ def plan_reset(
         partitions = sorted(committed)
         if not partitions:
             raise ValueError(f"Group {group_id!r} has no committed offsets: name a topic.")
-    target = _target(mode, form.get("value", "").strip())
-    return [Change(t, i, committed.get((t, i)), target(broker, t, i)) for t, i in partitions]
-
-
-def _target(mode: str, raw: str) -> Callable[[Broker, str, int], int]:
-    """A function giving a partition's new offset for `mode` and its value."""
-    moment = wanted = 0
-    if mode == "time":
-        try:
-            moment = browser.parse_time(raw)
-        except (ValueError, OverflowError):
-            raise ValueError(
-                "The time must be milliseconds since the epoch or ISO 8601 (2026-01-31T12:00:00)."
-            ) from None
-    elif mode == "offset":
-        if not raw.isdigit() or len(raw) > 19:
-            raise ValueError("The offset must be a number of 0 or more.")
-        wanted = int(raw)
-
-    def new_offset(broker: Broker, topic: str, index: int) -> int:
-        partition = broker.services.replicas.get(topic, index)
-        if partition is None or not partition.is_leader:
-            raise ValueError(
-                f"Partition {index} of {topic!r} is not led by this broker: its offsets "
-                "are not known here (reset from its leader's console)."
-            )
-        start, end = partition.log_start_offset, partition.high_watermark
+    raw = form.get("value", "").strip()
+    moment = _time(raw) if mode == "time" else None
+    wanted = _offset(raw) if mode == "offset" else 0
+    bounds = await log_bounds(broker, partitions, moment)
+    changes = []
+    for tp in partitions:
+        b = bounds[tp]
         if mode == "earliest":
-            return start
-        if mode == "latest":
-            return end
-        if mode == "offset":
-            return min(max(wanted, start), end)
-        found = partition.log.fetch_offset_by_timestamp(moment)
-        return end if found is None else min(found[0], end)
+            new = b.start
+        elif mode == "latest":
+            new = b.end
+        elif mode == "offset":
+            new = min(max(wanted, b.start), b.end)
+        else:  # the first record at or after the time, else the end (as the tool does)
+            new = b.end if b.at_time is None else b.at_time
+        changes.append(Change(tp[0], tp[1], committed.get(tp), new))
+    return changes
 
-    return new_offset
+
+def _time(raw: str) -> int:
+    try:
+        return browser.parse_time(raw)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            "The time must be milliseconds since the epoch or ISO 8601 (2026-01-31T12:00:00)."
+        ) from None
+
+
+def _offset(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 19:
+        raise ValueError("The offset must be a number of 0 or more.")
+    return int(raw)
 
 
 def _page(
