@@ -65,3 +65,54 @@ def test_every_broker_serves_metrics_and_a_dead_follower_shows(zookeeper: ZooKee
             "the leader to report the partition under-replicated",
         )
         assert _scrape(urls[leader])["kafka_server_replicamanager_isrshrinks_total"] >= 1
+
+
+def _lag_samples(url: str, group: str) -> dict[tuple[str, int], float]:
+    """kafka_consumergroup_lag of `group` on one broker, by (topic, partition)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    lags: dict[tuple[str, int], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "kafka_consumergroup_lag" and sample.labels["consumergroup"] == group:
+                lags[(sample.labels["topic"], int(sample.labels["partition"]))] = sample.value
+    return lags
+
+
+def test_lag_covers_partitions_led_by_other_brokers(zookeeper: ZooKeeper) -> None:
+    """The group's coordinator exports the lag of every partition the group committed
+    to, also those another broker leads (their high watermarks asked of that leader):
+    10 records in each of 4 partitions spread over 2 brokers, offset 3 committed in
+    each, lag 7 everywhere; more records raise it on the next scrape after the cache."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    with Cluster(brokers=2, zookeeper=zookeeper, console=True) as cluster:
+        cluster.create_topic("lagging", partitions=4, replication_factor=1)
+        leaders = {cluster.leader_of("lagging", p) for p in range(4)}
+        assert leaders == {1, 2}  # partitions led by both brokers
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+        for p in range(4):
+            for i in range(10):
+                producer.produce("lagging", value=b"%d" % i, partition=p)
+        assert producer.flush(30) == 0
+        consumer = Consumer(
+            {"bootstrap.servers": cluster.bootstrap_servers, "group.id": "laggards"}
+        )
+        try:
+            consumer.commit(
+                offsets=[TopicPartition("lagging", p, 3) for p in range(4)], asynchronous=False
+            )
+        finally:
+            consumer.close()
+        urls = [cluster.console_url(node) for node in cluster.brokers]
+        want = {("lagging", p): 7.0 for p in range(4)}
+
+        def some_broker_reports(expected: dict[tuple[str, int], float]) -> bool:
+            return any(_lag_samples(url, "laggards") == expected for url in urls)
+
+        wait_until(lambda: some_broker_reports(want), TIMEOUT_S, "lag of all 4 partitions")
+        for p in range(4):
+            producer.produce("lagging", value=b"more", partition=p)
+        assert producer.flush(30) == 0
+        more = {key: 8.0 for key in want}
+        wait_until(lambda: some_broker_reports(more), TIMEOUT_S, "lag to follow new records")

@@ -14,7 +14,7 @@ are escaped as the format requires.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from odradek.coordinator.coordinator import GroupCoordinator
@@ -104,22 +104,42 @@ def _count_leader(found: Survey, partition: Partition) -> None:
         found.under_min_isr += 1
 
 
-async def group_families(groups: GroupCoordinator, replicas: ReplicaManager) -> str:
-    """Committed offset and lag of every group this broker coordinates, for the
-    partitions it leads (kafka_exporter's names: Kafka brokers export no lag)."""
+def committed_partitions(groups: GroupCoordinator) -> set[tuple[str, int]]:
+    """Every partition some group coordinated here has an offset committed for."""
+    keys: set[tuple[str, int]] = set()
+    for group in list(groups.groups.values()):
+        keys.update(group.offsets)
+    return keys
+
+
+def local_high_watermarks(
+    replicas: ReplicaManager, partitions: set[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The high watermarks of those of `partitions` this broker leads."""
+    ends = {}
+    for key in partitions:
+        partition = replicas.get(*key)
+        if partition is not None and partition.is_leader:
+            ends[key] = partition.high_watermark
+    return ends
+
+
+async def group_families(groups: GroupCoordinator, ends: Mapping[tuple[str, int], int]) -> str:
+    """Committed offset of every group this broker coordinates, and its lag where the
+    partition's high watermark is in `ends` (kafka_exporter's names: Kafka brokers
+    export no lag); a partition whose high watermark is unknown has no lag sample."""
     current = [_header("kafka_consumergroup_current_offset", "Committed offset.")]
     lag = [_header("kafka_consumergroup_lag", "High watermark minus committed offset.")]
     done = 0
     for group_id, group in list(groups.groups.items()):
         group_label = escape_label(group_id)
-        for (topic, index), committed in list(group.offsets.items()):
-            partition = replicas.get(topic, index)
-            if partition is None or not partition.is_leader:
-                continue
+        for key, committed in list(group.offsets.items()):
+            topic, index = key
             labels = f'{{consumergroup="{group_label}",topic="{topic}",partition="{index}"}} '
-            behind = max(partition.high_watermark - committed.offset, 0)
             current.append(f"kafka_consumergroup_current_offset{labels}{committed.offset}\n")
-            lag.append(f"kafka_consumergroup_lag{labels}{behind}\n")
+            end = ends.get(key)
+            if end is not None:
+                lag.append(f"kafka_consumergroup_lag{labels}{max(end - committed.offset, 0)}\n")
             done += 1
             if done % CHUNK == 0:
                 await asyncio.sleep(0)

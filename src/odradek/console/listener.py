@@ -20,6 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from odradek.config import parse_listener
 from odradek.console import lag, metrics, pages
 from odradek.server.broker import Broker
+from odradek.server.partition_offsets import PartitionOffsets
 
 log = logging.getLogger("odradek.console")
 
@@ -45,7 +46,13 @@ def build_app(broker: Broker) -> web.Application:
     )
     history = lag.LagHistory(broker)
     app.cleanup_ctx.append(history.sampling)
-    app.add_routes(list(metrics.routes(broker)))
+    offsets = PartitionOffsets(lambda: broker.services)
+
+    async def close_offsets(_app: web.Application) -> None:
+        await offsets.close()
+
+    app.on_cleanup.append(close_offsets)
+    app.add_routes(list(metrics.routes(broker, offsets)))
     app.add_routes(list(pages.routes(broker, history)))
     return app
 

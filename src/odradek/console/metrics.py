@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from odradek.console import bulk
 from odradek.handlers.registry import API_TABLE
 from odradek.server.broker import Broker
+from odradek.server.partition_offsets import PartitionOffsets
 from odradek.server.stats import BUCKET_BOUNDS_MS, ApiStats
 
 if TYPE_CHECKING:
@@ -44,18 +45,19 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKET_LABELS = [*(repr(bound) for bound in BUCKET_BOUNDS_MS), "+Inf"]
 
 
-def routes(broker: Broker) -> Iterable[web.RouteDef]:
-    """GET /metrics."""
+def routes(broker: Broker, offsets: PartitionOffsets) -> Iterable[web.RouteDef]:
+    """GET /metrics; `offsets` gives the high watermarks of partitions led elsewhere."""
 
     async def scrape(request: web.Request) -> web.Response:
-        body = await render(broker)
+        body = await render(broker, offsets)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     return [web.get("/metrics", scrape)]
 
 
-async def render(broker: Broker) -> bytes:
-    """The whole text exposition of a started broker (empty before it started)."""
+async def render(broker: Broker, offsets: PartitionOffsets | None = None) -> bytes:
+    """The whole text exposition of a started broker (empty before it started). Without
+    `offsets`, consumer lag covers only the partitions this broker leads."""
     if not broker.started:
         return b""
     services = broker.services
@@ -63,7 +65,12 @@ async def render(broker: Broker) -> bytes:
     head = generate_latest(BrokerCollector(broker, found))
     groups = ""
     if services.groups is not None:
-        groups = await bulk.group_families(services.groups, services.replicas)
+        committed = bulk.committed_partitions(services.groups)
+        if offsets is not None:
+            ends = await offsets.high_watermarks(committed)
+        else:
+            ends = bulk.local_high_watermarks(services.replicas, committed)
+        groups = await bulk.group_families(services.groups, ends)
     return head + found.log_text.encode() + groups.encode()
 
 
