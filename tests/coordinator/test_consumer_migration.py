@@ -395,3 +395,35 @@ async def test_consumer_member_session_timeout_downgrades_the_group() -> None:
                 c.heartbeat("g", gen, member_id, None)
     assert "g" not in c.consumer_groups and set(c.groups["g"].members) == {a, b}
     assert c.groups["g"].is_(GroupState.PREPARING_REBALANCE)
+
+
+async def test_static_classic_member_restarting_takes_its_place() -> None:
+    """A static classic member of the upgraded group restarts (JoinGroup without member
+    id, same instance id): the new member id replaces the old one and starts with its
+    partitions; a JoinGroup naming the old id with that instance is then fenced, one
+    naming an instance the group does not know is UNKNOWN_MEMBER_ID."""
+    h = harness(group_consumer_migration_policy="upgrade")
+    c = h.coordinator
+    protocols = (("range", subscription()),)
+    joins = [h.join(instance=f"i{n}", protocols=protocols) for n in range(2)]
+    h.settle(*joins)
+    joined = [result(j) for j in joins]
+    split = {joined[0].member_id: [0, 1], joined[1].member_id: [2, 3]}
+    assignments = {m: encode_assignment({"t1": ps}, 3) for m, ps in split.items()}
+    leader = next(j for j in joined if j.members)
+    for j in joined:
+        h.sync(j.member_id, j.generation, assignments if j is leader else None, instance=None)
+    old = joined[0].member_id
+    beat(c, "c", 0)
+    before = c.consumer_groups["g"].members[old].assigned
+    restarted = result(h.join(instance="i0", protocols=(("range", subscription()),)))
+    assert restarted.error == ErrorCode.none and restarted.member_id != old
+    group = c.consumer_groups["g"]
+    assert old not in group.members
+    new = group.members[restarted.member_id]
+    assert new.instance_id == "i0" and new.classic is not None
+    assert new.assigned and new.assigned <= before
+    stale = h.join(member_id=old, instance="i0", protocols=(("range", subscription()),))
+    assert result(stale).error == ErrorCode.fenced_instance_id
+    unknown = h.join(member_id="nobody", instance="i9", protocols=(("range", subscription()),))
+    assert result(unknown).error == ErrorCode.unknown_member_id

@@ -112,6 +112,8 @@ def join(c: GroupCoordinator, group: ConsumerGroup, req: JoinRequest) -> asyncio
         replaced = None  # the static member itself rejoining
     if member_id and replaced is not None:
         return _done(JoinResult(ErrorCode.fenced_instance_id, member_id))
+    if member_id and instance is not None and member_id not in group.members:
+        return _done(JoinResult(ErrorCode.unknown_member_id, member_id))  # instance unknown
     old = group.members.get(member_id) if member_id else None
     if old is not None and old.classic is None:
         return _done(JoinResult(ErrorCode.unknown_member_id, member_id))

@@ -201,11 +201,14 @@ def _assignment(partitions: Partitions) -> cr.Assignment:
 def _may_downgrade(c: GroupCoordinator, group: ConsumerGroup, leaving: set[str]) -> bool:
     if not group.all_classic_except(leaving):
         return False
+    staying = [m for m in group.members.values() if m.member_id not in leaving]
+    common = set.intersection(*({n for n, _ in m.classic.protocols} for m in staying if m.classic))
+    if not common:
+        return False  # no protocol they all support (JoinGroup keeps one, but be safe)
     if not downgrade_enabled(c):
         log.info("group %s: not downgraded: online downgrade is disabled", group.group_id)
         return False
-    staying = len([m for m in group.members if m not in leaving])
-    return staying <= c.config.group_max_size
+    return len(staying) <= c.config.group_max_size
 
 
 def _classic_member(m: ConsumerMember) -> Member:
