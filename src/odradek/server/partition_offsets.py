@@ -83,7 +83,7 @@ class PartitionOffsets:
             if cached is not None and now - cached[1] < self._max_age_s:
                 found[key] = cached[0]
                 continue
-            leader = _leader_of(services, key)
+            leader = leader_of(services, key)
             if leader is not None:
                 ask.setdefault(leader, []).append(key)
         if ask:
@@ -110,44 +110,53 @@ class PartitionOffsets:
     async def _ask_leader(
         self, leader: Leader, keys: list[TopicPartition]
     ) -> dict[TopicPartition, int]:
-        by_topic: dict[str, list[int]] = {}
-        for topic, index in keys:
-            by_topic.setdefault(topic, []).append(index)
-        request = _Request(
-            replica_id=-1,
-            isolation_level=0,
-            topics=tuple(
-                _Topic(
-                    name=topic,
-                    partitions=tuple(
-                        _Partition(
-                            partition_index=index,
-                            current_leader_epoch=-1,
-                            timestamp=LATEST_TIMESTAMP,
-                        )
-                        for index in indexes
-                    ),
-                )
-                for topic, indexes in by_topic.items()
-            ),
-        )
         try:
-            response = await self._pool.request(leader, request, LIST_OFFSETS_VERSION)
+            answers = await ask_offsets(self._pool, leader, keys, LATEST_TIMESTAMP)
         except BrokerClientError as exc:
             log.info("asking broker %d for offsets failed: %s", leader[0], exc)
             return {}
-        answered: dict[TopicPartition, int] = {}
-        for topic in response.topics:
-            for p in topic.partitions:
-                if p.error_code == ErrorCode.none and p.offset >= 0:
-                    answered[(str(topic.name), int(p.partition_index))] = int(p.offset)
-        return answered
+        return {
+            key: offset
+            for key, (error, offset) in answers.items()
+            if error == ErrorCode.none and offset >= 0
+        }
 
     async def close(self) -> None:
         await self._pool.close()
 
 
-def _leader_of(services: BrokerServices, key: TopicPartition) -> Leader | None:
+async def ask_offsets(
+    pool: BrokerPool, leader: Leader, keys: Iterable[TopicPartition], timestamp: int
+) -> dict[TopicPartition, tuple[ErrorCode, int]]:
+    """One ListOffsets request (read_uncommitted) to `leader` for `keys` at `timestamp`
+    (-1 latest: the high watermark, -2 earliest, or a time): each answered partition's
+    error and offset. BrokerClientError when the request fails."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, index in keys:
+        by_topic.setdefault(topic, []).append(index)
+    request = _Request(
+        replica_id=-1,
+        isolation_level=0,
+        topics=tuple(
+            _Topic(
+                name=topic,
+                partitions=tuple(
+                    _Partition(partition_index=index, current_leader_epoch=-1, timestamp=timestamp)
+                    for index in indexes
+                ),
+            )
+            for topic, indexes in by_topic.items()
+        ),
+    )
+    response = await pool.request(leader, request, LIST_OFFSETS_VERSION)
+    return {
+        (str(topic.name), int(p.partition_index)): (p.error_code, int(p.offset))
+        for topic in response.topics
+        for p in topic.partitions
+    }
+
+
+def leader_of(services: BrokerServices, key: TopicPartition) -> Leader | None:
     """The leader of a partition of the cluster (None on a single broker, which leads
     everything it has, or while the partition has no live leader)."""
     cluster = services.cluster
