@@ -184,7 +184,6 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "ssl.truststore.certificates": ("ssl_truststore_certificates", _str, None),
     "ssl.client.auth": ("ssl_client_auth", _str, None),
     "ssl.enabled.protocols": ("ssl_enabled_protocols", _list, None),
-    "ssl.cipher.suites": ("ssl_cipher_suites", _list, None),
     "ssl.principal.mapping.rules": ("ssl_principal_mapping_rules", _str, None),
 }
 
@@ -302,7 +301,6 @@ class BrokerConfig:
     ssl_truststore_certificates: str | None = None
     ssl_client_auth: str = "none"
     ssl_enabled_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
-    ssl_cipher_suites: tuple[str, ...] = ()
     ssl_principal_mapping_rules: str = "DEFAULT"
     unknown: Mapping[str, str] = field(default_factory=dict)
 

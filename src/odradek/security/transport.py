@@ -1,15 +1,16 @@
 """What a connection needs to know about its listener's security: its name and protocol,
-the SASL mechanisms it offers (None without SASL), and the TLS context (None without TLS).
+the SASL mechanisms it offers (None without SASL), and its TLS side (None without TLS).
 Built once per listener at start-up; connections share it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odradek.config import BrokerConfig, ConfigError
+from odradek.config import BrokerConfig
 from odradek.security.listeners import ListenerSpec, listener_specs
 from odradek.security.mechanisms import mechanism_factories
 from odradek.security.sasl import MechanismFactory
+from odradek.security.tls import TlsListener
 
 ANONYMOUS = "User:ANONYMOUS"
 
@@ -19,6 +20,7 @@ class ListenerSecurity:
     spec: ListenerSpec
     # Mechanism name -> its server side's maker; None on a listener without SASL.
     mechanisms: dict[str, MechanismFactory] | None = None
+    tls: TlsListener | None = None
 
     @property
     def name(self) -> str:
@@ -33,8 +35,7 @@ def build_listeners(config: BrokerConfig) -> list[ListenerSecurity]:
     listener's settings cannot work (checked before anything listens)."""
     result = []
     for spec in listener_specs(config):
-        if spec.uses_ssl:
-            raise ConfigError(f"listener {spec.name}: {spec.protocol} is not available yet")
         mechanisms = mechanism_factories(config, spec.name) if spec.uses_sasl else None
-        result.append(ListenerSecurity(spec, mechanisms))
+        tls = TlsListener(config, spec.name) if spec.uses_ssl else None
+        result.append(ListenerSecurity(spec, mechanisms, tls))
     return result

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("odradek.broker")
 
 SWEEP_INTERVAL_S = 0.5
+# How often TLS listeners look for changed keystore/truststore files (a few stat calls).
+TLS_RELOAD_CHECK_S = 2.0
 MOVED_CHECKPOINT_S = 1.0
 
 
@@ -243,7 +245,7 @@ class Broker:
         crash scans only what came after them), closes idle or stalled connections."""
         checkpoint_s = self.config.log_flush_offset_checkpoint_interval_ms / 1000
         expiration_s = self.config.producer_id_expiration_check_interval_ms / 1000
-        last_checkpoint = last_expiration = self.clock.monotonic()
+        last_checkpoint = last_expiration = last_tls_check = self.clock.monotonic()
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             try:
@@ -262,6 +264,11 @@ class Broker:
                         last_expiration = now
                         self._expire_producers()
                 self._sweep_connections()
+                if now - last_tls_check >= TLS_RELOAD_CHECK_S:
+                    last_tls_check = now
+                    for listener in self.listeners:
+                        if listener.tls is not None:
+                            listener.tls.reload_if_changed()
             except Exception:
                 log.exception("periodic job failed")
 

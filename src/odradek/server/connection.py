@@ -18,6 +18,9 @@ On a SASL listener a connection starts unauthenticated: frames are bounded by
 served (anything else closes it), and a refused exchange is answered after
 `connection.failed.authentication.delay.ms`, then closed. Once authenticated, requests
 carry the principal and take the same path as on any listener: the check is one flag.
+On a TLS listener the connection starts TLS itself (`loop.start_tls`) so that a failed
+handshake (garbage, plaintext, a certificate from another CA) is logged with the peer;
+with a client certificate the principal is its mapped subject (SASL_SSL: SASL's).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from odradek.protocol.codec import (
 )
 from odradek.protocol.frame import EncodedResponse, FrameDecoder, FrameError
 from odradek.security.sasl import SaslSession, State
+from odradek.security.tls import TlsListener
 from odradek.security.transport import ANONYMOUS, PLAINTEXT, ListenerSecurity
 from odradek.server.limits import RequestMemory
 
@@ -102,6 +106,7 @@ class Connection(asyncio.Protocol):
         self._authenticated = True
         self._sasl: SaslSession | None = None
         self._refusal: asyncio.TimerHandle | None = None
+        self._tls: TlsListener | None = listener.tls
         # When an unauthenticated connection must have authenticated (request.timeout.ms).
         self.authentication_deadline: float | None = None
         if listener.mechanisms is not None:
@@ -154,8 +159,54 @@ class Connection(asyncio.Protocol):
             )
         self.broker.connections.add(self)
         self.broker.request_stats.connections_created += 1
+        if self._tls is not None:
+            # Nothing may reach data_received before the TLS layer is in place: the
+            # client's first bytes wait in the socket (start_tls resumes reading).
+            self.transport.pause_reading()
+            task = asyncio.ensure_future(self._start_tls(self._tls))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _start_tls(self, tls: TlsListener) -> None:
+        """The TLS handshake; on success requests flow as on any connection, on failure
+        the reason is logged and the connection closed."""
+        raw = self.transport
+        assert raw is not None
+        try:
+            secured = await asyncio.get_running_loop().start_tls(
+                raw,
+                self,
+                tls.context,
+                server_side=True,
+                ssl_handshake_timeout=self.broker.config.request_timeout_ms / 1000,
+            )
+            if secured is None:
+                raise ConnectionError("closed during the TLS handshake")
+            ssl_object = secured.get_extra_info("ssl_object")
+            principal = tls.principal(ssl_object.getpeercert(binary_form=True))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not self._closed:
+                log.warning(
+                    "TLS handshake with %s on listener %s failed: %s",
+                    self.peer,
+                    self.listener,
+                    exc or type(exc).__name__,
+                )
+                self.close("TLS handshake failed")
+            self._release()
+            return
+        self.transport = secured
+        if principal is not None and self._sasl is None:
+            self.principal = principal
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """What the broker counts for this connection; called once it is gone (also
+        after a failed TLS handshake, which may never reach connection_lost)."""
         self._closed = True
         if self._counted:
             self._counted = False

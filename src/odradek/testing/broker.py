@@ -9,8 +9,10 @@ with Broker(config={"num.partitions": 3}) as broker:
 ```
 
 With `sasl_users={"alice": "alice-secret"}` the broker also listens on a SASL_PLAINTEXT
-listener offering PLAIN for those users; `client_config("SASL_PLAINTEXT", "alice")` is
-a confluent-kafka configuration that logs in there (docs/security.md).
+listener offering PLAIN for those users; with `tls=True` on an SSL listener, its
+certificate from a throwaway CA (`broker.ca`, testing/tls.py), client certificates
+requested (`ssl_client_auth`); with both also on SASL_SSL. `client_config("SASL_SSL",
+"alice")` is a confluent-kafka configuration that connects there (docs/security.md).
 
 `create_topic` / `delete_topic` change the broker directly (the same checks and steps as
 the CreateTopics / DeleteTopics APIs), without a client round trip. In the thread mode
@@ -34,6 +36,7 @@ from odradek.console import serve_console
 from odradek.handlers.topics import TopicError, check_new_topic, create_topic, delete_topic
 from odradek.server.broker import Broker as _Broker
 from odradek.storage.fs import FileSystem
+from odradek.testing.tls import Issued, TestCA
 
 START_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 30.0
@@ -53,14 +56,29 @@ class Broker:
         config: Mapping[str, Any] | None = None,
         fs: FileSystem | None = None,
         sasl_users: Mapping[str, str] | None = None,
+        tls: bool = False,
+        ssl_client_auth: str = "requested",
     ) -> None:
         self.fs = fs
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="odradek-")
         self.sasl_users = dict(sasl_users or {})
         properties = {"listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": self.data_dir}
+        self.ca: TestCA | None = None
+        self._tls_dir: str | None = None
+        self._restarting = False
+        listeners = ["PLAINTEXT://127.0.0.1:0"]
         if self.sasl_users:
+            listeners.append("SASL_PLAINTEXT://127.0.0.1:0")
             properties.update(_sasl_properties(self.sasl_users))
+        if tls:
+            self._tls_dir = tempfile.mkdtemp(prefix="odradek-tls-")
+            self.ca = TestCA(self._tls_dir)
+            listeners.append("SSL://127.0.0.1:0")
+            if self.sasl_users:
+                listeners.append("SASL_SSL://127.0.0.1:0")
+            properties.update(_tls_properties(self.ca, ssl_client_auth))
+        properties["listeners"] = ",".join(listeners)
         properties.update({k: str(v) for k, v in (config or {}).items()})
         self._properties = properties
         self.config = build_config(properties.items())
@@ -90,14 +108,25 @@ class Broker:
         return f"{host}:{port}"
 
     def client_config(
-        self, listener: str = "PLAINTEXT", user: str | None = None, mechanism: str = "PLAIN"
+        self,
+        listener: str = "PLAINTEXT",
+        user: str | None = None,
+        mechanism: str = "PLAIN",
+        certificate: Issued | None = None,
     ) -> dict[str, str]:
-        """A confluent-kafka (librdkafka) configuration for `listener`, logged in as
-        `user` (one of `sasl_users`) on a SASL listener."""
+        """A confluent-kafka (librdkafka) configuration for `listener`: logged in as
+        `user` (one of `sasl_users`) on a SASL listener; on a TLS listener trusting
+        `ca`, and presenting `certificate` (from `ca.issue(...)`) when given."""
         name = listener.upper()
         assert self.broker is not None, "broker not started"
         protocol = next(item.spec.protocol for item in self.broker.listeners if item.name == name)
         config = {"bootstrap.servers": self.listener_address(name), "security.protocol": protocol}
+        if protocol in ("SSL", "SASL_SSL"):
+            assert self.ca is not None, "a broker made with tls=True"
+            config["ssl.ca.location"] = self.ca.certificate
+            if certificate is not None:
+                config["ssl.certificate.location"] = certificate.certificate
+                config["ssl.key.location"] = certificate.key
         if user is not None:
             config.update(
                 {
@@ -170,8 +199,11 @@ class Broker:
         assert self.broker is not None, "broker not started"
         bound = dict(self.broker.bound_by_listener)
         own, self._own_dir = self._own_dir, False
-        self.stop()
-        self._own_dir = own
+        self._restarting = True
+        try:
+            self.stop()
+        finally:
+            self._own_dir, self._restarting = own, False
         self._properties["listeners"] = ",".join(
             f"{name}://{host}:{port}" for name, (host, port) in bound.items()
         )
@@ -181,6 +213,8 @@ class Broker:
     def _cleanup(self) -> None:
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self._tls_dir is not None and not self._restarting:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
 
     def __enter__(self) -> Broker:
         return self.start()
@@ -272,12 +306,23 @@ class Broker:
 
 
 def _sasl_properties(users: Mapping[str, str]) -> dict[str, str]:
-    """A SASL_PLAINTEXT listener (after PLAINTEXT) with PLAIN for `users`."""
+    """PLAIN for `users` on the SASL listeners."""
     options = " ".join(f'user_{name}="{password}"' for name, password in users.items())
     return {
-        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
         "sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+        "sasl.jaas.config": (
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {options};"
         ),
+    }
+
+
+def _tls_properties(ca: TestCA, client_auth: str) -> dict[str, str]:
+    """The TLS listeners' keystore (a broker certificate from `ca`) and truststore."""
+    issued = ca.issue("broker", server=True)
+    return {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": issued.keystore,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": ca.certificate,
+        "ssl.client.auth": client_auth,
     }
