@@ -107,6 +107,10 @@ class Connection(asyncio.Protocol):
         self._sasl: SaslSession | None = None
         self._refusal: asyncio.TimerHandle | None = None
         self._tls: TlsListener | None = listener.tls
+        # Decrypted bytes that arrive before start_tls has handed over the TLS transport
+        # (the client's first request may come in the same loop turn as the handshake's
+        # end); None once requests may be answered on it.
+        self._before_tls: list[bytes] | None = [] if listener.tls is not None else None
         # When an unauthenticated connection must have authenticated (request.timeout.ms).
         self.authentication_deadline: float | None = None
         if listener.mechanisms is not None:
@@ -200,6 +204,9 @@ class Connection(asyncio.Protocol):
         self.transport = secured
         if principal is not None and self._sasl is None:
             self.principal = principal
+        early, self._before_tls = self._before_tls, None
+        if early and not self._closed:
+            self.data_received(b"".join(early))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._release()
@@ -236,6 +243,9 @@ class Connection(asyncio.Protocol):
 
     # -- reading ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        if self._before_tls is not None:
+            self._before_tls.append(data)
+            return
         self.last_active = self.broker.clock.monotonic()
         self._drain(data)
 
