@@ -290,15 +290,22 @@ async def test_classic_member_commits_leaves_and_times_out() -> None:
 
 async def test_last_consumer_member_leaving_downgrades_the_group() -> None:
     """The consumer-protocol member leaves: the group is classic again (records
-    written), rebalancing with the classic members at the group epoch; they rejoin, the
-    new generation's assignment is theirs, and a restart replays the classic group."""
+    written; DescribeGroups describes it, ConsumerGroupDescribe no longer), rebalancing
+    with the classic members at the group epoch; they rejoin, the new generation's
+    assignment is theirs, and a restart replays the classic group."""
     h = harness()
     c = h.coordinator
     a, b = classic_group(h)
     beat(c, "c", 0)
     epoch = c.consumer_groups["g"].group_epoch
+    # While a consumer group DescribeGroups does not know it, ConsumerGroupDescribe does.
+    assert c.describe_group("g") == (ErrorCode.none, None)
+    assert c.describe_consumer_group("g")[0] == ErrorCode.none
     assert beat(c, "c", -1).error == ErrorCode.none
     assert "g" not in c.consumer_groups
+    described = c.describe_group("g")[1]
+    assert described is not None and described.protocol_type == "consumer"
+    assert c.describe_consumer_group("g")[0] == ErrorCode.group_id_not_found
     group = c.groups["g"]
     assert group.is_(GroupState.PREPARING_REBALANCE) and group.generation == epoch
     assert set(group.members) == {a, b} and group.protocol == "range"
@@ -427,3 +434,20 @@ async def test_static_classic_member_restarting_takes_its_place() -> None:
     assert result(stale).error == ErrorCode.fenced_instance_id
     unknown = h.join(member_id="nobody", instance="i9", protocols=(("range", subscription()),))
     assert result(unknown).error == ErrorCode.unknown_member_id
+
+
+async def test_upgrade_mid_rebalance_answers_parked_sync_and_converts_empty_assignments() -> None:
+    """A classic group waiting for its leader's SyncGroup (CompletingRebalance) is
+    upgraded: the follower's parked SyncGroup answers REBALANCE_IN_PROGRESS, and the
+    members, never assigned anything, start with no partitions."""
+    h = harness()
+    c = h.coordinator
+    joins = [h.join(protocols=(("range", subscription()),)) for _ in range(2)]
+    h.settle(*joins)
+    follower = next(result(j) for j in joins if not result(j).members)
+    parked = h.sync(follower.member_id, follower.generation)
+    assert not parked.done()
+    assert beat(c, "c", 0).error == ErrorCode.none
+    assert result(parked).error == ErrorCode.rebalance_in_progress
+    group = c.consumer_groups["g"]
+    assert all(not m.assigned for m in group.members.values() if m.member_id != "c")
