@@ -116,3 +116,51 @@ def test_lag_covers_partitions_led_by_other_brokers(zookeeper: ZooKeeper) -> Non
         assert producer.flush(30) == 0
         more = {key: 8.0 for key in want}
         wait_until(lambda: some_broker_reports(more), TIMEOUT_S, "lag to follow new records")
+
+
+def _errors(url: str, request: str, error: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "kafka_network_requestmetrics_errors_total" and (
+                labels.get("request"),
+                labels.get("error"),
+            ) == (request, error):
+                total += sample.value
+    return total
+
+
+def test_acks_all_timeouts_are_counted(zookeeper: ZooKeeper) -> None:
+    """A paused follower still in the ISR holds acks=all produce past the request's
+    timeout: the leader answers REQUEST_TIMED_OUT and counts it in ErrorsPerSec."""
+    from confluent_kafka import Producer
+
+    config = {"replica.lag.time.max.ms": "30000"}
+    with Cluster(brokers=2, zookeeper=zookeeper, console=True, config=config) as cluster:
+        cluster.create_topic("held", partitions=1, replication_factor=2)
+        leader = cluster.leader_of("held", 0)
+        follower = next(node for node in cluster.brokers if node != leader)
+        url = cluster.console_url(leader)
+        assert _errors(url, "Produce", "REQUEST_TIMED_OUT") == 0
+        producer = Producer(
+            {
+                "bootstrap.servers": cluster.bootstrap_servers,
+                "acks": "all",
+                "request.timeout.ms": 300,
+                "message.timeout.ms": 3000,
+            }
+        )
+        cluster.pause(follower)
+        try:
+            producer.produce("held", value=b"waits")
+            producer.flush(10)
+            wait_until(
+                lambda: _errors(url, "Produce", "REQUEST_TIMED_OUT") >= 1,
+                TIMEOUT_S,
+                "a counted acks=all timeout",
+            )
+        finally:
+            cluster.resume(follower)

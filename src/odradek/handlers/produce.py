@@ -261,7 +261,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             unverified = await verify_transactional(ctx, request)
         topics = [_produce_topic(ctx, t, acks, waiting, unverified) for t in request.topic_data]
     if waiting:
-        await _await_replication(waiting, request.timeout.total_seconds())
+        await _await_replication(ctx.services, waiting, request.timeout.total_seconds())
     if acks == 0:
         return None
     if ctx.services.cluster is not None and ctx.api_version >= 10 and _refused_by_role(topics):
@@ -333,10 +333,13 @@ def _has_transactional_batch(request: Any) -> bool:
 _ATTRIBUTES_LOW = 22
 
 
-async def _await_replication(waiting: list[_Waiting], timeout_s: float) -> None:
+async def _await_replication(
+    services: BrokerServices, waiting: list[_Waiting], timeout_s: float
+) -> None:
     """Waits (up to the request's timeout) until every ISR member has each acks=all
     append; a partition still waiting then gets REQUEST_TIMED_OUT, one whose ISR shrank
-    below min.insync.replicas meanwhile NOT_ENOUGH_REPLICAS_AFTER_APPEND."""
+    below min.insync.replicas meanwhile NOT_ENOUGH_REPLICAS_AFTER_APPEND (each counted
+    in the errors per API, as the append's own refusals are)."""
     futures = [w[4] for w in waiting]
     await asyncio.wait(futures, timeout=max(timeout_s, 0.0))
     for results, position, _partition, info, future in waiting:
@@ -346,6 +349,7 @@ async def _await_replication(waiting: list[_Waiting], timeout_s: float) -> None:
             future.cancel()
             code = ErrorCode.request_timed_out
         if code != ErrorCode.none:
+            count_error(services, API_KEY, code)
             results[position] = _partition_result(results[position][0], code)
         else:
             results[position] = _partition_result(results[position][0], info)
