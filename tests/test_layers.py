@@ -12,6 +12,7 @@ LAYERS = [
     "protocol",
     "storage",
     "metadata",
+    "security",
     "replication",
     "coordinator",
     "security",

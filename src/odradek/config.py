@@ -185,7 +185,18 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "ssl.client.auth": ("ssl_client_auth", _str, None),
     "ssl.enabled.protocols": ("ssl_enabled_protocols", _list, None),
     "ssl.principal.mapping.rules": ("ssl_principal_mapping_rules", _str, None),
+    # Authorization (docs/security.md): the standard ACL authorizer under Kafka's names.
+    "authorizer.class.name": ("authorizer_class_name", _str, None),
+    "super.users": ("super_users", _str, None),
+    "allow.everyone.if.no.acl.found": ("allow_everyone_if_no_acl_found", _bool, None),
 }
+
+# Kafka's names of its standard authorizer (ZooKeeper's AclAuthorizer, KRaft's
+# StandardAuthorizer): either turns on odradek's ACL authorizer.
+AUTHORIZER_CLASS_NAMES = (
+    "kafka.security.authorizer.AclAuthorizer",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+)
 
 
 @dataclass(frozen=True)
@@ -302,6 +313,9 @@ class BrokerConfig:
     ssl_client_auth: str = "none"
     ssl_enabled_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
     ssl_principal_mapping_rules: str = "DEFAULT"
+    authorizer_class_name: str = ""
+    super_users: str = ""
+    allow_everyone_if_no_acl_found: bool = False
     unknown: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -343,6 +357,10 @@ def _convert(name: str, value: str) -> tuple[str, Any]:
         raise ConfigError(f"invalid value {value!r} for {name}: must be at least {minimum}")
     if name == "log.message.timestamp.type" and parsed not in ("CreateTime", "LogAppendTime"):
         raise ConfigError(f"invalid value {value!r} for {name}: CreateTime or LogAppendTime")
+    if name == "authorizer.class.name" and parsed not in ("", *AUTHORIZER_CLASS_NAMES):
+        raise ConfigError(
+            f"invalid value {value!r} for {name}: {' or '.join(AUTHORIZER_CLASS_NAMES)}"
+        )
     if name == "console.listeners":
         for listener in parsed:
             if not listener.lower().startswith("http://"):

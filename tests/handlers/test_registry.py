@@ -122,8 +122,9 @@ def test_first_call_imports_the_handler_and_replaces_the_stand_in() -> None:
         advertised = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
         assert advertised == {k: (e[1], e[2]) for k, e in API_TABLE.items()}
 
-        ctx = SimpleNamespace(api_version=5, services=SimpleNamespace(groups=None))
-        request = SimpleNamespace(member_id="m")
+        services = SimpleNamespace(groups=None, authorizer=None)
+        ctx = SimpleNamespace(api_version=5, services=services)
+        request = SimpleNamespace(member_id="m", group_id="g")
         coroutine = HANDLERS[11].handler(ctx, request)
         assert "odradek.handlers.join_group" not in sys.modules
         response = asyncio.run(coroutine)

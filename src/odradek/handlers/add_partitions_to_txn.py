@@ -6,6 +6,10 @@ transactions; with `verify_only` nothing is added, each partition is only checke
 in the producer's current transaction (KIP-890 part 1). A partition of an unknown topic is
 UNKNOWN_TOPIC_OR_PARTITION and the others of the request then OPERATION_NOT_ATTEMPTED,
 as Kafka answers; PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2 (KIP-588).
+With an authorizer: v0-3 need WRITE on the transactional id (every partition
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED, the
+other partitions OPERATION_NOT_ATTEMPTED); v4+ need CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED), being broker requests.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.txn.transitions import Partition
+from odradek.handlers.acls import TOPIC, TRANSACTIONAL_ID, allowed, cluster_allowed
 from odradek.handlers.context import RequestContext, fenced_code
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 24
 BATCHED_VERSION = 4
@@ -43,6 +49,10 @@ async def _add(
     """Each partition's error for one transaction of the request."""
     partitions = _partitions(topics)
     txns = ctx.services.transactions
+    if ctx.services.authorizer is not None and not verify:
+        refused = _refused(ctx, txn_id, partitions)
+        if refused:
+            return refused
     if txns is None:
         return dict.fromkeys(partitions, ErrorCode.coordinator_not_available)
     if verify:
@@ -58,6 +68,23 @@ async def _add(
     error = await txns.add_partitions(txn_id, producer_id, epoch, partitions)
     error = fenced_code(error, ctx.api_version, PRODUCER_FENCED_VERSION)
     return dict.fromkeys(partitions, error)
+
+
+def _refused(
+    ctx: RequestContext, txn_id: str, partitions: list[Partition]
+) -> dict[Partition, ErrorCode]:
+    """Kafka's authorization answer for a producer's request; empty when allowed."""
+    if not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, txn_id):
+        return dict.fromkeys(partitions, ErrorCode.transactional_id_authorization_failed)
+    denied = {n for n, _ in partitions if not allowed(ctx, AclOperation.WRITE, TOPIC, n)}
+    if not denied:
+        return {}
+    return {
+        p: ErrorCode.topic_authorization_failed
+        if p[0] in denied
+        else ErrorCode.operation_not_attempted
+        for p in partitions
+    }
 
 
 def _topic_results(module: Any, errors: dict[Partition, ErrorCode]) -> tuple[Any, ...]:
@@ -93,6 +120,13 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             module.AddPartitionsToTxnResponse,
             throttle_time=throttle,
             results_by_topic_v3_and_below=_topic_results(module, errors),
+        )
+    if not cluster_allowed(ctx, AclOperation.CLUSTER_ACTION):
+        return make(
+            module.AddPartitionsToTxnResponse,
+            throttle_time=throttle,
+            error_code=ErrorCode.cluster_authorization_failed,
+            results_by_transaction=(),
         )
     results = []
     for txn in request.transactions:

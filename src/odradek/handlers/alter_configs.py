@@ -6,7 +6,10 @@ cluster-wide defaults) its dynamic properties. Each resource is atomic: an unkno
 or a bad topic value gives INVALID_CONFIG and changes nothing; a broker property Kafka
 does not allow dynamically, or a bad broker value, gives INVALID_REQUEST (as Kafka does,
 KAFKA-13609); a name twice gives INVALID_REQUEST. `validate_only` checks without applying.
-Changes are persisted in the cluster image and applied to the live logs at once.
+Changes are persisted in the cluster image and applied to the live logs at once. With an
+authorizer (here and for IncrementalAlterConfigs) a topic needs ALTER_CONFIGS on it
+(TOPIC_AUTHORIZATION_FAILED), a broker ALTER_CONFIGS on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import REFUSAL_MESSAGES, config_refusal
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.metadata.configs import (
@@ -28,6 +32,7 @@ from odradek.metadata.configs import (
     check_broker_configs,
     check_topic_configs,
 )
+from odradek.security.acl import AclOperation
 
 API_KEY = 33
 
@@ -74,6 +79,11 @@ def alter_resource(
     ctx: RequestContext, resource: Any, change: Change, validate_only: bool
 ) -> tuple[ErrorCode, str | None]:
     """Applies `change` to one resource (or only checks it); (error code, message)."""
+    refused = config_refusal(
+        ctx, AclOperation.ALTER_CONFIGS, resource.resource_type, resource.resource_name
+    )
+    if refused is not None:
+        return refused, REFUSAL_MESSAGES[refused]
     try:
         check_unique(resource.configs)
         if resource.resource_type == TOPIC:

@@ -19,6 +19,7 @@ empty list, a repeated id or an id other than this broker gets INVALID_REPLICA_A
 (Kafka: no such broker registered); [this broker] is the current assignment, so it
 succeeds without change. v1's `allow_replication_factor_change` is echoed (with one
 replica the factor never changes).
+With an authorizer ALTER on the cluster is needed (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import cluster_allowed
 from odradek.handlers.context import ClusterServices, RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.metadata import zk_layout as zl
 from odradek.metadata.errors import ZooKeeperUnavailableError
 from odradek.metadata.reassignment import ReplicaAssignment, assignment_of, with_assignment
+from odradek.security.acl import AclOperation
 
 API_KEY = 45
 
@@ -202,6 +205,15 @@ def _topic(ctx: RequestContext, module: Any, topic: Any, allow: bool) -> Any:
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     allow = getattr(request, "allow_replication_factor_change", True)
+    if not cluster_allowed(ctx, AclOperation.ALTER):
+        return make(
+            module.AlterPartitionReassignmentsResponse,
+            throttle_time=datetime.timedelta(0),
+            allow_replication_factor_change=allow,
+            error_code=ErrorCode.cluster_authorization_failed,
+            error_message=None,
+            responses=(),
+        )
     return make(
         module.AlterPartitionReassignmentsResponse,
         throttle_time=datetime.timedelta(0),

@@ -9,6 +9,7 @@ LOG_DIR_NOT_FOUND for a path that is not one of `log.dirs` (compared as absolute
 paths), REPLICA_NOT_AVAILABLE for a partition not hosted here (the dir is remembered: the
 partition is created there if it comes later), KAFKA_STORAGE_ERROR when its log is
 offline. The answer comes at once; DescribeLogDirs shows the future log while it copies.
+With an authorizer ALTER on the cluster is needed (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.manager import LogDirNotFoundError
 
@@ -43,10 +46,15 @@ def _move(ctx: RequestContext, path: str, topic: str, partition: int) -> ErrorCo
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     by_topic: dict[str, list[Any]] = {}
+    may_alter = cluster_allowed(ctx, AclOperation.ALTER)
     for log_dir in request.dirs:
         for topic in log_dir.topics:
             for partition in topic.partitions:
-                code = _move(ctx, log_dir.path, str(topic.name), int(partition))
+                code = (
+                    _move(ctx, log_dir.path, str(topic.name), int(partition))
+                    if may_alter
+                    else ErrorCode.cluster_authorization_failed
+                )
                 by_topic.setdefault(str(topic.name), []).append(
                     make(
                         module.AlterReplicaLogDirPartitionResult,

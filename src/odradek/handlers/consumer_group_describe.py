@@ -1,7 +1,9 @@
 """ConsumerGroupDescribe (key 69), versions 0-1: a KIP-848 group's epochs, assignor and
 members with their current and target assignments. A group that is not a consumer group
 (unknown, or classic) is GROUP_ID_NOT_FOUND, as in Kafka; v1 tells each member's protocol
-(member type 1 consumer, 0 classic: a member of a group being migrated)."""
+(member type 1 consumer, 0 classic: a member of a group being migrated). With an
+authorizer the group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED); authorized operations
+are the principal's on the group."""
 
 from __future__ import annotations
 
@@ -13,13 +15,12 @@ from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.consumer_group import ConsumerGroup, Partitions, to_assignment
 from odradek.coordinator.consumer_membership import describe, group_assignor, topic_names
+from odradek.handlers.acls import GROUP, allowed, authorized_operations
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 69
-NOT_REQUESTED = -(2**31)
-# AclOperation codes: READ 3, DELETE 6, DESCRIBE 8 (there are no ACLs on groups here).
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 # v1 MemberType: 0 a member using the classic protocol (a migration), 1 the consumer one.
 CLASSIC_MEMBER = 0
 CONSUMER_MEMBER = 1
@@ -87,10 +88,16 @@ def _failed(module: Any, group_id: str, error: ErrorCode, operations: int) -> An
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
-    operations = GROUP_OPERATIONS if request.include_authorized_operations else NOT_REQUESTED
     described = []
     for raw_id in request.group_ids:
         group_id = str(raw_id)
+        asked = request.include_authorized_operations
+        operations = authorized_operations(ctx, asked, GROUP, group_id)
+        if not allowed(ctx, AclOperation.DESCRIBE, GROUP, group_id):
+            described.append(
+                _failed(module, group_id, ErrorCode.group_authorization_failed, operations)
+            )
+            continue
         if groups is None:
             described.append(
                 _failed(module, group_id, ErrorCode.coordinator_not_available, operations)

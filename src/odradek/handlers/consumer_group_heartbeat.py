@@ -5,7 +5,8 @@ A member joins with epoch 0, heartbeats with its current epoch and leaves with -
 heartbeat interval and, when they changed, the partitions it owns now
 (coordinator/consumer_membership.py). In v0 the coordinator makes up the id of a member
 joining without one; from v1 the member brings its own, and may subscribe by regular
-expression.
+expression. With an authorizer the group needs READ (GROUP_AUTHORIZATION_FAILED) and
+every subscribed topic name DESCRIBE (TOPIC_AUTHORIZATION_FAILED naming the others).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from odradek.coordinator.consumer_membership import (
     no_racks,
 )
 from odradek.coordinator.consumer_records import Assignment
+from odradek.handlers.acls import GROUP, TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 68
 
@@ -95,10 +98,27 @@ def _racks(ctx: RequestContext) -> PartitionRacks:
     return racks
 
 
+def _refused(ctx: RequestContext, request: Any) -> HeartbeatResult | None:
+    """Kafka's checks before the coordinator sees the heartbeat: READ on the group,
+    DESCRIBE on every subscribed topic name."""
+    if not allowed(ctx, AclOperation.READ, GROUP, str(request.group_id)):
+        return HeartbeatResult(ErrorCode.group_authorization_failed)
+    names = request.subscribed_topic_names or ()
+    hidden = sorted(str(n) for n in names if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, n))
+    if hidden:
+        message = f"The following topics are not authorized: {', '.join(hidden)}"
+        return HeartbeatResult(ErrorCode.topic_authorization_failed, message)
+    return None
+
+
 @api(API_KEY, 0, 1, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
+    if ctx.services.authorizer is not None:
+        refused = _refused(ctx, request)
+        if refused is not None:
+            return _response(module, refused)
     if groups is None:
         return _response(module, HeartbeatResult(ErrorCode.coordinator_not_available))
     future = groups.consumer_group_heartbeat(

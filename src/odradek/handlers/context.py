@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from odradek.metadata.controller import Controller
     from odradek.metadata.zk_store import ZkMetadataStore
     from odradek.replication.cluster import ClusterReplicas
+    from odradek.security.acl_store import AclWriter
+    from odradek.security.authorizer import Authorizer
     from odradek.security.sasl import SaslSession
 
 
@@ -55,6 +57,10 @@ class BrokerServices:
     # metrics listener (Kafka's ErrorsPerSec); shared with the connection code, which
     # counts the responses' top-level codes, while Produce and Fetch count per partition.
     errors: dict[tuple[int, int], int] = field(default_factory=dict)
+    # The ACL authorizer with `authorizer.class.name` set, and what changes its ACLs;
+    # None without one: no request is checked (handlers/authz.py).
+    authorizer: Authorizer | None = None
+    acl_writer: AclWriter | None = None
 
 
 def advertised_address(services: BrokerServices, listener: str) -> tuple[str, int]:

@@ -1,8 +1,11 @@
 """CreateAcls (key 30), versions 1-3.
 
-odradek has no authorizer yet: every requested ACL gets SECURITY_DISABLED ("No
-Authorizer is configured on the broker"), in request order, as Kafka answers without an
-authorizer. Nothing is stored.
+With an authorizer: each creation is checked (specific resource type, LITERAL or
+PREFIXED, specific operation and permission, a "Type:name" principal, the cluster named
+kafka-cluster, no "/" in names: INVALID_REQUEST otherwise) and the valid ones are stored
+durably before the answer; the principal needs ALTER on the cluster
+(CLUSTER_AUTHORIZATION_FAILED for every creation otherwise). Without an authorizer every
+creation gets SECURITY_DISABLED, as Kafka answers.
 """
 
 from __future__ import annotations
@@ -10,21 +13,62 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from odradek.handlers.acls import NO_AUTHORIZER, NO_AUTHORIZER_MESSAGE
+from kio.schema.errors import ErrorCode
+
+from odradek.handlers.acls import NO_AUTHORIZER, NO_AUTHORIZER_MESSAGE, cluster_allowed, enum_value
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.metadata.errors import ZooKeeperUnavailableError
+from odradek.security.acl import (
+    AccessControlEntry,
+    AclBinding,
+    AclOperation,
+    AclPermission,
+    PatternType,
+    ResourcePattern,
+    ResourceType,
+)
 
 API_KEY = 30
+
+
+def _binding(creation: Any) -> AclBinding:
+    return AclBinding(
+        ResourcePattern(
+            enum_value(ResourceType, creation.resource_type),
+            creation.resource_name,
+            enum_value(PatternType, creation.resource_pattern_type),
+        ),
+        AccessControlEntry(
+            creation.principal,
+            creation.host,
+            enum_value(AclOperation, creation.operation),
+            enum_value(AclPermission, creation.permission_type),
+        ),
+    )
 
 
 @api(API_KEY, 1, 3)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
-    refused = make(
-        module.AclCreationResult, error_code=NO_AUTHORIZER, error_message=NO_AUTHORIZER_MESSAGE
-    )
+
+    def result(code: ErrorCode, message: str | None) -> Any:
+        return make(module.AclCreationResult, error_code=code, error_message=message)
+
+    writer = ctx.services.acl_writer
+    if writer is None:
+        results = [result(NO_AUTHORIZER, NO_AUTHORIZER_MESSAGE) for _ in request.creations]
+    elif not cluster_allowed(ctx, AclOperation.ALTER):
+        results = [result(ErrorCode.cluster_authorization_failed, None) for _ in request.creations]
+    else:
+        try:
+            errors = writer.create([_binding(c) for c in request.creations])
+            results = [
+                result(ErrorCode.none if p is None else ErrorCode.invalid_request, p)
+                for p in errors
+            ]
+        except ZooKeeperUnavailableError as exc:
+            results = [result(ErrorCode.unknown_server_error, str(exc)) for _ in request.creations]
     return make(
-        module.CreateAclsResponse,
-        throttle_time=datetime.timedelta(0),
-        results=tuple(refused for _creation in request.creations),
+        module.CreateAclsResponse, throttle_time=datetime.timedelta(0), results=tuple(results)
     )

@@ -4,6 +4,7 @@ Grows a topic's partition count (never shrinks: INVALID_PARTITIONS); `validate_o
 changes nothing. Manual assignments name the new partitions' replicas: on a single broker
 only this broker; in a cluster one list per new partition, each of the topic's
 replication factor, of live distinct brokers (INVALID_REPLICA_ASSIGNMENT otherwise).
+With an authorizer the topic needs ALTER (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import TopicError, add_partitions, topic_changes
+from odradek.security.acl import AclOperation
 
 API_KEY = 37
 
@@ -62,6 +65,10 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         for topic in request.topics:
             code, message = ErrorCode.none, None
             try:
+                if not allowed(ctx, AclOperation.ALTER, TOPIC, topic.name):
+                    raise TopicError(
+                        ErrorCode.topic_authorization_failed, "Topic authorization failed."
+                    )
                 replicas = _check_assignments(ctx, topic)
                 add_partitions(
                     ctx.services, topic.name, topic.count, request.validate_only, replicas

@@ -7,7 +7,9 @@ configs validated against Kafka's topic config
 definitions, `validate_only`. Errors: INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS,
 INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT,
 INVALID_CONFIG, INVALID_REQUEST (a name twice in one request). v5+ returns the created
-topic's configs; v7 its id.
+topic's configs; v7 its id. With an authorizer: CREATE on the cluster or on the topic
+(TOPIC_AUTHORIZATION_FAILED), and the configs only with DESCRIBE_CONFIGS on the topic
+(otherwise `topic_config_error_code` TOPIC_AUTHORIZATION_FAILED), as Kafka answers.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed, cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import TopicError, check_new_topic, create_topic, topic_changes
 from odradek.metadata.topic_config import effective_topic_config
+from odradek.security.acl import AclOperation
 
 API_KEY = 19
 DYNAMIC_TOPIC_CONFIG = 1
@@ -94,6 +98,10 @@ def _create_one(ctx: RequestContext, module: Any, topic: Any, validate_only: boo
         topic_id = create_topic(
             ctx.services, topic.name, count, overrides, factor, assignment
         ).topic_id
+    if allowed(ctx, AclOperation.DESCRIBE_CONFIGS, TOPIC, topic.name):
+        config_error, entries = ErrorCode.none, _config_entries(ctx, module, overrides)
+    else:
+        config_error, entries = ErrorCode.topic_authorization_failed, ()
     return make(
         module.CreatableTopicResult,
         name=topic.name,
@@ -102,7 +110,8 @@ def _create_one(ctx: RequestContext, module: Any, topic: Any, validate_only: boo
         error_message=None,
         num_partitions=count,
         replication_factor=factor,
-        configs=_config_entries(ctx, module, overrides),
+        configs=entries,
+        topic_config_error_code=config_error,
     )
 
 
@@ -117,6 +126,12 @@ def _error(module: Any, name: str, code: ErrorCode, message: str) -> Any:
     )
 
 
+def _may_create(ctx: RequestContext, name: str) -> bool:
+    return cluster_allowed(ctx, AclOperation.CREATE) or allowed(
+        ctx, AclOperation.CREATE, TOPIC, name
+    )
+
+
 @api(API_KEY, 2, 7)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
@@ -128,6 +143,16 @@ def handle(ctx: RequestContext, request: Any) -> Any:
             if counts[topic.name] > 1:
                 results.append(
                     _error(module, topic.name, ErrorCode.invalid_request, "Duplicate topic name.")
+                )
+                continue
+            if not _may_create(ctx, topic.name):
+                results.append(
+                    _error(
+                        module,
+                        topic.name,
+                        ErrorCode.topic_authorization_failed,
+                        "Authorization failed.",
+                    )
                 )
                 continue
             try:

@@ -11,6 +11,7 @@ Errors as in Kafka: OFFSET_OUT_OF_RANGE for an offset above the high watermark o
 -1, POLICY_VIOLATION when the topic's cleanup.policy lacks `delete` (compacted topics),
 UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR for an offline log. An offset at or below
 the current start changes nothing and succeeds.
+With an authorizer the topic needs DELETE (TOPIC_AUTHORIZATION_FAILED per partition).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.leader_hints import role_error
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
+from odradek.security.acl import AclOperation
 from odradek.storage.errors import KafkaStorageError, OffsetOutOfRangeError
 from odradek.storage.retention import delete_log_start_offset_breached
 
@@ -53,6 +56,8 @@ def _delete(ctx: RequestContext, partition: Partition, offset: int) -> tuple[Err
 def _answer(ctx: RequestContext, module: Any, name: str, request: Any) -> Any:
     partition = ctx.services.replicas.get(name, request.partition_index)
     refused = role_error(ctx.services, name, request.partition_index, partition)
+    if not allowed(ctx, AclOperation.DELETE, TOPIC, name):
+        refused = ErrorCode.topic_authorization_failed
     if refused is not None:
         code, low = refused, -1
     elif partition is None:

@@ -6,7 +6,9 @@ INVALID_REQUEST (both or neither of name and id), TOPIC_DELETION_DISABLED when
 `delete.topic.enable=false`, INVALID_TOPIC_EXCEPTION for an internal topic
 (`__consumer_offsets`, `__transaction_state`): the coordinators' state lives there, and
 Kafka refuses to delete them (its tools say the topic "is not allowed to be marked for
-deletion"; the broker refuses other writes to them with the same code).
+deletion"; the broker refuses other writes to them with the same code). With an
+authorizer: TOPIC_AUTHORIZATION_FAILED without DESCRIBE on a named topic (whether it
+exists is not disclosed) or without DELETE on it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import delete_topic
+from odradek.security.acl import AclOperation
 
 API_KEY = 20
 
@@ -35,7 +39,10 @@ def _delete_one(
     metadata = ctx.services.metadata
     if name is not None and topic_id is not None and topic_id.int != 0:
         return None, ErrorCode.invalid_request, None
+    refused = ErrorCode.topic_authorization_failed
     if name is not None:
+        if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, name):
+            return None, refused, None
         topic = metadata.topics.get(name)
         missing = ErrorCode.unknown_topic_or_partition
     else:
@@ -43,6 +50,8 @@ def _delete_one(
         missing = ErrorCode.unknown_topic_id
     if topic is None:
         return None, missing, None
+    if not allowed(ctx, AclOperation.DELETE, TOPIC, topic.name):
+        return (topic if name is not None else None), refused, None
     if topic.internal:
         message = f"Topic {topic.name} is an internal topic and may not be deleted."
         return topic, ErrorCode.invalid_topic_exception, message

@@ -5,8 +5,9 @@ itself and names itself controller (as a Kafka broker answers with a live broker
 in a cluster every live broker (id, host, port, rack) and the controller are as the
 ZooKeeper image shows them (-1 while there is no controller). v1+ asks for an endpoint
 type: brokers (1) are answered, controllers (2) get MISMATCHED_ENDPOINT_TYPE as from a
-Kafka broker, anything else UNSUPPORTED_ENDPOINT_TYPE. There are no ACLs: asked for
-authorized operations, the answer is every cluster operation (Kafka without an authorizer).
+Kafka broker, anything else UNSUPPORTED_ENDPOINT_TYPE. Asked for authorized operations,
+the answer is the cluster operations the principal may do (0 without DESCRIBE on the
+cluster, as Kafka answers; every one without an authorizer).
 """
 
 from __future__ import annotations
@@ -16,15 +17,13 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import cluster_operations
 from odradek.handlers.context import BrokerServices, RequestContext, advertised_address
 from odradek.handlers.registry import api, make, response_module
 from odradek.metadata.zk_layout import endpoint_for
 
 API_KEY = 60
-NOT_REQUESTED = -(2**31)
 BROKERS, CONTROLLERS = 1, 2
-# CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 
 
 def _endpoint_error(endpoint_type: int) -> tuple[ErrorCode, str | None]:
@@ -85,5 +84,5 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         cluster_id=services.metadata.cluster_id,
         controller_id=_controller_id(services) if code == ErrorCode.none else -1,
         brokers=brokers,
-        cluster_authorized_operations=CLUSTER_OPERATIONS if asked else NOT_REQUESTED,
+        cluster_authorized_operations=cluster_operations(ctx, asked),
     )

@@ -15,6 +15,8 @@ to that broker (the request schema says so). Dynamic configs come from ZooKeeper
 Errors per resource: UNKNOWN_TOPIC_OR_PARTITION; INVALID_REQUEST for another broker's id,
 a non-numeric broker name, or another resource type (BROKER_LOGGER, CLIENT_METRICS,
 GROUP are not served). Nothing is sensitive: odradek has no password properties yet.
+With an authorizer a topic needs DESCRIBE_CONFIGS on it (TOPIC_AUTHORIZATION_FAILED), a
+broker DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import REFUSAL_MESSAGES, config_refusal
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.metadata.configs import (
@@ -34,6 +37,7 @@ from odradek.metadata.configs import (
     ConfigView,
     broker_resource,
 )
+from odradek.security.acl import AclOperation
 
 API_KEY = 32
 
@@ -82,6 +86,11 @@ def _describe(
 ) -> Any:
     code, message, configs = ErrorCode.none, None, ()
     try:
+        refused = config_refusal(
+            ctx, AclOperation.DESCRIBE_CONFIGS, resource.resource_type, resource.resource_name
+        )
+        if refused is not None:
+            raise ConfigApiError(refused, REFUSAL_MESSAGES[refused])
         entries = _entries(ctx, view, resource)
         keys = resource.configuration_keys
         if keys is not None:

@@ -2,8 +2,9 @@
 
 State, protocol type and protocol, and members; member metadata and assignments only
 while the group is Stable, as Kafka reports them. An unknown group is described as Dead
-(v6: with GROUP_ID_NOT_FOUND). There are no ACLs: when asked (v3+), authorized operations
-are READ, DELETE and DESCRIBE, everything a group supports. A group this broker does not
+(v6: with GROUP_ID_NOT_FOUND). A group the principal may not DESCRIBE gets
+GROUP_AUTHORIZATION_FAILED; when asked (v3+), authorized operations are the group
+operations (READ, DELETE, DESCRIBE) the principal may do. A group this broker does not
 coordinate is NOT_COORDINATOR with an empty state, as Kafka answers it.
 """
 
@@ -15,13 +16,12 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.coordinator import GroupSummary
+from odradek.handlers.acls import GROUP, allowed, authorized_operations
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 15
-NOT_REQUESTED = -(2**31)
-# AclOperation codes: READ 3, DELETE 6, DESCRIBE 8.
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 
 
 def _refused(module: Any, group_id: str, error: ErrorCode, operations: int) -> Any:
@@ -86,10 +86,12 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
     asked = getattr(request, "include_authorized_operations", False)
-    operations = GROUP_OPERATIONS if asked else NOT_REQUESTED
     described = []
     for group_id in request.groups:
-        if groups is None:
+        operations = authorized_operations(ctx, asked, GROUP, str(group_id))
+        if not allowed(ctx, AclOperation.DESCRIBE, GROUP, str(group_id)):
+            error, summary = ErrorCode.group_authorization_failed, None
+        elif groups is None:
             error, summary = ErrorCode.coordinator_not_available, None
         else:
             error, summary = groups.describe_group(str(group_id))

@@ -8,7 +8,9 @@ partition moves to another dir (AlterReplicaLogDirs), its future log in the targ
 with is_future_key set and as lag how far it is behind the current log's end, as Kafka
 reports it. v4+ the volume's total and usable bytes (os.statvfs, -1 when unknown). A
 null topic list means every partition; named partitions this broker does not host are
-left out, as Kafka does. v3+ has a top-level error code (always NONE: there are no ACLs).
+left out, as Kafka does. v3+ has a top-level error code.
+With an authorizer DESCRIBE on the cluster is needed: CLUSTER_AUTHORIZATION_FAILED
+(v3+; older versions get no log dirs), as Kafka answers.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
+from odradek.security.acl import AclOperation
 from odradek.storage.log import Log
 
 API_KEY = 35
@@ -89,6 +93,13 @@ def _dir_result(module: Any, log_dir: str, entries: list[tuple[Partition, Log | 
 @api(API_KEY, 1, 4)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
+    if not cluster_allowed(ctx, AclOperation.DESCRIBE):
+        return make(
+            module.DescribeLogDirsResponse,
+            throttle_time=datetime.timedelta(0),
+            error_code=ErrorCode.cluster_authorization_failed,
+            results=(),
+        )
     groups: dict[str, list[tuple[Partition, Log | None]]] = {
         os.path.abspath(d): [] for d in ctx.services.config.log_dirs
     }

@@ -4,6 +4,7 @@ The producers each named partition's log remembers (Log.producer_state): produce
 epoch, last sequence, last timestamp, the coordinator epoch of its last transaction
 marker and the first offset of its ongoing transaction on the partition (-1 for none).
 A partition this broker does not host gets UNKNOWN_TOPIC_OR_PARTITION.
+With an authorizer the topic needs READ (TOPIC_AUTHORIZATION_FAILED per partition).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.leader_hints import role_error
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 61
 
@@ -23,6 +26,8 @@ API_KEY = 61
 def _partition(ctx: RequestContext, module: Any, topic: str, index: int) -> Any:
     partition = ctx.services.replicas.get(topic, index)
     refused = role_error(ctx.services, topic, index, partition)
+    if not allowed(ctx, AclOperation.READ, TOPIC, topic):
+        refused = ErrorCode.topic_authorization_failed
     if partition is None or refused is not None:
         return make(
             module.PartitionResponse,

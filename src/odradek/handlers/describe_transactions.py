@@ -1,6 +1,8 @@
 """DescribeTransactions (key 65), version 0: each transactional id's state, producer id
 and epoch, timeout, start time and partitions, from the coordinator that owns it
-(NOT_COORDINATOR elsewhere, TRANSACTIONAL_ID_NOT_FOUND for an unknown id)."""
+(NOT_COORDINATOR elsewhere, TRANSACTIONAL_ID_NOT_FOUND for an unknown id).
+With an authorizer a transactional id needs DESCRIBE
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.txn.state import TxnMetadata
+from odradek.handlers.acls import TRANSACTIONAL_ID, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 65
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -45,7 +49,9 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     txns = ctx.services.transactions
     states = []
     for txn_id in request.transactional_ids:
-        if txns is None:
+        if not allowed(ctx, AclOperation.DESCRIBE, TRANSACTIONAL_ID, str(txn_id)):
+            error, meta = ErrorCode.transactional_id_authorization_failed, None
+        elif txns is None:
             error, meta = ErrorCode.coordinator_not_available, None
         else:
             error, meta = txns.describe(str(txn_id))

@@ -21,6 +21,7 @@ election are then left out):
   when no replica lives).
 UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist; REQUEST_TIMED_OUT when
 ZooKeeper is out of reach.
+With an authorizer ALTER on the cluster is needed (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from typing import Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import cluster_allowed
 from odradek.handlers.context import ClusterServices, RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.metadata import zk_layout as zl
+from odradek.security.acl import AclOperation
 
 API_KEY = 43
 PREFERRED, UNCLEAN = 0, 1
@@ -303,7 +306,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     election_type = getattr(request, "election_type", PREFERRED)
     cluster = ctx.services.cluster
-    if election_type not in (PREFERRED, UNCLEAN):
+    if not cluster_allowed(ctx, AclOperation.ALTER):
+        code, results = ErrorCode.cluster_authorization_failed, ()
+    elif election_type not in (PREFERRED, UNCLEAN):
         code, results = ErrorCode.invalid_request, ()
     elif cluster is None:
         code, results = ErrorCode.none, _results(ctx, module, request)

@@ -2,7 +2,8 @@
 once the PrepareCommit / PrepareAbort record is written; the markers and the Complete
 record follow (coordinator/txn). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2
 (KIP-588). v5 (KIP-890 part 2, an epoch bump per transaction) is not served: clients use
-it only when the broker finalizes transaction.version 2, which we do not."""
+it only when the broker finalizes transaction.version 2, which we do not. With an
+authorizer the transactional id needs WRITE (TRANSACTIONAL_ID_AUTHORIZATION_FAILED)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TRANSACTIONAL_ID, allowed
 from odradek.handlers.context import RequestContext, fenced_code
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 26
 PRODUCER_FENCED_VERSION = 2
@@ -22,7 +25,9 @@ PRODUCER_FENCED_VERSION = 2
 async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     txns = ctx.services.transactions
-    if txns is None:
+    if not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, str(request.transactional_id)):
+        error = ErrorCode.transactional_id_authorization_failed
+    elif txns is None:
         error = ErrorCode.coordinator_not_available
     else:
         error = await txns.end_txn(

@@ -31,6 +31,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed, cluster_allowed
 from odradek.handlers.context import RequestContext, count_error
 from odradek.handlers.fetch_session import (
     FINAL_EPOCH,
@@ -51,6 +52,7 @@ from odradek.handlers.leader_hints import (
 from odradek.handlers.registry import api, make, response_module
 from odradek.protocol.batch import iter_batches
 from odradek.replication.partition import Partition
+from odradek.security.acl import AclOperation
 from odradek.storage.errors import OffsetOutOfRangeError
 
 API_KEY = 1
@@ -335,6 +337,22 @@ def _error_response(ctx: RequestContext, code: ErrorCode) -> Any:
     )
 
 
+def _readable(
+    ctx: RequestContext, wanted: dict[PartitionKey, SessionPartition]
+) -> tuple[dict[PartitionKey, SessionPartition], list[PartitionRead]]:
+    """The partitions whose topic the principal may READ, and TOPIC_AUTHORIZATION_FAILED
+    for the others (they stay in the fetch session, as in Kafka)."""
+    readable: dict[PartitionKey, SessionPartition] = {}
+    refused: list[PartitionRead] = []
+    for key, spec in wanted.items():
+        name = _topic_name(ctx, key[0])
+        if name is None or allowed(ctx, AclOperation.READ, TOPIC, name):
+            readable[key] = spec
+        else:
+            refused.append(PartitionRead(key, ErrorCode.topic_authorization_failed))
+    return readable, refused
+
+
 def _replica_id(request: Any) -> int:
     state = getattr(request, "replica_state", None)
     return int(state.replica_id if state is not None else getattr(request, "replica_id", -1))
@@ -389,12 +407,18 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     if replica_id >= 0:
         if ctx.services.cluster is None or replica_id not in ctx.services.cluster.store.brokers:
             return _error_response(ctx, ErrorCode.cluster_authorization_failed)
+        if not cluster_allowed(ctx, AclOperation.CLUSTER_ACTION):
+            return _error_response(ctx, ErrorCode.cluster_authorization_failed)
         return await _replica_fetch(ctx, request, replica_id)
     try:
         session, wanted, incremental = _open_session(ctx, request)
     except FetchSessionError as exc:
         return _error_response(ctx, exc.code)
-    reads = await _read_when_ready(ctx, request, wanted)
+    if ctx.services.authorizer is None:
+        reads = await _read_when_ready(ctx, request, wanted)
+    else:
+        readable, refused = _readable(ctx, wanted)
+        reads = refused + await _read_when_ready(ctx, request, readable)
     if session is None:
         return _build(ctx, reads, 0)
     included = []

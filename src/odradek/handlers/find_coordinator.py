@@ -8,7 +8,9 @@ while it has none (the client retries). The first lookup creates the topic as Ka
 in a cluster with `offsets.topic.replication.factor` (or
 `transaction.state.log.replication.factor`) replicas, fewer when fewer brokers are alive
 (with a warning; the transaction topic's min.insync.replicas is lowered to match). An
-empty transactional id is INVALID_REQUEST, as are other key types.
+empty transactional id is INVALID_REQUEST, as are other key types. With an authorizer
+the key needs DESCRIBE (GROUP_AUTHORIZATION_FAILED or
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED), checked before anything is created.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from odradek.coordinator.record_log import (
     RecordLog,
     TopicCreator,
 )
+from odradek.handlers.acls import GROUP, TRANSACTIONAL_ID, allowed
 from odradek.handlers.context import (
     BrokerServices,
     ClusterServices,
@@ -36,6 +39,7 @@ from odradek.handlers.context import (
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import TopicError, create_topic
 from odradek.metadata.zk_layout import endpoint_for
+from odradek.security.acl import AclOperation
 
 API_KEY = 10
 GROUP_KEY_TYPE = 0
@@ -136,6 +140,12 @@ def _record_log(ctx: RequestContext, key: str, key_type: int) -> RecordLog | Err
 
 def _locate(ctx: RequestContext, key: str, key_type: int) -> Location:
     services = ctx.services
+    if key_type == GROUP_KEY_TYPE and not allowed(ctx, AclOperation.DESCRIBE, GROUP, key):
+        return _unavailable(ErrorCode.group_authorization_failed)
+    if key_type == TRANSACTION_KEY_TYPE and not allowed(
+        ctx, AclOperation.DESCRIBE, TRANSACTIONAL_ID, key
+    ):
+        return _unavailable(ErrorCode.transactional_id_authorization_failed)
     record_log = _record_log(ctx, key, key_type)
     if isinstance(record_log, ErrorCode):
         return _unavailable(record_log)

@@ -12,8 +12,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import GROUP, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 12
 
@@ -22,7 +24,9 @@ API_KEY = 12
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     groups = ctx.services.groups
-    if groups is None:
+    if not allowed(ctx, AclOperation.READ, GROUP, str(request.group_id)):
+        error = ErrorCode.group_authorization_failed
+    elif groups is None:
         error = ErrorCode.coordinator_not_available
     else:
         error = groups.heartbeat(

@@ -9,6 +9,10 @@ With a transactional id the transaction coordinator answers (coordinator/txn): t
 stable producer id with its epoch bumped, after aborting a transaction still open
 (CONCURRENT_TRANSACTIONS meanwhile, the client retries). PRODUCER_FENCED is answered as
 INVALID_PRODUCER_EPOCH before v4, which predates it (KIP-588), as Kafka does.
+
+With an authorizer: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+without one, IDEMPOTENT_WRITE on the cluster or WRITE on some topic
+(CLUSTER_AUTHORIZATION_FAILED), as Kafka checks.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.txn.coordinator import InitResult
+from odradek.handlers.acls import TOPIC, TRANSACTIONAL_ID, allowed, allowed_any, cluster_allowed
 from odradek.handlers.context import RequestContext, fenced_code
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 22
 # The first version whose clients know PRODUCER_FENCED.
@@ -40,10 +46,25 @@ async def _transactional(ctx: RequestContext, request: Any) -> InitResult:
     return result if error == result.error else InitResult(error)
 
 
+def _refusal(ctx: RequestContext, request: Any) -> ErrorCode | None:
+    txn_id = request.transactional_id
+    if txn_id is not None:
+        if allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, str(txn_id)):
+            return None
+        return ErrorCode.transactional_id_authorization_failed
+    if cluster_allowed(ctx, AclOperation.IDEMPOTENT_WRITE) or allowed_any(
+        ctx, AclOperation.WRITE, TOPIC
+    ):
+        return None
+    return ErrorCode.cluster_authorization_failed
+
+
 @api(API_KEY, 0, 5, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
-    if request.transactional_id is not None:
+    if ctx.services.authorizer is not None and (refused := _refusal(ctx, request)):
+        result = InitResult(refused)
+    elif request.transactional_id is not None:
         result = await _transactional(ctx, request)
     else:
         result = InitResult(ErrorCode.none, ctx.services.metadata.next_producer_id(), 0)

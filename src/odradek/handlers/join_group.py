@@ -5,7 +5,8 @@ rebalance completes and is answered by the coordinator. From v4 a dynamic member
 a member id first gets MEMBER_ID_REQUIRED with its id (KIP-394); v5+ static members
 (group.instance.id, KIP-345) skip that step. v0 has no rebalance timeout: the session
 timeout is used, as Kafka does. The v9 `reason` is accepted and ignored; the client host
-is not known to handlers and is reported empty.
+is not known to handlers and is reported empty. With an authorizer the group needs READ
+(GROUP_AUTHORIZATION_FAILED), as for SyncGroup, Heartbeat and LeaveGroup.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.membership import JoinRequest, JoinResult
+from odradek.handlers.acls import GROUP, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 11
 
@@ -55,6 +58,8 @@ def response(ctx: RequestContext, result: JoinResult) -> Any:
 @api(API_KEY, 0, 9, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     groups = ctx.services.groups
+    if not allowed(ctx, AclOperation.READ, GROUP, str(request.group_id)):
+        return response(ctx, JoinResult(ErrorCode.group_authorization_failed, request.member_id))
     if groups is None:
         return response(ctx, JoinResult(ErrorCode.coordinator_not_available, request.member_id))
     session_ms = _ms(request.session_timeout)

@@ -12,8 +12,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import GROUP, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 13
 
@@ -27,7 +29,9 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         members = [(m.member_id, m.group_instance_id) for m in request.members]
     groups = ctx.services.groups
     results: list[ErrorCode] = []
-    if groups is None:
+    if not allowed(ctx, AclOperation.READ, GROUP, str(request.group_id)):
+        error = ErrorCode.group_authorization_failed
+    elif groups is None:
         error = ErrorCode.coordinator_not_available
     else:
         error, results = groups.leave_group(str(request.group_id), members)

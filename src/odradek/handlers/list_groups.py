@@ -2,7 +2,8 @@
 
 Every group this broker coordinates, with its protocol type; v4+ filter by state
 (case-insensitive) and report it; v5 filters by group type (`classic`, or
-`consumer` for KIP-848 groups) and reports it.
+`consumer` for KIP-848 groups) and reports it. With an authorizer, DESCRIBE on the
+cluster lists every group; otherwise only the groups the principal may DESCRIBE.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import GROUP, allowed, cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 16
 GROUP_TYPE = "classic"
@@ -31,6 +34,8 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         listed += [(*g, GROUP_TYPE) for g in groups.list_groups(states)]
     if groups is not None and (not types or CONSUMER_TYPE in types):
         listed += [(*g, CONSUMER_TYPE) for g in groups.list_consumer_groups(states)]
+    if ctx.services.authorizer is not None and not cluster_allowed(ctx, AclOperation.DESCRIBE):
+        listed = [g for g in listed if allowed(ctx, AclOperation.DESCRIBE, GROUP, g[0])]
     return make(
         module.ListGroupsResponse,
         throttle_time=datetime.timedelta(0),

@@ -7,6 +7,7 @@ local), -5 latest tiered and -6 earliest pending upload (v9+/v11: no tiered stor
 -1), and any other value: the first offset whose timestamp is at or after it, found
 through the time index (-1 when none, or when that offset is not fetchable yet: at or
 above the high watermark, or the last stable offset for read_committed, as in Kafka).
+With an authorizer a topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED per partition).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.leader_hints import epoch_error, role_error
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
+from odradek.security.acl import AclOperation
 
 API_KEY = 2
 LATEST = -1
@@ -51,6 +54,17 @@ def _lookup(
         return -1, -1, -1
     offset, found_timestamp, epoch = found
     return found_timestamp, offset, epoch
+
+
+def _refused(module: Any, query: Any) -> Any:
+    return make(
+        module.ListOffsetsPartitionResponse,
+        partition_index=query.partition_index,
+        error_code=ErrorCode.topic_authorization_failed,
+        timestamp=-1,
+        offset=-1,
+        leader_epoch=-1,
+    )
 
 
 def _answer(ctx: RequestContext, module: Any, name: str, query: Any, read_committed: bool) -> Any:
@@ -87,7 +101,10 @@ def handle(ctx: RequestContext, request: Any) -> Any:
             module.ListOffsetsTopicResponse,
             name=topic.name,
             partitions=tuple(
-                _answer(ctx, module, topic.name, q, committed) for q in topic.partitions
+                _answer(ctx, module, topic.name, q, committed)
+                if allowed(ctx, AclOperation.DESCRIBE, TOPIC, topic.name)
+                else _refused(module, q)
+                for q in topic.partitions
             ),
         )
         for topic in request.topics

@@ -5,6 +5,7 @@ of the original ones), adding and removing replicas, as Kafka lists them (KIP-45
 partitions that are not moving, or do not exist, are left out. A null topic list lists
 every move in progress. On a single node nothing ever moves, so the answer is empty; in a
 cluster it comes from the ZooKeeper image (/brokers/topics/T).
+With an authorizer DESCRIBE on the cluster is needed (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.metadata.reassignment import ReplicaAssignment, assignment_of, moving_partitions
+from odradek.security.acl import AclOperation
 
 if TYPE_CHECKING:
     from odradek.metadata.zk_store import ZkMetadataStore
@@ -72,6 +75,14 @@ def _topics(ctx: RequestContext, module: Any, request: Any) -> tuple[Any, ...]:
 @api(API_KEY, 0, 0)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
+    if not cluster_allowed(ctx, AclOperation.DESCRIBE):
+        return make(
+            module.ListPartitionReassignmentsResponse,
+            throttle_time=datetime.timedelta(0),
+            error_code=ErrorCode.cluster_authorization_failed,
+            error_message=None,
+            topics=(),
+        )
     return make(
         module.ListPartitionReassignmentsResponse,
         throttle_time=datetime.timedelta(0),

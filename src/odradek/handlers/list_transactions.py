@@ -1,7 +1,8 @@
 """ListTransactions (key 66), versions 0-1: the transactions this broker coordinates,
 filtered by state names (unknown names are listed back), producer ids and, from v1, a
 minimum running time (`duration_filter` ms; -1: none). v2's transactional id pattern is
-not served."""
+not served.
+With an authorizer only the transactional ids the principal may DESCRIBE are listed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TRANSACTIONAL_ID, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 66
 
@@ -47,5 +50,6 @@ def handle(ctx: RequestContext, request: Any) -> Any:
                 transaction_state=m.state.display,
             )
             for m in found
+            if allowed(ctx, AclOperation.DESCRIBE, TRANSACTIONAL_ID, m.transactional_id)
         ),
     )

@@ -7,7 +7,12 @@ are created when
 both the request (v4+) and `auto.create.topics.enable` allow it, and answered complete in
 the same response. Illegal names get INVALID_TOPIC_EXCEPTION, unknown ones
 UNKNOWN_TOPIC_OR_PARTITION, unknown ids (v10+) UNKNOWN_TOPIC_ID.
-Authorized operations are not computed (no ACLs): the "not requested" value is returned.
+
+With an authorizer (handlers/acls.py): a topic is listed only if the principal may
+DESCRIBE it; one asked for by name and not describable gets TOPIC_AUTHORIZATION_FAILED
+(whether it exists is not disclosed), as does an unknown topic whose auto-creation needs
+CREATE on the cluster or the topic and has neither. Topic and cluster (v8-10) authorized
+operations are filled in when asked for.
 """
 
 from __future__ import annotations
@@ -18,12 +23,20 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import (
+    TOPIC,
+    allowed,
+    authorized_operations,
+    cluster_allowed,
+    cluster_operations,
+)
 from odradek.handlers.context import BrokerServices, RequestContext, advertised_address
 from odradek.handlers.registry import api, make, response_module
 from odradek.handlers.topics import auto_create_topic, topic_changes
 from odradek.metadata.names import topic_name_error
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.zk_layout import endpoint_for
+from odradek.security.acl import AclOperation
 
 API_KEY = 3
 ZERO_UUID = uuid.UUID(int=0)
@@ -78,14 +91,16 @@ def _partitions(services: BrokerServices, module: Any, topic: TopicInfo) -> tupl
     return tuple(result)
 
 
-def _topic(module: Any, services: BrokerServices, topic: TopicInfo) -> Any:
+def _topic(ctx: RequestContext, module: Any, request: Any, topic: TopicInfo) -> Any:
+    requested = getattr(request, "include_topic_authorized_operations", False)
     return make(
         module.MetadataResponseTopic,
         error_code=ErrorCode.none,
         name=topic.name,
         topic_id=topic.topic_id,
         is_internal=topic.internal,
-        partitions=_partitions(services, module, topic),
+        partitions=_partitions(ctx.services, module, topic),
+        topic_authorized_operations=authorized_operations(ctx, requested, TOPIC, topic.name),
     )
 
 
@@ -100,7 +115,7 @@ def _error_topic(module: Any, code: ErrorCode, name: str | None, topic_id: Any) 
     )
 
 
-def _lookup(ctx: RequestContext, module: Any, requested: Any, allow_auto: bool) -> Any:
+def _lookup(ctx: RequestContext, module: Any, request: Any, requested: Any) -> Any:
     services = ctx.services
     name = requested.name
     topic_id = getattr(requested, "topic_id", None)
@@ -108,16 +123,30 @@ def _lookup(ctx: RequestContext, module: Any, requested: Any, allow_auto: bool) 
         found = services.metadata.by_id.get(topic_id) if topic_id else None
         if found is None:
             return _error_topic(module, ErrorCode.unknown_topic_id, None, topic_id)
-        return _topic(module, services, found)
+        if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, found.name):
+            # Topic ids are not secret: Kafka answers with the id.
+            return _error_topic(module, ErrorCode.topic_authorization_failed, None, topic_id)
+        return _topic(ctx, module, request, found)
+    if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, name):
+        return _error_topic(module, ErrorCode.topic_authorization_failed, name, None)
     topic = services.metadata.topics.get(name)
     if topic is not None:
-        return _topic(module, services, topic)
+        return _topic(ctx, module, request, topic)
     if topic_name_error(name) is not None:
         return _error_topic(module, ErrorCode.invalid_topic_exception, name, None)
-    if allow_auto and services.config.auto_create_topics_enable:
+    # v0-v3 always auto-create; v4+ asks explicitly.
+    if (
+        getattr(request, "allow_auto_topic_creation", True)
+        and services.config.auto_create_topics_enable
+    ):
+        if not (
+            cluster_allowed(ctx, AclOperation.CREATE)
+            or allowed(ctx, AclOperation.CREATE, TOPIC, name)
+        ):
+            return _error_topic(module, ErrorCode.topic_authorization_failed, name, None)
         created = auto_create_topic(services, name)
         if created is not None:
-            return _topic(module, services, created)
+            return _topic(ctx, module, request, created)
     return _error_topic(module, ErrorCode.unknown_topic_or_partition, name, None)
 
 
@@ -127,12 +156,15 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
-        topics = tuple(_topic(module, services, t) for t in services.metadata.topics.values())
+        # Every topic the principal may describe; the others are left out silently.
+        topics = tuple(
+            _topic(ctx, module, request, t)
+            for t in services.metadata.topics.values()
+            if allowed(ctx, AclOperation.DESCRIBE, TOPIC, t.name)
+        )
     else:
-        # v0-v3 always auto-create; v4+ asks explicitly.
-        allow = getattr(request, "allow_auto_topic_creation", True)
         with topic_changes(services):  # auto-created topics: durable before the answer
-            topics = tuple(_lookup(ctx, module, t, allow) for t in requested)
+            topics = tuple(_lookup(ctx, module, request, t) for t in requested)
     return make(
         module.MetadataResponse,
         throttle_time=datetime.timedelta(0),
@@ -141,6 +173,9 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         controller_id=_controller_id(services),
         topics=topics,
         error_code=ErrorCode.none,
+        cluster_authorized_operations=cluster_operations(
+            ctx, getattr(request, "include_cluster_authorized_operations", False)
+        ),
     )
 
 

@@ -8,6 +8,8 @@ Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID in
 The v2-4 `retention_time` is ignored: offsets.retention.minutes applies. In a cluster
 the answer waits until the commit reached the in-sync replicas; a broker that is not the
 group's coordinator answers NOT_COORDINATOR for every partition.
+With an authorizer: READ on the group (GROUP_AUTHORIZATION_FAILED for every partition
+otherwise) and READ on each topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.offsets import OffsetCommit
+from odradek.handlers.acls import GROUP, TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 8
 
@@ -48,11 +52,17 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     errors: dict[tuple[int, int], ErrorCode] = {}
     commits: list[OffsetCommit] = []
     keys: dict[tuple[str, int], tuple[int, int]] = {}
+    group_allowed = allowed(ctx, AclOperation.READ, GROUP, str(request.group_id))
     for t_index, topic in enumerate(request.topics):
         name = _topic_name(ctx, topic)
+        topic_allowed = name is None or allowed(ctx, AclOperation.READ, TOPIC, name)
         for p in topic.partitions:
             index = (t_index, int(p.partition_index))
-            if groups is None:
+            if not group_allowed:
+                errors[index] = ErrorCode.group_authorization_failed
+            elif not topic_allowed:
+                errors[index] = ErrorCode.topic_authorization_failed
+            elif groups is None:
                 errors[index] = ErrorCode.coordinator_not_available
             elif name is None or not _partition_known(ctx, name, p.partition_index):
                 errors[index] = missing

@@ -4,6 +4,8 @@ Deletes a group's committed offsets (tombstones in `__consumer_offsets`). An unk
 is GROUP_ID_NOT_FOUND; in an active `consumer` group, partitions of topics a member
 subscribes to get GROUP_SUBSCRIBED_TO_TOPIC; an active group of another protocol type
 is NON_EMPTY_GROUP.
+With an authorizer: DELETE on the group (GROUP_AUTHORIZATION_FAILED) and READ on each
+topic (TOPIC_AUTHORIZATION_FAILED for its partitions).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import GROUP, TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 47
 
@@ -25,10 +29,15 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     wanted = [(str(t.name), int(p.partition_index)) for t in request.topics for p in t.partitions]
     groups = ctx.services.groups
     results: dict[tuple[str, int], ErrorCode] = {}
-    if groups is None:
+    readable = [tp for tp in wanted if allowed(ctx, AclOperation.READ, TOPIC, tp[0])]
+    if not allowed(ctx, AclOperation.DELETE, GROUP, str(request.group_id)):
+        error = ErrorCode.group_authorization_failed
+    elif groups is None:
         error = ErrorCode.coordinator_not_available
     else:
-        error, results = groups.delete_offsets(str(request.group_id), wanted)
+        error, results = groups.delete_offsets(str(request.group_id), readable)
+        for tp in wanted:
+            results.setdefault(tp, ErrorCode.topic_authorization_failed)
     topics = ()
     if error == ErrorCode.none:
         topics = tuple(

@@ -10,6 +10,8 @@ committed offset. The v9+ member id and epoch are checked against a KIP-848 cons
 consumer outside the group) may always fetch. A broker
 that is not the group's coordinator answers NOT_COORDINATOR: per group (v8+), at the top
 (v2-7), or on every partition asked for (v1, which has no top-level error).
+With an authorizer: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each topic
+(TOPIC_AUTHORIZATION_FAILED per partition asked for; left out of "every partition").
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.coordinator import GroupCoordinator
 from odradek.coordinator.group import CommittedOffset
+from odradek.handlers.acls import GROUP, TOPIC, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 9
 
@@ -55,6 +59,8 @@ def _wanted(
             info = ctx.services.metadata.topics.get(name)
             if by_id and info is None:
                 continue
+            if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, name):
+                continue
             wanted.append((name, info.topic_id if info else None, parts))
         return wanted
     for t in topics:
@@ -83,14 +89,26 @@ def _group_topics(
     part_cls = "OffsetFetchResponsePartitions" if batched else "OffsetFetchResponsePartition"
     committed: dict[tuple[str, int], CommittedOffset | None] = {}
     unstable: set[tuple[str, int]] = set()
-    if groups is None:
+    if not allowed(ctx, AclOperation.DESCRIBE, GROUP, group_id):
+        error = ErrorCode.group_authorization_failed
+    elif groups is None:
         error = ErrorCode.coordinator_not_available
     else:
         error, committed = groups.fetch_offsets(group_id, None, member)
         if require_stable and error == ErrorCode.none:
             unstable = groups.unstable_partitions(group_id)
 
+    refused: set[str] = set()
+    if ctx.services.authorizer is not None and topics is not None:
+        refused = {
+            name
+            for name, _id, _parts in _wanted(ctx, committed, topics)
+            if not allowed(ctx, AclOperation.DESCRIBE, TOPIC, name)
+        }
+
     def partition(name: str, index: int) -> Any:
+        if name in refused:
+            return _partition(module, part_cls, index, None, ErrorCode.topic_authorization_failed)
         if (name, index) in unstable:
             return _partition(module, part_cls, index, None, ErrorCode.unstable_offset_commit)
         return _partition(module, part_cls, index, committed.get((name, index)), error)

@@ -18,6 +18,8 @@ Per partition, as Kafka's ReplicaManager and Partition answer it:
   largest known epoch <= the asked one and the offset where it ended (the log end offset
   for the latest epoch); -1/-1 without an error when the asked epoch is newer than every
   known one, or no epoch is known.
+With an authorizer: a follower (replica_id >= 0) needs CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED), a client DESCRIBE on the topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, allowed, cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import Partition
+from odradek.security.acl import AclOperation
 
 API_KEY = 23
 NO_EPOCH = -1
@@ -39,6 +43,27 @@ def _exists(ctx: RequestContext, topic: str, index: int) -> bool:
     """Whether the cluster has this partition (hosted here or not)."""
     info = ctx.services.metadata.topics.get(topic)
     return info is not None and 0 <= index < info.partitions
+
+
+def _refusal(ctx: RequestContext, request: Any, topic: str) -> ErrorCode | None:
+    """A follower needs CLUSTER_ACTION on the cluster, a client DESCRIBE on the topic."""
+    if getattr(request, "replica_id", -1) >= 0:
+        if cluster_allowed(ctx, AclOperation.CLUSTER_ACTION):
+            return None
+        return ErrorCode.cluster_authorization_failed
+    if allowed(ctx, AclOperation.DESCRIBE, TOPIC, topic):
+        return None
+    return ErrorCode.topic_authorization_failed
+
+
+def _refused(module: Any, query: Any, code: ErrorCode) -> Any:
+    return make(
+        module.EpochEndOffset,
+        error_code=code,
+        partition=query.partition,
+        leader_epoch=NO_EPOCH,
+        end_offset=-1,
+    )
 
 
 def _error(ctx: RequestContext, partition: Partition | None, topic: str, query: Any) -> ErrorCode:
@@ -86,7 +111,12 @@ def handle(ctx: RequestContext, request: Any) -> Any:
         make(
             module.OffsetForLeaderTopicResult,
             topic=topic.topic,
-            partitions=tuple(_answer(ctx, module, topic.topic, q) for q in topic.partitions),
+            partitions=tuple(
+                _answer(ctx, module, topic.topic, q)
+                if (refused := _refusal(ctx, request, topic.topic)) is None
+                else _refused(module, q, refused)
+                for q in topic.partitions
+            ),
         )
         for topic in request.topics
     )

@@ -57,6 +57,7 @@ from typing import Any, NamedTuple
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import TOPIC, TRANSACTIONAL_ID, allowed
 from odradek.handlers.context import BrokerServices, RequestContext, count_error
 from odradek.handlers.leader_hints import (
     LEADER_ERRORS,
@@ -82,6 +83,7 @@ from odradek.protocol.fastwrite import write_uvarint
 from odradek.protocol.frame import finish_response, start_response
 from odradek.protocol.records import plausible_record_count
 from odradek.replication.partition import Partition
+from odradek.security.acl import AclOperation
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.log_config import AppendInfo
 from odradek.storage.producer_state import (
@@ -237,21 +239,40 @@ def _produce_topic(
 
 
 def _refuse_all(request: Any, code: ErrorCode) -> list[TopicResult]:
-    return [
-        TopicResult(
-            getattr(topic, "name", None),
-            getattr(topic, "topic_id", None),
-            [_partition_result(data.index, code) for data in topic.partition_data],
-        )
-        for topic in request.topic_data
-    ]
+    return [_refuse_topic(topic, code) for topic in request.topic_data]
+
+
+def _refuse_topic(topic: Any, code: ErrorCode) -> TopicResult:
+    return TopicResult(
+        getattr(topic, "name", None),
+        getattr(topic, "topic_id", None),
+        [_partition_result(data.index, code) for data in topic.partition_data],
+    )
+
+
+def _txn_id_refused(ctx: RequestContext, request: Any) -> bool:
+    """TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request, checked before any
+    topic as Kafka does: a transactional batch without a transactional id, or a
+    transactional id the principal may not WRITE."""
+    txn_id = request.transactional_id
+    if txn_id is None:
+        return _has_transactional_batch(request)
+    if ctx.services.authorizer is None:
+        return False
+    return not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, txn_id)
+
+
+def _write_allowed(ctx: RequestContext, topic: Any) -> bool:
+    """WRITE on the topic; a topic id this broker does not know is answered as unknown."""
+    name = _topic_name(ctx, topic)
+    return name is None or allowed(ctx, AclOperation.WRITE, TOPIC, name)
 
 
 @api(API_KEY, 3, 13, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     acks = request.acks
     waiting: list[_Waiting] = []
-    if request.transactional_id is None and _has_transactional_batch(request):
+    if _txn_id_refused(ctx, request):
         topics = _refuse_all(request, ErrorCode.transactional_id_authorization_failed)
     elif acks not in (-1, 0, 1):
         topics = _refuse_all(request, ErrorCode.invalid_required_acks)
@@ -259,7 +280,15 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         unverified = _ALL_VERIFIED
         if request.transactional_id is not None:  # no coroutine for other produce
             unverified = await verify_transactional(ctx, request)
-        topics = [_produce_topic(ctx, t, acks, waiting, unverified) for t in request.topic_data]
+        if ctx.services.authorizer is None:
+            topics = [_produce_topic(ctx, t, acks, waiting, unverified) for t in request.topic_data]
+        else:
+            topics = [
+                _produce_topic(ctx, t, acks, waiting, unverified)
+                if _write_allowed(ctx, t)
+                else _refuse_topic(t, ErrorCode.topic_authorization_failed)
+                for t in request.topic_data
+            ]
     if waiting:
         await _await_replication(ctx.services, waiting, request.timeout.total_seconds())
     if acks == 0:

@@ -15,8 +15,10 @@ from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.membership import SyncResult
 from odradek.coordinator.sync import SyncRequest
+from odradek.handlers.acls import GROUP, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 14
 
@@ -36,6 +38,8 @@ def _response(ctx: RequestContext, result: SyncResult) -> Any:
 @api(API_KEY, 0, 5, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     groups = ctx.services.groups
+    if not allowed(ctx, AclOperation.READ, GROUP, str(request.group_id)):
+        return _response(ctx, SyncResult(ErrorCode.group_authorization_failed))
     if groups is None:
         return _response(ctx, SyncResult(ErrorCode.coordinator_not_available))
     sync = SyncRequest(

@@ -8,7 +8,10 @@ transactional batch to the group's `__consumer_offsets` partition; they stay pen
 until the transaction's marker (coordinator/txn_offsets.py). A fenced producer epoch is
 INVALID_PRODUCER_EPOCH, a negative producer id or epoch INVALID_PRODUCER_ID_MAPPING.
 Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION. In a
-cluster the answer waits until the batch reached the in-sync replicas.
+cluster the answer waits until the batch reached the in-sync replicas. With an
+authorizer: WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every
+partition), READ on the group (GROUP_AUTHORIZATION_FAILED), READ on each topic
+(TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 KIP-890 part 1: the producer's transaction coordinator (this broker, or the one that
 owns the transactional id, asked with AddPartitionsToTxn v4 `verify_only`) must confirm
@@ -36,8 +39,10 @@ from kio.schema.errors import ErrorCode
 from odradek.coordinator.offsets import OffsetCommit
 from odradek.coordinator.record_log import OFFSETS_TOPIC, TxnProducer
 from odradek.coordinator.txn_offsets import TxnOffsetCommitRequest
+from odradek.handlers.acls import GROUP, TOPIC, TRANSACTIONAL_ID, allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 
 API_KEY = 28
 
@@ -47,15 +52,33 @@ def _partition_known(ctx: RequestContext, name: str, partition: int) -> bool:
     return info is not None and 0 <= partition < info.partitions
 
 
+def _refusal(ctx: RequestContext, request: Any) -> ErrorCode | None:
+    """The error for every partition when the transactional id or the group is refused."""
+    if not allowed(ctx, AclOperation.WRITE, TRANSACTIONAL_ID, str(request.transactional_id)):
+        return ErrorCode.transactional_id_authorization_failed
+    if not allowed(ctx, AclOperation.READ, GROUP, str(request.group_id)):
+        return ErrorCode.group_authorization_failed
+    return None
+
+
 def _commits(
     ctx: RequestContext, request: Any, errors: dict[tuple[str, int], ErrorCode]
 ) -> list[OffsetCommit]:
     """The commits of known partitions; the others get their error in `errors`."""
     commits = []
+    refusal = _refusal(ctx, request)
     for topic in request.topics:
         name = str(topic.name)
+        topic_refused = refusal or (
+            None
+            if allowed(ctx, AclOperation.READ, TOPIC, name)
+            else ErrorCode.topic_authorization_failed
+        )
         for p in topic.partitions:
             index = int(p.partition_index)
+            if topic_refused is not None:
+                errors[(name, index)] = topic_refused
+                continue
             if not _partition_known(ctx, name, index):
                 errors[(name, index)] = ErrorCode.unknown_topic_or_partition
                 continue

@@ -17,6 +17,8 @@ marker's replication first.
 
 Kafka authorizes this request as ClusterAction (brokers only); without security any
 client may send it. v2's `transaction_version` (KIP-890 part 2) is not used.
+With an authorizer only a principal with CLUSTER_ACTION on the cluster (a broker) may
+write markers: CLUSTER_AUTHORIZATION_FAILED on every partition otherwise.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.record_log import OFFSETS_TOPIC
+from odradek.handlers.acls import cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.replication.partition import NotEnoughReplicasError, NotLeaderError
+from odradek.security.acl import AclOperation
 from odradek.storage.errors import KafkaStorageError
 from odradek.storage.producer_state import (
     InvalidProducerEpochError,
@@ -126,7 +130,14 @@ def _marker_result(module: Any, marker: Any, written: list[list[_Written]]) -> A
 @api(API_KEY, 1, 2, is_async=True)
 async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
-    answers = [_write_marker(ctx, marker) for marker in request.markers]
+    if not cluster_allowed(ctx, AclOperation.CLUSTER_ACTION):
+        refused = _Written(ErrorCode.cluster_authorization_failed)
+        answers = [
+            [[refused for _ in t.partition_indexes] for t in marker.topics]
+            for marker in request.markers
+        ]
+    else:
+        answers = [_write_marker(ctx, marker) for marker in request.markers]
     await _await_replication(
         [w for topics in answers for parts in topics for w in parts],
         ctx.services.config.request_timeout_ms / 1000,

@@ -28,6 +28,8 @@ from odradek.metadata.topic_config import effective_topic_config, log_config
 from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
 from odradek.replication.log_dir_mover import run_mover
 from odradek.replication.replica_manager import ReplicaManager
+from odradek.security.acl_store import AclWriter, FileAclWriter
+from odradek.security.authorizer import Authorizer, parse_super_users
 from odradek.security.listeners import advertised_endpoints
 from odradek.security.transport import ListenerSecurity, build_listeners
 from odradek.server.connection import Connection
@@ -159,6 +161,8 @@ class Broker:
         if cluster is not None:
             cluster.replicas.on_leadership.append(txns.leadership_changed)
         loaded_txns = txns.load()
+        # Before listening: no request may be served unchecked.
+        authorizer, acl_writer = await self._open_authorizer(data_dir)
         await self._listen()
         host, port = self._advertised()
         self._services = BrokerServices(
@@ -173,6 +177,8 @@ class Broker:
             groups=groups,
             transactions=txns,
             cluster=cluster,
+            authorizer=authorizer,
+            acl_writer=acl_writer,
         )
         if self._cluster is not None:
             await self._cluster.start(self.bound)
@@ -197,6 +203,25 @@ class Broker:
             len(metadata.topics),
             (time.monotonic() - started) * 1000,
         )
+
+    async def _open_authorizer(self, data_dir: str) -> tuple[Authorizer | None, AclWriter | None]:
+        """With `authorizer.class.name`: the ACL authorizer, its ACLs loaded (from the
+        file next to the metadata image, or from ZooKeeper and then kept in step)."""
+        if not self.config.authorizer_class_name:
+            return None, None
+        authorizer = Authorizer(
+            parse_super_users(self.config.super_users),
+            self.config.allow_everyone_if_no_acl_found,
+        )
+        writer: AclWriter
+        if self._cluster is not None:
+            from odradek.security.acl_zk import ZkAclWriter
+
+            writer = await ZkAclWriter.open(self._cluster.store.zk, authorizer)
+            self.attach(writer.aclose)
+        else:
+            writer = FileAclWriter(self.fs, data_dir, authorizer)
+        return authorizer, writer
 
     def attach(self, close: Callable[[], Awaitable[None]]) -> None:
         """Registers something serving on top of this broker, closed first by stop()."""
