@@ -25,7 +25,7 @@ from odradek.security.authorizer import Authorizer, parse_super_users
 
 ALICE, BOB = "User:alice", "User:bob"
 HOST = "127.0.0.1"
-O = AclOperation
+Op = AclOperation
 TOPIC = ResourceType.TOPIC
 
 
@@ -56,73 +56,73 @@ def test_no_acls_follows_allow_everyone_if_no_acl_found() -> None:
     """A resource without any ACL is refused by default and allowed with the setting on;
     once any ACL names it, the setting no longer matters."""
     strict, lenient = Authorizer(), Authorizer(allow_if_no_acl=True)
-    assert not strict.authorize(ALICE, HOST, O.READ, TOPIC, "t")
-    assert lenient.authorize(ALICE, HOST, O.READ, TOPIC, "t")
-    _add(lenient, TOPIC, "t", PatternType.LITERAL, allow(BOB, O.READ))
-    assert not lenient.authorize(ALICE, HOST, O.READ, TOPIC, "t")
-    assert lenient.authorize(ALICE, HOST, O.READ, TOPIC, "other")
+    assert not strict.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
+    assert lenient.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
+    _add(lenient, TOPIC, "t", PatternType.LITERAL, allow(BOB, Op.READ))
+    assert not lenient.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
+    assert lenient.authorize(ALICE, HOST, Op.READ, TOPIC, "other")
 
 
 def test_deny_beats_allow_and_wildcards_apply() -> None:
     """A DENY for the principal (or User:*) refuses even where an ALLOW matches; the
     literal "*" resource and the "*" host apply to every name and host."""
     a = Authorizer()
-    _add(a, TOPIC, WILDCARD, PatternType.LITERAL, allow("User:*", O.ALL))
-    assert a.authorize(ALICE, HOST, O.WRITE, TOPIC, "anything")
-    _add(a, TOPIC, "secret", PatternType.LITERAL, deny(ALICE, O.READ))
-    assert not a.authorize(ALICE, HOST, O.READ, TOPIC, "secret")
-    assert a.authorize(ALICE, HOST, O.WRITE, TOPIC, "secret")
-    assert a.authorize(BOB, HOST, O.READ, TOPIC, "secret")
-    _add(a, TOPIC, "secret", PatternType.LITERAL, deny("User:*", O.ALL, HOST))
-    assert not a.authorize(BOB, HOST, O.READ, TOPIC, "secret")
-    assert a.authorize(BOB, "10.0.0.1", O.READ, TOPIC, "secret")
+    _add(a, TOPIC, WILDCARD, PatternType.LITERAL, allow("User:*", Op.ALL))
+    assert a.authorize(ALICE, HOST, Op.WRITE, TOPIC, "anything")
+    _add(a, TOPIC, "secret", PatternType.LITERAL, deny(ALICE, Op.READ))
+    assert not a.authorize(ALICE, HOST, Op.READ, TOPIC, "secret")
+    assert a.authorize(ALICE, HOST, Op.WRITE, TOPIC, "secret")
+    assert a.authorize(BOB, HOST, Op.READ, TOPIC, "secret")
+    _add(a, TOPIC, "secret", PatternType.LITERAL, deny("User:*", Op.ALL, HOST))
+    assert not a.authorize(BOB, HOST, Op.READ, TOPIC, "secret")
+    assert a.authorize(BOB, "10.0.0.1", Op.READ, TOPIC, "secret")
 
 
 def test_prefixed_acls_match_names_that_start_with_the_prefix() -> None:
     """PREFIXED "pay" covers "pay" and "payments" but not "pa" or "xpay"."""
     a = Authorizer()
-    _add(a, TOPIC, "pay", PatternType.PREFIXED, allow(ALICE, O.READ))
-    assert a.authorize(ALICE, HOST, O.READ, TOPIC, "payments")
-    assert a.authorize(ALICE, HOST, O.READ, TOPIC, "pay")
-    assert not a.authorize(ALICE, HOST, O.READ, TOPIC, "pa")
-    assert not a.authorize(ALICE, HOST, O.READ, TOPIC, "xpay")
-    _add(a, TOPIC, "payments-", PatternType.PREFIXED, deny(ALICE, O.READ))
-    assert not a.authorize(ALICE, HOST, O.READ, TOPIC, "payments-eu")
-    assert a.authorize(ALICE, HOST, O.READ, TOPIC, "payments")
+    _add(a, TOPIC, "pay", PatternType.PREFIXED, allow(ALICE, Op.READ))
+    assert a.authorize(ALICE, HOST, Op.READ, TOPIC, "payments")
+    assert a.authorize(ALICE, HOST, Op.READ, TOPIC, "pay")
+    assert not a.authorize(ALICE, HOST, Op.READ, TOPIC, "pa")
+    assert not a.authorize(ALICE, HOST, Op.READ, TOPIC, "xpay")
+    _add(a, TOPIC, "payments-", PatternType.PREFIXED, deny(ALICE, Op.READ))
+    assert not a.authorize(ALICE, HOST, Op.READ, TOPIC, "payments-eu")
+    assert a.authorize(ALICE, HOST, Op.READ, TOPIC, "payments")
 
 
 def test_implied_operations() -> None:
     """READ/WRITE/DELETE/ALTER imply DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS,
     ALL implies everything; a DENY of DESCRIBE does not refuse READ."""
-    for op in (O.READ, O.WRITE, O.DELETE, O.ALTER, O.ALL):
+    for op in (Op.READ, Op.WRITE, Op.DELETE, Op.ALTER, Op.ALL):
         a = Authorizer()
         _add(a, TOPIC, "t", PatternType.LITERAL, allow(ALICE, op))
-        assert a.authorize(ALICE, HOST, O.DESCRIBE, TOPIC, "t"), op
+        assert a.authorize(ALICE, HOST, Op.DESCRIBE, TOPIC, "t"), op
     a = Authorizer()
-    _add(a, TOPIC, "t", PatternType.LITERAL, allow(ALICE, O.ALTER_CONFIGS))
-    assert a.authorize(ALICE, HOST, O.DESCRIBE_CONFIGS, TOPIC, "t")
-    assert not a.authorize(ALICE, HOST, O.READ, TOPIC, "t")
-    _add(a, TOPIC, "t", PatternType.LITERAL, allow(ALICE, O.READ), deny(ALICE, O.DESCRIBE))
-    assert a.authorize(ALICE, HOST, O.READ, TOPIC, "t")
-    assert not a.authorize(ALICE, HOST, O.DESCRIBE, TOPIC, "t")
+    _add(a, TOPIC, "t", PatternType.LITERAL, allow(ALICE, Op.ALTER_CONFIGS))
+    assert a.authorize(ALICE, HOST, Op.DESCRIBE_CONFIGS, TOPIC, "t")
+    assert not a.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
+    _add(a, TOPIC, "t", PatternType.LITERAL, allow(ALICE, Op.READ), deny(ALICE, Op.DESCRIBE))
+    assert a.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
+    assert not a.authorize(ALICE, HOST, Op.DESCRIBE, TOPIC, "t")
 
 
 def test_super_users_may_do_anything() -> None:
     """super.users (semicolon-separated) bypass every ACL, DENYs included."""
     a = Authorizer(parse_super_users("User:admin; User:ops"))
-    _add(a, TOPIC, WILDCARD, PatternType.LITERAL, deny("User:*", O.ALL))
-    assert a.authorize("User:ops", HOST, O.WRITE, TOPIC, "t")
-    assert not a.authorize(ALICE, HOST, O.WRITE, TOPIC, "t")
+    _add(a, TOPIC, WILDCARD, PatternType.LITERAL, deny("User:*", Op.ALL))
+    assert a.authorize("User:ops", HOST, Op.WRITE, TOPIC, "t")
+    assert not a.authorize(ALICE, HOST, Op.WRITE, TOPIC, "t")
 
 
 def test_changes_apply_at_once_despite_the_cache() -> None:
     """An answer cached before a change is not reused after it."""
     a = Authorizer()
-    assert not a.authorize(ALICE, HOST, O.READ, TOPIC, "t")
-    _add(a, TOPIC, "t", PatternType.LITERAL, allow(ALICE, O.READ))
-    assert a.authorize(ALICE, HOST, O.READ, TOPIC, "t")
+    assert not a.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
+    _add(a, TOPIC, "t", PatternType.LITERAL, allow(ALICE, Op.READ))
+    assert a.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
     a.set_resource(ResourcePattern(TOPIC, "t", PatternType.LITERAL), ())
-    assert not a.authorize(ALICE, HOST, O.READ, TOPIC, "t")
+    assert not a.authorize(ALICE, HOST, Op.READ, TOPIC, "t")
     assert a.patterns() == []
 
 
@@ -130,23 +130,23 @@ def test_authorize_any_by_resource_type() -> None:
     """Some topic writable (Kafka's authorizeByResourceType): an ALLOW on a literal or
     prefix counts unless a DENY covers it whole; a DENY of "*" refuses everything."""
     a = Authorizer()
-    assert not a.authorize_any(ALICE, HOST, O.WRITE, TOPIC)
-    _add(a, TOPIC, "orders", PatternType.LITERAL, allow(ALICE, O.WRITE))
-    assert a.authorize_any(ALICE, HOST, O.WRITE, TOPIC)
-    _add(a, TOPIC, "ord", PatternType.PREFIXED, deny(ALICE, O.WRITE))
-    assert not a.authorize_any(ALICE, HOST, O.WRITE, TOPIC)
-    _add(a, TOPIC, "x", PatternType.PREFIXED, allow(ALICE, O.WRITE))
-    assert a.authorize_any(ALICE, HOST, O.WRITE, TOPIC)
-    _add(a, TOPIC, WILDCARD, PatternType.LITERAL, deny("User:*", O.WRITE))
-    assert not a.authorize_any(ALICE, HOST, O.WRITE, TOPIC)
+    assert not a.authorize_any(ALICE, HOST, Op.WRITE, TOPIC)
+    _add(a, TOPIC, "orders", PatternType.LITERAL, allow(ALICE, Op.WRITE))
+    assert a.authorize_any(ALICE, HOST, Op.WRITE, TOPIC)
+    _add(a, TOPIC, "ord", PatternType.PREFIXED, deny(ALICE, Op.WRITE))
+    assert not a.authorize_any(ALICE, HOST, Op.WRITE, TOPIC)
+    _add(a, TOPIC, "x", PatternType.PREFIXED, allow(ALICE, Op.WRITE))
+    assert a.authorize_any(ALICE, HOST, Op.WRITE, TOPIC)
+    _add(a, TOPIC, WILDCARD, PatternType.LITERAL, deny("User:*", Op.WRITE))
+    assert not a.authorize_any(ALICE, HOST, Op.WRITE, TOPIC)
 
 
 def test_authorized_operations_bit_field() -> None:
     """Bits of the operations allowed, among those the resource type supports."""
     a = Authorizer()
-    _add(a, ResourceType.GROUP, "g", PatternType.LITERAL, allow(ALICE, O.READ))
+    _add(a, ResourceType.GROUP, "g", PatternType.LITERAL, allow(ALICE, Op.READ))
     bits = a.authorized_operations(ALICE, HOST, ResourceType.GROUP, "g")
-    assert bits == (1 << O.READ) | (1 << O.DESCRIBE)
+    assert bits == (1 << Op.READ) | (1 << Op.DESCRIBE)
 
 
 def test_validation_of_new_bindings() -> None:
@@ -154,7 +154,7 @@ def test_validation_of_new_bindings() -> None:
     not named kafka-cluster and names with '/'."""
     good = AclBinding(
         ResourcePattern(TOPIC, "t", PatternType.LITERAL),
-        AccessControlEntry(ALICE, "*", O.READ, AclPermission.ALLOW),
+        AccessControlEntry(ALICE, "*", Op.READ, AclPermission.ALLOW),
     )
     assert binding_error(good) is None
     bad = [
@@ -162,9 +162,9 @@ def test_validation_of_new_bindings() -> None:
         AclBinding(ResourcePattern(TOPIC, "t", PatternType.MATCH), good.entry),
         AclBinding(ResourcePattern(TOPIC, "a/b", PatternType.LITERAL), good.entry),
         AclBinding(ResourcePattern(ResourceType.CLUSTER, "c", PatternType.LITERAL), good.entry),
-        AclBinding(good.pattern, AccessControlEntry("alice", "*", O.READ, AclPermission.ALLOW)),
-        AclBinding(good.pattern, AccessControlEntry(ALICE, "*", O.ANY, AclPermission.ALLOW)),
-        AclBinding(good.pattern, AccessControlEntry(ALICE, "*", O.READ, AclPermission.ANY)),
+        AclBinding(good.pattern, AccessControlEntry("alice", "*", Op.READ, AclPermission.ALLOW)),
+        AclBinding(good.pattern, AccessControlEntry(ALICE, "*", Op.ANY, AclPermission.ALLOW)),
+        AclBinding(good.pattern, AccessControlEntry(ALICE, "*", Op.READ, AclPermission.ANY)),
     ]
     assert all(binding_error(b) is not None for b in bad)
 
@@ -173,8 +173,8 @@ def test_zookeeper_json_round_trip() -> None:
     """Entries survive Kafka's znode JSON, with Kafka's CamelCase names."""
     entries = frozenset(
         {
-            AccessControlEntry(ALICE, "*", O.DESCRIBE_CONFIGS, AclPermission.ALLOW),
-            AccessControlEntry(BOB, HOST, O.IDEMPOTENT_WRITE, AclPermission.DENY),
+            AccessControlEntry(ALICE, "*", Op.DESCRIBE_CONFIGS, AclPermission.ALLOW),
+            AccessControlEntry(BOB, HOST, Op.IDEMPOTENT_WRITE, AclPermission.DENY),
         }
     )
     data = encode_entries(entries)
@@ -207,7 +207,7 @@ def test_filters_match_as_kafka_filters() -> None:
 NAMES = ["a", "ab", "abc", "b", "ba", "*"]
 PRINCIPALS = ["User:a", "User:b", "User:*"]
 HOSTS = ["1.1.1.1", "2.2.2.2", "*"]
-OPS = [O.READ, O.WRITE, O.DESCRIBE, O.DESCRIBE_CONFIGS, O.ALTER_CONFIGS, O.ALL, O.DELETE]
+OPS = [Op.READ, Op.WRITE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS, Op.ALL, Op.DELETE]
 
 
 def _brute(
@@ -229,15 +229,15 @@ def _brute(
         return allow_if_none
     mine = [e for e in relevant if e.principal in (principal, "User:*") and e.host in (host, "*")]
     if any(
-        e.permission == AclPermission.DENY and (e.operation == op or e.operation == O.ALL)
+        e.permission == AclPermission.DENY and (e.operation == op or e.operation == Op.ALL)
         for e in mine
     ):
         return False
-    implied = {op, O.ALL}
-    if op == O.DESCRIBE:
-        implied |= {O.READ, O.WRITE, O.DELETE, O.ALTER}
-    if op == O.DESCRIBE_CONFIGS:
-        implied |= {O.ALTER_CONFIGS}
+    implied = {op, Op.ALL}
+    if op == Op.DESCRIBE:
+        implied |= {Op.READ, Op.WRITE, Op.DELETE, Op.ALTER}
+    if op == Op.DESCRIBE_CONFIGS:
+        implied |= {Op.ALTER_CONFIGS}
     return any(e.permission == AclPermission.ALLOW and e.operation in implied for e in mine)
 
 
