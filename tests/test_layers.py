@@ -12,7 +12,6 @@ LAYERS = [
     "protocol",
     "storage",
     "metadata",
-    "security",
     "replication",
     "coordinator",
     "security",
