@@ -141,7 +141,9 @@ def test_describe_log_dirs_shows_the_future_log_while_it_copies() -> None:
     target = "/b" if source == "/a" else "/a"
     manager.start_move("t", 0, target)
     move_step(replicas, max_bytes=400)
-    ctx = RequestContext(SimpleNamespace(replicas=replicas, config=config), 4, 1, "t")  # type: ignore[arg-type]
+    ctx = RequestContext(
+        SimpleNamespace(replicas=replicas, config=config, authorizer=None), 4, 1, "t"
+    )  # type: ignore[arg-type]
     m = request_module(35, 4)
     body = build(m.DescribeLogDirsRequest, topics=None)
 

@@ -51,6 +51,7 @@ def context(
         metadata=SimpleNamespace(topics={"t": TOPIC}),
         groups=groups,
         transactions=verifier,
+        authorizer=None,
     )
     return groups, verifier, RequestContext(services, version, 1, "test")  # type: ignore[arg-type]
 

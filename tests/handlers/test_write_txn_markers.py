@@ -22,7 +22,7 @@ from tests.server.wire import build, request_module
 
 def context(replicas: ReplicaManager, timeout_ms: int = 5000) -> RequestContext:
     config = dataclasses.replace(CONFIG, request_timeout_ms=timeout_ms)
-    services = SimpleNamespace(replicas=replicas, groups=None, config=config)
+    services = SimpleNamespace(replicas=replicas, groups=None, config=config, authorizer=None)
     return RequestContext(services, 1, 1, "test")  # type: ignore[arg-type]
 
 
