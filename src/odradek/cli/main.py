@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "group": ("odradek.cli.group", "list, describe, reset offsets of, delete consumer groups"),
     "perf": ("odradek.cli.perf", "producer and consumer performance tests"),
     "cluster": ("odradek.cli.cluster", "run a replicated cluster on this machine, kill brokers"),
+    "acl": ("odradek.cli.acl", "list, add, remove ACLs (brokers with an authorizer)"),
 }
 
 EPILOG = (

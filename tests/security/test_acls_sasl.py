@@ -1,0 +1,191 @@
+"""ACLs with authenticated principals: a broker with SASL/PLAIN users admin (a super
+user), alice and bob. ACLs are managed with `odradek acl` logged in as admin; alice, allowed
+her prefixed topics and her group, cannot see, produce to, consume from, commit for or
+describe the configs of bob's topic, nor change ACLs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from helpers import unique_topic
+from odradek.testing import Broker
+from tests.cli.conftest import Result, run_cli
+
+TIMEOUT_S = 15
+USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
+SASL = "SASL_PLAINTEXT"
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    config = {
+        "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+        "super.users": "User:admin",
+    }
+    with Broker(config=config, sasl_users=USERS) as running:
+        yield running
+
+
+def client(broker: Broker, user: str, **extra: Any) -> dict[str, Any]:
+    return {**broker.client_config(SASL, user), **extra}
+
+
+def acl_cli(broker: Broker, *args: str, user: str = "admin") -> Result:
+    """`odradek acl ...` logged in as `user`, JSON output."""
+    login = client(broker, user)
+    options = [f"-X{key}={value}" for key, value in login.items() if key != "bootstrap.servers"]
+    return run_cli(
+        "acl",
+        *args,
+        "--bootstrap-server",
+        login["bootstrap.servers"],
+        *options,
+        "--output",
+        "json",
+        "--timeout",
+        "10",
+    )
+
+
+@pytest.fixture(scope="module")
+def names(broker: Broker) -> dict[str, str]:
+    """alice may do anything on topics `<base>-alice-*` and READ group `<base>-alice-g`;
+    bob anything on `<base>-bob`."""
+    base = unique_topic("sasl")
+    found = {
+        "alice": f"{base}-alice-t",
+        "alice_prefix": f"{base}-alice-",
+        "bob": f"{base}-bob",
+        "alice_group": f"{base}-alice-g",
+    }
+    admin = AdminClient(client(broker, "admin"))
+    futures = admin.create_topics(
+        [NewTopic(found["alice"], 1, 1), NewTopic(found["bob"], 1, 1)], request_timeout=TIMEOUT_S
+    )
+    for future in futures.values():
+        future.result(TIMEOUT_S)
+    prefix = found["alice_prefix"]
+    for args in (
+        ["--topic", prefix, "--prefixed", "--principal", "User:alice", "--operation", "ALL"],
+        ["--topic", found["bob"], "--principal", "User:bob", "--operation", "ALL"],
+        ["--group", found["alice_group"], "--principal", "User:alice", "--operation", "READ"],
+    ):
+        result = acl_cli(broker, "add", "--allow", *args)
+        assert result.code == 0, result.err
+    return found
+
+
+def produce_error(config: dict[str, Any], topic: str) -> int | None:
+    producer = Producer({**config, "message.timeout.ms": 10000})
+    outcome: list[KafkaError | None] = []
+    try:
+        producer.produce(topic, b"v", on_delivery=lambda err, _msg: outcome.append(err))
+    except KafkaException as exc:
+        return int(exc.args[0].code())
+    producer.flush(TIMEOUT_S)
+    assert outcome, "no delivery report"
+    return None if outcome[0] is None else outcome[0].code()
+
+
+def commit_error(consumer: Consumer, topic: str) -> int | None:
+    """The error code of committing offset 1 of the topic's partition 0, or None."""
+    try:
+        result = consumer.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    except KafkaException as exc:
+        return int(exc.args[0].code())
+    error = result[0].error if result else None
+    return None if error is None else int(error.code())
+
+
+def test_odradek_acl_lists_what_it_added(broker: Broker, names: dict[str, str]) -> None:
+    """`odradek acl list --topic T --match` shows the prefixed ACL that covers alice's
+    topic; `list` without a resource shows all three."""
+    matched = acl_cli(broker, "list", "--topic", names["alice"], "--match")
+    assert matched.code == 0, matched.err
+    assert json.loads(matched.out) == [
+        {
+            "resource": "TOPIC",
+            "name": names["alice_prefix"],
+            "pattern": "PREFIXED",
+            "principal": "User:alice",
+            "host": "*",
+            "operation": "ALL",
+            "permission": "ALLOW",
+        }
+    ]
+    everything = json.loads(acl_cli(broker, "list").out)
+    assert {(d["resource"], d["name"]) for d in everything} >= {
+        ("TOPIC", names["alice_prefix"]),
+        ("TOPIC", names["bob"]),
+        ("GROUP", names["alice_group"]),
+    }
+
+
+def test_alice_sees_and_writes_only_her_topics(broker: Broker, names: dict[str, str]) -> None:
+    """Metadata shows alice her topic, not bob's; she produces to hers and is refused
+    bob's with TOPIC_AUTHORIZATION_FAILED; bob produces to his."""
+    alice = client(broker, "alice")
+    topics = AdminClient(alice).list_topics(timeout=TIMEOUT_S).topics
+    assert names["alice"] in topics and names["bob"] not in topics
+    assert produce_error(alice, names["alice"]) is None
+    assert produce_error(alice, names["bob"]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert produce_error(client(broker, "bob"), names["bob"]) is None
+
+
+def test_alice_cannot_consume_commit_or_describe_bobs_topic(
+    broker: Broker, names: dict[str, str]
+) -> None:
+    """alice's consumer in her group reads and commits her topic; committing bob's topic
+    is TOPIC_AUTHORIZATION_FAILED; bob's topic's configs are refused her."""
+    assert produce_error(client(broker, "alice"), names["alice"]) is None
+    consumer = Consumer(
+        client(
+            broker,
+            "alice",
+            **{"group.id": names["alice_group"], "auto.offset.reset": "earliest"},
+        )
+    )
+    try:
+        consumer.assign([TopicPartition(names["alice"], 0, 0)])
+        message = consumer.poll(TIMEOUT_S)
+        assert message is not None and message.error() is None
+        assert commit_error(consumer, names["alice"]) is None
+        assert commit_error(consumer, names["bob"]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    finally:
+        consumer.close()
+    resource = ConfigResource("topic", names["bob"])
+    admin = AdminClient(client(broker, "alice"))  # kept alive until the answer
+    future = admin.describe_configs([resource], request_timeout=TIMEOUT_S)[resource]
+    with pytest.raises(KafkaException) as raised:
+        future.result(TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_only_the_super_user_manages_acls(broker: Broker, names: dict[str, str]) -> None:
+    """alice's `odradek acl add` fails (CLUSTER_AUTHORIZATION_FAILED, exit 1); admin's
+    `odradek acl remove` takes bob's ACL away and bob is refused at once."""
+    refused = acl_cli(
+        broker,
+        "add",
+        "--allow",
+        "--topic",
+        names["bob"],
+        "--principal",
+        "User:alice",
+        "--operation",
+        "READ",
+        user="alice",
+    )
+    assert refused.code == 1 and "authorization" in refused.err.lower(), refused.err
+    removed = acl_cli(broker, "remove", "--topic", names["bob"], "--principal", "User:bob")
+    assert removed.code == 0, removed.err
+    assert [d["principal"] for d in json.loads(removed.out)] == ["User:bob"]
+    assert produce_error(client(broker, "bob"), names["bob"]) == (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED
+    )
