@@ -2,7 +2,7 @@
 (partitions led elsewhere looked up on their leader) and the group deleted on its
 coordinator's console (the commits and tombstones written to the replicated
 __consumer_offsets); a record produced on the partition leader's
-console with acks=all and read back, refused on the follower's with the leader named,
+console with acks=all and read back, sent to the leader from another broker's console,
 and refused with NOT_ENOUGH_REPLICAS once the ISR is below min.insync.replicas;
 partitions added through CreatePartitions, placed and led."""
 
@@ -117,9 +117,11 @@ def test_reset_and_delete_a_group_on_its_coordinator(cluster: Cluster) -> None:
 
 def test_produce_add_partitions_and_min_isr(cluster: Cluster) -> None:
     """A record produced on the leader's console is acknowledged once both replicas
-    have it and a consumer reads it; the follower's console names the leader; the
-    follower's add-partitions form grows the topic to 3 led partitions; with the
-    follower killed and the ISR shrunk, the leader's form answers NOT_ENOUGH_REPLICAS."""
+    have it; the follower's console sends its record to the leader (Produce, acks=all),
+    and a broker not hosting the partition does too and says where it went; a consumer
+    reads all three. The follower's add-partitions form grows the topic to 3 led
+    partitions; with the follower killed and the ISR shrunk, the leader's form answers
+    NOT_ENOUGH_REPLICAS."""
     cluster.create_topic("rides", 1, 2, {"min.insync.replicas": "2"})
     leader = cluster.leader_of("rides", 0)
     follower = 3 - leader
@@ -133,17 +135,28 @@ def test_produce_add_partitions_and_min_isr(cluster: Cluster) -> None:
     }
     status, _, where = on_leader.request("/topics/rides/produce", form)
     assert (status, where) == (200, "/topics/rides/messages")
-    reader = consumer(cluster, "rides-reader")
-    try:
-        reader.assign([TopicPartition("rides", 0, 0)])
-        message = reader.poll(TIMEOUT_S)
-        assert message is not None and message.value() == b"replicated"
-    finally:
-        reader.close()
     on_follower = Browser(cluster.console_url(follower))
     token = on_follower.token("/topics/rides")
-    status, body, _ = on_follower.request("/topics/rides/produce", {**form, "csrf": token})
-    assert status == 400 and "NOT_LEADER_OR_FOLLOWER" in body and f"broker {leader}" in body
+    forwarded = {**form, "csrf": token, "value": "via the follower"}
+    status, _, where = on_follower.request("/topics/rides/produce", forwarded)
+    assert (status, where) == (200, "/topics/rides/messages")
+    cluster.create_topic("solo", 1, 1)
+    elsewhere = Browser(cluster.console_url(3 - cluster.leader_of("solo", 0)))
+    solo = {**form, "csrf": elsewhere.token("/topics/solo"), "value": "not hosted here"}
+    status, body, where = elsewhere.request("/topics/solo/produce", solo)
+    assert (status, where) == (200, "/topics/solo")
+    assert 'id="produced">Produced: partition 0, offset 0' in body
+    reader = consumer(cluster, "rides-reader")
+    try:
+        reader.assign([TopicPartition("rides", 0, 0), TopicPartition("solo", 0, 0)])
+        values = set()
+        while len(values) < 3:
+            message = reader.poll(TIMEOUT_S)
+            assert message is not None and message.error() is None
+            values.add(message.value())
+        assert values == {b"replicated", b"via the follower", b"not hosted here"}
+    finally:
+        reader.close()
     status, _, _ = on_follower.request("/topics/rides/partitions", {"csrf": token, "count": "3"})
     assert status == 200
     for index in (1, 2):

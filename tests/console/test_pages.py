@@ -186,6 +186,7 @@ def test_templates_escape_names_and_config_values() -> None:
         pages=1,
         query=lambda number: f"page={number}",
         csrf="ab",
+        produced="",
     )
     assert "<script>" not in body
     # title, heading, config value, its documentation, the delete button

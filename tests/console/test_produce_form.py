@@ -150,3 +150,14 @@ def test_add_partitions(console_broker: Broker) -> None:
     status, body, _ = browser.request("/topics/growing/partitions", {"csrf": token, "count": "x"})
     assert status == 400
     assert console_broker.topics()["growing"] == 3
+
+
+def test_produced_note_takes_only_numbers(console_broker: Broker) -> None:
+    """The topic page's note about a record another broker appended shows a
+    `partition:offset` pair and ignores anything else in `produced`."""
+    console_broker.create_topic("noted", 1)
+    browser = browser_for(console_broker)
+    status, body, _ = browser.request("/topics/noted?produced=0:17")
+    assert status == 200 and "Produced: partition 0, offset 17" in body
+    status, body, _ = browser.request("/topics/noted?produced=%3Cb%3E:1")
+    assert status == 200 and 'id="produced"' not in body and "<b>" not in body

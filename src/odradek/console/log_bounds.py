@@ -55,7 +55,7 @@ async def log_bounds(
         if partition is not None and partition.is_leader:
             found[(topic, index)] = _local(partition, moment)
         else:
-            elsewhere.setdefault(_leader(broker, topic, index), []).append((topic, index))
+            elsewhere.setdefault(leader_address(broker, topic, index), []).append((topic, index))
     if elsewhere:
         pool = BrokerPool("odradek-console")
         try:
@@ -75,7 +75,9 @@ def _local(partition: Partition, moment: int | None) -> Bounds:
     return Bounds(partition.log_start_offset, end, at_time)
 
 
-def _leader(broker: Broker, topic: str, index: int) -> Leader:
+def leader_address(broker: Broker, topic: str, index: int) -> Leader:
+    """(node id, host, port of the inter-broker listener) of the partition's leader in a
+    cluster; BoundsUnknown when there is none (or no cluster)."""
     services = broker.services
     cluster = services.cluster
     name = f"partition {index} of {topic!r}"

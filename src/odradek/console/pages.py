@@ -12,6 +12,7 @@ without JavaScript.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -228,9 +229,12 @@ def topic_page(
     if info is None:
         return 404, _render("error.html", status=404, message=f"No topic named {name!r}.")
     page, pages = _page(request, info.partitions)
+    produced = request.query.get("produced", "")
     return 200, _render(
         template,
         topic=info,
+        # "partition:offset" of a record the form had another broker append.
+        produced=produced if re.fullmatch(r"\d{1,10}:\d{1,19}", produced) else "",
         partitions=model.partition_rows(broker, info, page * PAGE_SIZE, PAGE_SIZE),
         configs=model.config_rows(broker, info),
         csrf=request[CSRF_TOKEN],

@@ -1,34 +1,48 @@
 """The console's produce form: one record (key, value, headers, partition) appended to a
-topic through the path a Produce request takes (handlers/produce.py `append_batch`, with
-acks=all), so the topic's rules, min.insync.replicas, replication and the metrics apply.
+topic through the path a Produce request takes, with acks=all, so the topic's rules,
+min.insync.replicas, replication and the metrics apply: on the partition's leader
+handlers/produce.py `append_batch`; in a cluster, for a partition another broker leads,
+a Produce request sent to that leader.
 
 Without a partition the default partitioner chooses as Kafka's does: a keyed record goes
 to murmur2(key) modulo the partition count (Kafka's `Utils.murmur2` and `toPositive`),
 so it lands where a Java or librdkafka (`murmur2_random`) producer would put it; a record
-without a key goes to a random partition this broker leads (Kafka's built-in partitioner
-picks among the available partitions). Only the partition's leader appends: on another
-broker the form says which broker leads it.
+without a key goes to a random partition.
 """
 
 from __future__ import annotations
 
+import datetime
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kio.schema.errors import ErrorCode
+from kio.schema.produce.v9 import request as produce_request
 
-from odradek.handlers.leader_hints import current_leader
+from odradek.console.log_bounds import BoundsUnknown, leader_address
+from odradek.coordinator.txn.remote import BrokerPool
 from odradek.handlers.produce import append_batch
 from odradek.handlers.record_errors import RecordRefusal
 from odradek.metadata.store import TopicInfo
 from odradek.protocol.records import SimpleRecord, build_batch
+from odradek.replication.client import BrokerClientError
 from odradek.server.broker import Broker
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 # How long an acks=all append waits for the in-sync replicas (a producer's request.timeout.ms).
 ACKS_TIMEOUT_S = 30.0
+
+# Produce to another broker (the partition's leader in a cluster): this version's request.
+PRODUCE_VERSION = 9
+# The leader's wait for its ISR: below the connection's 30 s request timeout, so that a
+# slow ISR is answered REQUEST_TIMED_OUT by the leader rather than cut by this side.
+FORWARD_ACKS_TIMEOUT_S = 20.0
+_ProduceRequest: Any = produce_request.ProduceRequest
+_TopicData: Any = produce_request.TopicProduceData
+_PartitionData: Any = produce_request.PartitionProduceData
 
 # Kafka's messages for the errors a produce from the form can meet.
 MESSAGES = {
@@ -97,7 +111,7 @@ def parse_headers(text: str) -> tuple[tuple[str, bytes], ...]:
     return tuple(headers)
 
 
-def choose_partition(broker: Broker, topic: TopicInfo, key: bytes | None, raw: str) -> int:
+def choose_partition(topic: TopicInfo, key: bytes | None, raw: str) -> int:
     """The form's partition, or the default partitioner's choice."""
     if raw.strip():
         if not raw.strip().isdigit() or int(raw) >= topic.partitions:
@@ -107,15 +121,7 @@ def choose_partition(broker: Broker, topic: TopicInfo, key: bytes | None, raw: s
         return int(raw)
     if key is not None:
         return keyed_partition(key, topic.partitions)
-    replicas = broker.services.replicas
-    led = []
-    for index in range(topic.partitions):
-        partition = replicas.get(topic.name, index)
-        if partition is not None and partition.is_leader:
-            led.append(index)
-    if not led:
-        raise ProduceRefused(f"This broker leads no partition of {topic.name!r}.")
-    return random.choice(led)
+    return random.randrange(topic.partitions)
 
 
 async def produce(broker: Broker, topic: TopicInfo, form: Mapping[str, str]) -> Produced:
@@ -124,23 +130,52 @@ async def produce(broker: Broker, topic: TopicInfo, form: Mapping[str, str]) -> 
     key = key_text.encode() if key_text else None  # an empty key is no key (null)
     value = form.get("value", "").encode()
     headers = parse_headers(form.get("headers", ""))
-    index = choose_partition(broker, topic, key, form.get("partition", ""))
+    index = choose_partition(topic, key, form.get("partition", ""))
     services = broker.services
-    record = SimpleRecord(value, key, headers, services.clock.time_ms())
+    batch = build_batch([SimpleRecord(value, key, headers, services.clock.time_ms())])
+    partition = services.replicas.get(topic.name, index)
+    if services.cluster is not None and (partition is None or not partition.is_leader):
+        return await _forward(broker, topic.name, index, batch)
     result = await append_batch(
-        services, topic.name, index, build_batch([record]), acks=-1, timeout_s=ACKS_TIMEOUT_S
+        services, topic.name, index, batch, acks=-1, timeout_s=ACKS_TIMEOUT_S
     )
     if isinstance(result, RecordRefusal):
         raise ProduceRefused(f"{result.code.name.upper()}: {result.message}")
     if isinstance(result, ErrorCode):
-        raise ProduceRefused(_explain(broker, topic.name, index, result))
+        raise ProduceRefused(_explain(result))
     return Produced(index, result.base_offset)
 
 
-def _explain(broker: Broker, topic: str, index: int, code: ErrorCode) -> str:
-    name = code.name.upper()
-    if code == ErrorCode.not_leader_or_follower:
-        leader = current_leader(broker.services, topic, index)
-        where = f"broker {leader[0]}" if leader else "no live broker"
-        return f"{name}: partition {index} of {topic!r} is led by {where}; produce there."
-    return f"{name}: {MESSAGES.get(code, 'The produce was refused.')}"
+async def _forward(broker: Broker, topic: str, index: int, batch: bytes) -> Produced:
+    """The record sent to the partition's leader as a Produce request with acks=all."""
+    try:
+        leader = leader_address(broker, topic, index)
+    except BoundsUnknown:
+        raise ProduceRefused(
+            f"{ErrorCode.not_leader_or_follower.name.upper()}: partition {index} of "
+            f"{topic!r} has no live leader."
+        ) from None
+    request = _ProduceRequest(
+        acks=-1,
+        timeout=datetime.timedelta(seconds=FORWARD_ACKS_TIMEOUT_S),
+        topic_data=(
+            _TopicData(name=topic, partition_data=(_PartitionData(index=index, records=batch),)),
+        ),
+    )
+    pool = BrokerPool("odradek-console")
+    try:
+        response = await pool.request(leader, request, PRODUCE_VERSION)
+    except BrokerClientError as error:
+        message = f"Broker {leader[0]}, the leader, could not be reached: {error}"
+        raise ProduceRefused(message) from None
+    finally:
+        await pool.close()
+    [answer] = [p for t in response.responses for p in t.partition_responses]
+    if answer.error_code != ErrorCode.none:
+        detail = answer.error_message or _explain(answer.error_code).partition(": ")[2]
+        raise ProduceRefused(f"{answer.error_code.name.upper()} from broker {leader[0]}: {detail}")
+    return Produced(index, int(answer.base_offset))
+
+
+def _explain(code: ErrorCode) -> str:
+    return f"{code.name.upper()}: {MESSAGES.get(code, 'The produce was refused.')}"

@@ -157,6 +157,9 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
     async def append(request: web.Request, form: Mapping[str, str]) -> str:
         info = _topic(broker, request)
         done = await produce.produce(broker, info, form)
+        if broker.services.replicas.get(info.name, done.partition) is None:
+            # Appended by the leader on another broker: this one cannot show the record.
+            return f"/topics/{_segment(info.name)}?produced={done.partition}:{done.offset}"
         query = urlencode({"partition": done.partition, "from": "offset", "offset": done.offset})
         return f"/topics/{_segment(info.name)}/messages?{query}"
 
