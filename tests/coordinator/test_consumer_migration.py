@@ -266,7 +266,8 @@ async def test_malformed_subscription_and_first_rebalance_refuse() -> None:
 
 async def test_classic_member_commits_leaves_and_times_out() -> None:
     """Inside the consumer group a classic member commits with its epoch as generation
-    (ILLEGAL_GENERATION otherwise); LeaveGroup removes one, the session timeout it joined
+    (ILLEGAL_GENERATION otherwise) in any OffsetCommit version, a consumer-protocol
+    member only in v9+; LeaveGroup removes one, the session timeout it joined
     with removes the other; the consumer member stays, so the group stays a consumer
     group."""
     h = harness(group_consumer_migration_policy="upgrade")
@@ -278,7 +279,13 @@ async def test_classic_member_commits_leaves_and_times_out() -> None:
     assert (await c.commit_offsets("g", gen + 5, a, None, commit))[("t1", 0)] == (
         ErrorCode.illegal_generation
     )
-    assert (await c.commit_offsets("g", gen, a, None, commit))[("t1", 0)] == ErrorCode.none
+    assert (await c.commit_offsets("g", gen, a, None, commit, 8))[("t1", 0)] == ErrorCode.none
+    # A consumer-protocol member must commit with OffsetCommit v9+, as in Kafka.
+    epoch = c.consumer_groups["g"].members["c"].member_epoch
+    assert (await c.commit_offsets("g", epoch, "c", None, commit, 8))[("t1", 0)] == (
+        ErrorCode.unsupported_version
+    )
+    assert (await c.commit_offsets("g", epoch, "c", None, commit, 9))[("t1", 0)] == ErrorCode.none
     assert c.leave_group("g", [(a, None)]) == (ErrorCode.none, [ErrorCode.none])
     assert a not in c.consumer_groups["g"].members and b in c.consumer_groups["g"].members
     for _ in range(5):  # the consumer member heartbeats; b is silent

@@ -45,6 +45,8 @@ _MEMBER_RECORDS = (cr.CURRENT_ASSIGNMENT, cr.TARGET_MEMBER, cr.MEMBER_METADATA)
 # The racks of a partition's replicas (sorted; empty when none has a rack).
 PartitionRacks = Callable[[str, int], tuple[str, ...]]
 LEAVE_EPOCH = -1
+# The first OffsetCommit version a consumer-protocol member may commit with.
+MODERN_COMMIT = 9
 STATIC_LEAVE_EPOCH = -2
 
 
@@ -635,15 +637,20 @@ def _replay_member(
 
 
 # -- offsets and description -----------------------------------------------------------
-def commit_error(group: ConsumerGroup, member_id: str, member_epoch: int) -> ErrorCode | None:
+def commit_error(
+    group: ConsumerGroup, member_id: str, member_epoch: int, api_version: int = MODERN_COMMIT
+) -> ErrorCode | None:
     """Whether a commit may go to a consumer group (Kafka's ConsumerGroup
     validateOffsetCommit): one from outside the group (epoch < 0, no member id) only
-    while it has no members; a member's only with its current epoch."""
+    while it has no members; a member's only with its current epoch, and, for a member
+    of the consumer protocol, in OffsetCommit v9+ (UNSUPPORTED_VERSION)."""
     if member_epoch < 0 and not member_id:
         return ErrorCode.unknown_member_id if group.members else None
     member = group.members.get(member_id)
     if member is None:
         return ErrorCode.unknown_member_id
+    if not member.uses_classic and api_version < MODERN_COMMIT:
+        return ErrorCode.unsupported_version
     if member_epoch != member.member_epoch:
         # A classic member's epoch is its generation: ILLEGAL_GENERATION, as Kafka.
         return ErrorCode.illegal_generation if member.uses_classic else ErrorCode.stale_member_epoch

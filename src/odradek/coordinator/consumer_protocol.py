@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
-from kio.serial import entity_reader, entity_writer
-
 HIGHEST = 3
 OwnedByName = dict[str, tuple[int, ...]]
 
@@ -45,6 +43,8 @@ def _body(data: bytes, kind: str) -> tuple[int, Any] | None:
     if version < 0:
         return None
     version = min(version, HIGHEST)
+    from kio.serial import entity_reader  # only when a group migrates: not at start
+
     try:
         body, _size = entity_reader(_schema(kind, version))(memoryview(data), 2)
     except Exception:  # any malformed input: kio raises several kinds
@@ -112,6 +112,8 @@ def encode_assignment(
         ),
         user_data=user_data,
     )
+    from kio.serial import entity_writer  # only when a group migrates: not at start
+
     out = io.BytesIO()
     out.write(struct.pack(">h", version))
     entity_writer(schema)(out, body)

@@ -629,14 +629,18 @@ class GroupCoordinator:
         member_id: str,
         instance_id: str | None,
         commits: Iterable[offsets.OffsetCommit],
+        api_version: int = consumer_membership.MODERN_COMMIT,
     ) -> asyncio.Future[dict[tuple[str, int], ErrorCode]]:
         """Each partition's error, once the commit is replicated (at once on a single
-        broker)."""
+        broker). `api_version` is the OffsetCommit version (checked for members of
+        consumer groups)."""
         commits = list(commits)
         refused = self._refusal(group_id)
         if refused is not None:
             return answered({(o.topic, o.partition): refused for o in commits})
-        return offsets.commit_offsets(self, group_id, generation, member_id, instance_id, commits)
+        return offsets.commit_offsets(
+            self, group_id, generation, member_id, instance_id, commits, api_version
+        )
 
     def fetch_offsets(
         self,

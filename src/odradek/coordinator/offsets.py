@@ -70,14 +70,18 @@ def commit_offsets(
     member_id: str,
     instance_id: str | None,
     commits: Iterable[OffsetCommit],
+    api_version: int = consumer_membership.MODERN_COMMIT,
 ) -> asyncio.Future[dict[TopicPartition, ErrorCode]]:
-    """Each partition's error, answered once the commit is replicated."""
+    """Each partition's error, answered once the commit is replicated. `api_version`:
+    the request's OffsetCommit version (a consumer-protocol member needs v9+)."""
     commits = list(commits)
     group = c.groups.get(group_id)
     error = ErrorCode.invalid_group_id if not group_id else None
     consumer_group = c.consumer_groups.get(group_id)
     if consumer_group is not None:
-        error = error or consumer_membership.commit_error(consumer_group, member_id, generation)
+        error = error or consumer_membership.commit_error(
+            consumer_group, member_id, generation, api_version
+        )
     else:
         error = error or _commit_error(group, generation, member_id, instance_id)
     future: asyncio.Future[dict[TopicPartition, ErrorCode]]

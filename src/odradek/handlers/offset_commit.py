@@ -3,6 +3,8 @@
 Members commit with their generation and member id (ILLEGAL_GENERATION,
 UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS while the group completes a rebalance,
 FENCED_INSTANCE_ID); a simple consumer (generation -1) commits to a group with no members.
+In a KIP-848 group the generation is the member epoch, and a member of the consumer
+protocol must use v9+ (UNSUPPORTED_VERSION), as in Kafka.
 Leader epochs (v6+) and metadata strings (up to offset.metadata.max.bytes) are stored.
 Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID in v10).
 The v2-4 `retention_time` is ignored: offsets.retention.minutes applies. In a cluster
@@ -81,6 +83,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             request.member_id,
             getattr(request, "group_instance_id", None),
             commits,
+            ctx.api_version,
         )
         for tp, code in results.items():
             errors[keys[tp]] = code
