@@ -189,3 +189,38 @@ def test_only_the_super_user_manages_acls(broker: Broker, names: dict[str, str])
     assert produce_error(client(broker, "bob"), names["bob"]) == (
         KafkaError.TOPIC_AUTHORIZATION_FAILED
     )
+
+
+def test_authorized_operations_are_the_principals(broker: Broker, names: dict[str, str]) -> None:
+    """confluent-kafka's describe_topics, describe_consumer_groups and describe_cluster
+    with include_authorized_operations report what alice may do: everything on her topic,
+    READ and DESCRIBE on her group, nothing on the cluster; the super user everything."""
+    from confluent_kafka import TopicCollection
+
+    alice = AdminClient(client(broker, "alice"))
+    topic = alice.describe_topics(
+        TopicCollection([names["alice"]]),
+        include_authorized_operations=True,
+        request_timeout=TIMEOUT_S,
+    )[names["alice"]].result(TIMEOUT_S)
+    assert {op.name for op in topic.authorized_operations} == {
+        "READ",
+        "WRITE",
+        "CREATE",
+        "DESCRIBE",
+        "DELETE",
+        "ALTER",
+        "DESCRIBE_CONFIGS",
+        "ALTER_CONFIGS",
+    }
+    group = alice.describe_consumer_groups(
+        [names["alice_group"]], include_authorized_operations=True, request_timeout=TIMEOUT_S
+    )[names["alice_group"]].result(TIMEOUT_S)
+    assert {op.name for op in group.authorized_operations} == {"READ", "DESCRIBE"}
+    mine = alice.describe_cluster(include_authorized_operations=True, request_timeout=TIMEOUT_S)
+    assert not mine.result(TIMEOUT_S).authorized_operations
+    admin = AdminClient(client(broker, "admin"))
+    everything = admin.describe_cluster(
+        include_authorized_operations=True, request_timeout=TIMEOUT_S
+    ).result(TIMEOUT_S)
+    assert {op.name for op in everything.authorized_operations} >= {"ALTER", "CLUSTER_ACTION"}
