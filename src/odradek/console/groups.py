@@ -63,14 +63,27 @@ def _coordinator(broker: Broker) -> GroupCoordinator | None:
     return broker.services.groups
 
 
-def group_rows(broker: Broker) -> list[GroupRow]:
-    """Every live group coordinated here, by id."""
+def group_ids(broker: Broker) -> list[str]:
+    """The ids of the live groups coordinated here, sorted."""
     groups = _coordinator(broker)
     if groups is None:
         return []
     ids = {g for g, group in groups.groups.items() if not group.is_(GroupState.DEAD)}
     ids |= set(groups.consumer_groups)
-    rows = [_row(broker, groups, g) for g in sorted(ids) if groups.coordinates(g)]
+    return sorted(g for g in ids if groups.coordinates(g))
+
+
+def group_row(broker: Broker, group_id: str) -> GroupRow | None:
+    """One group's row; None when it is not (or no longer) coordinated here."""
+    groups = _coordinator(broker)
+    if groups is None or not groups.coordinates(group_id):
+        return None
+    return _row(broker, groups, group_id)
+
+
+def group_rows(broker: Broker) -> list[GroupRow]:
+    """Every live group coordinated here, by id."""
+    rows = [group_row(broker, g) for g in group_ids(broker)]
     return [row for row in rows if row is not None]
 
 

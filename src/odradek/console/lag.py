@@ -25,6 +25,8 @@ log = logging.getLogger("odradek.console")
 # Seconds between two samples, and samples kept per group (15 minutes).
 SAMPLE_S = 10.0
 SAMPLES = 90
+# Groups sampled between two yields to the event loop.
+CHUNK = 200
 # The chart's drawing area in pixels.
 WIDTH = 360
 HEIGHT = 80
@@ -46,17 +48,21 @@ class LagHistory:
         self.broker = broker
         self.rings: dict[str, deque[tuple[float, int]]] = {}
 
-    def sample(self) -> None:
-        """One sample of every group coordinated here whose lag is known."""
+    async def sample(self) -> None:
+        """One sample of every group coordinated here whose lag is known, yielding to
+        the loop every `CHUNK` groups (a lag sums each group's committed partitions)."""
         now = self.broker.services.clock.monotonic()
         seen = set()
-        for row in groups.group_rows(self.broker):
-            if row.lag is None:
+        for n, group_id in enumerate(groups.group_ids(self.broker), 1):
+            if n % CHUNK == 0:
+                await asyncio.sleep(0)
+            row = groups.group_row(self.broker, group_id)
+            if row is None or row.lag is None:
                 continue
-            seen.add(row.group_id)
-            ring = self.rings.get(row.group_id)
+            seen.add(group_id)
+            ring = self.rings.get(group_id)
             if ring is None:
-                ring = self.rings[row.group_id] = deque(maxlen=SAMPLES)
+                ring = self.rings[group_id] = deque(maxlen=SAMPLES)
             ring.append((now, row.lag))
         for gone in self.rings.keys() - seen:
             del self.rings[gone]
@@ -73,7 +79,7 @@ class LagHistory:
         while True:
             if self.broker.started:
                 try:
-                    self.sample()
+                    await self.sample()
                 except Exception:  # a bug here must not stop the sampling for good
                     log.exception("lag sampling failed")
             await asyncio.sleep(SAMPLE_S)
