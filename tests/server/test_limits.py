@@ -343,6 +343,41 @@ def test_in_flight_limit_is_enforced_and_order_kept() -> None:
     print(f"\nin-flight 2: 20 pipelined requests in order in {elapsed * 1000:.0f} ms")
 
 
+def test_requests_behind_full_in_flight_slots_count_queue_time() -> None:
+    """max.in.flight.requests.per.connection=2 and five pipelined pairs of a Fetch that
+    waits 200 ms and a Metadata: every pair after the first waits about 200 ms for slots,
+    which RequestQueueTimeMs records (and the total time includes) while the local time
+    of the Metadata requests stays that of their own work."""
+    with (
+        broker_with({"max.in.flight.requests.per.connection": 2}) as broker,
+        WireClient(broker.port) as client,
+    ):
+        ensure_topic(client, "queued")
+        stats = served(broker).request_stats
+        before = stats.apis[3].request_queue.count if 3 in stats.apis else 0
+        kinds = [(1, FETCH_V), (3, METADATA_V)] * 5
+        bodies = {1: fetch_body("queued", 200, 10 << 20), 3: metadata_body()}
+        client.sock.sendall(
+            b"".join(
+                encode_request(key, version, 700 + i, bodies[key])
+                for i, (key, version) in enumerate(kinds)
+            )
+        )
+        for key, version in kinds:
+            client.receive(key, version)
+        metadata = stats.apis[3].phases()
+        fetch_queue = stats.apis[1].request_queue
+    assert fetch_queue.count == 4, "the four Fetches behind the first waited for slots"
+    assert fetch_queue.sum_ns >= 4 * 150e6, fetch_queue.sum_ns
+    assert stats.apis[3].request_queue.count - before == 4
+    queue_counts, queue_ns = metadata["requestqueuetimems"]
+    total_counts, total_ns = metadata["totaltimems"]
+    _local_counts, local_ns = metadata["localtimems"]
+    assert sum(queue_counts) == sum(total_counts)  # the others as zeros
+    assert total_ns >= queue_ns + local_ns
+    assert local_ns < queue_ns / 4, "queue time leaked into the local time"
+
+
 def test_bare_size_prefixes_hold_one_window_not_their_frames() -> None:
     """queued.max.request.bytes=1 MiB and two clients that send only a size prefix
     claiming 900 KiB and then nothing: they hold one 64 KiB window each, not 1.8 MiB for

@@ -46,3 +46,20 @@ def test_buckets_double_and_the_last_takes_the_rest() -> None:
     stats = RequestStats()
     stats.record(0, 9, 0, 10**12)
     assert stats.apis[0].total.counts[LAST] == 1
+
+
+def test_a_request_that_waited_for_dispatch() -> None:
+    """A request that arrived at 0, waited 30 ms for a free slot, worked 2 ms and was
+    sent at once: 32 ms in total, 30 ms of request queue time, 2 ms local, the other
+    requests' queue time zero."""
+    ms = 1_000_000
+    stats = RequestStats()
+    stats.record(3, 12, 0, 1 * ms)
+    stats.record_waited(3, 12, 0, 32 * ms, 32 * ms, 32 * ms, queued_ns=30 * ms)
+    phases = stats.apis[3].phases()
+    queue_counts, queue_ns = phases["requestqueuetimems"]
+    assert sum(queue_counts) == 2 and queue_counts[0] == 1 and queue_ns == 30 * ms
+    assert queue_counts[_bucket(30)] == 1
+    assert phases["totaltimems"][1] == 33 * ms
+    assert phases["localtimems"][1] == 3 * ms
+    assert phases["remotetimems"][1] == 0 and phases["responsequeuetimems"][1] == 0

@@ -123,7 +123,8 @@ def request_metrics(apis: dict[int, ApiStats]) -> Iterator[Metric]:
                 requests.add_metric([name, str(version)], count)
     yield requests
     docs = {
-        "totaltimems": "Milliseconds from dispatch until the response went to the socket.",
+        "requestqueuetimems": "Milliseconds a whole request waited to be dispatched.",
+        "totaltimems": "Milliseconds from arrival until the response went to the socket.",
         "localtimems": "Milliseconds the handler worked.",
         "remotetimems": "Milliseconds waiting in a purgatory (parked fetch, acks=all, join).",
         "responsequeuetimems": "Milliseconds answered but behind an earlier response.",

@@ -56,6 +56,17 @@ class FrameDecoder:
         and then nothing (it would escape the whole-frame deadline)."""
         return self._need >= 0 or len(self._buffer) > 0
 
+    def has_frame(self) -> bool:
+        """Whether a whole frame is buffered, waiting to be taken."""
+        buf = self._buffer
+        need = self._need
+        if need < 0:
+            if len(buf) < 4:
+                return False
+            size: int = _SIZE.unpack_from(buf, 0)[0]
+            return len(buf) - 4 >= size
+        return len(buf) >= need
+
     def feed(self, data: bytes, max_frames: int | None = None) -> list[bytes]:
         """Adds received bytes; returns the frames now complete, in order, at most
         `max_frames` of them (the others stay buffered for a later call)."""

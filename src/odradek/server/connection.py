@@ -80,6 +80,7 @@ class _Slot:
         "done",
         "local_end",
         "payload",
+        "queued",
         "size",
         "started",
     )
@@ -90,7 +91,7 @@ class _Slot:
         self.size = size
         self.api_key = api_key
         self.api_version = api_version
-        self.started = self.local_end = self.completed = 0
+        self.started = self.local_end = self.completed = self.queued = 0
 
 
 class Connection(asyncio.Protocol):
@@ -139,6 +140,11 @@ class Connection(asyncio.Protocol):
         # Whole frames taken from the decoder but not dispatched: writing paused meanwhile.
         self._held: deque[bytes] = deque()
         self._held_bytes = 0
+        # When the whole frames now waiting to be dispatched (held, or buffered behind
+        # full in-flight slots) began to wait (perf_counter ns; 0: none waits), and the
+        # queue time of the frames being dispatched (Kafka's RequestQueueTimeMs).
+        self._waiting_since = 0
+        self._queued_ns = 0
         self.last_active = broker.clock.monotonic()
         # When the frame being received started; None while none is, or while this side
         # stopped reading (then a slow frame is not the client's fault).
@@ -289,6 +295,8 @@ class Connection(asyncio.Protocol):
                 data = b""
                 if not frames:
                     break
+                if self._waiting_since:
+                    self._queued_ns = _clock() - self._waiting_since
                 for position, frame in enumerate(frames):
                     if self._closed:
                         return
@@ -302,9 +310,23 @@ class Connection(asyncio.Protocol):
                     break
         finally:
             self._draining = False
+            self._queued_ns = 0
         if not self._closed:
+            self._note_waiting()
             self._account_memory()
             self._track_frame_deadline(started)
+
+    def _note_waiting(self) -> None:
+        """Starts or stops the clock of whole frames waiting for dispatch. Only a full
+        set of in-flight slots or a paused client leaves a whole frame undispatched, so
+        the usual drain looks no further than that."""
+        if len(self._slots) < self._max_in_flight and not self._paused_reasons:
+            self._waiting_since = 0
+        elif self._held or self._decoder.has_frame():
+            if not self._waiting_since:
+                self._waiting_since = _clock()
+        else:
+            self._waiting_since = 0
 
     def _take_held(self, data: bytes, room: int) -> list[bytes]:
         """Up to `room` of the frames held back (they go before the decoder's); `data`
@@ -540,7 +562,9 @@ class Connection(asyncio.Protocol):
         slot = _Slot(size, spec.api_key, ctx.api_version)
         self._slots.append(slot)
         self._in_flight_bytes += size
-        slot.started = _clock()
+        queued = self._queued_ns
+        slot.started = _clock() - queued  # from its arrival: the total includes the wait
+        slot.queued = queued
         try:
             if spec.is_async:
                 self._start(spec, ctx, slot, spec.handler(ctx, body))
@@ -606,6 +630,7 @@ class Connection(asyncio.Protocol):
             slot.local_end or slot.completed,
             slot.completed,
             sent,
+            slot.queued,
         )
 
     def _respond_now(self, payload: bytes) -> None:
@@ -627,8 +652,8 @@ class Connection(asyncio.Protocol):
             self._in_flight_bytes -= slot.size
             if slot.api_key < 0:
                 pass
-            elif slot is completed and not slot.local_end:
-                # The usual case, answered at once and sent at once: total time only.
+            elif slot is completed and not slot.local_end and not slot.queued:
+                # The usual case, dispatched, answered and sent at once: total time only.
                 self.broker.request_stats.record(
                     slot.api_key, slot.api_version, slot.started, slot.completed
                 )

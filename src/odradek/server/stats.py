@@ -2,18 +2,21 @@
 that counting costs a few integer operations per request; the metrics listener
 (odradek.console) turns them into Prometheus samples only when scraped.
 
-The phases follow Kafka's RequestMetrics: total time (from dispatch until the response is
-handed to the socket), local time (the handler's own work), remote time (waiting in a
-purgatory: a parked Fetch, an acks=all Produce, a JoinGroup) and response queue time
-(answered but held behind an earlier, slower response on the same connection, which
-Kafka's ordering requires).
+The phases follow Kafka's RequestMetrics: request queue time (a whole request waiting to
+be dispatched: its connection's in-flight slots were all taken, or its client was not
+reading its responses), total time (from its arrival until the response is handed to the
+socket, so queue time included), local time (the handler's own work), remote time
+(waiting in a purgatory: a parked Fetch, an acks=all Produce, a JoinGroup) and response
+queue time (answered but held behind an earlier, slower response on the same connection,
+which Kafka's ordering requires).
 
-Most requests are answered at once and in order: their remote and response queue times
-are zero and their local time is their total time. Only the total is recorded for them
-(`record`); the other requests (`record_waited`) record every phase, and their total once
-more in `waited_total`. The local histogram is then the total one minus `waited_total`
-plus the waited requests' local times, and the zeros of the remote and queue histograms
-are the requests they did not record: exact, for a fraction of the cost per request.
+Most requests are dispatched, answered and sent at once: their request queue, remote and
+response queue times are zero and their local time is their total time. Only the total
+is recorded for them (`record`); the other requests (`record_waited`) record every phase,
+and their total once more in `waited_total`. The local histogram is then the total one
+minus `waited_total` plus the waited requests' local times, and the zeros of the other
+histograms are the requests they did not record: exact, for a fraction of the cost per
+request.
 """
 
 from __future__ import annotations
@@ -50,7 +53,15 @@ class Histogram:
 class ApiStats:
     """One API's requests: how many per version and the time of each phase."""
 
-    __slots__ = ("by_version", "local_waited", "queue", "remote", "total", "waited_total")
+    __slots__ = (
+        "by_version",
+        "local_waited",
+        "queue",
+        "remote",
+        "request_queue",
+        "total",
+        "waited_total",
+    )
 
     def __init__(self) -> None:
         self.by_version = [0] * MAX_VERSIONS
@@ -59,6 +70,7 @@ class ApiStats:
         self.local_waited = Histogram()
         self.remote = Histogram()
         self.queue = Histogram()
+        self.request_queue = Histogram()
 
     def phases(self) -> dict[str, tuple[list[int], int]]:
         """Per phase (Kafka's metric name): counts per bucket and the sum in ns."""
@@ -71,6 +83,10 @@ class ApiStats:
         local_sum = total.sum_ns - waited.sum_ns + self.local_waited.sum_ns
         count = total.count
         return {
+            "requestqueuetimems": (
+                _with_zeros(self.request_queue, count),
+                self.request_queue.sum_ns,
+            ),
             "totaltimems": (list(total.counts), total.sum_ns),
             "localtimems": (local_counts, local_sum),
             "remotetimems": (_with_zeros(self.remote, count), self.remote.sum_ns),
@@ -119,15 +135,19 @@ class RequestStats:
         local_end_ns: int,
         completed_ns: int,
         sent_ns: int,
+        queued_ns: int = 0,
     ) -> None:
-        """A request that waited in a purgatory (`local_end_ns` < `completed_ns`) or
-        behind an earlier response (`completed_ns` < `sent_ns`)."""
+        """A request that waited to be dispatched (`queued_ns` from its arrival at
+        `started_ns`), in a purgatory (`local_end_ns` < `completed_ns`) or behind an
+        earlier response (`completed_ns` < `sent_ns`)."""
         stats = self._stats(api_key)
         stats.by_version[version] += 1
         total = sent_ns - started_ns
         stats.total.observe(total)
         stats.waited_total.observe(total)
-        stats.local_waited.observe(local_end_ns - started_ns)
+        stats.local_waited.observe(local_end_ns - started_ns - queued_ns)
+        if queued_ns > 0:
+            stats.request_queue.observe(queued_ns)
         if completed_ns > local_end_ns:
             stats.remote.observe(completed_ns - local_end_ns)
         if sent_ns > completed_ns:
