@@ -1,11 +1,13 @@
 """The topic page's produce and add-partitions forms on a real broker: a record with
 key, value and headers lands where a murmur2 producer puts the same key and reads back
-with a Kafka client; a chosen partition is used; the topic's rules refuse what Kafka
-refuses (max.message.bytes, a bad header line) with a 400 page; partitions are added
-through CreatePartitions' checks."""
+with a Kafka client; a chosen partition is used; the topic's rules apply as to a
+client's produce (compression.type, LogAppendTime, max.message.bytes) and bad input
+(a header line, a partition) is a 400 page; /metrics counts the records; partitions are
+added through CreatePartitions' checks."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +15,12 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from odradek.console.produce import keyed_partition, murmur2
+from odradek.protocol.batch import TIMESTAMP_TYPE_BIT, read_header
+from odradek.protocol.records import GZIP
 from odradek.testing import Broker
 from tests.console.formclient import Browser
+from tests.handlers.kafka_wire import fetch_request, records_of
+from tests.server.wire import WireClient
 
 TIMEOUT_S = 30.0
 
@@ -161,3 +167,25 @@ def test_produced_note_takes_only_numbers(console_broker: Broker) -> None:
     assert status == 200 and "Produced: partition 0, offset 17" in body
     status, body, _ = browser.request("/topics/noted?produced=%3Cb%3E:1")
     assert status == 200 and 'id="produced"' not in body and "<b>" not in body
+
+
+def test_topic_compression_and_log_append_time_apply(console_broker: Broker) -> None:
+    """A record from the form to a topic with compression.type=gzip and
+    message.timestamp.type=LogAppendTime is stored as a gzip batch stamped with the
+    broker's append time, as a client's produce would be."""
+    console_broker.create_topic(
+        "zipped-form",
+        1,
+        {"compression.type": "gzip", "message.timestamp.type": "LogAppendTime"},
+    )
+    browser = browser_for(console_broker)
+    form = {"csrf": browser.token("/topics/zipped-form"), "partition": "0", "value": "z" * 200}
+    before_ms = int(time.time() * 1000)
+    assert browser.request("/topics/zipped-form/produce", form)[0] == 200
+    with WireClient(console_broker.port) as client:
+        response = client.call(1, 12, fetch_request([("zipped-form", 0, 0)]))
+    data = bytes(response.responses[0].partitions[0].records or b"")
+    header = read_header(data, 0)
+    assert header.compression == GZIP and header.attributes & TIMESTAMP_TYPE_BIT
+    assert header.max_timestamp >= before_ms - 1000
+    assert [r.value for r in records_of(data)] == [b"z" * 200]
