@@ -1,10 +1,13 @@
-"""The ACL APIs (DescribeAcls, CreateAcls, DeleteAcls) on a broker without an authorizer:
+"""The ACL APIs (DescribeAcls, CreateAcls, DeleteAcls) on the wire. Without an authorizer
 every version is advertised and answered SECURITY_DISABLED, as Kafka answers without one,
+and the connection stays open. With one (everyone allowed while no ACL names a
+resource), bad creations and filters get INVALID_REQUEST each, the valid ones are served,
 and the connection stays open."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kio.schema.errors import ErrorCode
@@ -114,3 +117,87 @@ def test_delete_acls_is_security_disabled(broker: Broker, version: int) -> None:
     (result,) = response.filter_results
     assert (result.error_code, result.error_message) == (ErrorCode.security_disabled, MESSAGE)
     assert result.matching_acls == ()
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[Broker]:
+    config = {
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "true",
+    }
+    with Broker(config=config) as running:
+        yield running
+
+
+def _creation(m: Any, **changes: Any) -> Any:
+    fields = {
+        "resource_type": TOPIC,
+        "resource_name": "wire",
+        "resource_pattern_type": LITERAL,
+        "principal": "User:alice",
+        "host": "*",
+        "operation": READ,
+        "permission_type": ALLOW,
+    }
+    fields.update(changes)
+    return build(m.AclCreation, **fields)
+
+
+def _filter(m: Any, cls: str, **changes: Any) -> Any:
+    fields = {
+        "resource_type_filter": TOPIC,
+        "resource_name_filter": "wire",
+        "pattern_type_filter": ANY,
+        "principal_filter": None,
+        "host_filter": None,
+        "operation": ANY,
+        "permission_type": ANY,
+    }
+    fields.update(changes)
+    return build(getattr(m, cls), **fields)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_create_describe_delete_with_an_authorizer(secured: Broker, version: int) -> None:
+    """CreateAcls answers per creation: the valid one is stored; UNKNOWN or ANY elements,
+    a MATCH pattern, a code Kafka does not define (99), a principal without a type, and a
+    cluster not named kafka-cluster are INVALID_REQUEST. DescribeAcls finds the stored
+    one and refuses an UNKNOWN filter; DeleteAcls removes it, refusing an UNKNOWN filter
+    in the same request."""
+    create = request_module(30, version)
+    bad = [
+        {"resource_type": 0},
+        {"resource_type": 1},
+        {"resource_pattern_type": 2},
+        {"operation": 99},
+        {"permission_type": 1},
+        {"principal": "alice"},
+        {"resource_type": 4, "resource_name": "other"},
+    ]
+    creations = (_creation(create), *(_creation(create, **b) for b in bad))
+    describe, delete = request_module(29, version), request_module(31, version)
+    with WireClient(secured.port) as client:
+        created = client.call(30, version, build(create.CreateAclsRequest, creations=creations))
+        described = client.call(29, version, _filter(describe, "DescribeAclsRequest"))
+        unknown = client.call(29, version, _filter(describe, "DescribeAclsRequest", operation=0))
+        filters = (
+            _filter(delete, "DeleteAclsFilter", pattern_type_filter=0),
+            _filter(delete, "DeleteAclsFilter"),
+        )
+        deleted = client.call(31, version, build(delete.DeleteAclsRequest, filters=filters))
+        after = client.call(29, version, _filter(describe, "DescribeAclsRequest"))
+        assert _metadata_works(client)
+    codes = [r.error_code for r in created.results]
+    assert codes == [ErrorCode.none] + [ErrorCode.invalid_request] * len(bad)
+    assert described.error_code == ErrorCode.none
+    assert [(r.resource_name, [a.principal for a in r.acls]) for r in described.resources] == [
+        ("wire", ["User:alice"])
+    ]
+    assert unknown.error_code == ErrorCode.invalid_request
+    refused, removed = deleted.filter_results
+    assert refused.error_code == ErrorCode.invalid_request
+    assert removed.error_code == ErrorCode.none
+    assert [(a.resource_name, a.principal) for a in removed.matching_acls] == [
+        ("wire", "User:alice")
+    ]
+    assert after.resources == ()

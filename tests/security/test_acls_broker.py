@@ -387,3 +387,79 @@ def test_super_user_bypasses_deny() -> None:
         name = unique_topic("su")
         create_topics(AdminClient({"bootstrap.servers": running.bootstrap_servers}), name)
         assert produce_error(running, name) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_a_deny_for_another_host_does_not_apply(
+    broker: Broker, admin: object, layout: dict[str, str]
+) -> None:
+    """A DENY naming another host leaves clients on 127.0.0.1 allowed; one naming
+    127.0.0.1 refuses them."""
+    elsewhere = AclBinding(
+        ResourceType.TOPIC,
+        layout["open"],
+        ResourcePatternType.LITERAL,
+        ANON,
+        "10.0.0.1",
+        AclOperation.DESCRIBE,
+        AclPermissionType.DENY,
+    )
+    here = AclBinding(
+        ResourceType.TOPIC,
+        layout["open"],
+        ResourcePatternType.LITERAL,
+        ANON,
+        "127.0.0.1",
+        AclOperation.DESCRIBE,
+        AclPermissionType.DENY,
+    )
+
+    def describable() -> bool:
+        topics = admin.list_topics(topic=layout["open"], timeout=TIMEOUT_S).topics  # type: ignore[attr-defined]
+        return topics[layout["open"]].error is None
+
+    create_acls(admin, elsewhere)
+    assert describable()
+    create_acls(admin, here)
+    assert not describable()
+    delete_acls(
+        admin,
+        AclBindingFilter(
+            ResourceType.TOPIC,
+            layout["open"],
+            ResourcePatternType.LITERAL,
+            None,
+            None,
+            AclOperation.DESCRIBE,
+            AclPermissionType.DENY,
+        ),
+    )
+    assert describable()
+
+
+def test_acls_created_through_the_api_survive_a_restart() -> None:
+    """An ACL created with create_acls is in the broker's ACL file and applies again
+    after a restart."""
+    directory = tempfile.mkdtemp(prefix="odradek-acl-")
+    seed_acls(directory, *ADMIN_GRANTS)
+    with Broker(directory, {"authorizer.class.name": AUTHORIZER}) as running:
+        client = AdminClient({"bootstrap.servers": running.bootstrap_servers})
+        name = unique_topic("persist")
+        create_topics(client, name)
+        binding = acl(ResourceType.TOPIC, name, AclOperation.WRITE)
+        create_acls(client, binding)
+        assert produce_error(running, name) is None
+        running.restart()
+        client = AdminClient({"bootstrap.servers": running.bootstrap_servers})
+        any_acl = AclBindingFilter(
+            ResourceType.TOPIC,
+            name,
+            ResourcePatternType.ANY,
+            None,
+            None,
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        assert client.describe_acls(any_acl, request_timeout=TIMEOUT_S).result(TIMEOUT_S) == [
+            binding
+        ]
+        assert produce_error(running, name) is None

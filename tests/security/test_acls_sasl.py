@@ -224,3 +224,38 @@ def test_authorized_operations_are_the_principals(broker: Broker, names: dict[st
         include_authorized_operations=True, request_timeout=TIMEOUT_S
     ).result(TIMEOUT_S)
     assert {op.name for op in everything.authorized_operations} >= {"ALTER", "CLUSTER_ACTION"}
+
+
+def test_transactions_need_write_on_the_transactional_id(
+    broker: Broker, names: dict[str, str]
+) -> None:
+    """alice's transactional producer is refused a transactional id she has no ACL for
+    (TRANSACTIONAL_ID_AUTHORIZATION_FAILED from init_transactions); once admin allows her
+    WRITE on it with `odradek acl`, she commits a transaction to her topic."""
+    txn_id = f"{names['alice']}-txn"
+
+    def producer() -> Producer:
+        return Producer(
+            client(broker, "alice", **{"transactional.id": txn_id, "transaction.timeout.ms": 10000})
+        )
+
+    with pytest.raises(KafkaException) as raised:
+        producer().init_transactions(TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    added = acl_cli(
+        broker,
+        "add",
+        "--allow",
+        "--transactional-id",
+        txn_id,
+        "--principal",
+        "User:alice",
+        "--operation",
+        "WRITE",
+    )
+    assert added.code == 0, added.err
+    allowed = producer()
+    allowed.init_transactions(TIMEOUT_S)
+    allowed.begin_transaction()
+    allowed.produce(names["alice"], b"in-txn")
+    allowed.commit_transaction(TIMEOUT_S)
