@@ -590,3 +590,7 @@ BUILDERS[17] = lambda m, name, topic_id: build(m.SaslHandshakeRequest, mechanism
 BUILDERS[36] = lambda m, name, topic_id: build(m.SaslAuthenticateRequest, auth_bytes=b"")
 STRANGER_ERRORS[(17, None)] = {int(ErrorCode.illegal_sasl_state)}
 STRANGER_ERRORS[(36, None)] = {int(ErrorCode.illegal_sasl_state)}
+BUILDERS[50] = lambda m, name, topic_id: build(m.DescribeUserScramCredentialsRequest, users=None)
+BUILDERS[51] = lambda m, name, topic_id: build(
+    m.AlterUserScramCredentialsRequest, deletions=(), upsertions=()
+)

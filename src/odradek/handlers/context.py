@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from odradek.security.acl_store import AclWriter
     from odradek.security.authorizer import Authorizer
     from odradek.security.sasl import SaslSession
+    from odradek.security.scram_store import ScramCredentials
 
 
 @dataclass(slots=True)
@@ -53,6 +54,9 @@ class BrokerServices:
     # Listener name -> the (host, port) advertised on it: clients are told the addresses
     # of the listener their request came in on, as Kafka does.
     advertised_listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Every user's SCRAM credentials (Describe/AlterUserScramCredentials); None in tests
+    # that build services by hand.
+    scram: ScramCredentials | None = None
     # (API key, error code) -> responses or partitions answered with that error, for the
     # metrics listener (Kafka's ErrorsPerSec); shared with the connection code, which
     # counts the responses' top-level codes, while Produce and Fetch count per partition.

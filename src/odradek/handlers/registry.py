@@ -67,6 +67,8 @@ API_TABLE: dict[int, tuple[str, int, int, bool]] = {
     45: ("alter_partition_reassignments", 0, 1, False),
     46: ("list_partition_reassignments", 0, 0, False),
     47: ("offset_delete", 0, 0, False),
+    50: ("describe_user_scram_credentials", 0, 0, False),
+    51: ("alter_user_scram_credentials", 0, 0, True),
     60: ("describe_cluster", 0, 2, False),
     61: ("describe_producers", 0, 0, False),
     65: ("describe_transactions", 0, 0, False),

@@ -9,8 +9,11 @@ from odradek.config import BrokerConfig, ConfigError
 from odradek.security.listeners import listener_property
 from odradek.security.sasl import MechanismFactory
 from odradek.security.sasl_plain import PlainServer, plain_users
+from odradek.security.scram import ScramServer
+from odradek.security.scram_store import MECHANISMS as SCRAM_MECHANISMS
+from odradek.security.scram_store import ScramCredentials
 
-SUPPORTED = ("PLAIN",)
+SUPPORTED = ("PLAIN", *SCRAM_MECHANISMS)
 
 
 def enabled_mechanisms(config: BrokerConfig, listener: str) -> list[str]:
@@ -27,9 +30,12 @@ def jaas_config(config: BrokerConfig, listener: str, mechanism: str) -> str | No
     return listener_property(config, listener, "sasl.jaas.config")
 
 
-def mechanism_factories(config: BrokerConfig, listener: str) -> dict[str, MechanismFactory]:
+def mechanism_factories(
+    config: BrokerConfig, listener: str, scram: ScramCredentials
+) -> dict[str, MechanismFactory]:
     """Mechanism name -> a maker of its server side, for a SASL listener; ConfigError
-    for a mechanism odradek does not have or a configuration it cannot use."""
+    for a mechanism odradek does not have or a configuration it cannot use. SCRAM
+    exchanges read the broker's `scram` credentials."""
     enabled = enabled_mechanisms(config, listener)
     if not enabled:
         raise ConfigError(f"listener {listener}: sasl.enabled.mechanisms is empty")
@@ -43,6 +49,8 @@ def mechanism_factories(config: BrokerConfig, listener: str) -> dict[str, Mechan
                     f"listener.name.{listener.lower()}.plain.sasl.jaas.config or sasl.jaas.config"
                 )
             factories[mechanism] = functools.partial(PlainServer, plain_users(jaas))
+        elif mechanism in SCRAM_MECHANISMS:
+            factories[mechanism] = functools.partial(ScramServer, mechanism, scram)
         else:
             raise ConfigError(
                 f"listener {listener}: SASL mechanism {mechanism} is not supported "

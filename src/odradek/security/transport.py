@@ -10,6 +10,7 @@ from odradek.config import BrokerConfig
 from odradek.security.listeners import ListenerSpec, listener_specs
 from odradek.security.mechanisms import mechanism_factories
 from odradek.security.sasl import MechanismFactory
+from odradek.security.scram_store import ScramCredentials
 from odradek.security.tls import TlsListener
 
 ANONYMOUS = "User:ANONYMOUS"
@@ -30,12 +31,16 @@ class ListenerSecurity:
 PLAINTEXT = ListenerSecurity(ListenerSpec("PLAINTEXT", "", 0, "PLAINTEXT"))
 
 
-def build_listeners(config: BrokerConfig) -> list[ListenerSecurity]:
+def build_listeners(
+    config: BrokerConfig, scram: ScramCredentials | None = None
+) -> list[ListenerSecurity]:
     """The security of every listener, in `listeners` order; ConfigError when a
-    listener's settings cannot work (checked before anything listens)."""
+    listener's settings cannot work (checked before anything listens). SCRAM
+    mechanisms authenticate against `scram`."""
     result = []
+    scram = scram if scram is not None else ScramCredentials()
     for spec in listener_specs(config):
-        mechanisms = mechanism_factories(config, spec.name) if spec.uses_sasl else None
+        mechanisms = mechanism_factories(config, spec.name, scram) if spec.uses_sasl else None
         tls = TlsListener(config, spec.name) if spec.uses_ssl else None
         result.append(ListenerSecurity(spec, mechanisms, tls))
     return result

@@ -31,6 +31,7 @@ from odradek.replication.replica_manager import ReplicaManager
 from odradek.security.acl_store import AclWriter, FileAclWriter
 from odradek.security.authorizer import Authorizer, parse_super_users
 from odradek.security.listeners import advertised_endpoints
+from odradek.security.scram_store import FileScramBackend, ScramCredentials
 from odradek.security.transport import ListenerSecurity, build_listeners
 from odradek.server.connection import Connection
 from odradek.server.limits import ConnectionLimits, RequestMemory
@@ -40,6 +41,7 @@ from odradek.storage.fs import FileSystem, OsFileSystem
 from odradek.storage.manager import LogManager
 
 if TYPE_CHECKING:
+    from odradek.security.scram_zk import ZkScramBackend
     from odradek.server.cluster_node import ClusterNode
 
 log = logging.getLogger("odradek.broker")
@@ -66,7 +68,9 @@ class Broker:
         self.connections: set[Connection] = set()
         # Each listener's protocol, SASL mechanisms and TLS context; a configuration that
         # cannot work fails here, before anything is opened.
-        self.listeners: list[ListenerSecurity] = build_listeners(config)
+        # Every user's SCRAM credentials; made durable at start (a file or ZooKeeper).
+        self.scram_credentials = ScramCredentials()
+        self.listeners: list[ListenerSecurity] = build_listeners(config, self.scram_credentials)
         # Listener name -> bound (host, port), and what clients are told for each.
         self.bound_by_listener: dict[str, tuple[str, int]] = {}
         self.advertised_by_listener: dict[str, tuple[str, int]] = {}
@@ -88,6 +92,7 @@ class Broker:
         self._services: BrokerServices | None = None
         self._cluster: ClusterNode | None = None
         self._markers: BrokerMarkerWriter | None = None
+        self._scram_zk: ZkScramBackend | None = None
 
     @property
     def services(self) -> BrokerServices:
@@ -163,6 +168,7 @@ class Broker:
         loaded_txns = txns.load()
         # Before listening: no request may be served unchecked.
         authorizer, acl_writer = await self._open_authorizer(data_dir)
+        await self._open_scram_credentials(data_dir)
         await self._listen()
         host, port = self._advertised()
         self._services = BrokerServices(
@@ -174,6 +180,7 @@ class Broker:
             advertised_host=host,
             advertised_port=port,
             advertised_listeners=self.advertised_by_listener,
+            scram=self.scram_credentials,
             groups=groups,
             transactions=txns,
             cluster=cluster,
@@ -222,6 +229,18 @@ class Broker:
         else:
             writer = FileAclWriter(self.fs, data_dir, authorizer)
         return authorizer, writer
+
+    async def _open_scram_credentials(self, data_dir: str) -> None:
+        """SCRAM credentials from ZooKeeper in a cluster, else from the data dir."""
+        if self._cluster is not None:
+            # Imported only here: a single broker never loads kazoo.
+            from odradek.security.scram_zk import ZkScramBackend
+
+            backend = ZkScramBackend(self.scram_credentials, self._cluster.zk)
+            await backend.start()
+            self._scram_zk = backend
+        else:
+            FileScramBackend(self.scram_credentials, data_dir)
 
     def attach(self, close: Callable[[], Awaitable[None]]) -> None:
         """Registers something serving on top of this broker, closed first by stop()."""
@@ -378,6 +397,8 @@ class Broker:
             await close()
         for server in self._servers:
             server.close()
+        if self._scram_zk is not None:
+            self._scram_zk.stop()
         if self._cluster is not None:
             await self._cluster.stop()
             self._cluster = None

@@ -9,9 +9,10 @@ with Broker(config={"num.partitions": 3}) as broker:
 ```
 
 With `sasl_users={"alice": "alice-secret"}` the broker also listens on a SASL_PLAINTEXT
-listener offering PLAIN for those users; with `tls=True` on an SSL listener, its
-certificate from a throwaway CA (`broker.ca`, testing/tls.py), client certificates
-requested (`ssl_client_auth`); with both also on SASL_SSL. `client_config("SASL_SSL",
+listener offering PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for those users; with
+`tls=True` on an SSL listener, its certificate from a throwaway CA (`broker.ca`,
+testing/tls.py), client certificates requested (`ssl_client_auth`); with both also on
+SASL_SSL. `client_config("SASL_SSL",
 "alice")` is a confluent-kafka configuration that connects there (docs/security.md).
 
 `create_topic` / `delete_topic` change the broker directly (the same checks and steps as
@@ -34,6 +35,8 @@ from typing import Any, TypeVar
 from odradek.config import build_config
 from odradek.console import serve_console
 from odradek.handlers.topics import TopicError, check_new_topic, create_topic, delete_topic
+from odradek.security.scram_store import MECHANISMS as SCRAM_MECHANISMS
+from odradek.security.scram_store import Changes, credential_from_password
 from odradek.server.broker import Broker as _Broker
 from odradek.storage.fs import FileSystem
 from odradek.testing.tls import Issued, TestCA
@@ -179,6 +182,8 @@ class Broker:
 
     async def _start_broker(self, broker: _Broker) -> None:
         await broker.start()
+        if self.sasl_users:
+            await broker.scram_credentials.apply(_scram_users(self.sasl_users))
         try:
             console = await serve_console(broker)
         except BaseException:
@@ -306,13 +311,21 @@ class Broker:
 
 
 def _sasl_properties(users: Mapping[str, str]) -> dict[str, str]:
-    """PLAIN for `users` on the SASL listeners."""
+    """PLAIN and SCRAM for `users` on the SASL listeners."""
     options = " ".join(f'user_{name}="{password}"' for name, password in users.items())
     return {
-        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         "sasl.jaas.config": (
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {options};"
         ),
+    }
+
+
+def _scram_users(users: Mapping[str, str]) -> Changes:
+    """Both SCRAM mechanisms' credentials of `users` (Kafka's minimum iterations)."""
+    return {
+        name: {m: credential_from_password(m, password) for m in SCRAM_MECHANISMS}
+        for name, password in users.items()
     }
 
 
