@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -136,3 +136,19 @@ def test_acls_live_in_zookeeper_and_apply_on_every_broker(cluster: Cluster) -> N
     assert not cluster.zk.exists("/kafka-acl/Topic/secret")
     every_broker_answers(cluster, "secret", ErrorCode.none)
     every_broker_answers(cluster, "team-a", ErrorCode.none)
+
+
+def test_a_name_zookeeper_refuses_fails_alone(cluster: Cluster) -> None:
+    """A topic named "." cannot be a ZooKeeper path: its ACL is answered
+    UNKNOWN_SERVER_ERROR while the other ACL of the same request is created, and the
+    broker keeps serving."""
+    admin = admin_of(cluster, 1)
+    dot = deny_all(".", ResourcePatternType.LITERAL)
+    fine = deny_all("fine", ResourcePatternType.LITERAL)
+    futures = admin.create_acls([dot, fine], request_timeout=TIMEOUT_S)
+    futures[fine].result(TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        futures[dot].result(TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.UNKNOWN
+    assert cluster.zk.exists("/kafka-acl/Topic/fine")
+    every_broker_answers(cluster, "fine", ErrorCode.topic_authorization_failed)

@@ -4,7 +4,9 @@ With an authorizer: each creation is checked (specific resource type, LITERAL or
 PREFIXED, specific operation and permission, a "Type:name" principal, the cluster named
 kafka-cluster, no "/" in names: INVALID_REQUEST otherwise) and the valid ones are stored
 durably before the answer; the principal needs ALTER on the cluster
-(CLUSTER_AUTHORIZATION_FAILED for every creation otherwise). Without an authorizer every
+(CLUSTER_AUTHORIZATION_FAILED for every creation otherwise); a creation the store could
+not write (ZooKeeper unreachable or refusing the name as a path) gets
+UNKNOWN_SERVER_ERROR. Without an authorizer every
 creation gets SECURITY_DISABLED, as Kafka answers.
 """
 
@@ -18,7 +20,6 @@ from kio.schema.errors import ErrorCode
 from odradek.handlers.acls import NO_AUTHORIZER, NO_AUTHORIZER_MESSAGE, cluster_allowed, enum_value
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
-from odradek.metadata.errors import ZooKeeperUnavailableError
 from odradek.security.acl import (
     AccessControlEntry,
     AclBinding,
@@ -28,6 +29,7 @@ from odradek.security.acl import (
     ResourcePattern,
     ResourceType,
 )
+from odradek.security.acl_store import Refusal
 
 API_KEY = 30
 
@@ -61,14 +63,15 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     elif not cluster_allowed(ctx, AclOperation.ALTER):
         results = [result(ErrorCode.cluster_authorization_failed, None) for _ in request.creations]
     else:
-        try:
-            errors = writer.create([_binding(c) for c in request.creations])
-            results = [
-                result(ErrorCode.none if p is None else ErrorCode.invalid_request, p)
-                for p in errors
-            ]
-        except ZooKeeperUnavailableError as exc:
-            results = [result(ErrorCode.unknown_server_error, str(exc)) for _ in request.creations]
+        refusals = writer.create([_binding(c) for c in request.creations])
+        results = [_result(result, refusal) for refusal in refusals]
     return make(
         module.CreateAclsResponse, throttle_time=datetime.timedelta(0), results=tuple(results)
     )
+
+
+def _result(result: Any, refusal: Refusal | None) -> Any:
+    if refusal is None:
+        return result(ErrorCode.none, None)
+    code = ErrorCode.invalid_request if refusal.invalid else ErrorCode.unknown_server_error
+    return result(code, refusal.message)

@@ -24,6 +24,7 @@ from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
 from odradek.metadata.errors import ZooKeeperUnavailableError
 from odradek.security.acl import AclBinding, AclFilter, AclOperation
+from odradek.security.acl_store import AclStoreError
 
 API_KEY = 31
 
@@ -70,7 +71,7 @@ def handle(ctx: RequestContext, request: Any) -> Any:
                 else result(ErrorCode.invalid_request, f.error())
                 for f in filters
             ]
-        except ZooKeeperUnavailableError as exc:
+        except (ZooKeeperUnavailableError, AclStoreError) as exc:
             results = [result(ErrorCode.unknown_server_error, str(exc)) for _ in filters]
     return make(
         module.DeleteAclsResponse,

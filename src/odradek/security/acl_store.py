@@ -13,6 +13,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from odradek.security.acl import (
@@ -33,11 +34,25 @@ from odradek.storage.fs import FileSystem
 ACL_FILE = "odradek-acls.json"
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why one binding of a CreateAcls was not added: invalid (INVALID_REQUEST), or the
+    store failed (UNKNOWN_SERVER_ERROR)."""
+
+    message: str
+    invalid: bool = True
+
+
+class AclStoreError(Exception):
+    """The store refused a change (ZooKeeper rejected a path or a write); the ACL
+    handlers answer UNKNOWN_SERVER_ERROR with the message."""
+
+
 class AclWriter(Protocol):
     authorizer: Authorizer
 
-    def create(self, bindings: Sequence[AclBinding]) -> list[str | None]:
-        """Adds the bindings; per binding None or why it was refused (INVALID_REQUEST)."""
+    def create(self, bindings: Sequence[AclBinding]) -> list[Refusal | None]:
+        """Adds the bindings; per binding None or why it was not added."""
         ...
 
     def delete(self, filters: Sequence[AclFilter]) -> list[list[AclBinding]]:
@@ -48,13 +63,13 @@ class AclWriter(Protocol):
 
 def plan_create(
     authorizer: Authorizer, bindings: Sequence[AclBinding]
-) -> tuple[list[str | None], dict[ResourcePattern, set[AccessControlEntry]]]:
+) -> tuple[list[Refusal | None], dict[ResourcePattern, set[AccessControlEntry]]]:
     """Per binding its refusal or None, and the new entries of each resource touched."""
-    errors: list[str | None] = []
+    errors: list[Refusal | None] = []
     changed: dict[ResourcePattern, set[AccessControlEntry]] = {}
     for binding in bindings:
         problem = binding_error(binding)
-        errors.append(problem)
+        errors.append(None if problem is None else Refusal(problem))
         if problem is None:
             entries = changed.setdefault(binding.pattern, set(authorizer.entries(binding.pattern)))
             entries.add(binding.entry)
@@ -92,7 +107,7 @@ class FileAclWriter:
                 pattern = binding.pattern
                 authorizer.set_resource(pattern, authorizer.entries(pattern) | {binding.entry})
 
-    def create(self, bindings: Sequence[AclBinding]) -> list[str | None]:
+    def create(self, bindings: Sequence[AclBinding]) -> list[Refusal | None]:
         errors, changed = plan_create(self.authorizer, bindings)
         self._apply(changed)
         return errors

@@ -41,7 +41,7 @@ from odradek.security.acl import (
     encode_entries,
     parse_enum,
 )
-from odradek.security.acl_store import plan_create, plan_delete
+from odradek.security.acl_store import AclStoreError, Refusal, plan_create, plan_delete
 from odradek.security.authorizer import Authorizer
 
 log = logging.getLogger("odradek.security")
@@ -182,10 +182,17 @@ class ZkAclWriter:
 
     # -- writes (request handlers; blocking, bounded) -------------------------------------
 
-    def create(self, bindings: Sequence[AclBinding]) -> list[str | None]:
+    def create(self, bindings: Sequence[AclBinding]) -> list[Refusal | None]:
+        """Each resource pattern is one compare-and-set; one that fails fails only its own
+        bindings."""
         errors, changed = plan_create(self.authorizer, bindings)
         for pattern, entries in changed.items():
-            self._update(pattern, frozenset(entries), frozenset())
+            try:
+                self._update(pattern, frozenset(entries), frozenset())
+            except (AclStoreError, ZooKeeperUnavailableError) as exc:
+                for index, binding in enumerate(bindings):
+                    if errors[index] is None and binding.pattern == pattern:
+                        errors[index] = Refusal(str(exc), invalid=False)
         return errors
 
     def delete(self, filters: Sequence[AclFilter]) -> list[list[AclBinding]]:
@@ -207,6 +214,27 @@ class ZkAclWriter:
         """Read, change, compare-and-set the resource's znode; then announce it and apply
         it here at once (the notification brings the same entries back)."""
         path = acl_path(pattern)
+        try:
+            new = self._compare_and_set(path, added, removed)
+            directory, data = encode_change(pattern)
+            self._zk.write(
+                lambda kazoo: kazoo.create_async(
+                    f"{directory}/{CHANGE_PREFIX}", data, sequence=True
+                )
+            )
+        except ZooKeeperUnavailableError:
+            raise
+        except (KazooException, ValueError) as exc:
+            # A name ZooKeeper refuses as a path ("." or ".."), or another refusal.
+            raise AclStoreError(f"ACLs of {pattern.name!r}: {exc!r}") from exc
+        self.authorizer.set_resource(pattern, new)
+
+    def _compare_and_set(
+        self,
+        path: str,
+        added: frozenset[AccessControlEntry],
+        removed: frozenset[AccessControlEntry],
+    ) -> frozenset[AccessControlEntry]:
         for _ in range(MAX_UPDATE_TRIES):
             current, version = self._read_versioned(path)
             new = (current | added) - removed
@@ -214,14 +242,8 @@ class ZkAclWriter:
                 self._write(path, new, version)
             except (BadVersionError, NodeExistsError, NoNodeError):
                 continue
-            break
-        else:
-            raise ZooKeeperUnavailableError(f"ACLs of {path} kept changing; not updated")
-        directory, data = encode_change(pattern)
-        self._zk.write(
-            lambda kazoo: kazoo.create_async(f"{directory}/{CHANGE_PREFIX}", data, sequence=True)
-        )
-        self.authorizer.set_resource(pattern, new)
+            return new
+        raise AclStoreError(f"ACLs of {path} kept changing; not updated")
 
     def _read_versioned(self, path: str) -> tuple[frozenset[AccessControlEntry], int | None]:
         try:
