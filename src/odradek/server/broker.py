@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock, SystemClock
-from odradek.config import BrokerConfig
+from odradek.config import BrokerConfig, ConfigError
 from odradek.coordinator.coordinator import TICK_INTERVAL_S, GroupCoordinator
 from odradek.coordinator.record_log import TopicRecordLog
 from odradek.coordinator.txn.coordinator import TICK_INTERVAL_S as TXN_TICK_INTERVAL_S
@@ -34,7 +34,7 @@ from odradek.security.listeners import advertised_endpoints
 from odradek.security.scram_store import FileScramBackend, ScramCredentials
 from odradek.security.transport import ListenerSecurity, build_listeners
 from odradek.server.connection import Connection
-from odradek.server.limits import ConnectionLimits, RequestMemory
+from odradek.server.limits import ConnectionLimits, RequestMemory, parse_ip_overrides
 from odradek.server.stats import RequestStats
 from odradek.server.transactions import build_transaction_coordinator
 from odradek.storage.fs import FileSystem, OsFileSystem
@@ -52,6 +52,21 @@ TLS_RELOAD_CHECK_S = 2.0
 MOVED_CHECKPOINT_S = 1.0
 
 
+def _listener_connection_limits(
+    config: BrokerConfig, listeners: list[ListenerSecurity]
+) -> dict[str, int]:
+    """`listener.name.<l>.max.connections` of the listeners that set one."""
+    limits = {}
+    for listener in listeners:
+        value = config.unknown.get(f"listener.name.{listener.name.lower()}.max.connections")
+        if value is not None:
+            try:
+                limits[listener.name] = int(value)
+            except ValueError:
+                raise ConfigError(f"listener {listener.name}: max.connections {value!r}") from None
+    return limits
+
+
 class Broker:
     """A broker: a single node, or with `zookeeper.connect` one of a cluster.
     `await start()` returns once it accepts connections."""
@@ -66,16 +81,19 @@ class Broker:
         self.clock = clock or SystemClock()
         self.fs = fs or OsFileSystem()
         self.connections: set[Connection] = set()
-        # Each listener's protocol, SASL mechanisms and TLS context; a configuration that
-        # cannot work fails here, before anything is opened.
         # Every user's SCRAM credentials; made durable at start (a file or ZooKeeper).
         self.scram_credentials = ScramCredentials()
+        # Each listener's protocol, SASL mechanisms and TLS context; a configuration that
+        # cannot work fails here, before anything is opened.
         self.listeners: list[ListenerSecurity] = build_listeners(config, self.scram_credentials)
         # Listener name -> bound (host, port), and what clients are told for each.
         self.bound_by_listener: dict[str, tuple[str, int]] = {}
         self.advertised_by_listener: dict[str, tuple[str, int]] = {}
         self.connection_limits = ConnectionLimits(
-            config.max_connections, config.max_connections_per_ip
+            config.max_connections,
+            config.max_connections_per_ip,
+            parse_ip_overrides(config.max_connections_per_ip_overrides),
+            _listener_connection_limits(config, self.listeners),
         )
         self.request_memory = RequestMemory(config.queued_max_request_bytes)
         self.request_stats = RequestStats()

@@ -157,7 +157,7 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._address = str(peer[0]) if peer else "?"
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        if not self.broker.connection_limits.try_open(self._address):
+        if not self.broker.connection_limits.try_open(self._address, self.listener):
             log.warning("refusing connection from %s: connection limit reached", self.peer)
             self._closed = True
             self.transport.abort()
@@ -223,7 +223,7 @@ class Connection(asyncio.Protocol):
         self._closed = True
         if self._counted:
             self._counted = False
-            self.broker.connection_limits.close(self._address)
+            self.broker.connection_limits.close(self._address, self.listener)
         self.broker.connections.discard(self)
         self.broker.request_memory.forget(id(self))
         if self._refusal is not None:

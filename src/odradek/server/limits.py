@@ -1,10 +1,15 @@
 """Broker-wide bounds on memory held by requests (`queued.max.request.bytes`) and on
-connections (`max.connections`, `max.connections.per.ip`)."""
+connections (`max.connections`, `max.connections.per.ip` with
+`max.connections.per.ip.overrides`, and per listener `listener.name.<l>.max.connections`)."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from odradek.config import ConfigError
 
 
 class RequestMemory:
@@ -105,23 +110,63 @@ def _store(counter: Counter[int], owner: int, size: int) -> None:
 
 
 class ConnectionLimits:
-    """Counts open connections in all and per client address."""
+    """Counts open connections in all, per client address and per listener."""
 
-    def __init__(self, max_connections: int, max_per_ip: int) -> None:
+    def __init__(
+        self,
+        max_connections: int,
+        max_per_ip: int,
+        per_ip_overrides: Mapping[str, int] | None = None,
+        per_listener: Mapping[str, int] | None = None,
+    ) -> None:
         self.max_connections = max_connections
         self.max_per_ip = max_per_ip
+        self.per_ip_overrides = dict(per_ip_overrides or {})
+        self.per_listener_max = dict(per_listener or {})
         self.total = 0
         self.per_ip: Counter[str] = Counter()
+        self.per_listener: Counter[str] = Counter()
 
-    def try_open(self, address: str) -> bool:
-        if self.total >= self.max_connections or self.per_ip[address] >= self.max_per_ip:
+    def try_open(self, address: str, listener: str = "") -> bool:
+        limit = self.per_ip_overrides.get(address, self.max_per_ip)
+        if self.total >= self.max_connections or self.per_ip[address] >= limit:
+            return False
+        listener_limit = self.per_listener_max.get(listener)
+        if listener_limit is not None and self.per_listener[listener] >= listener_limit:
             return False
         self.total += 1
         self.per_ip[address] += 1
+        self.per_listener[listener] += 1
         return True
 
-    def close(self, address: str) -> None:
+    def close(self, address: str, listener: str = "") -> None:
         self.total -= 1
         self.per_ip[address] -= 1
         if self.per_ip[address] <= 0:
             del self.per_ip[address]
+        self.per_listener[listener] -= 1
+        if self.per_listener[listener] <= 0:
+            del self.per_listener[listener]
+
+
+def parse_ip_overrides(text: str) -> dict[str, int]:
+    """`max.connections.per.ip.overrides`: `host-or-ip:count,...`; a host name counts for
+    each address it resolves to (once, at start-up, as Kafka does)."""
+    result: dict[str, int] = {}
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        host, colon, count = entry.strip().rpartition(":")
+        host = host.strip("[]")
+        if not colon or not host or not count.isdigit():
+            raise ConfigError(f"invalid max.connections.per.ip.overrides entry {entry.strip()!r}")
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            try:
+                addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
+            except OSError as exc:
+                raise ConfigError(f"max.connections.per.ip.overrides: {host}: {exc}") from None
+        for address in addresses:
+            result[str(address)] = int(count)
+    return result
