@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("odradek.cli.perf", "producer and consumer performance tests"),
     "cluster": ("odradek.cli.cluster", "run a replicated cluster on this machine, kill brokers"),
     "acl": ("odradek.cli.acl", "list, add, remove ACLs (brokers with an authorizer)"),
+    "user": ("odradek.cli.user", "set, describe, delete SCRAM users"),
 }
 
 EPILOG = (
