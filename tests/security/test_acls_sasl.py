@@ -259,3 +259,20 @@ def test_transactions_need_write_on_the_transactional_id(
     allowed.begin_transaction()
     allowed.produce(names["alice"], b"in-txn")
     allowed.commit_transaction(TIMEOUT_S)
+
+
+def test_listing_acls_needs_describe_on_the_cluster(broker: Broker, names: dict[str, str]) -> None:
+    """bob's `odradek acl list` is refused (exit 1) until admin grants him DESCRIBE on
+    the cluster with `odradek acl add --cluster`; the grant is listed as the CLUSTER
+    resource."""
+    refused = acl_cli(broker, "list", user="bob")
+    assert refused.code == 1 and "DESCRIBE on the cluster" in refused.err, refused
+    added = acl_cli(
+        broker, "add", "--allow", "--cluster", "--principal", "User:bob", "--operation", "DESCRIBE"
+    )
+    assert added.code == 0, added.err
+    listed = acl_cli(broker, "list", "--cluster", user="bob")
+    assert listed.code == 0, listed.err
+    assert [(d["resource"], d["name"], d["principal"]) for d in json.loads(listed.out)] == [
+        ("CLUSTER", "kafka-cluster", "User:bob")
+    ]

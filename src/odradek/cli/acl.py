@@ -159,6 +159,7 @@ def list_acls(args: argparse.Namespace) -> int:
     """The ACLs matching the resource and entry options."""
     conn = Connection.from_args(args)
     admin = conn.admin()
+    _check_may_describe(admin, conn)
     found: list[Any] = []
     for acl_filter in _filters(args):
         found.extend(
@@ -166,6 +167,19 @@ def list_acls(args: argparse.Namespace) -> int:
         )
     _emit(args, list(dict.fromkeys(found)))
     return EXIT_OK
+
+
+def _check_may_describe(admin: Any, conn: Connection) -> None:
+    """Fails unless the principal may DESCRIBE the cluster. librdkafka's describe_acls
+    drops DescribeAcls' top-level error and returns no ACLs, so a refusal would print as
+    an empty list; the cluster's authorized operations (none: librdkafka gives None)
+    tell them apart."""
+    future = admin.describe_cluster(
+        include_authorized_operations=True, request_timeout=conn.timeout
+    )
+    operations = wait_future(future, conn).authorized_operations
+    if not operations or AclOperation.DESCRIBE not in operations:
+        raise CliError("not authorized to list ACLs (needs DESCRIBE on the cluster)")
 
 
 def add_acls(args: argparse.Namespace) -> int:

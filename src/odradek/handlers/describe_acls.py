@@ -17,6 +17,7 @@ from kio.schema.errors import ErrorCode
 from odradek.handlers.acls import (
     NO_AUTHORIZER,
     NO_AUTHORIZER_MESSAGE,
+    REFUSAL_MESSAGES,
     cluster_allowed,
     request_filter,
 )
@@ -44,7 +45,8 @@ def handle(ctx: RequestContext, request: Any) -> Any:
     if authorizer is None:
         return answer(NO_AUTHORIZER, NO_AUTHORIZER_MESSAGE)
     if not cluster_allowed(ctx, AclOperation.DESCRIBE):
-        return answer(ErrorCode.cluster_authorization_failed, None)
+        refused = ErrorCode.cluster_authorization_failed
+        return answer(refused, REFUSAL_MESSAGES[refused])
     acl_filter = request_filter(request)
     problem = acl_filter.error()
     if problem is not None:

@@ -76,8 +76,6 @@ class Authorizer:
         # resource type -> lengths of its PREFIXED names (with counts, for removal).
         self._prefix_lengths: dict[ResourceType, Counter[int]] = {}
         self._cache: dict[tuple[str, str, AclOperation, ResourceType, str], bool] = {}
-        # Bumped on every change: callers caching answers across requests compare it.
-        self.version = 0
 
     # -- the ACLs --------------------------------------------------------------------------
 
@@ -100,7 +98,6 @@ class Authorizer:
         else:
             del self._acls[pattern]
         self._cache.clear()
-        self.version += 1
 
     def entries(self, pattern: ResourcePattern) -> frozenset[AccessControlEntry]:
         return self._acls.get(pattern, frozenset())
