@@ -102,6 +102,7 @@ def _refusal(c: GroupCoordinator, classic: Group) -> str | None:
 
 
 def _refused(group_id: str, why: str) -> UpgradeRefused:
+    log.info("group %s: not upgraded: %s", group_id, why)
     return UpgradeRefused(
         f"Cannot upgrade classic group {group_id} to consumer group because {why}."
     )
@@ -163,7 +164,6 @@ def upgrade(
 
     why = _refusal(c, classic)
     if why is not None:
-        log.info("group %s: not upgraded: %s", classic.group_id, why)
         raise _refused(classic.group_id, why)
     gid = classic.group_id
     epoch = classic.generation
