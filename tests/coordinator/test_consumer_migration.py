@@ -27,6 +27,7 @@ from odradek.coordinator.coordinator import GroupCoordinator
 from odradek.coordinator.group import GroupState
 from odradek.coordinator.offsets import OffsetCommit
 from odradek.coordinator.records import decode_key, decode_value, encode_key, encode_value
+from odradek.coordinator.sync import SyncRequest
 from odradek.metadata.store import TopicInfo
 from tests.coordinator.helpers import Harness, result
 
@@ -458,3 +459,34 @@ async def test_upgrade_mid_rebalance_answers_parked_sync_and_converts_empty_assi
     assert result(parked).error == ErrorCode.rebalance_in_progress
     group = c.consumer_groups["g"]
     assert all(not m.assigned for m in group.members.values() if m.member_id != "c")
+
+
+async def test_classic_requests_with_bad_input_get_kafka_errors() -> None:
+    """Inside a consumer group: a JoinGroup whose subscription does not decode, of
+    another protocol type or with a protocol the classic members lack is
+    INCONSISTENT_GROUP_PROTOCOL, with a session timeout out of bounds
+    INVALID_SESSION_TIMEOUT; Heartbeat/SyncGroup/LeaveGroup naming nobody, or the
+    consumer-protocol member, UNKNOWN_MEMBER_ID; a wrong generation ILLEGAL_GENERATION,
+    a wrong protocol name in SyncGroup INCONSISTENT_GROUP_PROTOCOL."""
+    h = harness(group_consumer_migration_policy="upgrade")
+    c = h.coordinator
+    a, b = classic_group(h)
+    gen = c.groups["g"].generation
+    beat(c, "c", 0)
+    inconsistent = ErrorCode.inconsistent_group_protocol
+    assert result(h.join(protocols=(("range", b"\x00\x03junk"),))).error == inconsistent
+    assert result(
+        h.join(protocols=(("range", subscription()),), protocol_type="connect")
+    ).error == (inconsistent)
+    assert result(h.join(protocols=(("odd", subscription()),))).error == inconsistent
+    too_short = h.join(protocols=(("range", subscription()),), session_ms=10)
+    assert result(too_short).error == ErrorCode.invalid_session_timeout
+    for member_id in ("nobody", "c"):
+        assert c.heartbeat("g", gen, member_id, None) == ErrorCode.unknown_member_id
+        assert result(h.sync(member_id, gen)).error == ErrorCode.unknown_member_id
+        assert c.leave_group("g", [(member_id, None)])[1] == [ErrorCode.unknown_member_id]
+    assert c.heartbeat("g", gen + 7, a, None) == ErrorCode.illegal_generation
+    assert result(h.sync(a, gen + 7)).error == ErrorCode.illegal_generation
+    wrong = c.sync_group(SyncRequest("g", gen, a, None, "consumer", "roundrobin", ()))
+    assert result(wrong).error == inconsistent
+    assert set(c.consumer_groups["g"].members) == {a, b, "c"}

@@ -160,6 +160,7 @@ def upgrade(
     UpgradeRefused when the policy or the group does not allow it; otherwise the
     classic members' parked JoinGroup/SyncGroup answer REBALANCE_IN_PROGRESS, so they
     rejoin, now inside the consumer group."""
+    # Imported here: consumer_membership imports this module.
     from odradek.coordinator.consumer_membership import current_value, metadata_value
 
     why = _refusal(c, classic)
@@ -180,7 +181,7 @@ def upgrade(
     records += [(_key(cr.MEMBER_METADATA, gid, m), metadata_value(m)) for m in members]
     records.append((ConsumerGroupKey(cr.METADATA, gid), cr.GroupEpochValue(epoch)))
     records += [
-        (_key(cr.TARGET_MEMBER, gid, m), cr.TargetMemberValue(_assignment(m.assigned)))
+        (_key(cr.TARGET_MEMBER, gid, m), cr.TargetMemberValue(to_assignment(m.assigned)))
         for m in members
     ]
     records.append((ConsumerGroupKey(cr.TARGET_METADATA, gid), cr.AssignmentEpochValue(epoch)))
@@ -191,10 +192,6 @@ def upgrade(
 
 def _key(kind: int, group_id: str, member: ConsumerMember) -> ConsumerGroupKey:
     return ConsumerGroupKey(kind, group_id, member.member_id)
-
-
-def _assignment(partitions: Partitions) -> cr.Assignment:
-    return to_assignment(partitions)
 
 
 # -- downgrade -------------------------------------------------------------------------
