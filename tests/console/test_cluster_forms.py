@@ -1,13 +1,14 @@
 """The console's forms in a cluster of two brokers on ZooKeeper: a group's offsets reset
 (partitions led elsewhere looked up on their leader) and the group deleted on its
 coordinator's console (the commits and tombstones written to the replicated
-__consumer_offsets); a record produced on the partition leader's
+__consumer_offsets); a group's lag shown for partitions led by the other broker; a record produced on the partition leader's
 console with acks=all and read back, sent to the leader from another broker's console,
 and refused with NOT_ENOUGH_REPLICAS once the ISR is below min.insync.replicas;
 partitions added through CreatePartitions, placed and led."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -113,6 +114,47 @@ def test_reset_and_delete_a_group_on_its_coordinator(cluster: Cluster) -> None:
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
     listed = admin.list_consumer_groups().result(timeout=TIMEOUT_S)
     assert group not in {g.group_id for g in listed.valid}
+
+
+def test_group_page_shows_lag_of_partitions_led_elsewhere(cluster: Cluster) -> None:
+    """A group committed 1 of 4 records in each of two partitions led by different
+    brokers: its coordinator's page shows the lag of both (3 each, 6 in all), the one
+    led by the other broker asked of it when the page is opened; /metrics agrees."""
+    cluster.create_topic("far", 2, 2)
+    leaders = [cluster.leader_of("far", p) for p in (0, 1)]
+    assert sorted(leaders) == [1, 2]
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    for p in (0, 1):
+        for _ in range(4):
+            producer.produce("far", value=b"r", partition=p)
+    assert producer.flush(TIMEOUT_S) == 0
+    client = consumer(cluster, "far-warm-up")  # creates __consumer_offsets if not there
+    try:
+        client.commit(offsets=[TopicPartition("far", 0, 0)], asynchronous=False)
+    finally:
+        client.close()
+    coordinator = leaders[0]
+    group = group_coordinated_by(cluster, coordinator)
+    client = consumer(cluster, group)
+    try:
+        client.commit(offsets=[TopicPartition("far", p, 1) for p in (0, 1)], asynchronous=False)
+    finally:
+        client.close()
+    browser = Browser(cluster.console_url(coordinator))
+    status, body, _ = browser.request(f"/groups/{group}/fragments/offsets")
+    assert status == 200
+    # Each partition's row: partition, committed 1, end offset 4, lag 3.
+    cell = r'\s*<td class="num">(\d*)</td>'
+    rows = re.findall(r"<tr><td>far</td>" + cell * 4, body)
+    assert rows == [("0", "1", "4", "3"), ("1", "1", "4", "3")], body
+    status, metrics, _ = browser.request("/metrics")
+    assert status == 200
+    lags = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("kafka_consumergroup_lag{") and f'consumergroup="{group}"' in line
+    ]
+    assert sorted(line.rsplit(" ", 1)[1] for line in lags) == ["3", "3"], lags
 
 
 def test_produce_add_partitions_and_min_isr(cluster: Cluster) -> None:

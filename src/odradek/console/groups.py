@@ -12,6 +12,7 @@ assignment is the consumer protocol's bytes: decoded when the group's protocol t
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from odradek.coordinator.coordinator import GroupCoordinator
@@ -59,6 +60,21 @@ class GroupDetail:
     offsets: list[OffsetRow] = field(default_factory=list)
 
 
+# A partition's high watermark when known (PartitionOffsets.known); without one, only the
+# partitions this broker leads have one.
+EndOf = Callable[[tuple[str, int]], int | None]
+
+
+def _local_end_of(broker: Broker) -> EndOf:
+    replicas = broker.services.replicas
+
+    def end_of(key: tuple[str, int]) -> int | None:
+        partition = replicas.get(*key)
+        return partition.high_watermark if partition is not None and partition.is_leader else None
+
+    return end_of
+
+
 def _coordinator(broker: Broker) -> GroupCoordinator | None:
     return broker.services.groups
 
@@ -73,22 +89,31 @@ def group_ids(broker: Broker) -> list[str]:
     return sorted(g for g in ids if groups.coordinates(g))
 
 
-def group_row(broker: Broker, group_id: str) -> GroupRow | None:
+def committed_keys(broker: Broker, group_id: str) -> list[tuple[str, int]]:
+    """The partitions the group has committed offsets for (none when not coordinated
+    here)."""
+    groups = _coordinator(broker)
+    group = groups.groups.get(group_id) if groups is not None else None
+    return list(group.offsets) if group is not None else []
+
+
+def group_row(broker: Broker, group_id: str, end_of: EndOf | None = None) -> GroupRow | None:
     """One group's row; None when it is not (or no longer) coordinated here."""
     groups = _coordinator(broker)
     if groups is None or not groups.coordinates(group_id):
         return None
-    return _row(broker, groups, group_id)
+    return _row(groups, group_id, end_of or _local_end_of(broker))
 
 
-def group_rows(broker: Broker) -> list[GroupRow]:
+def group_rows(broker: Broker, end_of: EndOf | None = None) -> list[GroupRow]:
     """Every live group coordinated here, by id."""
-    rows = [group_row(broker, g) for g in group_ids(broker)]
+    end_of = end_of or _local_end_of(broker)
+    rows = [group_row(broker, g, end_of) for g in group_ids(broker)]
     return [row for row in rows if row is not None]
 
 
-def _row(broker: Broker, groups: GroupCoordinator, group_id: str) -> GroupRow | None:
-    offsets = _offsets(broker, groups, group_id)
+def _row(groups: GroupCoordinator, group_id: str, end_of: EndOf) -> GroupRow | None:
+    offsets = _offsets(groups, group_id, end_of)
     known = [o.lag for o in offsets if o.lag is not None]
     lag = sum(known) if known else None
     consumer = groups.consumer_groups.get(group_id)
@@ -110,31 +135,28 @@ def _row(broker: Broker, groups: GroupCoordinator, group_id: str) -> GroupRow | 
     )
 
 
-def _offsets(broker: Broker, groups: GroupCoordinator, group_id: str) -> list[OffsetRow]:
+def _offsets(groups: GroupCoordinator, group_id: str, end_of: EndOf) -> list[OffsetRow]:
     group = groups.groups.get(group_id)
     if group is None:
         return []
     rows = []
-    replicas = broker.services.replicas
     for (topic, index), committed in sorted(group.offsets.items()):
-        partition = replicas.get(topic, index)
-        end = lag = None
-        if partition is not None and partition.is_leader:
-            end = partition.high_watermark
-            lag = max(end - committed.offset, 0)
+        end = end_of((topic, index))
+        lag = None if end is None else max(end - committed.offset, 0)
         rows.append(OffsetRow(topic, index, committed.offset, committed.metadata, end, lag))
     return rows
 
 
-def group_detail(broker: Broker, group_id: str) -> GroupDetail | None:
+def group_detail(broker: Broker, group_id: str, end_of: EndOf | None = None) -> GroupDetail | None:
     """One group coordinated here; None when there is none."""
     groups = _coordinator(broker)
     if groups is None or not groups.coordinates(group_id):
         return None
-    row = _row(broker, groups, group_id)
+    end_of = end_of or _local_end_of(broker)
+    row = _row(groups, group_id, end_of)
     if row is None or row.state == GroupState.DEAD.value:
         return None
-    detail = GroupDetail(row, offsets=_offsets(broker, groups, group_id))
+    detail = GroupDetail(row, offsets=_offsets(groups, group_id, end_of))
     consumer = groups.consumer_groups.get(group_id)
     if consumer is not None:
         names = broker.services.metadata.by_id

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from odradek.console import groups
+from odradek.console import bulk, groups
 from odradek.server.broker import Broker
+from odradek.server.partition_offsets import PartitionOffsets
 
 log = logging.getLogger("odradek.console")
 
@@ -44,19 +45,29 @@ class Chart:
 class LagHistory:
     """The rings of samples, by group id: (monotonic seconds, total lag)."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, offsets: PartitionOffsets) -> None:
         self.broker = broker
+        # High watermarks of partitions led elsewhere: refreshed by each sample, read by
+        # the group pages (`end_of`).
+        self.offsets = offsets
         self.rings: dict[str, deque[tuple[float, int]]] = {}
+
+    def end_of(self, key: tuple[str, int]) -> int | None:
+        return self.offsets.known(key)
 
     async def sample(self) -> None:
         """One sample of every group coordinated here whose lag is known, yielding to
-        the loop every `CHUNK` groups (a lag sums each group's committed partitions)."""
+        the loop every `CHUNK` groups (a lag sums each group's committed partitions);
+        the high watermarks of partitions led by other brokers are asked first."""
+        coordinator = self.broker.services.groups
+        if coordinator is not None:
+            await self.offsets.high_watermarks(bulk.committed_partitions(coordinator))
         now = self.broker.services.clock.monotonic()
         seen = set()
         for n, group_id in enumerate(groups.group_ids(self.broker), 1):
             if n % CHUNK == 0:
                 await asyncio.sleep(0)
-            row = groups.group_row(self.broker, group_id)
+            row = groups.group_row(self.broker, group_id, self.end_of)
             if row is None or row.lag is None:
                 continue
             seen.add(group_id)

@@ -44,9 +44,9 @@ def build_app(broker: Broker) -> web.Application:
         handler_args={"logger": _ClientErrorsQuiet(log)},
         middlewares=[pages.error_pages],
     )
-    history = lag.LagHistory(broker)
-    app.cleanup_ctx.append(history.sampling)
     offsets = PartitionOffsets(lambda: broker.services)
+    history = lag.LagHistory(broker, offsets)
+    app.cleanup_ctx.append(history.sampling)
 
     async def close_offsets(_app: web.Application) -> None:
         await offsets.close()

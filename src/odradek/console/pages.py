@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -95,10 +95,15 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
             headers={"Cache-Control": "public, max-age=86400"},
         )
 
-    def page(render: Callable[[web.Request], tuple[int, str]]) -> Any:
+    def page(
+        render: Callable[[web.Request], tuple[int, str]],
+        before: Callable[[web.Request], Awaitable[None]] | None = None,
+    ) -> Any:
         async def handle(request: web.Request) -> web.Response:
             if not broker.started:
                 return _error(503, "The broker is not started.")
+            if before is not None:
+                await before(request)
             nonce, new = csrf.nonce(request)
             # The forms' token; empty when the console is read-only (no forms shown).
             request[CSRF_TOKEN] = "" if broker.config.console_read_only else csrf.token(nonce)
@@ -137,6 +142,11 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
             "brokers.html", brokers=model.brokers(broker), controller=model.controller_id(broker)
         )
 
+    async def fresh_ends(request: web.Request) -> None:
+        # A group's page shows the lag of the partitions other brokers lead as of now.
+        keys = groups.committed_keys(broker, request.match_info["group"])
+        await history.offsets.high_watermarks(keys)
+
     def rates_fragment(_request: web.Request) -> tuple[int, str]:
         return 200, _render("rates.html", rates=meter.rates())
 
@@ -151,7 +161,7 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
         ),
         web.get(
             "/groups/{group}/fragments/offsets",
-            page(lambda request: group_page(broker, request, "offsets.html")),
+            page(lambda request: group_page(broker, request, "offsets.html", history), fresh_ends),
         ),
         web.get(
             "/groups/{group}/fragments/lag",
@@ -163,16 +173,17 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
         ),
         web.get(
             "/fragments/groups",
-            page(lambda request: groups_page(broker, request, "groups_table.html")),
+            page(lambda request: groups_page(broker, request, "groups_table.html", history)),
         ),
         web.get("/", page(overview)),
         web.get("/topics", page(lambda request: topics_page(broker, request))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
         web.get("/topics/{name}/messages", messages),
         web.get("/brokers", page(brokers)),
-        web.get("/groups", page(lambda request: groups_page(broker, request))),
+        web.get("/groups", page(lambda request: groups_page(broker, request, history=history))),
         web.get(
-            "/groups/{group}", page(lambda request: group_page(broker, request, history=history))
+            "/groups/{group}",
+            page(lambda request: group_page(broker, request, history=history), fresh_ends),
         ),
     ]
 
@@ -290,14 +301,19 @@ async def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]
 
 
 def groups_page(
-    broker: Broker, request: web.Request, template: str = "groups.html"
+    broker: Broker,
+    request: web.Request,
+    template: str = "groups.html",
+    history: lag.LagHistory | None = None,
 ) -> tuple[int, str]:
     """The groups coordinated here whose id contains `q`, a page at a time
-    (`template` groups_table.html: the table alone, which the page refreshes)."""
+    (`template` groups_table.html: the table alone, which the page refreshes); lags of
+    partitions led elsewhere as `history` last asked them."""
     search = request.query.get("q", "")
     if len(search) > MAX_SEARCH:
         raise BadQuery(f"The search term is longer than {MAX_SEARCH} characters.")
-    rows = [row for row in groups.group_rows(broker) if search in row.group_id]
+    end_of = history.end_of if history is not None else None
+    rows = [row for row in groups.group_rows(broker, end_of) if search in row.group_id]
     page, pages = _page(request, len(rows))
     return 200, _render(
         template,
@@ -320,7 +336,7 @@ def group_page(
     the chart of its total lag (`template` offsets.html or lag_chart.html: that part
     alone, which the page refreshes)."""
     group_id = request.match_info["group"]
-    detail = groups.group_detail(broker, group_id)
+    detail = groups.group_detail(broker, group_id, history.end_of if history else None)
     if detail is None:
         message = f"No group {group_id!r} is coordinated by this broker."
         return 404, _render("error.html", status=404, message=message)

@@ -90,6 +90,19 @@ class PartitionOffsets:
             found.update(await self._ask(ask))
         return found
 
+    def known(self, key: TopicPartition) -> int | None:
+        """The high watermark of a partition led here, or the last one its leader gave
+        (within three times `max_age_s`); None when neither is known. For code that
+        cannot wait; `high_watermarks` refreshes what it reads."""
+        services = self._services()
+        local = services.replicas.get(*key)
+        if local is not None and local.is_leader:
+            return local.high_watermark
+        cached = self._remote.get(key)
+        if cached is not None and self._clock() - cached[1] < 3 * self._max_age_s:
+            return cached[0]
+        return None
+
     async def _ask(self, ask: dict[Leader, list[TopicPartition]]) -> dict[TopicPartition, int]:
         # Tasks of their own: the client's timeouts need a task, and a caller that runs
         # outside one (a handler's first step) must still be bounded.
