@@ -84,13 +84,19 @@ class BrokerInfo:
 
 
 def encode_broker(
-    node_id: int, endpoints: Mapping[str, tuple[str, int]], rack: str | None
+    node_id: int,
+    endpoints: Mapping[str, tuple[str, int]],
+    rack: str | None,
+    protocols: Mapping[str, str] | None = None,
 ) -> bytes:
-    """`endpoints`: listener name -> (host, port); the first is the default host/port."""
+    """`endpoints`: listener name -> (host, port); the first is the default host/port.
+    `protocols`: listener name -> security protocol (PLAINTEXT when not given)."""
     first_host, first_port = next(iter(endpoints.values()))
     document: dict[str, Any] = {
         "features": {},
-        "listener_security_protocol_map": {name: "PLAINTEXT" for name in endpoints},
+        "listener_security_protocol_map": {
+            name: (protocols or {}).get(name, "PLAINTEXT") for name in endpoints
+        },
         "endpoints": [f"{name}://{host}:{port}" for name, (host, port) in endpoints.items()],
         "jmx_port": -1,
         "port": first_port,

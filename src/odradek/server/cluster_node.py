@@ -28,6 +28,7 @@ from odradek.metadata.zk_client import ZkClient
 from odradek.metadata.zk_store import ZkMetadataStore
 from odradek.replication.cluster import ClusterReplicas
 from odradek.replication.replica_manager import ReplicaManager
+from odradek.security.listeners import protocol_map
 from odradek.storage.fs import FileSystem
 from odradek.storage.manager import LogManager, read_partition_metadata
 
@@ -125,7 +126,12 @@ class ClusterNode:
         return result
 
     async def _register(self) -> None:
-        data = zl.encode_broker(self.config.node_id, self._endpoints, self.config.broker_rack)
+        data = zl.encode_broker(
+            self.config.node_id,
+            self._endpoints,
+            self.config.broker_rack,
+            protocol_map(self.config),
+        )
         path = zl.broker_path(self.config.node_id)
         deadline = asyncio.get_running_loop().time() + (
             2 * self.config.zookeeper_session_timeout_ms / 1000 + 5

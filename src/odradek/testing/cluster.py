@@ -124,6 +124,7 @@ class Cluster:
         log_level: str = "INFO",
         proxied: bool = False,
         console: bool = False,
+        sasl_listener: bool = False,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="odradek-cluster-"))
@@ -144,6 +145,11 @@ class Cluster:
         # reach every broker directly on its PLAINTEXT listener.
         self.proxied = proxied
         self._replication_ports = dict(zip(self.brokers, free_ports(brokers), strict=True))
+        # With `sasl_listener`, each broker also listens on SASL_PLAINTEXT at a port of its
+        # own (`sasl_ports`); the mechanisms and users come from `config`.
+        self.sasl_ports: dict[int, int] = {}
+        if sasl_listener:
+            self.sasl_ports = dict(zip(self.brokers, free_ports(brokers), strict=True))
         # With `console`, each broker serves /metrics on a port of its own (`console_url`).
         self._console_ports: dict[int, int] = {}
         if console:
@@ -184,8 +190,13 @@ class Cluster:
             )
             properties["inter.broker.listener.name"] = "REPLICATION"
             properties["listener.security.protocol.map"] = (
-                "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT"
+                "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
             )
+        if broker.node_id in self.sasl_ports:
+            sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_ports[broker.node_id]}"
+            properties["listeners"] += f",{sasl}"
+            if "advertised.listeners" in properties:
+                properties["advertised.listeners"] += f",{sasl}"
         if broker.node_id in self._racks:
             properties["broker.rack"] = self._racks[broker.node_id]
         if broker.node_id in self._console_ports:
