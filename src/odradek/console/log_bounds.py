@@ -11,26 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from kio.schema.errors import ErrorCode
-from kio.schema.list_offsets.v7 import request as list_offsets
 
 from odradek.coordinator.txn.remote import BrokerPool, Leader
-from odradek.metadata import zk_layout
 from odradek.replication.client import BrokerClientError
 from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
+from odradek.server.partition_offsets import ask_offsets, leader_of
 
 TopicPartition = tuple[str, int]
 
 EARLIEST = -2
 LATEST = -1
-VERSION = 7
-
-_Request: Any = list_offsets.ListOffsetsRequest
-_Topic: Any = list_offsets.ListOffsetsTopic
-_Partition: Any = list_offsets.ListOffsetsPartition
 
 
 class BoundsUnknown(ValueError):
@@ -78,17 +71,13 @@ def _local(partition: Partition, moment: int | None) -> Bounds:
 def leader_address(broker: Broker, topic: str, index: int) -> Leader:
     """(node id, host, port of the inter-broker listener) of the partition's leader in a
     cluster; BoundsUnknown when there is none (or no cluster)."""
-    services = broker.services
-    cluster = services.cluster
     name = f"partition {index} of {topic!r}"
-    if cluster is None:
+    if broker.services.cluster is None:
         raise BoundsUnknown(f"No {name} on this broker.")
-    state = cluster.store.partition_state(topic, index)
-    info = cluster.store.brokers.get(state.leader) if state is not None else None
-    if info is None:
+    leader = leader_of(broker.services, (topic, index))
+    if leader is None:
         raise BoundsUnknown(f"The {name} has no live leader: its offsets are not known.")
-    host, port = zk_layout.endpoint_for(info, services.config.inter_broker_listener_name)
-    return info.node_id, host, port
+    return leader
 
 
 async def _remote(
@@ -107,34 +96,18 @@ async def _ask(
     pool: BrokerPool, leader: Leader, asked: list[TopicPartition], timestamp: int
 ) -> dict[TopicPartition, int]:
     """The leader's offset of each partition for `timestamp` (-1: none)."""
-    by_topic: dict[str, list[int]] = {}
-    for topic, index in asked:
-        by_topic.setdefault(topic, []).append(index)
-    request = _Request(
-        replica_id=-1,
-        isolation_level=0,
-        topics=tuple(
-            _Topic(
-                name=topic,
-                partitions=tuple(_Partition(partition_index=i, timestamp=timestamp) for i in parts),
-            )
-            for topic, parts in by_topic.items()
-        ),
-    )
     try:
-        response = await pool.request(leader, request, VERSION)
+        answers = await ask_offsets(pool, leader, asked, timestamp)
     except BrokerClientError as error:
         raise BoundsUnknown(f"Broker {leader[0]} could not be asked for offsets: {error}") from None
     offsets: dict[TopicPartition, int] = {}
-    for topic in response.topics:
-        for p in topic.partitions:
-            tp = (str(topic.name), int(p.partition_index))
-            if p.error_code != ErrorCode.none:
-                raise BoundsUnknown(
-                    f"Broker {leader[0]} answered {p.error_code.name.upper()} for partition "
-                    f"{tp[1]} of {tp[0]!r}."
-                )
-            offsets[tp] = int(p.offset)
+    for (topic, index), (error_code, offset) in answers.items():
+        if error_code != ErrorCode.none:
+            raise BoundsUnknown(
+                f"Broker {leader[0]} answered {error_code.name.upper()} for partition "
+                f"{index} of {topic!r}."
+            )
+        offsets[(topic, index)] = offset
     missing = set(asked) - set(offsets)
     if missing:
         raise BoundsUnknown(f"Broker {leader[0]} did not answer for {sorted(missing)}.")

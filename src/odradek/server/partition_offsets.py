@@ -84,7 +84,7 @@ class PartitionOffsets:
                 found[key] = cached[0]
                 continue
             leader = leader_of(services, key)
-            if leader is not None:
+            if leader is not None and leader[0] != services.config.node_id:
                 ask.setdefault(leader, []).append(key)
         if ask:
             found.update(await self._ask(ask))
@@ -170,13 +170,14 @@ async def ask_offsets(
 
 
 def leader_of(services: BrokerServices, key: TopicPartition) -> Leader | None:
-    """The leader of a partition of the cluster (None on a single broker, which leads
-    everything it has, or while the partition has no live leader)."""
+    """The leader of a partition of the cluster as its metadata says, this broker
+    included, with the address of its inter-broker listener; None on a single broker
+    (which leads everything it has) or while the partition has no live leader."""
     cluster = services.cluster
     if cluster is None:
         return None
     state = cluster.store.partition_state(*key)
-    if state is None or state.leader < 0 or state.leader == services.config.node_id:
+    if state is None or state.leader < 0:
         return None
     broker = cluster.store.brokers.get(state.leader)
     if broker is None:
