@@ -54,6 +54,9 @@ def subscription(
     return out.getvalue()
 
 
+PROTO = (("range", subscription()),)
+
+
 def harness(**config: Any) -> Harness:
     settings: dict[str, Any] = {
         "group_consumer_session_timeout_ms": 3000,
@@ -490,3 +493,41 @@ async def test_classic_requests_with_bad_input_get_kafka_errors() -> None:
     wrong = c.sync_group(SyncRequest("g", gen, a, None, "consumer", "roundrobin", ()))
     assert result(wrong).error == inconsistent
     assert set(c.consumer_groups["g"].members) == {a, b, "c"}
+
+
+async def test_static_consumer_member_replaced_by_a_classic_one_downgrades() -> None:
+    """The only consumer-protocol member is static; it restarts as a classic member
+    (same instance id, JoinGroup): it takes the old member's place, and with only
+    classic members left the group is classic again, rebalancing; the restarted
+    member's SyncGroup answers REBALANCE_IN_PROGRESS and its rejoin joins that
+    rebalance."""
+    h = harness()
+    c = h.coordinator
+    a, b = classic_group(h)
+    request = HeartbeatRequest(
+        "g",
+        "c",
+        0,
+        instance_id="ic",
+        rebalance_timeout_ms=30_000,
+        subscribed_topics=("t1",),
+        api_version=1,
+    )
+    assert c.consumer_group_heartbeat(request, TOPICS).result().error == ErrorCode.none
+    joined = result(h.join(instance="ic", protocols=(("range", subscription()),)))
+    assert joined.error == ErrorCode.none
+    assert "g" not in c.consumer_groups
+    group = c.groups["g"]
+    assert set(group.members) == {a, b, joined.member_id}
+    assert group.is_(GroupState.PREPARING_REBALANCE)
+    assert result(h.sync(joined.member_id, joined.generation, instance="ic")).error == (
+        ErrorCode.rebalance_in_progress
+    )
+    generation = group.generation
+    rejoins = [
+        h.join(member_id=m, instance="ic" if m == joined.member_id else None, protocols=PROTO)
+        for m in (a, b, joined.member_id)
+    ]
+    h.settle(*rejoins)
+    assert all(result(j).error == ErrorCode.none for j in rejoins)
+    assert group.generation == generation + 1

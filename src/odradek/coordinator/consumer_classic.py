@@ -192,6 +192,10 @@ def _join(
                 ErrorCode.none, member_id, member.member_epoch, CONSUMER_PROTOCOL_TYPE, protocol
             )
         )
+        if replaced is not None and replaced.classic is None:
+            # It replaced a consumer-protocol member, perhaps the last one: then the
+            # group goes back to classic, and its SyncGroup leads it into the rebalance.
+            consumer_migration.downgrade_if_all_classic(c, group.group_id)
 
     c.write_then(group.group_id, records, answer)
     return future

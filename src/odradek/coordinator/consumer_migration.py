@@ -294,3 +294,16 @@ def write_removal(c: GroupCoordinator, group: ConsumerGroup, member_id: str) -> 
     if downgrade:
         downgraded(c, group.group_id)
     return error
+
+
+def downgrade_if_all_classic(c: GroupCoordinator, group_id: str) -> bool:
+    """After a classic member joined (a static member's restart may have replaced the
+    last consumer-protocol member): converts the group back when only classic members
+    are left and the policy allows it. Returns whether it did."""
+    group = c.consumer_groups.get(group_id)
+    if group is None or not _may_downgrade(c, group, set()):
+        return False
+    if c.try_write(group_id, _downgrade_records(c, group, set())) != ErrorCode.none:
+        return False
+    downgraded(c, group_id)
+    return True
