@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from kio.schema.errors import ErrorCode
 
 from helpers import unique_topic
 from odradek.testing import Broker
 from tests.cli.conftest import Result, run_cli
+from tests.server.wire import WireClient, build, request_module
 
 TIMEOUT_S = 15
 USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
@@ -276,3 +278,33 @@ def test_listing_acls_needs_describe_on_the_cluster(broker: Broker, names: dict[
     assert [(d["resource"], d["name"], d["principal"]) for d in json.loads(listed.out)] == [
         ("CLUSTER", "kafka-cluster", "User:bob")
     ]
+
+
+def test_scram_credentials_need_the_cluster(broker: Broker, names: dict[str, str]) -> None:
+    """alice may not change the super user's SCRAM password (ALTER on the cluster):
+    CLUSTER_AUTHORIZATION_FAILED. Listing the users needs DESCRIBE on the cluster: the
+    anonymous principal of the PLAINTEXT listener gets Kafka's top-level
+    CLUSTER_AUTHORIZATION_FAILED and no users (asked on the wire: librdkafka 2.16 crashes
+    on that answer); admin lists them."""
+    from confluent_kafka.admin import (
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    alice = AdminClient(client(broker, "alice"))
+    upsert = UserScramCredentialUpsertion(
+        "admin", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"taken-over"
+    )
+    futures = alice.alter_user_scram_credentials([upsert], request_timeout=TIMEOUT_S)
+    with pytest.raises(KafkaException) as altered:
+        futures["admin"].result(TIMEOUT_S)
+    assert altered.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    m = request_module(50, 0)
+    with WireClient(broker.port) as wire:
+        described = wire.call(50, 0, build(m.DescribeUserScramCredentialsRequest, users=None))
+    assert described.error_code == ErrorCode.cluster_authorization_failed
+    assert described.results == ()
+    admin = AdminClient(client(broker, "admin"))
+    found = admin.describe_user_scram_credentials(["admin"], request_timeout=TIMEOUT_S)
+    assert found["admin"].result(TIMEOUT_S).scram_credential_infos

@@ -6,7 +6,9 @@ a single node or in ZooKeeper's `/config/users` in a cluster. Checks and message
 Kafka's: an empty name or a count of iterations outside 4096-16384 is
 UNACCEPTABLE_CREDENTIAL, an unknown mechanism UNSUPPORTED_SASL_MECHANISM, the same
 user and mechanism twice DUPLICATE_RESOURCE, deleting what does not exist
-RESOURCE_NOT_FOUND. A user with any error keeps its credentials unchanged.
+RESOURCE_NOT_FOUND. A user with any error keeps its credentials unchanged. With an
+authorizer ALTER on the cluster is needed: CLUSTER_AUTHORIZATION_FAILED for every user
+otherwise, nothing changed.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import REFUSAL_MESSAGES, cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 from odradek.security.scram_store import (
     MAX_ITERATIONS,
     MECHANISM_NAMES,
@@ -96,7 +100,14 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
     store = ctx.services.scram
     existing = store.users() if store is not None else {}
-    errors = _validate(request, existing)
+    if cluster_allowed(ctx, AclOperation.ALTER):
+        errors = _validate(request, existing)
+    else:
+        refused = ErrorCode.cluster_authorization_failed
+        errors = {
+            e.name: (refused, REFUSAL_MESSAGES[refused])
+            for e in (*request.deletions, *request.upsertions)
+        }
     changes: dict[str, dict[str, ScramCredential | None]] = {}
     for entry in request.deletions:
         if entry.name not in errors:

@@ -1,7 +1,8 @@
 """DescribeUserScramCredentials (key 50), version 0: each user's SCRAM mechanisms and
 iteration counts (never salts or keys). No users named (null or empty) means every user;
 a user named twice is DUPLICATE_RESOURCE, an unknown one RESOURCE_NOT_FOUND, Kafka's
-answers and messages."""
+answers and messages. With an authorizer DESCRIBE on the cluster is needed
+(CLUSTER_AUTHORIZATION_FAILED)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from odradek.handlers.acls import cluster_allowed
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
+from odradek.security.acl import AclOperation
 from odradek.security.scram_store import MECHANISM_IDS, ScramCredential
 
 API_KEY = 50
@@ -41,6 +44,15 @@ def _result(
 @api(API_KEY, 0, 0)
 def handle(ctx: RequestContext, request: Any) -> Any:
     module = response_module(API_KEY, ctx.api_version)
+    if not cluster_allowed(ctx, AclOperation.DESCRIBE):
+        # Kafka's answer: the top-level error alone, no message, no results.
+        return make(
+            module.DescribeUserScramCredentialsResponse,
+            throttle_time=datetime.timedelta(0),
+            error_code=ErrorCode.cluster_authorization_failed,
+            error_message=None,
+            results=(),
+        )
     store = ctx.services.scram
     users = store.users() if store is not None else {}
     if not request.users:
