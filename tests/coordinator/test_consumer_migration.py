@@ -531,3 +531,18 @@ async def test_static_consumer_member_replaced_by_a_classic_one_downgrades() -> 
     h.settle(*rejoins)
     assert all(result(j).error == ErrorCode.none for j in rejoins)
     assert group.generation == generation + 1
+
+
+async def test_classic_members_bring_partition_racks_like_heartbeats() -> None:
+    """A classic JoinGroup computes the subscribed topics with their replicas' racks,
+    as a ConsumerGroupHeartbeat does, so rack-aware assignment sees the same cluster."""
+    h = harness(group_consumer_migration_policy="upgrade")
+    c = h.coordinator
+    c.partition_racks = lambda: lambda topic, partition: ("r1",)
+    a, _b = classic_group(h)
+    gen = c.groups["g"].generation
+    beat(c, "c", 0)  # the heartbeat's own racks: none
+    assert c.consumer_groups["g"].topics["t1"].racks == ()
+    c.heartbeat("g", gen, a, None)
+    rejoin(h, a, (0, 1), gen)
+    assert c.consumer_groups["g"].topics["t1"].racks == tuple((p, ("r1",)) for p in range(4))

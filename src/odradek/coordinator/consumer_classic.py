@@ -170,7 +170,7 @@ def _join(
         instance_id=req.group_instance_id,
         owned=to_assignment(owned),
     )
-    cluster = (c.cluster_topics(), consumer_membership.no_racks)
+    cluster = (c.cluster_topics(), c.partition_racks())
     records = consumer_membership.heartbeat_records(c, group, old, updated, beat, cluster, replaced)
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     protocol = req.protocols[0][0]

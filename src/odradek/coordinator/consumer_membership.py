@@ -36,6 +36,7 @@ from odradek.coordinator.consumer_group import (
 )
 from odradek.coordinator.consumer_records import ConsumerGroupKey, TopicMetadata
 from odradek.metadata.store import TopicInfo
+from odradek.metadata.zk_store import ZkMetadataStore
 
 if TYPE_CHECKING:
     from odradek.coordinator.coordinator import GroupCoordinator, Record
@@ -140,6 +141,21 @@ def _fenced(member: ConsumerMember, r: HeartbeatRequest) -> HeartbeatResult | No
 
 def no_racks(topic: str, partition: int) -> tuple[str, ...]:
     return ()
+
+
+def partition_racks(own_rack: str | None, store: ZkMetadataStore | None) -> PartitionRacks:
+    """Where a partition's replicas are: in a cluster (`store`) the racks (`broker.rack`)
+    of its replicas' brokers, on one broker this broker's rack (`own_rack`)."""
+    if store is None:
+        return (lambda topic, partition: (own_rack,)) if own_rack else no_racks
+    if not any(b.rack for b in store.brokers.values()):
+        return no_racks
+
+    def racks(topic: str, partition: int) -> tuple[str, ...]:
+        brokers = (store.brokers.get(b) for b in store.replicas_of(topic, partition))
+        return tuple(sorted({b.rack for b in brokers if b is not None and b.rack}))
+
+    return racks
 
 
 # -- the heartbeat ---------------------------------------------------------------------

@@ -182,6 +182,10 @@ class GroupCoordinator:
         # The cluster's topics by name, for classic members of consumer groups (their
         # JoinGroup names topics; the group's records use topic ids). The broker sets it.
         self.cluster_topics: Callable[[], Mapping[str, TopicInfo]] = dict
+        # Where partitions' replicas are (their racks), for those members too.
+        self.partition_racks: Callable[[], consumer_membership.PartitionRacks] = lambda: (
+            consumer_membership.no_racks
+        )
         # Rebalance counters for the metrics listener (Kafka's group-coordinator-metrics):
         # classic groups entering PreparingRebalance, classic joins completed (a new
         # generation) and the seconds from the one to the other, KIP-848 group epoch bumps.

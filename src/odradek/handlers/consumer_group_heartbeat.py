@@ -20,7 +20,7 @@ from odradek.coordinator.consumer_membership import (
     HeartbeatRequest,
     HeartbeatResult,
     PartitionRacks,
-    no_racks,
+    partition_racks,
 )
 from odradek.coordinator.consumer_records import Assignment
 from odradek.handlers.acls import GROUP, TOPIC, allowed
@@ -81,21 +81,9 @@ def _response(module: Any, result: HeartbeatResult) -> Any:
 
 
 def _racks(ctx: RequestContext) -> PartitionRacks:
-    """Where a partition's replicas are: in a cluster the racks (`broker.rack`) of its
-    replicas' brokers, on one broker this broker's rack."""
     cluster = ctx.services.cluster
-    if cluster is None:
-        own = ctx.services.config.broker_rack
-        return (lambda topic, partition: (own,)) if own else no_racks
-    store = cluster.store
-    if not any(b.rack for b in store.brokers.values()):
-        return no_racks
-
-    def racks(topic: str, partition: int) -> tuple[str, ...]:
-        brokers = (store.brokers.get(b) for b in store.replicas_of(topic, partition))
-        return tuple(sorted({b.rack for b in brokers if b is not None and b.rack}))
-
-    return racks
+    store = cluster.store if cluster is not None else None
+    return partition_racks(ctx.services.config.broker_rack, store)
 
 
 def _refused(ctx: RequestContext, request: Any) -> HeartbeatResult | None:

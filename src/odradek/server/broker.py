@@ -14,6 +14,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock, SystemClock
 from odradek.config import BrokerConfig, ConfigError
+from odradek.coordinator.consumer_membership import partition_racks
 from odradek.coordinator.coordinator import TICK_INTERVAL_S, GroupCoordinator
 from odradek.coordinator.record_log import TopicRecordLog
 from odradek.coordinator.txn.coordinator import TICK_INTERVAL_S as TXN_TICK_INTERVAL_S
@@ -175,6 +176,8 @@ class Broker:
             self.config, self.clock, TopicRecordLog(self.config, metadata, replicas)
         )
         groups.cluster_topics = lambda: metadata.topics
+        store = cluster.store if cluster is not None else None
+        groups.partition_racks = lambda: partition_racks(self.config.broker_rack, store)
         if cluster is not None:
             cluster.replicas.on_leadership.append(groups.leadership_changed)
         loaded = groups.load()
