@@ -138,6 +138,18 @@ def test_acls_live_in_zookeeper_and_apply_on_every_broker(cluster: Cluster) -> N
     every_broker_answers(cluster, "team-a", ErrorCode.none)
 
 
+def test_acls_written_to_zookeeper_by_kafka_tools_apply(cluster: Cluster) -> None:
+    """ACLs written straight into ZooKeeper as Kafka's tools write them (the resource's
+    znode, then a change notification) apply on every broker."""
+    cluster.create_topic("tooling", partitions=1, replication_factor=2)
+    every_broker_answers(cluster, "tooling", ErrorCode.none)
+    entry = {"principal": ANON, "permissionType": "Deny", "operation": "Describe", "host": "*"}
+    document = json.dumps({"version": 1, "acls": [entry]}).encode()
+    cluster.zk.create("/kafka-acl/Topic/tooling", document, makepath=True)
+    cluster.zk.create("/kafka-acl-changes/acl_changes_", b"Topic:tooling", sequence=True)
+    every_broker_answers(cluster, "tooling", ErrorCode.topic_authorization_failed)
+
+
 def test_a_name_zookeeper_refuses_fails_alone(cluster: Cluster) -> None:
     """A topic named "." cannot be a ZooKeeper path: its ACL is answered
     UNKNOWN_SERVER_ERROR while the other ACL of the same request is created, and the
