@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/recovery.py --no-clean-restart
 	$(PY) benchmarks/cluster.py
 	$(PY) benchmarks/transactions.py
+	$(PY) benchmarks/security.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

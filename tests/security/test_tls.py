@@ -228,3 +228,32 @@ def test_jks_keystore_is_refused_with_a_clear_message(tmp_path: Any) -> None:
     )
     with pytest.raises(ConfigError, match=r"ssl\.keystore\.type=PEM"):
         build_listeners(config)
+
+
+UVLOOP_PROBE = """
+import asyncio, socket, ssl, sys
+import uvloop
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+from odradek.testing import Broker
+with Broker(tls=True) as broker:
+    port = int(broker.listener_address("SSL").rpartition(":")[2])
+    context = ssl.create_default_context(cafile=broker.ca.certificate)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            print(tls.version())
+"""
+
+
+def test_tls_handshake_under_uvloop() -> None:
+    """The handshake completes on uvloop too, the loop `odradek broker` runs on (its
+    start_tls differs from asyncio's)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", UVLOOP_PROBE], capture_output=True, timeout=60, env=env, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().startswith("TLSv1.")

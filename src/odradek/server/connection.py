@@ -170,10 +170,15 @@ class Connection(asyncio.Protocol):
         self.broker.connections.add(self)
         self.broker.request_stats.connections_created += 1
         if self._tls is not None:
-            # Nothing may reach data_received before the TLS layer is in place: the
-            # client's first bytes wait in the socket (start_tls resumes reading).
-            self.transport.pause_reading()
-            task = asyncio.ensure_future(self._start_tls(self._tls))
+            # start_tls's first step, which puts the TLS layer in front of this protocol,
+            # runs now: a task would start a loop turn later, and the client's first
+            # bytes could reach data_received in the clear meanwhile.
+            handshake = self._start_tls(self._tls)
+            try:
+                waiting_for = handshake.send(None)
+            except StopIteration:
+                return
+            task = asyncio.ensure_future(_resume(handshake, waiting_for))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
