@@ -1,10 +1,11 @@
 """The console's forms in a cluster of two brokers on ZooKeeper: a group's offsets reset
 (partitions led elsewhere looked up on their leader) and the group deleted on its
 coordinator's console (the commits and tombstones written to the replicated
-__consumer_offsets); a group's lag shown for partitions led by the other broker; a record produced on the partition leader's
-console with acks=all and read back, sent to the leader from another broker's console,
-and refused with NOT_ENOUGH_REPLICAS once the ISR is below min.insync.replicas;
-partitions added through CreatePartitions, placed and led."""
+__consumer_offsets); a group's lag shown for partitions led by the other broker; a
+record produced on the partition leader's console with acks=all and read back, sent to
+the leader from another broker's console, and refused with NOT_ENOUGH_REPLICAS once the
+ISR is below min.insync.replicas; partitions added through CreatePartitions, placed and
+led."""
 
 from __future__ import annotations
 
