@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/group_join.py
 	$(PY) benchmarks/scale.py --partitions 10000
 	$(PY) benchmarks/scrape.py --partitions 10000
+	$(PY) benchmarks/console_pages.py
 	$(PY) benchmarks/recovery.py --no-clean-restart
 	$(PY) benchmarks/cluster.py
 	$(PY) benchmarks/transactions.py

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from odradek.console import lag
+from odradek.console import lag, rates
+from odradek.console.model import TopicRow
 from odradek.console.pages import HTMX
 from odradek.testing import Broker
 
@@ -74,6 +75,96 @@ def test_rates_move_with_produce(console_broker: Broker) -> None:
     assert "<html" not in body
     rate = re.search(r"Records in per second</th><td[^>]*>([0-9.]+)<", body)
     assert rate is not None and float(rate.group(1)) > 0
+
+
+def test_topic_rates_move_with_produce_and_sort(console_broker: Broker) -> None:
+    """The topics list has no rate on its first look; after records are appended to
+    one topic its refreshed table shows a positive records and bytes rate for it, zero
+    for an idle one, and sorting by the rate (descending) puts it first."""
+    console_broker.create_topic("rated-busy", 1)
+    console_broker.create_topic("rated-idle", 1)
+    path = "/fragments/topics?q=rated-&sort=-records_per_s&page=0"
+    assert [row[6:] for row in table_rows(get(console_broker, path)[1])] == [["", ""]] * 2
+    # Samples are kept at most one a second: this look's is kept, holding both topics.
+    time.sleep(rates.KEEP_EVERY_S + 0.1)
+    get(console_broker, path)
+    produce(console_broker, "rated-busy", 200)
+    time.sleep(0.6)
+    status, body, _ = get(console_broker, path)
+    assert status == 200
+    [busy, idle] = table_rows(body)
+    assert busy[0] == "rated-busy" and float(busy[6]) > 0 and busy[7].endswith("/s")
+    assert busy[7] != "0 B/s"
+    assert idle[0] == "rated-idle" and idle[6:] == ["0.0", "0 B/s"]
+    status, body, _ = get(console_broker, "/topics?q=rated-&sort=records_per_s")
+    assert [row[0] for row in table_rows(body)] == ["rated-idle", "rated-busy"]
+
+
+def test_topic_rate_meter_window() -> None:
+    """The rate is the change since the oldest sample of the last 30 s holding the
+    topic over the time between: none on the first look, a new topic's from its first
+    sample, never negative (a topic created again), and a sample older than the window
+    is dropped."""
+    now = [100.0]
+    meter = rates.TopicRateMeter(clock=lambda: now[0])
+
+    def look(**counters: tuple[int, int]) -> dict[str, tuple[float | None, float | None]]:
+        rows = [
+            TopicRow(name, 1, 1, False, bytes_in=b, messages_in=m)
+            for name, (b, m) in counters.items()
+        ]
+        meter.measure(rows)
+        return {row.name: (row.records_rate, row.bytes_rate) for row in rows}
+
+    assert look(a=(1000, 10), b=(500, 5)) == {"a": (None, None), "b": (None, None)}
+    now[0] += 2.0
+    assert look(a=(3000, 30), b=(0, 0), c=(9, 9)) == {
+        "a": (10.0, 1000.0),
+        "b": (0.0, 0.0),
+        "c": (None, None),
+    }
+    now[0] += rates.WINDOW_S
+    # The first sample has left the window: the rate is since the second one, which
+    # is also c's first.
+    assert look(a=(3000 + 600, 60), c=(69, 39)) == {"a": (1.0, 20.0), "c": (1.0, 2.0)}
+
+
+def table_rows(body: str) -> list[list[str]]:
+    """The cells' text of each data row of the first table (tags stripped)."""
+    table = body.split("</table>", 1)[0]
+    result = []
+    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        result.append([re.sub(r"<[^>]+>", "", cell).strip() for cell in cells])
+    return result
+
+
+def test_group_offsets_are_paginated(console_broker: Broker) -> None:
+    """A group with 150 committed offsets shows 100 on its page and in the refreshing
+    offsets table, the other 50 on page 1 (the table's refresh keeps the page), and
+    its lag sums all 150; a page past the last is a 400."""
+    console_broker.create_topic("paged-offsets", 150)
+    produce(console_broker, "paged-offsets", 1)  # partition 0: lag 1
+    consumer = Consumer(
+        {"bootstrap.servers": console_broker.bootstrap_servers, "group.id": "paged-group"}
+    )
+    try:
+        offsets = [TopicPartition("paged-offsets", n, 0) for n in range(150)]
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()
+    status, body, _ = get(console_broker, "/groups/paged-group")
+    assert status == 200 and "<tr><th>Lag</th><td>1</td></tr>" in body
+    offsets_table = body.split('<table id="offsets"', 1)[1]
+    assert [row[1] for row in table_rows(offsets_table)] == [str(n) for n in range(100)]
+    assert 'rel="next" href="?page=1"' in body
+    status, body, _ = get(console_broker, "/groups/paged-group/fragments/offsets?page=1")
+    assert status == 200
+    assert body.startswith(
+        '<table id="offsets" hx-get="/groups/paged-group/fragments/offsets?page=1"'
+    )
+    assert [row[1] for row in table_rows(body)] == [str(n) for n in range(100, 150)]
+    assert get(console_broker, "/groups/paged-group?page=2")[0] == 400
 
 
 def test_partition_and_offset_fragments_follow_the_log(console_broker: Broker) -> None:

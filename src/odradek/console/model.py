@@ -40,6 +40,9 @@ class TopicRow:
     records: int = 0
     bytes_in: int = 0
     messages_in: int = 0
+    # Appended here per second between looks at the list (rates.py); None until known.
+    records_rate: float | None = None
+    bytes_rate: float | None = None
 
 
 @dataclass(slots=True)

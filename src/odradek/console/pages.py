@@ -46,6 +46,9 @@ TOPIC_SORTS: dict[str, Callable[[model.TopicRow], Any]] = {
     "size": lambda row: row.size,
     "records": lambda row: row.records,
     "messages_in": lambda row: row.messages_in,
+    # Not yet measured sorts below zero.
+    "records_per_s": lambda row: -1.0 if row.records_rate is None else row.records_rate,
+    "bytes_per_s": lambda row: -1.0 if row.bytes_rate is None else row.bytes_rate,
 }
 
 _templates = jinja2.Environment(
@@ -70,6 +73,7 @@ def _bytes(count: int | None) -> str:
 _templates.filters["bytes"] = _bytes
 # A name as one path segment: a group id may hold "/", "?" or "#".
 _templates.filters["segment"] = lambda name: quote(name, safe="")
+_templates.globals["rate_window_s"] = int(rates.WINDOW_S)
 
 
 # The forms' CSRF token for this request (empty when the console is read-only).
@@ -86,6 +90,7 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
     started = time.monotonic()
     csrf = writes.Csrf()
     meter = rates.RateMeter(broker)
+    topic_meter = rates.TopicRateMeter()
     script = (resources.files("odradek.console") / "static" / HTMX).read_bytes()
 
     async def htmx(_request: web.Request) -> web.Response:
@@ -169,14 +174,14 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
         ),
         web.get(
             "/fragments/topics",
-            page(lambda request: topics_page(broker, request, "topics_table.html")),
+            page(lambda request: topics_page(broker, request, topic_meter, "topics_table.html")),
         ),
         web.get(
             "/fragments/groups",
             page(lambda request: groups_page(broker, request, "groups_table.html", history)),
         ),
         web.get("/", page(overview)),
-        web.get("/topics", page(lambda request: topics_page(broker, request))),
+        web.get("/topics", page(lambda request: topics_page(broker, request, topic_meter))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
         web.get("/topics/{name}/messages", messages),
         web.get("/brokers", page(brokers)),
@@ -201,10 +206,14 @@ async def error_pages(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def topics_page(
-    broker: Broker, request: web.Request, template: str = "topics.html"
+    broker: Broker,
+    request: web.Request,
+    meter: rates.TopicRateMeter,
+    template: str = "topics.html",
 ) -> tuple[int, str]:
     """The topics whose name contains `q`, sorted by `sort` (`-` first: descending)
-    (`template` topics_table.html: the table alone, which the page refreshes)."""
+    (`template` topics_table.html: the table alone, which the page refreshes), with
+    their rates since `meter`'s oldest sample."""
     search = request.query.get("q", "")
     if len(search) > MAX_SEARCH:
         raise BadQuery(f"The search term is longer than {MAX_SEARCH} characters.")
@@ -212,7 +221,10 @@ def topics_page(
     key = TOPIC_SORTS.get(sort.removeprefix("-"))
     if key is None:
         raise BadQuery(f"Unknown sort column {sort!r}.")
-    rows = [row for row in model.topic_rows(broker) if search in row.name]
+    every = model.topic_rows(broker)
+    # Every topic is sampled, whatever the search: a narrower look keeps the window.
+    meter.measure(every)
+    rows = [row for row in every if search in row.name]
     rows.sort(key=key, reverse=sort.startswith("-"))
     page, pages = _page(request, len(rows))
     shown = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
@@ -332,17 +344,29 @@ def group_page(
     template: str = "group.html",
     history: lag.LagHistory | None = None,
 ) -> tuple[int, str]:
-    """One group coordinated here: its members, committed offsets with their lag and
-    the chart of its total lag (`template` offsets.html or lag_chart.html: that part
-    alone, which the page refreshes)."""
+    """One group coordinated here: its members, a page of its committed offsets
+    (`page=`) with their lag and the chart of its total lag (`template` offsets.html or
+    lag_chart.html: that part alone, which the page refreshes)."""
     group_id = request.match_info["group"]
     detail = groups.group_detail(broker, group_id, history.end_of if history else None)
     if detail is None:
         message = f"No group {group_id!r} is coordinated by this broker."
         return 404, _render("error.html", status=404, message=message)
     chart = history.chart(group_id) if history is not None else None
+    # A group may have committed on 10,000 partitions: its offsets are shown a page at
+    # a time (the total lag above still sums them all).
+    page, pages = _page(request, len(detail.offsets))
     return 200, _render(
-        template, group=detail, csrf=request[CSRF_TOKEN], chart=chart, sample_s=lag.SAMPLE_S
+        template,
+        group=detail,
+        shown=detail.offsets[page * PAGE_SIZE : (page + 1) * PAGE_SIZE],
+        topics=sorted({o.topic for o in detail.offsets}),
+        page=page,
+        pages=pages,
+        query=lambda number: urlencode({"page": number}),
+        csrf=request[CSRF_TOKEN],
+        chart=chart,
+        sample_s=lag.SAMPLE_S,
     )
 
 

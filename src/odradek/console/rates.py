@@ -1,5 +1,6 @@
-"""Live rates for the overview: bytes and records appended per second and bytes sent
-to consumers per second on this broker, from the partitions' counters.
+"""Live rates for the overview (bytes and records appended per second and bytes sent
+to consumers per second on this broker) and for the topics list (records and bytes
+appended per second to each topic here), from the partitions' counters.
 
 Each look (a page or its refresh) adds a sample of the summed counters; the rate is
 the change since the oldest sample kept, at most `WINDOW_S` old. The first look has no
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from odradek.console.model import TopicRow
 from odradek.server.broker import Broker
 
 # How far back the rate looks.
@@ -74,3 +77,44 @@ class RateMeter:
             max(now.bytes_out - first.bytes_out, 0) / span,
             span,
         )
+
+
+# A topic's (bytes in, records in) counters, summed over its partitions hosted here.
+TopicCounters = dict[str, tuple[int, int]]
+
+
+class TopicRateMeter:
+    """Samples of every topic's counters, kept for WINDOW_S: each look at the topics
+    list (or its refresh) is one, taken from the sums the list already made, so the
+    rates cost a dict per kept sample rather than another pass over the partitions."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._samples: deque[tuple[float, TopicCounters]] = deque()
+
+    def measure(self, rows: list[TopicRow]) -> None:
+        """Sets each row's rates since the oldest sample in the window that has the
+        topic (one created, or first hosted here, since is measured from its first
+        sample); rows stay without a rate (None) until that sample is MIN_SPAN_S old."""
+        now = self._clock()
+        samples = self._samples
+        while samples and now - samples[0][0] > WINDOW_S:
+            samples.popleft()
+        if not samples or now - samples[-1][0] >= KEEP_EVERY_S:
+            samples.append((now, {row.name: (row.bytes_in, row.messages_in) for row in rows}))
+        for row in rows:
+            found = self._first_with(row.name)
+            if found is None or now - found[0] < MIN_SPAN_S:
+                continue
+            span, before = now - found[0], found[1]
+            # A topic deleted and created again restarts its counters: never negative.
+            row.bytes_rate = max(row.bytes_in - before[0], 0) / span
+            row.records_rate = max(row.messages_in - before[1], 0) / span
+
+    def _first_with(self, name: str) -> tuple[float, tuple[int, int]] | None:
+        """(when, counters) of the oldest sample kept that has topic `name`."""
+        for at, counters in self._samples:
+            before = counters.get(name)
+            if before is not None:
+                return at, before
+        return None
