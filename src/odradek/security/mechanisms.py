@@ -4,16 +4,22 @@ server side is made from the broker's configuration."""
 from __future__ import annotations
 
 import functools
+import time
 
 from odradek.config import BrokerConfig, ConfigError
 from odradek.security.listeners import listener_property
+from odradek.security.oauthbearer import OAuthBearerServer, oauth_settings
 from odradek.security.sasl import MechanismFactory
 from odradek.security.sasl_plain import PlainServer, plain_users
 from odradek.security.scram import ScramServer
 from odradek.security.scram_store import MECHANISMS as SCRAM_MECHANISMS
 from odradek.security.scram_store import ScramCredentials
 
-SUPPORTED = ("PLAIN", *SCRAM_MECHANISMS)
+SUPPORTED = ("PLAIN", *SCRAM_MECHANISMS, "OAUTHBEARER")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def enabled_mechanisms(config: BrokerConfig, listener: str) -> list[str]:
@@ -51,6 +57,9 @@ def mechanism_factories(
             factories[mechanism] = functools.partial(PlainServer, plain_users(jaas))
         elif mechanism in SCRAM_MECHANISMS:
             factories[mechanism] = functools.partial(ScramServer, mechanism, scram)
+        elif mechanism == "OAUTHBEARER":
+            settings = oauth_settings(config, listener)
+            factories[mechanism] = functools.partial(OAuthBearerServer, settings, _now_ms)
         else:
             raise ConfigError(
                 f"listener {listener}: SASL mechanism {mechanism} is not supported "
