@@ -190,9 +190,10 @@ async def test_request_before_connect_raises() -> None:
 
 
 async def test_broker_closing_on_an_unserved_api_fails_the_request(client: BrokerClient) -> None:
-    """The broker closes the connection on an API it does not serve (SaslHandshake); the
-    waiting request fails with BrokerClientError instead of hanging."""
-    body = build(request_module(17, 1).SaslHandshakeRequest, mechanism="PLAIN")
+    """The broker closes the connection on an API it does not serve
+    (DescribeClientQuotas); the waiting request fails with BrokerClientError instead of
+    hanging."""
+    body = build(request_module(48, 1).DescribeClientQuotasRequest, components=(), strict=False)
     with pytest.raises(BrokerClientError, match="closed the connection"):
         await client.request(body, timeout_s=5)
     assert client.closed
