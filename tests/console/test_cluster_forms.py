@@ -5,10 +5,11 @@ __consumer_offsets); a group's lag shown for partitions led by the other broker;
 record produced on the partition leader's console with acks=all and read back, sent to
 the leader from another broker's console, and refused with NOT_ENOUGH_REPLICAS once the
 ISR is below min.insync.replicas; partitions added through CreatePartitions, placed and
-led."""
+led; every broker's log dirs on each console's brokers page."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
@@ -156,6 +157,30 @@ def test_group_page_shows_lag_of_partitions_led_elsewhere(cluster: Cluster) -> N
         if line.startswith("kafka_consumergroup_lag{") and f'consumergroup="{group}"' in line
     ]
     assert sorted(line.rsplit(" ", 1)[1] for line in lags) == ["3", "3"], lags
+
+
+def test_brokers_page_shows_every_brokers_log_dirs(cluster: Cluster) -> None:
+    """Each broker's console lists both brokers' log dirs: its own read locally, the
+    other's asked with DescribeLogDirs over the inter-broker listener; each with the
+    partitions it hosts (a replicated topic is on both) and its file system's size."""
+    cluster.create_topic("dirs", 2, 2)
+    for node in cluster.brokers:
+        status, body, _ = Browser(cluster.console_url(node)).request("/brokers")
+        assert status == 200
+        table = body.split('<table id="log-dirs">', 1)[1].split("</table>", 1)[0]
+        found = {}
+        for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
+            cells = [
+                re.sub(r"<[^>]+>", "", c).strip()
+                for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            ]
+            found[int(cells[0])] = cells[1:]
+        assert sorted(found) == sorted(cluster.brokers), body
+        for other, cells in found.items():
+            path, partitions, _size, total, free = cells
+            assert path == os.path.abspath(cluster.brokers[other].data_dir)
+            assert int(partitions) >= 2  # both partitions of "dirs", at least
+            assert total.endswith("B") and free.endswith("B")
 
 
 def test_produce_add_partitions_and_min_isr(cluster: Cluster) -> None:

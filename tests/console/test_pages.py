@@ -4,6 +4,7 @@ topic, a 400 page for bad query parameters, and that user-written text is escape
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import urllib.error
@@ -216,6 +217,28 @@ def test_brokers_page_lists_this_broker(console_broker: Broker) -> None:
     hosted = sum(console_broker.topics().values())
     assert row[:5] == ["1", f"127.0.0.1:{console_broker.port}", "", "yes", "yes"]
     assert row[5] == row[6] == str(hosted)
+
+
+def test_brokers_page_shows_this_brokers_log_dir(console_broker: Broker) -> None:
+    """A single node's log dir: its path, the partitions hosted there with their summed
+    size (which grows with produce), and the file system's size and free bytes as
+    statvfs gives them."""
+    console_broker.create_topic("dir-sized", 2)
+    produce(console_broker, "dir-sized", 1, 50)
+    status, body = get(console_broker, "/brokers")
+    assert status == 200
+    [row] = rows(body, "log-dirs")
+    hosted = console_broker.broker.services.replicas.partitions.values()  # type: ignore[union-attr]
+    size = sum(p.log.size_in_bytes for p in hosted)
+    space = os.statvfs(console_broker.data_dir)
+    assert row[:4] == [
+        "1",
+        os.path.abspath(console_broker.data_dir),
+        str(len(hosted)),
+        pages._bytes(size),
+    ]
+    assert row[4] == pages._bytes(space.f_blocks * space.f_frsize)
+    assert row[5].endswith("B") and row[5] != "unknown"
 
 
 def test_huge_request_line_is_refused_and_the_broker_serves_on(console_broker: Broker) -> None:

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from odradek.config import parse_listener
-from odradek.console import lag, metrics, pages
+from odradek.console import lag, log_dirs, metrics, pages
 from odradek.server.broker import Broker
 from odradek.server.partition_offsets import PartitionOffsets
 
@@ -48,12 +48,15 @@ def build_app(broker: Broker) -> web.Application:
     history = lag.LagHistory(broker, offsets)
     app.cleanup_ctx.append(history.sampling)
 
-    async def close_offsets(_app: web.Application) -> None:
-        await offsets.close()
+    dirs = log_dirs.LogDirs()
 
-    app.on_cleanup.append(close_offsets)
+    async def close_pools(_app: web.Application) -> None:
+        await offsets.close()
+        await dirs.close()
+
+    app.on_cleanup.append(close_pools)
     app.add_routes(list(metrics.routes(broker, offsets)))
-    app.add_routes(list(pages.routes(broker, history)))
+    app.add_routes(list(pages.routes(broker, history, dirs)))
     return app
 
 

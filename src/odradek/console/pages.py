@@ -23,7 +23,7 @@ import jinja2
 from aiohttp import web
 
 import odradek
-from odradek.console import browser, group_writes, groups, lag, model, rates, writes
+from odradek.console import browser, group_writes, groups, lag, log_dirs, model, rates, writes
 from odradek.replication.partition import Partition
 from odradek.server.broker import Broker
 
@@ -78,15 +78,20 @@ _templates.globals["rate_window_s"] = int(rates.WINDOW_S)
 
 # The forms' CSRF token for this request (empty when the console is read-only).
 CSRF_TOKEN = web.RequestKey("csrf", str)
+# Every live broker's log dirs, collected before the brokers page renders.
+LOG_DIRS = web.RequestKey("log_dirs", dict[int, list[log_dirs.LogDir] | None])
 
 
 class BadQuery(ValueError):
     """A query parameter the page does not accept; answered with 400."""
 
 
-def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
+def routes(
+    broker: Broker, history: lag.LagHistory, dirs: log_dirs.LogDirs
+) -> Iterable[web.RouteDef]:
     """GET /, /topics, /topics/{name}, /brokers, /groups, /groups/{id}, their live
-    fragments, and the forms' POSTs (writes.py, group_writes.py)."""
+    fragments, and the forms' POSTs (writes.py, group_writes.py); `dirs` asks the other
+    brokers for their log dirs."""
     started = time.monotonic()
     csrf = writes.Csrf()
     meter = rates.RateMeter(broker)
@@ -142,9 +147,19 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
             uptime=_duration(time.monotonic() - started),
         )
 
-    def brokers(_request: web.Request) -> tuple[int, str]:
+    async def collect_dirs(request: web.Request) -> None:
+        request[LOG_DIRS] = await dirs.collect(broker)
+
+    def brokers(request: web.Request) -> tuple[int, str]:
+        rows = model.brokers(broker)
+        found = request[LOG_DIRS]
         return 200, _render(
-            "brokers.html", brokers=model.brokers(broker), controller=model.controller_id(broker)
+            "brokers.html",
+            brokers=rows,
+            controller=model.controller_id(broker),
+            # Live brokers only: a broker that is not alive has no dirs to ask about.
+            dirs=[(row.node_id, found.get(row.node_id)) for row in rows if row.alive],
+            timeout_s=log_dirs.TIMEOUT_S,
         )
 
     async def fresh_ends(request: web.Request) -> None:
@@ -184,7 +199,7 @@ def routes(broker: Broker, history: lag.LagHistory) -> Iterable[web.RouteDef]:
         web.get("/topics", page(lambda request: topics_page(broker, request, topic_meter))),
         web.get("/topics/{name}", page(lambda request: topic_page(broker, request))),
         web.get("/topics/{name}/messages", messages),
-        web.get("/brokers", page(brokers)),
+        web.get("/brokers", page(brokers, collect_dirs)),
         web.get("/groups", page(lambda request: groups_page(broker, request, history=history))),
         web.get(
             "/groups/{group}",
