@@ -4,8 +4,11 @@ until the mechanism is complete or refuses.
 
 The connection (server/connection.py) owns one `SaslSession` on a SASL listener and
 serves nothing but ApiVersions, SaslHandshake and SaslAuthenticate until `complete`;
-after `failed` it answers once more and closes. Mechanisms (sasl_plain.py, scram.py,
-oauthbearer.py) implement `SaslMechanism`.
+after `failed` it answers once more and closes. Re-authentication (KIP-368): a
+SaslHandshake on an authenticated connection starts a new exchange, which must use the
+same mechanism and end with the same principal; the session lasts the shorter of
+`connections.max.reauth.ms` and the credential's own lifetime (an OAUTHBEARER token's).
+Mechanisms (sasl_plain.py, scram.py, oauthbearer.py) implement `SaslMechanism`.
 """
 
 from __future__ import annotations
@@ -71,8 +74,13 @@ class Outcome:
 class SaslSession:
     """The SASL state of one connection."""
 
-    def __init__(self, mechanisms: Mapping[str, MechanismFactory]) -> None:
+    def __init__(self, mechanisms: Mapping[str, MechanismFactory], max_reauth_ms: int = 0) -> None:
         self.mechanisms = mechanisms
+        self.max_reauth_ms = max_reauth_ms
+        # (mechanism, principal) of the session being re-authenticated, else None.
+        self.previous: tuple[str | None, str | None] | None = None
+        # Milliseconds the session may last (sent to the client), 0 = unbounded.
+        self.session_lifetime_ms = 0
         self.state = State.HANDSHAKE
         self.mechanism_name: str | None = None
         self._mechanism: SaslMechanism | None = None
@@ -86,11 +94,22 @@ class SaslSession:
     def enabled(self) -> tuple[str, ...]:
         return tuple(self.mechanisms)
 
+    def reauthenticate(self) -> None:
+        """An authenticated connection starts over (KIP-368)."""
+        self.previous = (self.mechanism_name, self.principal)
+        self.state = State.HANDSHAKE
+
     def handshake(self, mechanism: str, version: int) -> ErrorCode:
         """SaslHandshake: UNSUPPORTED_SASL_MECHANISM (then closed) for a mechanism not
         enabled here, ILLEGAL_SASL_STATE out of turn."""
         if self.state is not State.HANDSHAKE:
             return self._fail(ErrorCode.illegal_sasl_state, "unexpected SaslHandshake")
+        if self.previous is not None and (mechanism != self.previous[0] or version == 0):
+            return self._fail(
+                ErrorCode.illegal_sasl_state,
+                f"re-authentication must use the original mechanism {self.previous[0]} "
+                f"with SaslAuthenticate, not {mechanism} (handshake v{version})",
+            )
         factory = self.mechanisms.get(mechanism)
         if factory is None:
             return self._fail(
@@ -115,10 +134,21 @@ class SaslSession:
             return Outcome(exc.code, str(exc), b"")
         lifetime = 0
         if self._mechanism.complete:
+            principal = f"User:{self._mechanism.authorization_id}"
+            if self.previous is not None and principal != self.previous[1]:
+                message = (
+                    "Cannot change principals during re-authentication from "
+                    f"{self.previous[1]}: {principal}"
+                )
+                self._fail(ErrorCode.sasl_authentication_failed, message)
+                return Outcome(ErrorCode.sasl_authentication_failed, message, b"")
             self.state = State.COMPLETE
-            self.principal = f"User:{self._mechanism.authorization_id}"
-            lifetime = self._mechanism.lifetime_ms or 0
-            self.credential_lifetime_ms = lifetime
+            self.principal = principal
+            self.previous = None
+            self.credential_lifetime_ms = self._mechanism.lifetime_ms or 0
+            bounds = [ms for ms in (self.credential_lifetime_ms, self.max_reauth_ms) if ms > 0]
+            lifetime = min(bounds) if bounds else 0
+            self.session_lifetime_ms = lifetime
         return Outcome(ErrorCode.none, None, answer, lifetime)
 
     def _fail(self, code: ErrorCode, reason: str) -> ErrorCode:

@@ -66,7 +66,8 @@ _clock = time.perf_counter_ns
 
 # What a SASL listener serves before authentication: ApiVersions, SaslHandshake,
 # SaslAuthenticate.
-PRE_AUTHENTICATION_APIS = frozenset((API_VERSIONS_KEY, 17, 36))
+SASL_HANDSHAKE_KEY = 17
+PRE_AUTHENTICATION_APIS = frozenset((API_VERSIONS_KEY, SASL_HANDSHAKE_KEY, 36))
 
 
 class _Slot:
@@ -103,10 +104,13 @@ class Connection(asyncio.Protocol):
         self._decoder = FrameDecoder(broker.config.socket_request_max_bytes)
         self.listener = listener.name
         self.principal = ANONYMOUS
-        # Until a SASL listener's exchange completes, requests take _dispatch_unauthenticated.
+        # False on a SASL listener: every request takes _dispatch_sasl (authentication,
+        # re-authentication and the session's expiry); True elsewhere.
         self._authenticated = True
         self._sasl: SaslSession | None = None
         self._refusal: asyncio.TimerHandle | None = None
+        # When the SASL session ends unless re-authenticated (KIP-368); None: never.
+        self._session_expires: float | None = None
         self._tls: TlsListener | None = listener.tls
         # Decrypted bytes that arrive before start_tls has handed over the TLS transport
         # (the client's first request may come in the same loop turn as the handshake's
@@ -115,7 +119,7 @@ class Connection(asyncio.Protocol):
         # When an unauthenticated connection must have authenticated (request.timeout.ms).
         self.authentication_deadline: float | None = None
         if listener.mechanisms is not None:
-            self._sasl = SaslSession(listener.mechanisms)
+            self._sasl = SaslSession(listener.mechanisms, broker.config.connections_max_reauth_ms)
             self._authenticated = False
             self._decoder.set_limit(
                 min(
@@ -430,7 +434,7 @@ class Connection(asyncio.Protocol):
     # -- dispatch --------------------------------------------------------------------
     def _dispatch(self, frame: bytes) -> None:
         if not self._authenticated:
-            self._dispatch_unauthenticated(frame)
+            self._dispatch_sasl(frame)
             return
         self._serve(frame)
 
@@ -469,11 +473,24 @@ class Connection(asyncio.Protocol):
         self._run(spec, ctx, body, len(frame))
 
     # -- authentication --------------------------------------------------------------
-    def _dispatch_unauthenticated(self, frame: bytes) -> None:
-        """A frame before SASL authentication completed: a raw token after a v0
-        SaslHandshake, or one of the few requests served now; anything else closes."""
+    def _dispatch_sasl(self, frame: bytes) -> None:
+        """A frame on a SASL listener. Authenticated: served, unless the session expired
+        (closed) or it is a SaslHandshake (re-authentication starts). Otherwise a raw
+        token after a v0 SaslHandshake, or one of the few requests served before
+        authentication; anything else closes."""
         session = self._sasl
         assert session is not None
+        if session.state is State.COMPLETE:
+            now = self.broker.clock.monotonic()
+            if self._session_expires is not None and now >= self._session_expires:
+                log.info("%s on %s: SASL session expired", self.peer, self.listener)
+                self.close("SASL session expired without re-authentication")
+                return
+            if int.from_bytes(frame[:2], "big") != SASL_HANDSHAKE_KEY:
+                self._serve(frame)
+                return
+            session.reauthenticate()
+            self.authentication_deadline = now + self.broker.config.request_timeout_ms / 1000
         if session.state is State.FAILED:
             return  # refused: the answer is on its way, then the connection closes
         if session.state is State.RAW:
@@ -535,8 +552,11 @@ class Connection(asyncio.Protocol):
         self._respond_now(bytes(payload))
         if session.state is State.COMPLETE and session.principal is not None:
             self.principal = session.principal
-            self._authenticated = True
             self.authentication_deadline = None
+            lifetime = session.session_lifetime_ms
+            self._session_expires = (
+                self.broker.clock.monotonic() + lifetime / 1000 if lifetime else None
+            )
             self._decoder.set_limit(self.broker.config.socket_request_max_bytes)
             log.debug("%s authenticated as %s on %s", self.peer, self.principal, self.listener)
 
