@@ -237,3 +237,33 @@ def test_static_member_restarting_gets_its_partitions_back(kip848_broker: Broker
     finally:
         for m in members:
             m.close()
+
+
+def test_regex_subscription_picks_up_a_new_topic(kip848_broker: Broker) -> None:
+    """A member subscribed to `^rides-.*` (librdkafka sends it as the heartbeat's
+    subscribed_topic_regex) gets the matching topic, not the other one, and a matching
+    topic created later reaches it through a heartbeat: its records are consumed too."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap = kip848_broker.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def create(topic: str) -> None:
+        admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(15)
+
+    create("rides-paris")
+    create("trips")
+    member = Kip848Consumer(bootstrap, "by-regex", "^rides-.*")
+    try:
+        _produce(bootstrap, "rides-paris", ["paris-1", "paris-2"])
+        _produce(bootstrap, "trips", ["trip-1"])
+        _until(lambda: {b"paris-1", b"paris-2"} <= set(member.values), [member], "the first topic")
+        create("rides-rome")
+        _produce(bootstrap, "rides-rome", ["rome-1", "rome-2"])
+        _until(lambda: {b"rome-1", b"rome-2"} <= set(member.values), [member], "the new topic")
+        member.poll(0.5)
+        assert sorted(member.values) == [b"paris-1", b"paris-2", b"rome-1", b"rome-2"]
+        topics = {tp.topic for tp in member.consumer.assignment()}
+        assert topics == {"rides-paris", "rides-rome"}
+    finally:
+        member.close()
