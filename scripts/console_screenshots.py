@@ -49,12 +49,15 @@ def chromium() -> webdriver.Chrome:
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def demo_data(broker: Broker) -> None:
-    """Topics with records, and group `billing` consuming `rides` behind the producer
-    so that its lag rises and falls while it is sampled."""
+def demo_topics(broker: Broker) -> None:
     broker.create_topic("rides", 3)
     broker.create_topic("payments", 2, {"retention.ms": 86_400_000})
     broker.create_topic("audit-log", 1, {"cleanup.policy": "compact"})
+
+
+def demo_data(broker: Broker) -> None:
+    """Records in the topics, and group `billing` consuming `rides` behind the producer
+    so that its lag rises and falls while it is sampled."""
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
     for n in range(39):
         ride = {"ride": n, "city": ["oslo", "lima", "pune"][n % 3], "km": round(1.7 * n, 1)}
@@ -105,7 +108,10 @@ def main() -> None:
         base = broker.console_url
         driver = chromium()
         try:
-            driver.get(base + "/")  # the overview's rates are measured between two looks
+            demo_topics(broker)
+            # The overview's and the topics' rates are measured between two looks.
+            driver.get(base + "/")
+            driver.get(base + "/topics")
             demo_data(broker)
             shoot(driver, base, "/", "overview")
             shoot(driver, base, "/topics", "topics")

@@ -1,12 +1,13 @@
 """The console in a real browser (headless Chromium, one session for the module)
 against a real broker: the overview, a topic, the message browser with a JSON, a binary
-and a `<script>` value (shown as text, never run), a group with lag whose table htmx
-refreshes without reloading the page, an offset reset through its confirmation page,
-and a record produced from the form. Each page's screenshot is kept under
+and a `<script>` value (shown as text, never run), the brokers page's log dir, a group
+with lag whose table htmx refreshes without reloading the page, an offset reset through
+its confirmation page, and a record produced from the form. Each page's screenshot is kept under
 test-artifacts/console/ and checked for size."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -91,6 +92,17 @@ def test_overview_and_topic(chromium: webdriver.Chrome, console_broker: Broker) 
     assert "3" in cell_texts(chromium, "partitions")[0]
     assert chromium.find_element(By.ID, "produce-form").is_displayed()
     screenshot(chromium, "topic")
+
+
+def test_brokers_page_shows_the_log_dir(chromium: webdriver.Chrome, console_broker: Broker) -> None:
+    """The brokers page lists this broker's log dir with the partitions in it and its
+    file system's size and free space."""
+    open_page(chromium, console_broker, "/brokers")
+    [row] = cell_texts(chromium, "log-dirs")
+    hosted = sum(console_broker.topics().values())  # rides and __consumer_offsets
+    assert row[:3] == ["1", os.path.abspath(console_broker.data_dir), str(hosted)]
+    assert row[4].endswith("B") and row[5].endswith("B")
+    screenshot(chromium, "brokers")
 
 
 def test_message_browser_shows_values_as_text(
