@@ -108,10 +108,7 @@ class LogDirs:
         _done, pending = await asyncio.wait(tasks.values(), timeout=self._timeout_s)
         for task in pending:
             task.cancel()
-        return {
-            node_id: task.result() if task.done() and not task.cancelled() else None
-            for node_id, task in tasks.items()
-        }
+        return {node_id: _result(task) for node_id, task in tasks.items()}
 
     async def _describe(self, node: Leader) -> list[LogDir] | None:
         try:
@@ -126,6 +123,18 @@ class LogDirs:
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+def _result(task: asyncio.Task[list[LogDir] | None]) -> list[LogDir] | None:
+    """A finished task's dirs; None when it was cut off or failed unexpectedly (the
+    page still loads, the failure is logged)."""
+    if not task.done() or task.cancelled():
+        return None
+    error = task.exception()
+    if error is not None:
+        log.warning("asking for log dirs failed", exc_info=error)
+        return None
+    return task.result()
 
 
 def _answered(result: Any) -> LogDir:
