@@ -166,6 +166,7 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "sasl.enabled.mechanisms": ("sasl_enabled_mechanisms", _list, None),
     "sasl.jaas.config": ("sasl_jaas_config", _str, None),
     "sasl.server.max.receive.size": ("sasl_server_max_receive_size", _int, 1),
+    "sasl.mechanism.inter.broker.protocol": ("sasl_mechanism_inter_broker_protocol", _str, None),
     "connection.failed.authentication.delay.ms": (
         "connection_failed_authentication_delay_ms",
         _int,
@@ -298,6 +299,7 @@ class BrokerConfig:
     sasl_jaas_config: str | None = None
     # The largest frame a SASL listener reads before authentication completes.
     sasl_server_max_receive_size: int = 524288
+    sasl_mechanism_inter_broker_protocol: str = "GSSAPI"
     connection_failed_authentication_delay_ms: int = 100
     connections_max_reauth_ms: int = 0
     max_connections_per_ip_overrides: str = ""

@@ -6,6 +6,10 @@ earlier answers, up to `max_in_flight`) and matched to their responses by correl
 A response is at most `max_response_bytes` (100 MiB), checked on its size prefix before
 anything of it is buffered, and its body is bounds-checked before kio parses it.
 
+How it connects is the process's inter-broker transport (`set_inter_broker_transport`,
+set by a broker of a cluster from `inter.broker.listener.name`): TLS, and a SASL login
+right after connecting (security/inter_broker.py); plain TCP when none is set.
+
 Every failure raises `BrokerClientError` and closes the connection for good: refused,
 reset or closed connections, a frame over the limit or one that does not decode, a
 response nobody asked for, and a request timeout. After a timeout the late answer may still
@@ -20,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -42,6 +48,25 @@ _INT32 = struct.Struct(">i")
 
 class BrokerClientError(Exception):
     """The request failed and the connection is closed (or was never open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTransport:
+    """How to reach another broker: TLS with `ssl_context`, then `authenticate` (a SASL
+    login through the client's own requests), each when set."""
+
+    ssl_context: ssl.SSLContext | None = None
+    authenticate: Callable[[BrokerClient], Awaitable[None]] | None = None
+
+
+_inter_broker = ClientTransport()
+
+
+def set_inter_broker_transport(transport: ClientTransport) -> None:
+    """Sets how every BrokerClient of this process connects (one broker per process in
+    a cluster; its inter-broker listener's security is broker-wide)."""
+    global _inter_broker
+    _inter_broker = transport
 
 
 @dataclass(slots=True)
@@ -218,10 +243,15 @@ class BrokerClient:
         if self._closed or self._protocol is not None:
             raise BrokerClientError(f"{self!r} cannot connect again")
         loop = asyncio.get_running_loop()
+        transport = _inter_broker
         try:
             async with asyncio.timeout(timeout_s):
                 _, protocol = await loop.create_connection(
-                    lambda: _ResponseReader(self), self.host, self.port
+                    lambda: _ResponseReader(self),
+                    self.host,
+                    self.port,
+                    ssl=transport.ssl_context,
+                    server_hostname=self.host if transport.ssl_context is not None else None,
                 )
         except TimeoutError:
             raise self._fail(f"connecting to {self.address} timed out after {timeout_s}s") from None
@@ -232,6 +262,16 @@ class BrokerClient:
                 protocol.transport.abort()
             raise BrokerClientError(f"connection to {self.address} closed: {self.close_reason}")
         self._protocol = protocol
+        if transport.authenticate is not None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await transport.authenticate(self)
+            except TimeoutError:
+                raise self._fail(f"SASL login to {self.address} timed out") from None
+            except BrokerClientError:
+                raise
+            except Exception as e:
+                raise self._fail(f"SASL login to {self.address} failed: {e}") from e
 
     async def close(self) -> None:
         """Closes the connection; requests still waiting fail with BrokerClientError.

@@ -27,10 +27,12 @@ from odradek.metadata.image import TopicImage
 from odradek.metadata.store import MetadataStore
 from odradek.metadata.topic_config import effective_topic_config, log_config
 from odradek.protocol.codec import API_VERSIONS_KEY, encode_response
+from odradek.replication.client import set_inter_broker_transport
 from odradek.replication.log_dir_mover import run_mover
 from odradek.replication.replica_manager import ReplicaManager
 from odradek.security.acl_store import AclWriter, FileAclWriter
 from odradek.security.authorizer import Authorizer, parse_super_users
+from odradek.security.inter_broker import inter_broker_transport
 from odradek.security.listeners import advertised_endpoints
 from odradek.security.scram_store import FileScramBackend, ScramCredentials
 from odradek.security.transport import ListenerSecurity, build_listeners
@@ -149,6 +151,9 @@ class Broker:
         if self.config.zookeeper_connect:
             # Imported only here: a single broker never loads kazoo.
             from odradek.server.cluster_node import ClusterNode
+
+            # Replication and the coordinators reach the other brokers as configured.
+            set_inter_broker_transport(inter_broker_transport(self.config))
 
             self._cluster = await ClusterNode.open(self.config)
             metadata = self._cluster.store
