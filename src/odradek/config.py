@@ -166,6 +166,8 @@ _PROPERTIES: dict[str, tuple[str, Callable[[str], Any], int | None]] = {
     "sasl.enabled.mechanisms": ("sasl_enabled_mechanisms", _list, None),
     "sasl.jaas.config": ("sasl_jaas_config", _str, None),
     "sasl.server.max.receive.size": ("sasl_server_max_receive_size", _int, 1),
+    # PLAIN users from a file of `name=password` lines, besides the JAAS `user_NAME` ones.
+    "sasl.plain.users.file": ("sasl_plain_users_file", _str, None),
     "sasl.mechanism.inter.broker.protocol": ("sasl_mechanism_inter_broker_protocol", _str, None),
     "connection.failed.authentication.delay.ms": (
         "connection_failed_authentication_delay_ms",
@@ -300,6 +302,7 @@ class BrokerConfig:
     # The largest frame a SASL listener reads before authentication completes.
     sasl_server_max_receive_size: int = 524288
     sasl_mechanism_inter_broker_protocol: str = "GSSAPI"
+    sasl_plain_users_file: str | None = None
     connection_failed_authentication_delay_ms: int = 100
     connections_max_reauth_ms: int = 0
     max_connections_per_ip_overrides: str = ""

@@ -223,3 +223,18 @@ def test_wire_second_authentication_is_illegal(sasl_broker: Broker) -> None:
             ErrorCode.illegal_sasl_state
         )
         assert _metadata(client).brokers
+
+
+def test_users_from_a_file(tmp_path: Any) -> None:
+    """sasl.plain.users.file alone (no JAAS) gives PLAIN its users."""
+    users = tmp_path / "plain-users.properties"
+    users.write_text("# PLAIN users\nfiona=fiona-secret\n")
+    config = {
+        "listeners": "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.plain.users.file": str(users),
+    }
+    with Broker(config=config) as broker, WireClient(_port(broker, "SASL_PLAINTEXT")) as client:
+        assert _handshake(client, "PLAIN").error_code == ErrorCode.none
+        assert _authenticate(client, b"\0fiona\0fiona-secret").error_code == ErrorCode.none
+        assert _metadata(client).brokers

@@ -10,7 +10,7 @@ from odradek.config import BrokerConfig, ConfigError
 from odradek.security.listeners import listener_property
 from odradek.security.oauthbearer import OAuthBearerServer, oauth_settings
 from odradek.security.sasl import MechanismFactory
-from odradek.security.sasl_plain import PlainServer, plain_users
+from odradek.security.sasl_plain import PlainServer, file_users, plain_users
 from odradek.security.scram import ScramServer
 from odradek.security.scram_store import MECHANISMS as SCRAM_MECHANISMS
 from odradek.security.scram_store import ScramCredentials
@@ -49,12 +49,17 @@ def mechanism_factories(
     for mechanism in enabled:
         if mechanism == "PLAIN":
             jaas = jaas_config(config, listener, mechanism)
-            if jaas is None:
+            users_file = listener_property(config, listener, "sasl.plain.users.file")
+            if jaas is None and not users_file:
                 raise ConfigError(
                     f"listener {listener}: PLAIN needs users in "
-                    f"listener.name.{listener.lower()}.plain.sasl.jaas.config or sasl.jaas.config"
+                    f"listener.name.{listener.lower()}.plain.sasl.jaas.config, "
+                    "sasl.jaas.config or sasl.plain.users.file"
                 )
-            factories[mechanism] = functools.partial(PlainServer, plain_users(jaas))
+            users = plain_users(jaas) if jaas is not None else {}
+            if users_file:
+                users.update(file_users(users_file))
+            factories[mechanism] = functools.partial(PlainServer, users)
         elif mechanism in SCRAM_MECHANISMS:
             factories[mechanism] = functools.partial(ScramServer, mechanism, scram)
         elif mechanism == "OAUTHBEARER":

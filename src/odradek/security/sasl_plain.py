@@ -2,7 +2,9 @@
 password` once; the password is checked against the listener's users.
 
 Users come from Kafka's PlainLoginModule options, `user_NAME="password"`, in
-`listener.name.<listener>.plain.sasl.jaas.config` or `sasl.jaas.config`. PLAIN sends the
+`listener.name.<listener>.plain.sasl.jaas.config` or `sasl.jaas.config`, and from the
+file `sasl.plain.users.file` names (`name=password` lines, `#` comments; read at
+start-up; keep it readable by the broker only). PLAIN sends the
 password itself: use it over TLS (SASL_SSL) anywhere but a trusted network.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from odradek.config import ConfigError
+from odradek.config import ConfigError, parse_properties
 from odradek.security.jaas import parse_jaas
 from odradek.security.sasl import SaslFailure
 
@@ -31,6 +33,16 @@ def plain_users(jaas_config: str) -> dict[str, str]:
         for key, value in entry.options.items()
         if key.startswith(_USER_PREFIX) and len(key) > len(_USER_PREFIX)
     }
+
+
+def file_users(path: str) -> dict[str, str]:
+    """`name=password` lines of a users file."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            properties = parse_properties(source.read())
+    except OSError as exc:
+        raise ConfigError(f"sasl.plain.users.file: {exc}") from None
+    return {name: password for name, password in properties.items() if name and password}
 
 
 class PlainServer:
