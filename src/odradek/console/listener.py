@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from odradek.config import parse_listener
-from odradek.console import lag, log_dirs, metrics, pages
+from odradek.console import lag, log_dirs, login, metrics, pages
 from odradek.server.broker import Broker
 from odradek.server.partition_offsets import PartitionOffsets
 
@@ -42,7 +42,7 @@ def build_app(broker: Broker) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         handler_args={"logger": _ClientErrorsQuiet(log)},
-        middlewares=[pages.error_pages],
+        middlewares=[login.middleware(broker), pages.error_pages],
     )
     offsets = PartitionOffsets(lambda: broker.services)
     history = lag.LagHistory(broker, offsets)
