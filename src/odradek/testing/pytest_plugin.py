@@ -12,7 +12,10 @@ Fixtures:
   `kafka_broker` (or on `broker=`) with a unique name.
 - `kafka_broker_factory` (function scope): `kafka_broker_factory(config={...}) ->
   Broker` starts a broker of the test's own (another config, restarts, several brokers);
-  every broker it started is stopped after the test.
+  every broker it started is stopped after the test. `tls=True` adds an SSL listener
+  with a throwaway CA (`broker.ca`), `sasl_users={"alice": "pw"}` a SASL_PLAINTEXT
+  listener (PLAIN, SCRAM-SHA-256/512; SASL_SSL too with `tls`);
+  `broker.client_config("SASL_SSL", "alice")` is a client configuration for it.
 - `kafka_cluster` (function scope): a replicated cluster of three broker processes of
   the test's own (`odradek.testing.cluster.Cluster`), coordinated by the session's
   ZooKeeper (`odradek_zookeeper`, session scope: one Java ZooKeeper server per session,
@@ -77,10 +80,10 @@ def _ini_config(config: pytest.Config) -> dict[str, str]:
     return properties
 
 
-def _start(config: Mapping[str, Any]) -> Broker:
+def _start(config: Mapping[str, Any], **security: Any) -> Broker:
     from odradek.testing.broker import Broker
 
-    return Broker(config={**TEST_DEFAULTS, **config}).start()
+    return Broker(config={**TEST_DEFAULTS, **config}, **security).start()
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +101,19 @@ def kafka_broker_factory(pytestconfig: pytest.Config) -> Iterator[Callable[..., 
     """Starts brokers of this test's own: `kafka_broker_factory(config={...})`."""
     started: list[Broker] = []
 
-    def factory(config: Mapping[str, Any] | None = None) -> Broker:
-        broker = _start({**_ini_config(pytestconfig), **(config or {})})
+    def factory(
+        config: Mapping[str, Any] | None = None,
+        *,
+        tls: bool = False,
+        sasl_users: Mapping[str, str] | None = None,
+        ssl_client_auth: str = "requested",
+    ) -> Broker:
+        broker = _start(
+            {**_ini_config(pytestconfig), **(config or {})},
+            tls=tls,
+            sasl_users=sasl_users,
+            ssl_client_auth=ssl_client_auth,
+        )
         started.append(broker)
         return broker
 
