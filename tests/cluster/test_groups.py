@@ -8,7 +8,7 @@ import threading
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.ownership import partition_for
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
 from tests.cluster.clients import BackgroundProducer

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.ownership import partition_for
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
 from tests.transactions.txn_clients import read_all

@@ -12,7 +12,7 @@ import time
 from confluent_kafka import Consumer, Producer
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.ownership import partition_for
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
 from tests.handlers.test_transactions_wire import describe_raw

@@ -12,7 +12,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.ownership import partition_for
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
 

@@ -373,7 +373,7 @@ async def test_coordinator_move_unloads_and_reloads_the_group() -> None:
     """In a cluster the group follows its `__consumer_offsets` partition: a broker that
     stops leading it drops the group and answers NOT_COORDINATOR; one that starts
     leading it replays the group with its epochs, and its members carry on."""
-    from odradek.coordinator.coordinator import partition_for
+    from odradek.coordinator.ownership import partition_for
     from odradek.coordinator.record_log import OFFSETS_TOPIC, MemoryRecordLog
 
     h = harness()

@@ -20,7 +20,8 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import FakeClock
 from odradek.config import BrokerConfig
-from odradek.coordinator.coordinator import GroupCoordinator, partition_for
+from odradek.coordinator.coordinator import GroupCoordinator
+from odradek.coordinator.ownership import partition_for
 from odradek.coordinator.record_log import OFFSETS_TOPIC, MemoryRecordLog, TopicRecordLog
 from odradek.handlers import (
     delete_groups,

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.coordinator import GroupCoordinator, partition_for
+from odradek.coordinator.coordinator import GroupCoordinator
 from odradek.coordinator.group import GroupState
 from odradek.coordinator.offsets import OffsetCommit
+from odradek.coordinator.ownership import partition_for
 from odradek.coordinator.records import (
     GroupKey,
     GroupValue,

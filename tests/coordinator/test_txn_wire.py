@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.ownership import partition_for
 from odradek.coordinator.record_log import OFFSETS_TOPIC
 from odradek.testing import Broker
 from tests.coordinator.test_wire import member

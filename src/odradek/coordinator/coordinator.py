@@ -48,8 +48,11 @@ from odradek.coordinator import (
 from odradek.coordinator.consumer_group import ConsumerGroup
 from odradek.coordinator.consumer_records import ConsumerGroupKey
 from odradek.coordinator.group import CommittedOffset, Group, GroupState, Member
+from odradek.coordinator.ownership import PartitionOwnership
+
+# Re-exported: callers have long imported it from here.
+from odradek.coordinator.ownership import partition_for as partition_for
 from odradek.coordinator.record_log import (
-    OFFSETS_TOPIC,
     CoordinatorWriteError,
     RecordLog,
     Replication,
@@ -89,20 +92,6 @@ _NOT_AVAILABLE = frozenset(
         ErrorCode.not_enough_replicas_after_append,
     }
 )
-
-
-def java_string_hash(text: str) -> int:
-    """Java's String.hashCode (over UTF-16 code units), as a signed 32-bit int."""
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + int.from_bytes(data[i : i + 2], "big")) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def partition_for(group_id: str, partitions: int) -> int:
-    """Kafka's choice of `__consumer_offsets` partition: Utils.abs(hashCode) % count."""
-    return (java_string_hash(group_id) & 0x7FFFFFFF) % partitions
 
 
 def default_member_id(prefix: str) -> str:
@@ -194,9 +183,10 @@ class GroupCoordinator:
         self.rebalance_seconds = 0.0
         self.consumer_rebalances = 0
         self._next_offsets_check = 0.0
-        # The __consumer_offsets partitions whose groups are here; None: all of them (a
-        # single broker). A cluster broker starts with none and learns them as it leads.
-        self._owned: set[int] | None = set() if record_log.replicated else None
+        # The __consumer_offsets partitions whose groups are here.
+        self.ownership = PartitionOwnership(
+            record_log, "group coordinator", self._load_partition, self._unload_partition
+        )
         # Writes whose answer waits for the in-sync replicas: (monotonic deadline, wait).
         self._replications: list[tuple[float, Replication]] = []
         # Producer id -> groups holding offsets of its open transaction (Kafka's
@@ -205,17 +195,17 @@ class GroupCoordinator:
         # Batches applied so far, in log order: the `position` of committed offsets.
         self._position = 0
 
-    # -- ownership -------------------------------------------------------------------
+    # -- ownership (ownership.py) ---------------------------------------------------
     def owns(self, partition: int) -> bool:
-        return self._owned is None or partition in self._owned
+        return self.ownership.owns(partition)
 
     def partition_of(self, group_id: str) -> int:
         """The group's partition of `__consumer_offsets`."""
-        return partition_for(group_id, self.log.partitions)
+        return self.ownership.partition_of(group_id)
 
     def coordinates(self, group_id: str) -> bool:
         """Whether this broker is the group's coordinator now."""
-        return self.owns(self.partition_of(group_id))
+        return self.ownership.coordinates(group_id)
 
     def _refusal(self, group_id: str) -> ErrorCode | None:
         """The ownership check of every group operation: NOT_COORDINATOR (the client
@@ -223,23 +213,10 @@ class GroupCoordinator:
         return None if self.coordinates(group_id) else ErrorCode.not_coordinator
 
     def leadership_changed(self, topic: str, partition: int, leads: bool) -> None:
-        """This broker started or stopped leading `topic`'s `partition` (called on the
-        loop by the cluster's replicas): the groups of a `__consumer_offsets` partition
-        are loaded from it when it starts, and unloaded when it stops, as Kafka's
-        onElection / onResignation do."""
-        if topic != OFFSETS_TOPIC or self._owned is None:
-            return
-        if leads and partition in self._owned:
-            return
-        # Whatever was held for the partition is stale either way.
-        self._unload_partition(partition)
-        if not leads:
-            self._owned.discard(partition)
-            log.info("%s-%d: no longer the group coordinator", topic, partition)
-            return
-        self._owned.add(partition)
-        count = self._load_partition(partition)
-        log.info("%s-%d: group coordinator, loaded %d records", topic, partition, count)
+        """This broker started or stopped leading `topic`'s `partition`: the groups of a
+        `__consumer_offsets` partition are loaded from it when it starts, and unloaded
+        when it stops (parked requests answer NOT_COORDINATOR)."""
+        self.ownership.leadership_changed(topic, partition, leads)
 
     def _unload_partition(self, partition: int) -> None:
         count = self.log.partitions
@@ -255,9 +232,7 @@ class GroupCoordinator:
         """Rebuilds every group by replaying the log; returns the records replayed. A
         replicated log loads nothing here: each partition is loaded when this broker
         comes to lead it (`leadership_changed`)."""
-        if self._owned is not None:
-            return 0
-        return sum(self._load_partition(p) for p in range(self.log.partitions))
+        return self.ownership.load_all()
 
     def _load_partition(self, partition: int) -> int:
         """Replays one partition batch by batch (a transaction's offsets stay pending

@@ -22,7 +22,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from odradek.coordinator.coordinator import partition_for
+from odradek.coordinator.ownership import partition_for
 from odradek.coordinator.record_log import (
     OFFSETS_TOPIC,
     CoordinatorWriteError,

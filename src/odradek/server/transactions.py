@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
-from odradek.coordinator.coordinator import GroupCoordinator, partition_for
+from odradek.coordinator.coordinator import GroupCoordinator
+from odradek.coordinator.ownership import partition_for
 from odradek.coordinator.record_log import OFFSETS_TOPIC, TopicRecordLog
 from odradek.coordinator.txn.coordinator import (
     TRANSACTION_TOPIC,

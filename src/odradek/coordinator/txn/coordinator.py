@@ -31,7 +31,8 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
-from odradek.coordinator.coordinator import partition_for, replication_error
+from odradek.coordinator.coordinator import replication_error
+from odradek.coordinator.ownership import PartitionOwnership
 from odradek.coordinator.record_log import (
     CoordinatorWriteError,
     InternalTopic,
@@ -133,7 +134,10 @@ class TransactionCoordinator:
         self.txns: dict[str, TxnMetadata] = {}
         # Asks the coordinator on another broker (a cluster); None: every id is local.
         self.remote: RemoteVerifier | None = None
-        self._owned: set[int] | None = set() if record_log.replicated else None
+        # The __transaction_state partitions whose ids are here.
+        self.ownership = PartitionOwnership(
+            record_log, "transaction coordinator", self._load_partition, self._unload_partition
+        )
         self._replications: list[tuple[float, Replication]] = []
         self._completions: dict[str, asyncio.Task[None]] = {}
         self._pending_load: list[str] = []
@@ -145,29 +149,18 @@ class TransactionCoordinator:
             now + config.transaction_remove_expired_transaction_cleanup_interval_ms / 1000
         )
 
-    # -- ownership -------------------------------------------------------------------
+    # -- ownership (ownership.py) ---------------------------------------------------
     def partition_of(self, transactional_id: str) -> int:
-        return partition_for(transactional_id, self.log.partitions)
+        return self.ownership.partition_of(transactional_id)
 
     def coordinates(self, transactional_id: str) -> bool:
-        return self._owned is None or self.partition_of(transactional_id) in self._owned
+        return self.ownership.coordinates(transactional_id)
 
     def leadership_changed(self, topic: str, partition: int, leads: bool) -> None:
         """Loads a `__transaction_state` partition's ids when this broker starts leading
         it (finishing the prepared transactions) and drops them when it stops."""
-        if topic != self.log.topic or self._owned is None:
-            return
-        if leads and partition in self._owned:
-            return
-        self._unload_partition(partition)
-        if not leads:
-            self._owned.discard(partition)
-            log.info("%s-%d: no longer the transaction coordinator", topic, partition)
-            return
-        self._owned.add(partition)
-        count = self._load_partition(partition)
-        log.info("%s-%d: transaction coordinator, loaded %d records", topic, partition, count)
-        self.resume_prepared()
+        if self.ownership.leadership_changed(topic, partition, leads):
+            self.resume_prepared()
 
     def _unload_partition(self, partition: int) -> None:
         for txn_id in [t for t in self.txns if self.partition_of(t) == partition]:
@@ -180,9 +173,7 @@ class TransactionCoordinator:
     def load(self) -> int:
         """Replays every partition (a single broker); returns the records replayed. Call
         `resume_prepared` once the loop runs to finish the prepared transactions."""
-        if self._owned is not None:
-            return 0
-        return sum(self._load_partition(p) for p in range(self.log.partitions))
+        return self.ownership.load_all()
 
     def _load_partition(self, partition: int) -> int:
         count = 0
