@@ -40,6 +40,8 @@ from odradek.storage.segment import LogSegment
 from odradek.storage.timestamps import fetch_offset_by_timestamp, find_max_timestamp
 from odradek.storage.txn_index import AbortedTxn
 
+# A partition directory on its way out: a move's or a deletion's, removed at the next start.
+DELETE_SUFFIX = "-delete"
 FUTURE_SUFFIX = "-future"
 
 

@@ -2,20 +2,12 @@
 clean shutdown), create and delete them, flush on flush.ms, and write the checkpoints
 and the clean-shutdown marker at a clean stop.
 
-Moves between log dirs (AlterReplicaLogDirs) as Kafka makes them: a future log
-`<topic>-<partition>.<32 hex>-future` in the target dir copies the current log's batches
-byte for byte (`copy_future`, in steps, while the current log keeps serving); once it
-has caught up, in one step, it is flushed, the current log's directory is renamed
-`-delete` and the future's to `<topic>-<partition>`, and the moved log replaces the
-current one. A future log is checkpointed in its own dir, follows the current log's
-truncations, and survives a restart: opened again it resumes copying, or, when the
-crash came between the two renames (the current log already gone), it becomes the
-partition's log, since it held everything when the swap began.
+Moves between log dirs (AlterReplicaLogDirs) are log_dir_moves.py's: the manager keeps
+the current logs, and is its `LogHost`.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import uuid
@@ -32,77 +24,33 @@ from odradek.storage.checkpoint import (
     write_offsets,
 )
 from odradek.storage.errors import (
-    CheckpointError,
     InconsistentClusterIdError,
     InconsistentNodeIdError,
     KafkaStorageError,
-    OffsetMismatchError,
 )
 from odradek.storage.fs import FileHandle, FileSystem, run_syncs, start_syncs
-from odradek.storage.log import FUTURE_SUFFIX, Log, parse_topic_partition
+from odradek.storage.log import DELETE_SUFFIX, FUTURE_SUFFIX, Log, parse_topic_partition
 from odradek.storage.log_config import LogConfig
+from odradek.storage.log_dir_moves import LogDirMoves
+
+# Re-exported: callers have long imported them from here.
+from odradek.storage.log_dir_moves import LogDirNotFoundError as LogDirNotFoundError
+from odradek.storage.metadata_files import PARTITION_METADATA, parse_properties, partition_metadata
+from odradek.storage.metadata_files import read_partition_metadata as read_partition_metadata
+from odradek.storage.metadata_files import uuid_from_kafka as uuid_from_kafka
+from odradek.storage.metadata_files import uuid_to_kafka as uuid_to_kafka
 from odradek.storage.retention import delete_due_files, delete_old_segments
 
 logger = logging.getLogger("odradek.storage")
 
 META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
-PARTITION_METADATA = "partition.metadata"
 # Directories that are not live partitions: pending deletion, moves between disks, and
 # KRaft's own metadata log.
-_DELETE_SUFFIX = "-delete"
 _SKIPPED_SUFFIXES = ("-stray",)
 _METADATA_LOG = "__cluster_metadata-0"
 
 TopicPartition = tuple[str, int]
-
-
-class LogDirNotFoundError(ValueError):
-    """A log dir that is not one of the broker's `log.dirs` (Kafka's LOG_DIR_NOT_FOUND)."""
-
-
-def uuid_to_kafka(value: uuid.UUID) -> str:
-    """Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, without padding."""
-    return base64.urlsafe_b64encode(value.bytes).rstrip(b"=").decode()
-
-
-def uuid_from_kafka(text: str) -> uuid.UUID:
-    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-
-
-def parse_properties(data: bytes) -> dict[str, str]:
-    """Java .properties as Kafka writes them: `key=value` lines, `#`/`!` comments."""
-    out: dict[str, str] = {}
-    for line in data.decode("utf-8").splitlines():
-        line = line.strip()
-        if not line or line[0] in "#!":
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise CheckpointError(f"bad properties line {line!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _partition_metadata(topic_id: uuid.UUID) -> bytes:
-    return f"version: 0\ntopic_id: {uuid_to_kafka(topic_id)}\n".encode()
-
-
-def write_partition_metadata(fs: FileSystem, path: str, topic_id: uuid.UUID) -> None:
-    """Kafka's partition.metadata: `version: 0` then `topic_id: <base64url>`."""
-    write_atomically(fs, os.path.join(path, PARTITION_METADATA), _partition_metadata(topic_id))
-
-
-def read_partition_metadata(fs: FileSystem, path: str) -> uuid.UUID | None:
-    file = os.path.join(path, PARTITION_METADATA)
-    if not fs.exists(file):
-        return None
-    fields = dict(
-        line.split(": ", 1) for line in fs.read_file(file).decode().splitlines() if ": " in line
-    )
-    if fields.get("version") != "0" or "topic_id" not in fields:
-        raise CheckpointError(f"{file}: not a version 0 partition.metadata")
-    return uuid_from_kafka(fields["topic_id"])
 
 
 @dataclass
@@ -146,11 +94,7 @@ class LogManager:
         self.checkpoint_due = False
         self.clean_shutdown: dict[str, bool] = {}
         self._creations: _Creations | None = None  # of the open batch_creations()
-        # Moves between log dirs: the future logs and their dirs, and the dir a partition
-        # not hosted yet should be created in (asked for before it existed, as Kafka).
-        self._futures: dict[TopicPartition, Log] = {}
-        self._future_dir_of: dict[TopicPartition, str] = {}
-        self._preferred_dir: dict[TopicPartition, str] = {}
+        self.moves = LogDirMoves(fs, clock, self)  # between log dirs
 
     # -- start -----------------------------------------------------------------------
 
@@ -191,7 +135,8 @@ class LogManager:
             self._fs.remove(marker)
             self._fs.fsync_dir(log_dir)
         for future_dir, future_name, points, starts in futures:
-            self._open_future(future_dir, future_name, points, starts)
+            clean = self.clean_shutdown.get(future_dir, False)
+            self.moves.open_future(future_dir, future_name, clean, points, starts)
 
     def _report_start(self, log_dir: str, *, new: bool, clean: bool) -> None:
         """Logs how a log dir was opened, for operators: new (no meta.properties and no
@@ -226,7 +171,7 @@ class LogManager:
         path = os.path.join(log_dir, name)
         if not self._fs.is_dir(path) or name == _METADATA_LOG:
             return
-        if name.endswith(_DELETE_SUFFIX):
+        if name.endswith(DELETE_SUFFIX):
             self._fs.rmtree(path)  # a deletion interrupted by the stop
             return
         if name.endswith(_SKIPPED_SUFFIXES):
@@ -321,7 +266,7 @@ class LogManager:
                     log.config = config
                 found[partition] = log
             elif partition not in new:
-                log_dir = self._preferred_dir.pop((topic, partition), None) or min(
+                log_dir = self.moves.take_preferred_dir((topic, partition)) or min(
                     self.log_dirs, key=lambda d: self._count_in.get(d, 0)
                 )
                 self._count_in[log_dir] = self._count_in.get(log_dir, 0) + 1  # reserved
@@ -377,7 +322,7 @@ class LogManager:
                     0,
                     clean_shutdown=True,
                 )
-            data = _partition_metadata(topic_id) if topic_id is not None else None
+            data = partition_metadata(topic_id) if topic_id is not None else None
             for path in paths.values():  # after opening: opening removes stray .tmp files
                 steps.append(_settle(self._fs, path, self._metadata_tmp(path, data)))
         finally:
@@ -424,8 +369,7 @@ class LogManager:
         """Renames the directory to `<name>.<uuid hex>-delete` (atomic: a crash leaves no
         half-deleted live partition), then removes it."""
         key = (topic, partition)
-        self._drop_future(key)
-        self._preferred_dir.pop(key, None)
+        self.moves.forget(key)
         log = self._logs.pop(key, None)
         self._checkpointed.pop(key, None)
         if log is None:
@@ -434,202 +378,48 @@ class LogManager:
         self._count_in[log_dir] -= 1
         self._appended.discard(log)
         log.close()
-        doomed = os.path.join(log_dir, f"{topic}-{partition}.{uuid.uuid4().hex}{_DELETE_SUFFIX}")
+        doomed = os.path.join(log_dir, f"{topic}-{partition}.{uuid.uuid4().hex}{DELETE_SUFFIX}")
         self._fs.rename(log.path, doomed)
         self._fs.fsync_dir(log_dir)
         self._fs.rmtree(doomed)
 
-    # -- moves between log dirs ------------------------------------------------------
-
-    def configured_dir(self, path: str) -> str:
-        """The configured log dir `path` names (compared as absolute paths, as Kafka);
-        LogDirNotFoundError when it is none of them."""
-        wanted = os.path.abspath(path)
-        for log_dir in self.log_dirs:
-            if os.path.abspath(log_dir) == wanted:
-                return log_dir
-        raise LogDirNotFoundError(f"Log dir {wanted} is not found in the config.")
+    # -- moves between log dirs (log_dir_moves.py) ----------------------------------
 
     def start_move(self, topic: str, partition: int, target_dir: str) -> bool:
-        """Moves the partition's log to `target_dir` (a configured log dir): a future log
-        is created there for `copy_future` to fill; True when a copy starts. A move to
-        another dir replaces a running one; a move to the dir the log is in cancels it.
-        A partition not hosted here is remembered to be created in `target_dir` and
-        KeyError is raised (Kafka answers REPLICA_NOT_AVAILABLE then); LogDirNotFoundError
-        for a dir that is not configured; KafkaStorageError when the log is offline."""
-        target = self.configured_dir(target_dir)
-        key = (topic, partition)
-        current = self._logs.get(key)
-        if current is None:
-            self._preferred_dir[key] = target
-            raise KeyError(f"{topic}-{partition} is not hosted here")
-        if current.offline:
-            raise KafkaStorageError(f"{current.path} is offline")
-        if self._future_dir_of.get(key, target) != target or self._dir_of[key] == target:
-            self._drop_future(key)
-        if self._dir_of[key] == target or key in self._futures:
-            return False
-        self._create_future(key, current, target)
-        return True
+        """Starts moving the partition's log to `target_dir`: see LogDirMoves.start_move."""
+        return self.moves.start_move(topic, partition, target_dir)
 
     def moving(self) -> list[TopicPartition]:
         """The partitions that have a future log."""
-        return list(self._futures)
+        return self.moves.moving()
 
     def future_logs(self) -> list[tuple[str, Log]]:
         """(log dir, future log) of every move under way."""
-        return [(self._future_dir_of[k], log) for k, log in self._futures.items()]
-
-    def _create_future(self, key: TopicPartition, current: Log, target: str) -> None:
-        topic, partition = key
-        path = os.path.join(target, f"{topic}-{partition}.{uuid.uuid4().hex}{FUTURE_SUFFIX}")
-        self._fs.mkdir(path)
-        future = Log.open(self._fs, path, current.config, self._clock, 0, clean_shutdown=True)
-        try:
-            if current.log_start_offset > 0:
-                future.truncate_fully_and_start_at(current.log_start_offset)
-            topic_id = read_partition_metadata(self._fs, current.path)
-            if topic_id is not None:
-                write_partition_metadata(self._fs, path, topic_id)
-            self._fs.fsync_dir(path)
-            self._fs.fsync_dir(target)
-        except OSError:
-            future.close()
-            self._fs.rmtree(path)
-            raise
-        self._register_future(key, future, target)
-        logger.info("moving %s-%d from %s to %s", topic, partition, current.path, target)
-
-    def _register_future(self, key: TopicPartition, future: Log, log_dir: str) -> None:
-        self._futures[key] = future
-        self._future_dir_of[key] = log_dir
-        future.on_append = self._appended.add
-
-    def _open_future(
-        self,
-        log_dir: str,
-        name: str,
-        recovery_points: Mapping[TopicPartition, int],
-        start_offsets: Mapping[TopicPartition, int],
-    ) -> None:
-        """A future log found at start: resumed when its partition's current log is in
-        another dir, made the current log when there is none (the swap was cut between
-        its renames), removed otherwise."""
-        path = os.path.join(log_dir, name)
-        try:
-            key = parse_topic_partition(name)
-        except ValueError:
-            return
-        if not self._fs.is_dir(path):
-            return
-        if self._dir_of.get(key) == log_dir or key in self._futures:
-            self._fs.rmtree(path)  # cannot be the target of a move: left over
-            return
-        if key not in self._logs:
-            final = os.path.join(log_dir, f"{key[0]}-{key[1]}")
-            self._fs.rename(path, final)
-            self._fs.fsync_dir(log_dir)
-            logger.info("%s: completing the move of %s-%d", log_dir, *key)
-            path = final
-        log = Log.open(
-            self._fs,
-            path,
-            self.default_config,
-            self._clock,
-            recovery_points.get(key, 0),
-            clean_shutdown=self.clean_shutdown.get(log_dir, False),
-            log_start_offset=start_offsets.get(key, 0),
-        )
-        if key in self._logs:
-            self._register_future(key, log, log_dir)
-        else:
-            self._add(key, log, log_dir)
-
-    def _drop_future(self, key: TopicPartition) -> None:
-        """Abandons a move: the future log's directory is removed."""
-        future = self._futures.pop(key, None)
-        log_dir = self._future_dir_of.pop(key, None)
-        if future is None or log_dir is None:
-            return
-        self._appended.discard(future)
-        future.close()
-        doomed = future.path.removesuffix(FUTURE_SUFFIX) + _DELETE_SUFFIX
-        self._fs.rename(future.path, doomed)
-        self._fs.fsync_dir(log_dir)
-        self._fs.rmtree(doomed)
-
-    def _truncate_future(self, key: TopicPartition, offset: int) -> None:
-        """A truncation of the current log reaches its future log too, durably, so the
-        copy never keeps batches the current log no longer has."""
-        future = self._futures.get(key)
-        if future is not None and future.truncate_to(offset):
-            self._settle_truncation(future, self._future_dir_of[key])
+        return self.moves.future_logs()
 
     def copy_future(self, topic: str, partition: int, max_bytes: int) -> Log | None:
-        """One step of a move: up to about `max_bytes` of the current log's batches
-        appended byte for byte to the future log. When the future log has caught up, it
-        replaces the current log (see the module docstring) and is returned; None while
-        the copy goes on. The caller must make the partition use the returned log."""
-        key = (topic, partition)
-        current, future = self._logs[key], self._futures[key]
-        if current.offline or future.offline:
-            return None
-        if future.config is not current.config:  # the topic's settings changed meanwhile
-            future.config = current.config
-        if future.log_end_offset < current.log_start_offset:
-            future.truncate_fully_and_start_at(current.log_start_offset)
-        if future.log_end_offset > current.log_end_offset:
-            self._truncate_future(key, current.log_end_offset)
-        if future.log_end_offset < current.log_end_offset:
-            data = current.read(future.log_end_offset, max_bytes, current.log_end_offset, True)
-            try:
-                future.append_as_follower(bytes(data.records))
-            except OffsetMismatchError:
-                # The current log changed under the copy (rewritten): start it again.
-                future.truncate_fully_and_start_at(current.log_start_offset)
-        if future.log_end_offset != current.log_end_offset:
-            return None
-        return self._swap(key, current, future)
+        """One step of a move; the moved log once it replaced the current one: see
+        LogDirMoves.copy_future."""
+        return self.moves.copy_future(topic, partition, max_bytes)
 
-    def _swap(self, key: TopicPartition, current: Log, future: Log) -> Log:
-        """Makes the caught-up future log the partition's log (one loop step: nothing
-        can append in between). Order: the future flushed, the current directory renamed
-        `-delete`, the future renamed into place, the moved log opened, the checkpoints
-        of both dirs written, the old directory removed."""
-        topic, partition = key
-        source, target = self._dir_of[key], self._future_dir_of[key]
-        if future.log_start_offset < current.log_start_offset:
-            future.maybe_increment_log_start_offset(current.log_start_offset)
-        start, end = future.log_start_offset, future.log_end_offset
-        future.flush()
-        future.close()
-        current.close()
-        del self._futures[key], self._future_dir_of[key]
-        self._appended.discard(future)
-        self._appended.discard(current)
-        doomed = os.path.join(source, f"{topic}-{partition}.{uuid.uuid4().hex}{_DELETE_SUFFIX}")
-        self._fs.rename(current.path, doomed)
-        self._fs.fsync_dir(source)
-        final = os.path.join(target, f"{topic}-{partition}")
-        self._fs.rename(future.path, final)
-        self._fs.fsync_dir(target)
-        moved = Log.open(
-            self._fs,
-            final,
-            current.config,
-            self._clock,
-            end,
-            clean_shutdown=True,
-            log_start_offset=start,
-        )
-        self._count_in[source] -= 1
-        self._add(key, moved, target)
-        for log_dir in (source, target):
-            self._checkpoint_recovery_points_in(log_dir)
-            self._checkpoint_log_start_offsets_in(log_dir)
-        self._fs.rmtree(doomed)
-        logger.info("moved %s-%d from %s to %s", topic, partition, source, target)
-        return moved
+    # The LogHost side of the moves.
+
+    def watch_appends(self, log: Log) -> None:
+        log.on_append = self._appended.add
+
+    def unwatch_appends(self, log: Log) -> None:
+        self._appended.discard(log)
+
+    def host(self, key: TopicPartition, log: Log, log_dir: str) -> None:
+        old = self._logs.get(key)
+        if old is not None:
+            self._count_in[self._dir_of[key]] -= 1
+            self._appended.discard(old)
+        self._add(key, log, log_dir)
+
+    def checkpoint_dir(self, log_dir: str) -> None:
+        self._checkpoint_recovery_points_in(log_dir)
+        self._checkpoint_log_start_offsets_in(log_dir)
 
     # -- flushing and stop -----------------------------------------------------------
 
@@ -659,9 +449,7 @@ class LogManager:
         """The logs whose offsets the dir's checkpoint files hold: its current logs and
         its future ones (a partition has at most one of the two in a dir)."""
         found = self._logs_in(log_dir)
-        found.update(
-            (k, log) for k, log in self._futures.items() if self._future_dir_of[k] == log_dir
-        )
+        found.update(self.moves.in_dir(log_dir))
         return found
 
     def checkpoint_recovery_points(self) -> None:
@@ -700,10 +488,10 @@ class LogManager:
         trusts everything below a checkpointed recovery point. KeyError for a partition
         not hosted here; KafkaStorageError on a disk failure (the log goes offline)."""
         log = self._hosted(topic, partition)
-        self._truncate_future((topic, partition), offset)
+        self.moves.truncate_to((topic, partition), offset)
         if not log.truncate_to(offset):
             return False
-        self._settle_truncation(log)
+        self.settle_truncation(log)
         return True
 
     def truncate_fully_and_start_at(self, topic: str, partition: int, offset: int) -> None:
@@ -711,12 +499,9 @@ class LogManager:
         the leader's log start, or one whose log start lies inside the leader's first
         batch); durable and checkpointed before it returns, as truncate_to."""
         log = self._hosted(topic, partition)
-        future = self._futures.get((topic, partition))
-        if future is not None:
-            future.truncate_fully_and_start_at(offset)
-            self._settle_truncation(future, self._future_dir_of[(topic, partition)])
+        self.moves.truncate_fully_and_start_at((topic, partition), offset)
         log.truncate_fully_and_start_at(offset)
-        self._settle_truncation(log)
+        self.settle_truncation(log)
 
     def _hosted(self, topic: str, partition: int) -> Log:
         log = self._logs.get((topic, partition))
@@ -724,17 +509,16 @@ class LogManager:
             raise KeyError(f"{topic}-{partition} is not hosted here")
         return log
 
-    def _settle_truncation(self, log: Log, log_dir: str | None = None) -> None:
+    def settle_truncation(self, log: Log, log_dir: str | None = None) -> None:
         """fsyncs what a truncation changed, then writes the checkpoints of its log dir
-        (`log_dir`: a future log's; the current log's when None)."""
+        (`log_dir`: a future log's; the current log's when None). A LogHost method."""
         try:
             log.flush()  # the shortened segment and its indexes, the epoch checkpoint
             self._fs.fsync_dir(log.path)  # removed segments and snapshots stay removed
         except OSError as e:
             raise log.take_offline(e) from e
-        log_dir = log_dir or self._dir_of[(log.topic, log.partition)]
-        self._checkpoint_recovery_points_in(log_dir)
-        self._checkpoint_log_start_offsets_in(log_dir)  # the start may have come down too
+        # Both checkpoints: the start may have come down too.
+        self.checkpoint_dir(log_dir or self._dir_of[(log.topic, log.partition)])
 
     # -- retention -------------------------------------------------------------------
 
@@ -770,7 +554,7 @@ class LogManager:
         in each log dir whose logs all flushed."""
         failed_dirs: set[str] = set()
         entries = [(log, self._dir_of[k]) for k, log in self._logs.items()]
-        entries += [(log, self._future_dir_of[k]) for k, log in self._futures.items()]
+        entries += [(log, log_dir) for log_dir, log in self.moves.future_logs()]
         # Logs are independent: their fsyncs run concurrently (see run_syncs).
         errors = run_syncs(self._fs, [log.flush for log, _dir in entries])
         for (_log, log_dir), error in zip(entries, errors, strict=True):
