@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odradek.config import BrokerConfig
-from odradek.security.listeners import ListenerSpec, listener_specs
+from odradek.config import BrokerConfig, ConfigError
+from odradek.security.listeners import ListenerSpec, listener_property, listener_specs
 from odradek.security.mechanisms import mechanism_factories
 from odradek.security.sasl import MechanismFactory
 from odradek.security.scram_store import ScramCredentials
@@ -22,6 +22,8 @@ class ListenerSecurity:
     # Mechanism name -> its server side's maker; None on a listener without SASL.
     mechanisms: dict[str, MechanismFactory] | None = None
     tls: TlsListener | None = None
+    # connections.max.reauth.ms of this listener (`listener.name.<l>.` prefix honoured).
+    max_reauth_ms: int = 0
 
     @property
     def name(self) -> str:
@@ -42,5 +44,12 @@ def build_listeners(
     for spec in listener_specs(config):
         mechanisms = mechanism_factories(config, spec.name, scram) if spec.uses_sasl else None
         tls = TlsListener(config, spec.name) if spec.uses_ssl else None
-        result.append(ListenerSecurity(spec, mechanisms, tls))
+        reauth = listener_property(config, spec.name, "connections.max.reauth.ms") or "0"
+        try:
+            max_reauth_ms = int(reauth)
+        except ValueError:
+            raise ConfigError(
+                f"listener {spec.name}: connections.max.reauth.ms {reauth!r}"
+            ) from None
+        result.append(ListenerSecurity(spec, mechanisms, tls, max_reauth_ms))
     return result

@@ -119,7 +119,7 @@ class Connection(asyncio.Protocol):
         # When an unauthenticated connection must have authenticated (request.timeout.ms).
         self.authentication_deadline: float | None = None
         if listener.mechanisms is not None:
-            self._sasl = SaslSession(listener.mechanisms, broker.config.connections_max_reauth_ms)
+            self._sasl = SaslSession(listener.mechanisms, listener.max_reauth_ms)
             self._authenticated = False
             self._decoder.set_limit(
                 min(
