@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from odradek.config import BrokerConfig, ConfigError, build_config, parse_properties
 from odradek.metadata.errors import ZooKeeperUnavailableError
+from odradek.security.listeners import is_security_property
 
 
 def configure(broker: argparse.ArgumentParser) -> None:
@@ -97,7 +98,8 @@ def run_broker(args: argparse.Namespace) -> int:
         print(f"odradek: {exc}", file=sys.stderr)
         return 2
     for name in config.unknown:
-        log.warning("ignoring unknown broker property %s", name)
+        if not is_security_property(name):
+            log.warning("ignoring unknown broker property %s", name)
     try:
         _run(config)
     except (OSError, ZooKeeperUnavailableError) as exc:

@@ -75,6 +75,15 @@ def listener_specs(config: BrokerConfig) -> list[ListenerSpec]:
     return specs
 
 
+# Untyped properties the security modules read (beside `listener.name.<l>.` ones).
+_UNTYPED_PREFIXES = ("listener.name.", "sasl.oauthbearer.", "ssl.endpoint.identification.")
+
+
+def is_security_property(name: str) -> bool:
+    """Whether the security modules read `name` although config.py does not type it."""
+    return name.startswith(_UNTYPED_PREFIXES)
+
+
 def listener_property(config: BrokerConfig, listener: str, name: str) -> str | None:
     """The value of `name` for `listener`: `listener.name.<listener>.<name>` when given,
     else the broker-wide property (its default when not set)."""
