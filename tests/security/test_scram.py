@@ -290,3 +290,18 @@ def test_stalled_exchange_is_closed() -> None:
                 include_topic_authorized_operations=False,
             )
             assert client.call(3, 12, body).brokers
+
+
+def test_unknown_user_is_refused_only_at_the_end(scram_broker: Broker) -> None:
+    """An unknown user gets a server-first message like a known one (the same salt on
+    every try) and is refused at the final message: names cannot be probed."""
+    salts = []
+    for _ in range(2):
+        with WireClient(_sasl_port(scram_broker)) as client:
+            scram = _ScramClient(client, "nobody", "guess")
+            server = scram.start()
+            salts.append(server["s"])
+            assert int(server["i"]) == 4096
+            response = scram.authenticate(scram.final(server))
+            assert response.error_code == ErrorCode.sasl_authentication_failed
+    assert salts[0] == salts[1]

@@ -9,7 +9,10 @@ it: two round trips, no channel binding, the user's stored credential from
 
 The proof is checked against the stored key alone; a wrong proof, a nonce that is not
 this exchange's (a replayed final message) or an unknown user all get Kafka's one
-message, so the answer tells a guesser nothing.
+message, so the answer tells a guesser nothing. An unknown user is even answered a
+server-first message (a salt derived from the name with a secret of this process, so
+it is the same each time) and refused only at the end: unlike Kafka, which refuses at
+the first message, the exchange does not reveal which names exist.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ import secrets
 
 from odradek.security.sasl import SaslFailure
 from odradek.security.scram_store import ScramCredential, ScramCredentials, hash_name
+
+_DECOY_SECRET = secrets.token_bytes(32)
+
+
+def _decoy(user: str) -> ScramCredential:
+    """A credential no password matches, with a salt stable for `user`."""
+    salt = hmac.new(_DECOY_SECRET, user.encode(), "sha256").digest()
+    return ScramCredential(salt, secrets.token_bytes(32), secrets.token_bytes(32), 4096)
 
 
 def _attributes(message: str) -> list[tuple[str, str]]:
@@ -107,7 +118,7 @@ class ScramServer:
             raise ValueError("empty user or nonce")
         credential = self._credentials.get(user, self.mechanism)
         if credential is None:
-            raise ValueError("unknown user")
+            credential = _decoy(user)  # refused at the final message, as a wrong password
         self._user, self._credential = user, credential
         self._gs2_header = f"{flag},{authzid},"
         self._client_first_bare = bare
