@@ -263,6 +263,19 @@ def _answer(
         future.set_result(done if error == ErrorCode.none else _failed(error))
 
 
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A heartbeat that passed its checks: `old` is the member as the group holds it
+    (None for a new one, or one replacing a static member), `base` what the request's
+    fields update, `replaced` the static member whose instance id a joining member takes
+    over."""
+
+    member_id: str
+    old: ConsumerMember | None
+    base: ConsumerMember
+    replaced: ConsumerMember | None = None
+
+
 def _join_or_beat(
     c: GroupCoordinator,
     group: ConsumerGroup,
@@ -271,63 +284,70 @@ def _join_or_beat(
     future: asyncio.Future[HeartbeatResult],
     conversion: list[Record],
 ) -> None:
-    """`conversion`: the records of the upgrade `group` comes from, written first."""
+    """A member's heartbeat, joining (epoch 0) or in the group: checked, then its
+    records written, answered once they are. `conversion`: the records of the upgrade
+    `group` comes from, written first."""
     old = group.members.get(r.member_id) if r.member_id else None
+    checked = _joining(c, group, r, old) if r.member_epoch == 0 else _beating(group, r, old)
+    if isinstance(checked, HeartbeatResult):
+        future.set_result(checked)
+        return
+    updated = _with_request(checked.base, r)
+    records = conversion + heartbeat_records(
+        c, group, checked.old, updated, r, cluster, checked.replaced
+    )
+    before = checked.old.assigned if checked.old is not None and r.member_epoch != 0 else None
+    key = (group.group_id, checked.member_id)
+    c.write_then(group.group_id, records, lambda e: _after_write(c, future, key, r, before, e))
+
+
+def _joining(
+    c: GroupCoordinator, group: ConsumerGroup, r: HeartbeatRequest, old: ConsumerMember | None
+) -> _Accepted | HeartbeatResult:
+    """The checks of a heartbeat with epoch 0: a static member's instance id must be
+    released (left with epoch -2) to be taken over, and a new member must fit under
+    group.consumer.max.size."""
     replaced: ConsumerMember | None = None
-    if r.member_epoch == 0 and r.instance_id is not None:
+    if r.instance_id is not None:
         replaced = static_member(group, r.instance_id)
         if replaced is not None and replaced.member_epoch != STATIC_LEAVE_EPOCH:
-            future.set_result(
-                _failed(
-                    ErrorCode.unreleased_instance_id,
-                    f"Static member {replaced.member_id} with instance id {r.instance_id} "
-                    "is still in the group.",
-                )
+            return _failed(
+                ErrorCode.unreleased_instance_id,
+                f"Static member {replaced.member_id} with instance id {r.instance_id} "
+                "is still in the group.",
             )
-            return
-    elif r.member_epoch != 0:
-        instance = r.instance_id or (old.instance_id if old is not None else None)
-        refused = _static_refusal(group, instance, r.member_id) if instance else None
-        if refused is not None:
-            future.set_result(refused)
-            return
-    if r.member_epoch == 0:
-        full = old is None and replaced is None
-        if full and len(group.members) >= c.config.group_consumer_max_size:
-            future.set_result(
-                _failed(
-                    ErrorCode.group_max_size_reached,
-                    f"The consumer group has reached its maximum capacity of "
-                    f"{c.config.group_consumer_max_size} members.",
-                )
-            )
-            return
-        member_id = r.member_id or c.new_member_id("")[1:]
-        base = ConsumerMember(member_id)
-        if replaced is not None:
-            # The new incarnation takes over what the instance owned, without waiting;
-            # it is written as a new member even if it reuses the old id.
-            base.assigned = replaced.assigned
-            old = None
-    else:
-        if old is None:
-            future.set_result(
-                _failed(ErrorCode.unknown_member_id, f"Member {r.member_id} is not a member.")
-            )
-            return
-        fenced = _fenced(old, r)
-        if fenced is not None:
-            future.set_result(fenced)
-            return
-        member_id, base = r.member_id, old
-    updated = _with_request(base, r)
-    records = conversion + heartbeat_records(c, group, old, updated, r, cluster, replaced)
-    before = old.assigned if old is not None and r.member_epoch != 0 else None
-    c.write_then(
-        group.group_id,
-        records,
-        lambda e: _after_write(c, future, (group.group_id, member_id), r, before, e),
-    )
+    full = old is None and replaced is None
+    if full and len(group.members) >= c.config.group_consumer_max_size:
+        return _failed(
+            ErrorCode.group_max_size_reached,
+            f"The consumer group has reached its maximum capacity of "
+            f"{c.config.group_consumer_max_size} members.",
+        )
+    member_id = r.member_id or c.new_member_id("")[1:]
+    base = ConsumerMember(member_id)
+    if replaced is None:
+        return _Accepted(member_id, old, base)
+    # The new incarnation takes over what the instance owned, without waiting; it is
+    # written as a new member even if it reuses the old id.
+    base.assigned = replaced.assigned
+    return _Accepted(member_id, None, base, replaced)
+
+
+def _beating(
+    group: ConsumerGroup, r: HeartbeatRequest, old: ConsumerMember | None
+) -> _Accepted | HeartbeatResult:
+    """The checks of a heartbeat of a member in the group: its static instance id still
+    its own, the member known, its epoch current (or the previous one, see `_fenced`)."""
+    instance = r.instance_id or (old.instance_id if old is not None else None)
+    refused = _static_refusal(group, instance, r.member_id) if instance else None
+    if refused is not None:
+        return refused
+    if old is None:
+        return _failed(ErrorCode.unknown_member_id, f"Member {r.member_id} is not a member.")
+    fenced = _fenced(old, r)
+    if fenced is not None:
+        return fenced
+    return _Accepted(r.member_id, old, old)
 
 
 def _with_request(m: ConsumerMember, r: HeartbeatRequest) -> ConsumerMember:
