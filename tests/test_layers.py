@@ -24,7 +24,7 @@ LAYERS = [
 # ZooKeeper and brokers with the process runners the cluster tests use, so they are
 # part of the product (docs/architecture.md, "Layers").
 TESTING_IMPORTS_ALLOWED = {
-    "odradek.cli.cluster": {"odradek.testing.cluster", "odradek.testing.zookeeper"},
+    "odradek.cli.cluster_up": {"odradek.testing.cluster", "odradek.testing.zookeeper"},
 }
 
 

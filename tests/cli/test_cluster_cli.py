@@ -19,7 +19,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from helpers import REPO_ROOT, unique_topic
-from odradek.cli.cluster import UP_MARKER, process_alive
+from odradek.cli.cluster_processes import process_alive
+from odradek.cli.cluster_state import UP_MARKER
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
 
