@@ -17,7 +17,8 @@ On a SASL listener a connection starts unauthenticated: frames are bounded by
 `sasl.server.max.receive.size`, only ApiVersions, SaslHandshake and SaslAuthenticate are
 served (anything else closes it), and a refused exchange is answered after
 `connection.failed.authentication.delay.ms`, then closed. Once authenticated, requests
-carry the principal and take the same path as on any listener: the check is one flag.
+carry the principal and take the same path as on any listener; on a listener without
+SASL frames go straight to that path (`_serve`), with no check added.
 On a TLS listener the connection starts TLS itself (`loop.start_tls`) so that a failed
 handshake (garbage, plaintext, a certificate from another CA) is logged with the peer;
 with a client certificate the principal is its mapped subject (SASL_SSL: SASL's).
@@ -30,7 +31,7 @@ import logging
 import time
 import types
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from odradek.handlers.context import RequestContext, count_error
@@ -104,9 +105,10 @@ class Connection(asyncio.Protocol):
         self._decoder = FrameDecoder(broker.config.socket_request_max_bytes)
         self.listener = listener.name
         self.principal = ANONYMOUS
-        # False on a SASL listener: every request takes _dispatch_sasl (authentication,
-        # re-authentication and the session's expiry); True elsewhere.
-        self._authenticated = True
+        # Where each whole frame goes: straight to _serve on a listener without SASL (the
+        # plaintext path has nothing added), through _dispatch_sasl on a SASL listener
+        # (authentication, re-authentication, the session's expiry).
+        self._dispatch: Callable[[bytes], None] = self._serve
         self._sasl: SaslSession | None = None
         self._refusal: asyncio.TimerHandle | None = None
         # When the SASL session ends unless re-authenticated (KIP-368); None: never.
@@ -120,7 +122,7 @@ class Connection(asyncio.Protocol):
         self.authentication_deadline: float | None = None
         if listener.mechanisms is not None:
             self._sasl = SaslSession(listener.mechanisms, listener.max_reauth_ms)
-            self._authenticated = False
+            self._dispatch = self._dispatch_sasl
             self._decoder.set_limit(
                 min(
                     broker.config.sasl_server_max_receive_size,
@@ -167,7 +169,7 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
             return
         self._counted = True
-        if not self._authenticated:
+        if self._sasl is not None:
             self.authentication_deadline = (
                 self.broker.clock.monotonic() + self.broker.config.request_timeout_ms / 1000
             )
@@ -432,12 +434,6 @@ class Connection(asyncio.Protocol):
             self._drain()  # the frames held back meanwhile; also settles memory
 
     # -- dispatch --------------------------------------------------------------------
-    def _dispatch(self, frame: bytes) -> None:
-        if not self._authenticated:
-            self._dispatch_sasl(frame)
-            return
-        self._serve(frame)
-
     def _serve(self, frame: bytes) -> None:
         try:
             api_key, api_version, correlation_id = peek_header(frame)
