@@ -30,7 +30,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from kio.schema.errors import ErrorCode
 
@@ -72,6 +72,7 @@ from odradek.coordinator.records import (
     encode_key,
     encode_value,
 )
+from odradek.coordinator.replication_waits import ReplicationWaits, answered, replication_error
 from odradek.metadata.store import TopicInfo
 
 log = logging.getLogger("odradek.coordinator")
@@ -81,17 +82,6 @@ TICK_INTERVAL_S = 0.02
 REPLICATION_TIMEOUT_S = 5.0
 
 Record = tuple[Key, Value | None]
-T = TypeVar("T")
-
-# Append errors as the coordinator answers them (Kafka's GroupMetadataManager mapping).
-_NOT_COORDINATOR = frozenset({ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error})
-_NOT_AVAILABLE = frozenset(
-    {
-        ErrorCode.unknown_topic_or_partition,
-        ErrorCode.not_enough_replicas,
-        ErrorCode.not_enough_replicas_after_append,
-    }
-)
 
 
 def default_member_id(prefix: str) -> str:
@@ -115,29 +105,6 @@ class GroupSummary:
     protocol_type: str
     protocol: str
     members: tuple[MemberSummary, ...]
-
-
-def answered(value: T) -> asyncio.Future[T]:
-    """A future that already holds `value` (an operation answered without waiting)."""
-    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    future.set_result(value)
-    return future
-
-
-def replication_error(replication: Replication, timed_out: ErrorCode) -> ErrorCode:
-    """What a write's request answers once its replication ended: NOT_COORDINATOR when
-    this broker lost the partition, COORDINATOR_NOT_AVAILABLE when the in-sync replicas
-    fell short, `timed_out` when they did not catch up in time."""
-    if replication.cancelled():
-        return timed_out
-    code = replication.result()
-    if code in _NOT_COORDINATOR:
-        return ErrorCode.not_coordinator
-    if code in _NOT_AVAILABLE:
-        return ErrorCode.coordinator_not_available
-    if code == ErrorCode.request_timed_out:
-        return timed_out
-    return code
 
 
 def _clear_membership(group: Group) -> None:
@@ -187,8 +154,8 @@ class GroupCoordinator:
         self.ownership = PartitionOwnership(
             record_log, "group coordinator", self._load_partition, self._unload_partition
         )
-        # Writes whose answer waits for the in-sync replicas: (monotonic deadline, wait).
-        self._replications: list[tuple[float, Replication]] = []
+        # Writes whose answer waits for the in-sync replicas.
+        self._replications = ReplicationWaits(clock, REPLICATION_TIMEOUT_S)
         # Producer id -> groups holding offsets of its open transaction (Kafka's
         # openGroupsForProducer), so a marker finds them without scanning every group.
         self.producer_groups: dict[int, set[str]] = {}
@@ -401,8 +368,7 @@ class GroupCoordinator:
         if replication is None:
             answer(ErrorCode.none)
             return
-        deadline = self.clock.monotonic() + REPLICATION_TIMEOUT_S
-        self._replications.append((deadline, replication))
+        self._replications.add(replication)
         replication.add_done_callback(lambda done: answer(replication_error(done, timed_out)))
 
     def group_record(self, group: Group, generation: int | None = None) -> Record:
@@ -692,21 +658,7 @@ class GroupCoordinator:
             self._next_offsets_check = now + self.config.offsets_retention_check_interval_ms / 1000
             offsets.expire_offsets(self)
             self._expire_consumer_groups()
-        if self._replications:
-            self._expire_replications(now)
-
-    def _expire_replications(self, now: float) -> None:
-        """A write whose in-sync replicas did not catch up in time: cancelling the wait
-        answers its request (`write_then`)."""
-        waiting = []
-        for deadline, replication in self._replications:
-            if replication.done():
-                continue
-            if deadline <= now:
-                replication.cancel()
-            else:
-                waiting.append((deadline, replication))
-        self._replications = waiting
+        self._replications.expire(now)
 
     def shutdown(self) -> None:
         """Answers every parked JoinGroup/SyncGroup: the broker is going away."""
@@ -715,6 +667,4 @@ class GroupCoordinator:
                 for future in (member.join_future, member.sync_future):
                     if future is not None and not future.done():
                         future.cancel()
-        for _deadline, replication in self._replications:
-            replication.cancel()
-        self._replications = []
+        self._replications.cancel_all()

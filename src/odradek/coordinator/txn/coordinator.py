@@ -31,7 +31,6 @@ from kio.schema.errors import ErrorCode
 
 from odradek.clock import Clock
 from odradek.config import BrokerConfig
-from odradek.coordinator.coordinator import replication_error
 from odradek.coordinator.ownership import PartitionOwnership
 from odradek.coordinator.record_log import (
     CoordinatorWriteError,
@@ -39,6 +38,7 @@ from odradek.coordinator.record_log import (
     RecordLog,
     Replication,
 )
+from odradek.coordinator.replication_waits import ReplicationWaits, answered, replication_error
 from odradek.coordinator.txn import transitions
 from odradek.coordinator.txn.records import (
     TxnRecordError,
@@ -107,12 +107,6 @@ class InitResult:
     producer_epoch: int = NO_PRODUCER_EPOCH
 
 
-def _answered(value: T) -> asyncio.Future[T]:
-    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    future.set_result(value)
-    return future
-
-
 class TransactionCoordinator:
     def __init__(
         self,
@@ -138,7 +132,7 @@ class TransactionCoordinator:
         self.ownership = PartitionOwnership(
             record_log, "transaction coordinator", self._load_partition, self._unload_partition
         )
-        self._replications: list[tuple[float, Replication]] = []
+        self._replications = ReplicationWaits(clock, REPLICATION_TIMEOUT_S)
         self._completions: dict[str, asyncio.Task[None]] = {}
         self._pending_load: list[str] = []
         now = clock.monotonic()
@@ -243,11 +237,11 @@ class TransactionCoordinator:
             replication = self.write(transactional_id, step)
         except CoordinatorWriteError as exc:
             log.error("writing transactional id %s failed: %s", transactional_id, exc)
-            return _answered(answer(exc.error))
+            return answered(answer(exc.error))
         if replication is None:
-            return _answered(answer(ErrorCode.none))
+            return answered(answer(ErrorCode.none))
         result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._replications.append((self.clock.monotonic() + REPLICATION_TIMEOUT_S, replication))
+        self._replications.add(replication)
 
         def done(finished: Replication) -> None:
             if not result.done():
@@ -263,11 +257,11 @@ class TransactionCoordinator:
         """InitProducerId with a transactional id; `expected` is the producer id and
         epoch a KIP-360 client passes (None when it passes -1/-1)."""
         if not transactional_id:
-            return _answered(InitResult(ErrorCode.invalid_request))
+            return answered(InitResult(ErrorCode.invalid_request))
         if not 0 < timeout_ms <= self.config.transaction_max_timeout_ms:
-            return _answered(InitResult(ErrorCode.invalid_transaction_timeout))
+            return answered(InitResult(ErrorCode.invalid_transaction_timeout))
         if not self.coordinates(transactional_id):
-            return _answered(InitResult(ErrorCode.not_coordinator))
+            return answered(InitResult(ErrorCode.not_coordinator))
         now = self.clock.time_ms()
         meta = self.txns.get(transactional_id)
         if meta is None:
@@ -277,7 +271,7 @@ class TransactionCoordinator:
                 meta, timeout_ms, expected, self.new_producer_id, now
             )
         if isinstance(decided, ErrorCode):
-            return _answered(InitResult(decided))
+            return answered(InitResult(decided))
         step = decided
 
         def answer(error: ErrorCode) -> InitResult:
@@ -295,15 +289,15 @@ class TransactionCoordinator:
     ) -> asyncio.Future[ErrorCode]:
         """AddPartitionsToTxn: the transaction-wide error (NONE once they are added)."""
         if not transactional_id:
-            return _answered(ErrorCode.invalid_request)
+            return answered(ErrorCode.invalid_request)
         if not self.coordinates(transactional_id):
-            return _answered(ErrorCode.not_coordinator)
+            return answered(ErrorCode.not_coordinator)
         meta = self.txns.get(transactional_id)
         decided = transitions.add_partitions(
             meta, producer_id, epoch, partitions, self.clock.time_ms()
         )
         if isinstance(decided, ErrorCode):
-            return _answered(decided)
+            return answered(decided)
         return self._write_then(transactional_id, decided, lambda error: error)
 
     def add_offsets(
@@ -345,13 +339,13 @@ class TransactionCoordinator:
         """EndTxn: answered once the PrepareCommit / PrepareAbort record is written; the
         markers and the Complete record follow."""
         if not transactional_id:
-            return _answered(ErrorCode.invalid_request)
+            return answered(ErrorCode.invalid_request)
         if not self.coordinates(transactional_id):
-            return _answered(ErrorCode.not_coordinator)
+            return answered(ErrorCode.not_coordinator)
         meta = self.txns.get(transactional_id)
         decided = transitions.end_txn(meta, producer_id, epoch, commit, self.clock.time_ms())
         if isinstance(decided, ErrorCode):
-            return _answered(decided)
+            return answered(decided)
 
         def answer(error: ErrorCode) -> ErrorCode:
             if error != ErrorCode.not_coordinator:
@@ -478,16 +472,7 @@ class TransactionCoordinator:
                 now + config.transaction_remove_expired_transaction_cleanup_interval_ms / 1000
             )
             self.remove_expired()
-        if self._replications:
-            waiting = []
-            for deadline, replication in self._replications:
-                if replication.done():
-                    continue
-                if deadline <= now:
-                    replication.cancel()
-                else:
-                    waiting.append((deadline, replication))
-            self._replications = waiting
+        self._replications.expire(now)
 
     def abort_timed_out(self) -> None:
         """Aborts, with the epoch bumped (fencing the producer), every ongoing
@@ -519,6 +504,4 @@ class TransactionCoordinator:
     def shutdown(self) -> None:
         for task in self._completions.values():
             task.cancel()
-        for _deadline, replication in self._replications:
-            replication.cancel()
-        self._replications = []
+        self._replications.cancel_all()
