@@ -1,11 +1,13 @@
 """Client-side helpers for cluster tests: a producer that keeps sending in the background
-and records every acknowledgement, and a reader of whole partitions."""
+and records every acknowledgement, a group member consuming in the background, and a
+reader of whole partitions."""
 
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
@@ -85,6 +87,51 @@ class BackgroundProducer:
         remaining = self._producer.flush(flush_timeout)
         assert remaining == 0, f"{remaining} records never answered"
         return self.log
+
+
+class GroupMember:
+    """A confluent-kafka consumer of `topic` in `group`, polling in a thread and
+    committing synchronously every 20 records; `config` adds to (or overrides) its
+    settings. Errors polled and failed commits (a coordinator moving: the next commit
+    retries) are kept in `errors`."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, **config: Any) -> None:
+        self.seen: list[bytes] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "topic.metadata.refresh.interval.ms": 1000,
+                **config,
+            }
+        )
+        self._consumer.subscribe([topic])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                self.errors.append(str(msg.error()))
+                continue
+            self.seen.append(msg.value())
+            if len(self.seen) % 20 == 0:
+                try:
+                    self._consumer.commit(msg, asynchronous=False)
+                except Exception as exc:
+                    self.errors.append(str(exc))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
 
 
 def read_partitions(

@@ -3,63 +3,16 @@
 
 from __future__ import annotations
 
-import threading
-
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from odradek.coordinator.ownership import partition_for
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
-from tests.cluster.clients import BackgroundProducer
+from tests.cluster.clients import BackgroundProducer, GroupMember
 
 SESSION_MS = 2000
 GROUP = "ride-counters"
-
-
-class GroupMember:
-    """One confluent-kafka consumer of the group, polling in a thread and committing
-    synchronously every 20 records."""
-
-    def __init__(self, bootstrap: str, name: str) -> None:
-        self.seen: list[bytes] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": GROUP,
-                "client.id": name,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 500,
-                "topic.metadata.refresh.interval.ms": 1000,
-            }
-        )
-        self._consumer.subscribe(["rides"])
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = self._consumer.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                self.errors.append(str(msg.error()))
-                continue
-            self.seen.append(msg.value())
-            if len(self.seen) % 20 == 0:
-                try:
-                    self._consumer.commit(msg, asynchronous=False)
-                except Exception as exc:  # during a coordinator move: the next one retries
-                    self.errors.append(str(exc))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._consumer.close()
 
 
 def _committed(cluster: Cluster) -> dict[int, int]:
@@ -78,7 +31,19 @@ def test_group_survives_its_coordinator_being_killed(zookeeper: ZooKeeper) -> No
     with Cluster(3, zookeeper=zookeeper, session_timeout_ms=SESSION_MS) as cluster:
         cluster.create_topic("rides", 3, 3, {"min.insync.replicas": "2"})
         producer = BackgroundProducer(cluster.bootstrap_servers, "rides", rate_per_s=200).start()
-        members = [GroupMember(cluster.bootstrap_servers, f"counter-{i}") for i in range(3)]
+        members = [
+            GroupMember(
+                cluster.bootstrap_servers,
+                GROUP,
+                "rides",
+                **{
+                    "client.id": f"counter-{i}",
+                    "session.timeout.ms": 6000,
+                    "heartbeat.interval.ms": 500,
+                },
+            )
+            for i in range(3)
+        ]
         try:
             wait_until(lambda: sum(len(m.seen) for m in members) > 300, 60, "group consuming")
             wait_until(lambda: cluster.partition_state("__consumer_offsets", 0), 30, "offsets")

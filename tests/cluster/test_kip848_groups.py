@@ -4,15 +4,10 @@ member epochs, to the broker that leads the partition next."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
-from confluent_kafka import Consumer
-
 from odradek.coordinator.ownership import partition_for
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
-from tests.cluster.clients import BackgroundProducer
+from tests.cluster.clients import BackgroundProducer, GroupMember
 from tests.server.wire import WireClient, build, request_module
 
 GROUP = "kip848-riders"
@@ -22,43 +17,6 @@ CONFIG = {
     "group.consumer.session.timeout.ms": 10_000,
     "group.consumer.min.session.timeout.ms": 1000,
 }
-
-
-class Member:
-    """A `group.protocol=consumer` consumer polling in a thread, committing every 20."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.seen: list[bytes] = []
-        self._stop = threading.Event()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": GROUP,
-                "group.protocol": "consumer",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "topic.metadata.refresh.interval.ms": 1000,
-            }
-        )
-        self._consumer.subscribe(["rides"])
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = self._consumer.poll(0.2)
-            if msg is None or msg.error() is not None:
-                continue
-            self.seen.append(msg.value())
-            if len(self.seen) % 20 == 0:
-                # During a coordinator move a commit may fail: the next one retries.
-                with contextlib.suppress(Exception):
-                    self._consumer.commit(msg, asynchronous=False)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._consumer.close()
 
 
 def _epochs(port: int) -> tuple[int, dict[str, int]]:
@@ -80,7 +38,10 @@ def test_group_and_epochs_move_with_the_coordinator(zookeeper: ZooKeeper) -> Non
     with Cluster(3, zookeeper=zookeeper, config=CONFIG) as cluster:
         cluster.create_topic("rides", 3, 3, {"min.insync.replicas": "2"})
         producer = BackgroundProducer(cluster.bootstrap_servers, "rides", rate_per_s=200).start()
-        members = [Member(cluster.bootstrap_servers) for _ in range(3)]
+        members = [
+            GroupMember(cluster.bootstrap_servers, GROUP, "rides", **{"group.protocol": "consumer"})
+            for _ in range(3)
+        ]
         try:
             wait_until(lambda: all(len(m.seen) > 20 for m in members), 60, "all consuming")
             offsets_partition = partition_for(GROUP, 50)
@@ -89,7 +50,9 @@ def test_group_and_epochs_move_with_the_coordinator(zookeeper: ZooKeeper) -> Non
             wait_until(lambda: len(_epochs(port)[1]) == 3, 30, "three members")
             # A fourth member comes and goes, so the epochs are past those a group
             # rebuilt from scratch by the same three members would reach.
-            extra = Member(cluster.bootstrap_servers)
+            extra = GroupMember(
+                cluster.bootstrap_servers, GROUP, "rides", **{"group.protocol": "consumer"}
+            )
             wait_until(lambda: len(_epochs(port)[1]) == 4, 30, "four members")
             extra.close()
             wait_until(lambda: len(_epochs(port)[1]) == 3, 30, "three members again")

@@ -7,9 +7,7 @@ aborted."""
 
 from __future__ import annotations
 
-import time
-
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from kio.schema.errors import ErrorCode
 
 from odradek.coordinator.ownership import partition_for
@@ -17,6 +15,7 @@ from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
 from tests.handlers.test_transactions_wire import describe_raw
 from tests.server.wire import WireClient
+from tests.transactions.txn_clients import committed_values
 
 TXN = "orders-writer"
 TXN_PARTITIONS = 5
@@ -43,29 +42,7 @@ def producer(cluster: Cluster) -> Producer:
 def read_committed(cluster: Cluster, expected: int) -> list[bytes]:
     """The values a read_committed consumer reads from `orders`, once it has `expected`
     (plus a settling second for anything that should not be there)."""
-    c = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
-            "group.id": f"reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
-    c.subscribe(["orders"])
-    values: list[bytes] = []
-    deadline = time.monotonic() + TIMEOUT_S
-    settle: float | None = None
-    try:
-        while time.monotonic() < deadline and (settle is None or time.monotonic() < settle):
-            message = c.poll(0.2)
-            if message is not None and message.error() is None:
-                values.append(bytes(message.value() or b""))
-            if len(values) >= expected and settle is None:
-                settle = time.monotonic() + 1.0
-    finally:
-        c.close()
-    return sorted(values)
+    return committed_values(cluster.bootstrap_servers, "orders", expected, TIMEOUT_S)
 
 
 def describe_error(port: int) -> ErrorCode:

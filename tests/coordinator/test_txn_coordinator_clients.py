@@ -5,13 +5,13 @@ first, and the producer id and epoch the coordinator hands out (DescribeTransact
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 
 from odradek.testing import Broker
+from tests.transactions.txn_clients import committed_values
 
 TIMEOUT_S = 30.0
 TXN = "client-txn"
@@ -27,34 +27,6 @@ def producer(broker: Broker, txn_id: str = TXN) -> Producer:
     p = Producer({"bootstrap.servers": broker.bootstrap_servers, "transactional.id": txn_id})
     p.init_transactions(TIMEOUT_S)
     return p
-
-
-def committed_values(broker: Broker, topic: str, expected: int) -> list[bytes]:
-    """Every value a read_committed consumer reads from `topic` (both partitions), once
-    it has `expected` of them or the time is up (then one more second for strays)."""
-    c = Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap_servers,
-            "group.id": f"reader-{topic}-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
-    c.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + TIMEOUT_S
-    settle: float | None = None
-    try:
-        while time.monotonic() < deadline and (settle is None or time.monotonic() < settle):
-            message = c.poll(0.2)
-            if message is not None and message.error() is None:
-                values.append(bytes(message.value() or b""))
-            if len(values) >= expected and settle is None:
-                settle = time.monotonic() + 1.0
-    finally:
-        c.close()
-    return sorted(values)
 
 
 def test_commit_and_abort(broker: Broker) -> None:
@@ -75,7 +47,7 @@ def test_commit_and_abort(broker: Broker) -> None:
     p.produce("txn-c", b"last", partition=0)
     p.commit_transaction(TIMEOUT_S)
     expected = sorted([f"c{i}".encode() for i in range(10)] + [b"last"])
-    assert committed_values(broker, "txn-c", len(expected)) == expected
+    assert committed_values(broker.bootstrap_servers, "txn-c", len(expected), TIMEOUT_S) == expected
 
 
 def test_new_producer_fences_the_old_one(broker: Broker) -> None:
@@ -93,7 +65,7 @@ def test_new_producer_fences_the_old_one(broker: Broker) -> None:
     new.begin_transaction()
     new.produce("txn-f", b"fresh", partition=1)
     new.commit_transaction(TIMEOUT_S)
-    assert committed_values(broker, "txn-f", 1) == [b"fresh"]
+    assert committed_values(broker.bootstrap_servers, "txn-f", 1, TIMEOUT_S) == [b"fresh"]
     assert broker.broker is not None
     txns = broker.broker.services.transactions
     assert txns is not None

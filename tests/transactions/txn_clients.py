@@ -104,6 +104,26 @@ def read_all(
     return messages
 
 
+def committed_values(bootstrap: str, topic: str, expected: int, timeout: float) -> list[bytes]:
+    """The values, sorted, a read_committed consumer subscribed to `topic` reads once it
+    has `expected` of them or `timeout` is up (then one more second for strays)."""
+    c = consumer(bootstrap, "read_committed", f"reader-{topic}-{time.monotonic_ns()}")
+    c.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    settle: float | None = None
+    try:
+        while time.monotonic() < deadline and (settle is None or time.monotonic() < settle):
+            message = c.poll(0.2)
+            if message is not None and message.error() is None:
+                values.append(bytes(message.value() or b""))
+            if len(values) >= expected and settle is None:
+                settle = time.monotonic() + 1.0
+    finally:
+        c.close()
+    return sorted(values)
+
+
 def values_by_partition(messages: Iterable[Any]) -> dict[int, list[bytes]]:
     out: dict[int, list[bytes]] = {}
     for message in messages:
