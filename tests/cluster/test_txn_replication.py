@@ -13,7 +13,7 @@ from kio.schema.errors import ErrorCode
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
-from tests.handlers.kafka_wire import FETCH_V, PRODUCE_V, TIMEOUT, fetch_request
+from tests.handlers.kafka_wire import FETCH_V, fetch_request, produce_batch
 from tests.server.wire import WireClient, build, request_module
 
 TOPIC = "txn-replicated"
@@ -29,16 +29,7 @@ def _produce(client: WireClient, pid: int, value: bytes, transactional: bool = T
         base_sequence=0,
         is_transactional=transactional,
     )
-    m = request_module(0, PRODUCE_V)
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    body = build(
-        m.ProduceRequest,
-        acks=-1,
-        timeout=TIMEOUT,
-        transactional_id="replicated",
-        topic_data=(build(m.TopicProduceData, name=TOPIC, partition_data=(data,)),),
-    )
-    part = client.call(0, PRODUCE_V, body).responses[0].partition_responses[0]
+    part = produce_batch(client, TOPIC, batch, transactional_id="replicated")
     assert part.error_code == ErrorCode.none
     return int(part.base_offset)
 

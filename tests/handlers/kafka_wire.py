@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Any
 
 from odradek.protocol.batch import iter_batches
@@ -55,14 +56,41 @@ def produce(
     compression: int = 0,
 ) -> Any:
     """The partition response of one produce request."""
-    m = request_module(0, PRODUCE_V)
     batch = build_batch(records, compression=compression)
+    return produce_batch(client, name, batch, partition=partition, acks=acks)
+
+
+def produce_request(
+    topic: str,
+    batch: bytes,
+    *,
+    version: int = PRODUCE_V,
+    partition: int = 0,
+    acks: int = -1,
+    transactional_id: str | None = None,
+    topic_id: uuid.UUID | None = None,
+) -> Any:
+    """A Produce body carrying one batch to one partition (the topic named, or from
+    version 13 given by `topic_id`)."""
+    m = request_module(0, version)
     data = build(m.PartitionProduceData, index=partition, records=batch)
-    topic = build(m.TopicProduceData, name=name, partition_data=(data,))
-    body = build(
-        m.ProduceRequest, acks=acks, timeout=TIMEOUT, topic_data=(topic,), transactional_id=None
+    ids = {} if topic_id is None else {"topic_id": topic_id}
+    topic_data = build(m.TopicProduceData, name=topic, partition_data=(data,), **ids)
+    return build(
+        m.ProduceRequest,
+        acks=acks,
+        timeout=TIMEOUT,
+        transactional_id=transactional_id,
+        topic_data=(topic_data,),
     )
-    return client.call(0, PRODUCE_V, body).responses[0].partition_responses[0]
+
+
+def produce_batch(
+    client: WireClient, topic: str, batch: bytes, *, version: int = PRODUCE_V, **options: Any
+) -> Any:
+    """The partition response of a Produce of one batch (options: see produce_request)."""
+    body = produce_request(topic, batch, version=version, **options)
+    return client.call(0, version, body).responses[0].partition_responses[0]
 
 
 def fetch_request(

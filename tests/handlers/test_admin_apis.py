@@ -11,7 +11,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import TIMEOUT, create_topic, produce
+from tests.handlers.kafka_wire import TIMEOUT, create_topic, produce, produce_request
 from tests.server.wire import WireClient, build, request_module
 
 NODE = 1
@@ -176,12 +176,7 @@ def test_describe_producers(broker: Broker) -> None:
         producer_epoch=3,
         base_sequence=0,
     )
-    pm = request_module(0, 11)
-    data = build(pm.PartitionProduceData, index=0, records=batch)
-    topic = build(pm.TopicProduceData, name="idem", partition_data=(data,))
-    produce_body = build(
-        pm.ProduceRequest, acks=-1, timeout=TIMEOUT, topic_data=(topic,), transactional_id=None
-    )
+    produce_body = produce_request("idem", batch, version=11)
     m = request_module(61, 0)
     asked = build(m.TopicRequest, name="idem", partition_indexes=(0, 3))
     with WireClient(broker.port) as client:

@@ -18,7 +18,13 @@ from odradek.metadata.configs import (
 from odradek.protocol.batch import read_header
 from odradek.protocol.records import GZIP, NONE, SimpleRecord
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import TIMEOUT, create_topic, fetch_request, produce, records_of
+from tests.handlers.kafka_wire import (
+    create_topic,
+    fetch_request,
+    produce,
+    produce_request,
+    records_of,
+)
 from tests.server.wire import WireClient, build, request_module
 
 TOPIC, BROKER = 2, 4
@@ -368,12 +374,7 @@ def test_recompression_keeps_idempotence(broker: Broker) -> None:
         producer_epoch=2,
         base_sequence=0,
     )
-    m = request_module(0, 11)
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    topic = build(m.TopicProduceData, name="idem-gzip", partition_data=(data,))
-    body = build(
-        m.ProduceRequest, acks=-1, timeout=TIMEOUT, topic_data=(topic,), transactional_id=None
-    )
+    body = produce_request("idem-gzip", batch, version=11)
     with WireClient(broker.port) as client:
         create_topic(client, "idem-gzip", configs={"compression.type": "gzip"})
         first = client.call(0, 11, body).responses[0].partition_responses[0]

@@ -17,7 +17,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import ensure_topic, list_offset
+from tests.handlers.kafka_wire import ensure_topic, list_offset, produce_batch
 from tests.server.wire import WireClient, build, request_module
 
 TXN = "wire-txn"
@@ -346,7 +346,6 @@ def produce_txn(
     client: WireClient, topic: str, pid: int, epoch: int, seq: int, version: int = 9
 ) -> Any:
     """One transactional batch of TXN's producer to partition 0; the partition response."""
-    m = request_module(0, version)
     batch = build_batch(
         [SimpleRecord(b"v")],
         producer_id=pid,
@@ -354,15 +353,7 @@ def produce_txn(
         base_sequence=seq,
         is_transactional=True,
     )
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    body = build(
-        m.ProduceRequest,
-        acks=-1,
-        timeout=datetime.timedelta(seconds=5),
-        transactional_id=TXN,
-        topic_data=(build(m.TopicProduceData, name=topic, partition_data=(data,)),),
-    )
-    return client.call(0, version, body).responses[0].partition_responses[0]
+    return produce_batch(client, topic, batch, version=version, transactional_id=TXN)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import TIMEOUT, create_topic
+from tests.handlers.kafka_wire import create_topic, produce_batch
 from tests.idempotence.proxy import DroppingProxy
 from tests.server.wire import WireClient, build, request_module
 
@@ -114,13 +114,7 @@ def _batch(seq: int, epoch: int = 0, pid: int = 7) -> bytes:
 
 
 def _produce(client: WireClient, batch: bytes) -> object:
-    m = request_module(0, 9)
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    topic = build(m.TopicProduceData, name="wire-idem", partition_data=(data,))
-    body = build(
-        m.ProduceRequest, acks=-1, timeout=TIMEOUT, topic_data=(topic,), transactional_id=None
-    )
-    return client.call(0, 9, body).responses[0].partition_responses[0]
+    return produce_batch(client, "wire-idem", batch, version=9)
 
 
 def test_wire_level_sequence_rules() -> None:

@@ -15,7 +15,12 @@ from kio.schema.errors import ErrorCode
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.replication.client import BrokerClient, BrokerClientError
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import TIMEOUT, create_topics_request, fetch_request, records_of
+from tests.handlers.kafka_wire import (
+    create_topics_request,
+    fetch_request,
+    produce_request,
+    records_of,
+)
 from tests.server.wire import build, request_module
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -36,16 +41,8 @@ def _metadata(*topics: str, version: int = 12) -> object:
 
 
 def _produce(topic: str, values: list[bytes]) -> object:
-    m = request_module(0, 11)
     batch = build_batch([SimpleRecord(v, key=None, timestamp=1_700_000_000_000) for v in values])
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    return build(
-        m.ProduceRequest,
-        acks=-1,
-        timeout=TIMEOUT,
-        topic_data=(build(m.TopicProduceData, name=topic, partition_data=(data,)),),
-        transactional_id=None,
-    )
+    return produce_request(topic, batch, version=11)
 
 
 @pytest.fixture

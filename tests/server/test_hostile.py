@@ -29,7 +29,7 @@ from odradek.protocol.batch import CRC_START, HEADER, HEADER_SIZE, LOG_OVERHEAD
 from odradek.protocol.codec import request_class
 from odradek.protocol.records import GZIP, SimpleRecord, build_batch
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import ensure_topic, fetch_request
+from tests.handlers.kafka_wire import ensure_topic, fetch_request, produce_batch
 from tests.server.wire import WireClient, build, encode_request, request_module
 
 HOST = "127.0.0.1"
@@ -411,13 +411,7 @@ def test_hostile_frames_end_in_close_or_error(broker: Broker, canary: ProducerCa
 
 
 def _produce(client: WireClient, topic: str, batch: bytes) -> Any:
-    m = request_module(0, PRODUCE_V)
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    topic_data = build(m.TopicProduceData, name=topic, partition_data=(data,))
-    body = build(
-        m.ProduceRequest, acks=-1, timeout=TIMEOUT, topic_data=(topic_data,), transactional_id=None
-    )
-    return client.call(0, PRODUCE_V, body).responses[0].partition_responses[0]
+    return produce_batch(client, topic, batch, version=PRODUCE_V)
 
 
 def _fetch(client: WireClient, topic: str, offset: int) -> Any:

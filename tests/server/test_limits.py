@@ -19,7 +19,7 @@ from kio.schema.errors import ErrorCode
 
 from odradek.protocol.records import SimpleRecord, build_batch
 from odradek.testing import Broker
-from tests.handlers.kafka_wire import ensure_topic, fetch_request
+from tests.handlers.kafka_wire import ensure_topic, fetch_request, produce_request
 from tests.server.wire import WireClient, build, encode_request, request_module
 
 HOST = "127.0.0.1"
@@ -41,13 +41,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.0
 
 
 def produce_body(topic: str, value: bytes = b"v") -> Any:
-    m = request_module(0, PRODUCE_V)
     batch = build_batch([SimpleRecord(value, key=b"k", timestamp=1_700_000_000_000)])
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    topic_data = build(m.TopicProduceData, name=topic, partition_data=(data,))
-    return build(
-        m.ProduceRequest, acks=-1, timeout=TIMEOUT, topic_data=(topic_data,), transactional_id=None
-    )
+    return produce_request(topic, batch, version=PRODUCE_V)
 
 
 def metadata_body() -> Any:

@@ -14,10 +14,9 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from tests.handlers.kafka_wire import (
     FETCH_V,
-    PRODUCE_V,
-    TIMEOUT,
     create_topic,
     fetch_request,
+    produce_batch,
 )
 from tests.server.wire import WireClient, build, request_module
 
@@ -29,16 +28,7 @@ P1, P2, PLAIN = 8101, 8102, 8103
 
 
 def _produce(client: WireClient, batch: bytes) -> Any:
-    m = request_module(0, PRODUCE_V)
-    data = build(m.PartitionProduceData, index=0, records=batch)
-    body = build(
-        m.ProduceRequest,
-        acks=-1,
-        timeout=TIMEOUT,
-        transactional_id="kill9",
-        topic_data=(build(m.TopicProduceData, name=TOPIC, partition_data=(data,)),),
-    )
-    part = client.call(0, PRODUCE_V, body).responses[0].partition_responses[0]
+    part = produce_batch(client, TOPIC, batch, transactional_id="kill9")
     assert part.error_code == ErrorCode.none
     return part
 
