@@ -29,9 +29,9 @@ def _start_broker(config: dict[str, Any] | None = None) -> Any:
     return Broker(config={**BROKER_CONFIG, **(config or {})}).start()
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Any]:
-    """An odradek broker in a background thread, shared by the tests of one module."""
+def _running_broker() -> Iterator[Any]:
+    """A started broker; at the end it stops and the admin client cached for its
+    address goes."""
     b = _start_broker()
     bootstrap = b.bootstrap_servers
     try:
@@ -39,18 +39,18 @@ def broker() -> Iterator[Any]:
     finally:
         ck_forget_admin(bootstrap)
         b.stop()
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Any]:
+    """An odradek broker in a background thread, shared by the tests of one module."""
+    yield from _running_broker()
 
 
 @pytest.fixture
 def fresh_broker() -> Iterator[Any]:
     """An odradek broker of this test alone (for restarts)."""
-    b = _start_broker()
-    bootstrap = b.bootstrap_servers
-    try:
-        yield b
-    finally:
-        ck_forget_admin(bootstrap)
-        b.stop()
+    yield from _running_broker()
 
 
 @pytest.fixture
