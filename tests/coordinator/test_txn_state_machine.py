@@ -325,16 +325,22 @@ async def test_ownership_follows_leadership() -> None:
     assert h.coordinator.describe(TXN)[0] == ErrorCode.not_coordinator
 
 
-async def test_cluster_answers_wait_for_replication() -> None:
-    """On a replicated log EndTxn is answered, and its markers sent, only once the
-    PrepareCommit record reached the in-sync replicas; a replication that never completes
-    answers REQUEST_TIMED_OUT after the timeout (the transaction is still finished, its
-    record being in this leader's log)."""
+def leading_harness() -> tuple[TxnHarness, MemoryRecordLog]:
+    """A harness on a replicated log whose broker leads TXN's partition, and the log."""
     log = MemoryRecordLog(partitions=PARTITIONS, replicated=True, topic=TRANSACTION_TOPIC)
     h = TxnHarness(log=log)
     partition = h.coordinator.partition_of(TXN)
     log.leading.add(partition)
     h.coordinator.leadership_changed(TRANSACTION_TOPIC, partition, True)
+    return h, log
+
+
+async def test_cluster_answers_wait_for_replication() -> None:
+    """On a replicated log EndTxn is answered, and its markers sent, only once the
+    PrepareCommit record reached the in-sync replicas; a replication that never completes
+    answers REQUEST_TIMED_OUT after the timeout (the transaction is still finished, its
+    record being in this leader's log)."""
+    h, log = leading_harness()
     pid, epoch = await begin(h)
     log.hold_replication = True
     answer = h.coordinator.end_txn(TXN, pid, epoch, True)
@@ -359,11 +365,7 @@ async def test_cluster_answers_wait_for_replication() -> None:
 async def test_lost_leadership_during_the_write_is_not_coordinator() -> None:
     """A write whose replication reports the leadership lost answers NOT_COORDINATOR and
     sends no markers (the partition's new leader finishes the transaction)."""
-    log = MemoryRecordLog(partitions=PARTITIONS, replicated=True, topic=TRANSACTION_TOPIC)
-    h = TxnHarness(log=log)
-    partition = h.coordinator.partition_of(TXN)
-    log.leading.add(partition)
-    h.coordinator.leadership_changed(TRANSACTION_TOPIC, partition, True)
+    h, log = leading_harness()
     pid, epoch = await begin(h)
     log.hold_replication = True
     answer = h.coordinator.end_txn(TXN, pid, epoch, True)
