@@ -15,9 +15,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -246,6 +247,23 @@ class BrokerProcess:
         if proc.stdout is not None:
             proc.stdout.close()
         return out
+
+
+@contextlib.contextmanager
+def given_or_started(bootstrap: str | None, prefix: str) -> Iterator[str]:
+    """`bootstrap` when given (a running broker), else the address of a broker started
+    for the run, with its data in a new temporary dir named `prefix`..., stopped at the
+    end."""
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    broker = BrokerProcess(work / "data", work / "broker.log")
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -22,7 +21,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_broker import BrokerProcess
+from bench_broker import given_or_started
 
 PARTITIONS = 6
 WAIT_S = 30.0
@@ -97,20 +96,10 @@ def main() -> int:
     parser.add_argument("--bootstrap", help="a running broker on 127.0.0.1 (default: start one)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        work = Path(tempfile.mkdtemp(prefix="odradek-group-bench-"))
-        broker = BrokerProcess(work / "data", work / "broker.log")
-        broker.start()
-        bootstrap = broker.bootstrap
-    try:
+    with given_or_started(args.bootstrap, "odradek-group-bench-") as bootstrap:
         # The first FindCoordinator creates __consumer_offsets: keep that out of the timing.
         one_round(bootstrap)
         rounds = [one_round(bootstrap) for _ in range(args.rounds)]
-    finally:
-        if broker is not None:
-            broker.stop()
     settle = [r[0] * 1000 for r in rounds]
     leave = [r[1] * 1000 for r in rounds]
     print(f"\nconsumer group: 3 confluent-kafka consumers, {PARTITIONS} partitions")

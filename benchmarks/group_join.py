@@ -21,7 +21,6 @@ import argparse
 import itertools
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -33,7 +32,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_broker import BrokerProcess
+from bench_broker import given_or_started
 
 PARTITIONS = 6
 PRODUCE_EVERY_S = 0.01
@@ -181,23 +180,13 @@ def main() -> int:
     parser.add_argument("--bootstrap", help="a running broker on 127.0.0.1 (default: start one)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        work = Path(tempfile.mkdtemp(prefix="odradek-group-join-bench-"))
-        broker = BrokerProcess(work / "data", work / "broker.log")
-        broker.start()
-        bootstrap = broker.bootstrap
     figures: dict[str, list[JoinFigures]] = {p: [] for p in PROTOCOLS}
-    try:
+    with given_or_started(args.bootstrap, "odradek-group-join-bench-") as bootstrap:
         # The first group creates __consumer_offsets: keep that out of the timing.
         one_join(bootstrap, "classic", quiet_s=0.5)
         for _ in range(args.rounds):
             for protocol in PROTOCOLS:  # alternating, so load hits each alike
                 figures[protocol].append(one_join(bootstrap, protocol))
-    finally:
-        if broker is not None:
-            broker.stop()
     report(figures)
     return 0
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_broker import BrokerProcess
+from bench_broker import given_or_started
 
 PARTITIONS = 3
 PER_TXN = 1000
@@ -110,19 +109,12 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        work = Path(tempfile.mkdtemp(prefix="odradek-txn-bench-"))
-        broker = BrokerProcess(work / "data", work / "broker.log")
-        broker.start()
-        bootstrap = broker.bootstrap
     idem: list[float] = []
     txn: list[float] = []
     commits: list[float] = []
     committed_reads: list[float] = []
     plain_reads: list[float] = []
-    try:
+    with given_or_started(args.bootstrap, "odradek-txn-bench-") as bootstrap:
         for _ in range(args.rounds):  # alternate, so both see the same machine
             topic = f"bench-{uuid.uuid4().hex[:8]}"
             create_topic(bootstrap, topic)
@@ -134,9 +126,6 @@ def main() -> int:
             commits += latencies
             plain_reads.append(consume(bootstrap, topic, args.records, "read_uncommitted"))
             committed_reads.append(consume(bootstrap, topic, args.records, "read_committed"))
-    finally:
-        if broker is not None:
-            broker.stop()
 
     mib = args.records * len(VALUE) / 2**20
 
