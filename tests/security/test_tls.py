@@ -7,12 +7,14 @@ connections without a restart."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import struct
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,6 +230,40 @@ def test_jks_keystore_is_refused_with_a_clear_message(tmp_path: Any) -> None:
     )
     with pytest.raises(ConfigError, match=r"ssl\.keystore\.type=PEM"):
         build_listeners(config)
+
+
+def test_a_ca_removed_from_the_truststore_is_no_longer_trusted(tmp_path: Any) -> None:
+    """A truststore rewritten without one of its two CAs: after the reload new
+    handshakes use a context that trusts only the CA left (a reload that added to the
+    old context would keep trusting the removed one)."""
+    from odradek.security.tls import TlsListener
+
+    kept, removed = TestCA(tmp_path / "kept"), TestCA(tmp_path / "removed", name="gone CA")
+    truststore = tmp_path / "truststore.pem"
+    kept_pem = Path(kept.certificate).read_bytes()
+    truststore.write_bytes(kept_pem + Path(removed.certificate).read_bytes())
+    config = build_config(
+        [
+            ("listeners", "SSL://127.0.0.1:0"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", kept.issue("broker", server=True).keystore),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", str(truststore)),
+            ("ssl.client.auth", "required"),
+        ]
+    )
+    listener = TlsListener(config, "SSL")
+
+    def trusted() -> set[str]:
+        return {str(ca["subject"]) for ca in listener.context.get_ca_certs()}
+
+    assert len(trusted()) == 2
+    before = listener.context
+    truststore.write_bytes(kept_pem)
+    os.utime(truststore, (time.time() + 5, time.time() + 5))  # a visibly newer file
+    assert listener.reload_if_changed()
+    assert listener.context is not before
+    assert len(trusted()) == 1 and "gone CA" not in next(iter(trusted()))
 
 
 UVLOOP_PROBE = """

@@ -100,13 +100,11 @@ class TlsListener:
         self.listener = listener
         self.settings = _settings(config, listener)
         self.mapper = PrincipalMapper(self.settings.mapping_rules)
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = min(self.settings.versions)
-        self.context.maximum_version = max(self.settings.versions)
-        self.context.verify_mode = _CLIENT_AUTH[self.settings.client_auth]
         try:
-            self._load_keystore()
-            self._load_truststore()
+            # Connections take the context at their handshake: a reload swaps in a new
+            # one, so a CA removed from the truststore is no longer trusted by new
+            # connections (loading into the old context could only add CAs).
+            self.context = self._new_context()
         except (OSError, ssl.SSLError, ValueError) as exc:
             message = f"listener {listener}: cannot load TLS keystore/truststore: {exc}"
             raise ConfigError(message) from None
@@ -116,13 +114,22 @@ class TlsListener:
                 "ssl.truststore.location or ssl.truststore.certificates"
             )
 
+    def _new_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = min(self.settings.versions)
+        context.maximum_version = max(self.settings.versions)
+        context.verify_mode = _CLIENT_AUTH[self.settings.client_auth]
+        self._load_keystore(context)
+        self._load_truststore(context)
+        return context
+
     def _has_truststore(self) -> bool:
         return bool(self.settings.truststore_location or self.settings.truststore_inline)
 
-    def _load_keystore(self) -> None:
+    def _load_keystore(self, context: ssl.SSLContext) -> None:
         s = self.settings
         if s.keystore_location is not None:
-            self.context.load_cert_chain(s.keystore_location, password=s.key_password)
+            context.load_cert_chain(s.keystore_location, password=s.key_password)
             s.mtimes[s.keystore_location] = os.stat(s.keystore_location).st_mtime
             return
         assert s.keystore_inline is not None
@@ -133,15 +140,15 @@ class TlsListener:
             os.chmod(pem.name, 0o600)
             pem.write(key.strip() + "\n" + chain.strip() + "\n")
             pem.flush()
-            self.context.load_cert_chain(pem.name, password=s.key_password)
+            context.load_cert_chain(pem.name, password=s.key_password)
 
-    def _load_truststore(self) -> None:
+    def _load_truststore(self, context: ssl.SSLContext) -> None:
         s = self.settings
         if s.truststore_location is not None:
-            self.context.load_verify_locations(cafile=s.truststore_location)
+            context.load_verify_locations(cafile=s.truststore_location)
             s.mtimes[s.truststore_location] = os.stat(s.truststore_location).st_mtime
         if s.truststore_inline is not None:
-            self.context.load_verify_locations(cadata=s.truststore_inline)
+            context.load_verify_locations(cadata=s.truststore_inline)
 
     def reload_if_changed(self) -> bool:
         """Reloads the keystore and truststore files when one changed since it was
@@ -156,11 +163,11 @@ class TlsListener:
         if not changed:
             return False
         try:
-            self._load_keystore()
-            self._load_truststore()
+            context = self._new_context()
         except (OSError, ssl.SSLError, ValueError) as exc:
             log.error("listener %s: TLS files changed but do not load: %s", self.listener, exc)
             return False
+        self.context = context
         log.info("listener %s: TLS keystore/truststore reloaded", self.listener)
         return True
 
