@@ -24,6 +24,8 @@ import struct
 import uuid
 from dataclasses import dataclass
 
+from odradek.coordinator.record_reader import RecordReader
+
 # The partitions of a member, per topic id: sorted partition lists, in topic id order.
 Assignment = tuple[tuple[uuid.UUID, tuple[int, ...]], ...]
 
@@ -258,40 +260,12 @@ def encode_value(value: ConsumerValue) -> bytes:
 
 
 # -- decoding --------------------------------------------------------------------------
-class _In:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ConsumerRecordError("record field runs past the end")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def unpack(self, fmt: str) -> int:
-        return int(struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0])
-
-    def uvarint(self) -> int:
-        value = shift = 0
-        while True:
-            byte = self.take(1)[0]
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-            if shift > 28:
-                raise ConsumerRecordError("varint too long")
+class _In(RecordReader):
+    error = ConsumerRecordError
 
     def nullable_string(self) -> str | None:
         length = self.uvarint() - 1
-        if length < 0:
-            return None
-        try:
-            return self.take(length).decode()
-        except UnicodeDecodeError as exc:
-            raise ConsumerRecordError(str(exc)) from None
+        return None if length < 0 else self.text(length)
 
     def string(self) -> str:
         return self.nullable_string() or ""
@@ -320,15 +294,7 @@ class _In:
         return tuple(topics)
 
     def short_string(self) -> str:
-        length = self.unpack(">h")
-        try:
-            return self.take(length).decode()
-        except UnicodeDecodeError as exc:
-            raise ConsumerRecordError(str(exc)) from None
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise ConsumerRecordError("bytes left over after the record")
+        return self.text(self.unpack(">h"))
 
 
 def decode_key(kind: int, data: bytes) -> ConsumerGroupKey:

@@ -20,6 +20,7 @@ from odradek.coordinator.consumer_records import (
     ConsumerRecordError,
     ConsumerValue,
 )
+from odradek.coordinator.record_reader import RecordReader
 
 OFFSET_KEY_VERSION = 1
 GROUP_KEY_VERSION = 2
@@ -104,46 +105,19 @@ class _Writer:
         self.out += v
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def _take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise RecordFormatError("record field runs past the end")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def i16(self) -> int:
-        return int(struct.unpack(">h", self._take(2))[0])
-
-    def i32(self) -> int:
-        return int(struct.unpack(">i", self._take(4))[0])
-
-    def i64(self) -> int:
-        return int(struct.unpack(">q", self._take(8))[0])
+class _Reader(RecordReader):
+    error = RecordFormatError
 
     def nullable_string(self) -> str | None:
         length = self.i16()
-        if length == -1:
-            return None
-        try:
-            return self._take(length).decode()
-        except UnicodeDecodeError as exc:
-            raise RecordFormatError(str(exc)) from None
+        return None if length == -1 else self.text(length)
 
     def string(self) -> str:
         return self.nullable_string() or ""
 
     def bytes_(self) -> bytes:
         length = self.i32()
-        return b"" if length == -1 else self._take(length)
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise RecordFormatError("bytes left over after the record")
+        return b"" if length == -1 else self.take(length)
 
 
 def encode_key(key: Key) -> bytes:

@@ -18,6 +18,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from odradek.coordinator.record_reader import RecordReader
 from odradek.coordinator.txn.state import TxnState
 
 KEY_VERSION = 0
@@ -147,55 +148,18 @@ def _tag_int(tags: dict[int, bytes], tag: int, fmt: str, default: int) -> int:
     return int(struct.unpack(fmt, raw)[0])
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def _take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise TxnRecordError("record field runs past the end")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def _unpack(self, fmt: str) -> int:
-        return int(struct.unpack(fmt, self._take(struct.calcsize(fmt)))[0])
-
-    def i8(self) -> int:
-        return self._unpack(">b")
-
-    def i16(self) -> int:
-        return self._unpack(">h")
-
-    def i32(self) -> int:
-        return self._unpack(">i")
-
-    def i64(self) -> int:
-        return self._unpack(">q")
-
-    def varint(self) -> int:
-        """An unsigned varint (at most 5 bytes: a 32-bit length or tag)."""
-        result = 0
-        for shift in range(0, 35, 7):
-            byte = self._take(1)[0]
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-        raise TxnRecordError("varint longer than 5 bytes")
+class _Reader(RecordReader):
+    error = TxnRecordError
 
     def string(self, compact: bool) -> str:
-        length = self.varint() - 1 if compact else self.i16()
+        length = self.uvarint() - 1 if compact else self.i16()
         if length < 0:
             raise TxnRecordError("null string where a string is required")
-        try:
-            return self._take(length).decode()
-        except UnicodeDecodeError as exc:
-            raise TxnRecordError(str(exc)) from None
+        return self.text(length)
 
     def array_length(self, compact: bool) -> int:
         """The element count; -1 for a null array."""
-        count = self.varint() - 1 if compact else self.i32()
+        count = self.uvarint() - 1 if compact else self.i32()
         # Every element takes at least one byte: a larger count is corrupt.
         if count > len(self.data) - self.pos:
             raise TxnRecordError(f"array of {count} elements in fewer bytes")
@@ -203,11 +167,7 @@ class _Reader:
 
     def tagged_fields(self) -> dict[int, bytes]:
         fields: dict[int, bytes] = {}
-        for _ in range(self.varint()):
-            tag = self.varint()
-            fields[tag] = self._take(self.varint())
+        for _ in range(self.uvarint()):
+            tag = self.uvarint()
+            fields[tag] = self.take(self.uvarint())
         return fields
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise TxnRecordError("bytes left over after the record")
