@@ -1,8 +1,10 @@
-"""An HTTP client for the console's forms in tests: keeps cookies as a browser does and
-reads a form's CSRF token from a page."""
+"""An HTTP client for the console's forms in tests: keeps cookies as a browser does,
+logs in with HTTP Basic credentials when given, and reads a form's CSRF token from a
+page."""
 
 from __future__ import annotations
 
+import base64
 import http.cookiejar
 import re
 import urllib.error
@@ -15,11 +17,14 @@ TIMEOUT_S = 30.0
 class Browser:
     """An HTTP client keeping cookies, as a browser does."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, login: tuple[str, str] | None = None) -> None:
         self.base = base
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
         )
+        if login is not None:
+            token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+            self.opener.addheaders.append(("Authorization", f"Basic {token}"))
 
     def request(self, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
         """(status, body, final URL path) after following redirects."""

@@ -188,6 +188,7 @@ def test_templates_escape_names_and_config_values() -> None:
         query=lambda number: f"page={number}",
         csrf="ab",
         produced="",
+        can=dict.fromkeys(("browse", "produce", "grow", "configs", "delete"), True),
     )
     assert "<script>" not in body
     # title, heading, config value, its documentation, the delete button

@@ -11,6 +11,10 @@ confirmed (the preview shows them as they were then): earliest is the log start 
 latest the high watermark, a time the first offset with a timestamp at or after it (the
 high watermark when none), and a given offset is kept within those two as the tool does.
 They come from the partitions' leaders (console/log_bounds.py).
+
+With an authorizer, as OffsetCommit and DeleteGroups: a reset needs READ on the group
+and on every topic it changes, a delete DELETE on the group (console/access.py); a
+refusal is a 403 page, at the preview already, and nothing changes.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from urllib.parse import quote
 from aiohttp import web
 from kio.schema.errors import ErrorCode
 
-from odradek.console import browser, writes
+from odradek.console import access, browser, writes
 from odradek.console.log_bounds import log_bounds
 from odradek.coordinator.coordinator import GroupCoordinator
 from odradek.coordinator.group import GroupState
 from odradek.coordinator.offsets import OffsetCommit
+from odradek.security.acl import AclOperation
 from odradek.server.broker import Broker
 
 MODES = ("earliest", "latest", "time", "offset")
@@ -50,9 +55,10 @@ def routes(
     with `confirm=yes` the change."""
 
     async def reset(request: web.Request, form: Mapping[str, str]) -> str | web.Response:
-        groups, group_id = _group(broker, request)
+        who = access.of(broker, request)
+        groups, group_id = _group(broker, request, who, AclOperation.READ)
         _require_empty(groups, group_id, "Assignments can only be reset")
-        changes = await plan_reset(broker, groups, group_id, form)
+        changes = await plan_reset(broker, groups, group_id, form, who)
         if form.get("confirm") != "yes":
             return _page(render, "group_reset.html", group_id, form, changes)
         commits = [OffsetCommit(c.topic, c.partition, c.new, -1, "") for c in changes]
@@ -64,7 +70,8 @@ def routes(
         return "/groups/" + quote(group_id, safe="")
 
     async def delete(request: web.Request, form: Mapping[str, str]) -> str | web.Response:
-        groups, group_id = _group(broker, request)
+        who = access.of(broker, request)
+        groups, group_id = _group(broker, request, who, AclOperation.DELETE)
         _require_empty(groups, group_id, "The group can only be deleted")
         if form.get("confirm") != "yes":
             return _page(render, "group_delete.html", group_id, form, [])
@@ -81,8 +88,12 @@ def routes(
     ]
 
 
-def _group(broker: Broker, request: web.Request) -> tuple[GroupCoordinator, str]:
+def _group(
+    broker: Broker, request: web.Request, who: access.Access, operation: AclOperation
+) -> tuple[GroupCoordinator, str]:
+    """The group in the URL, once the principal may `operation` it (checked first)."""
     group_id = request.match_info["group"]
+    who.group(operation, group_id)
     groups = broker.services.groups
     if groups is None or not groups.coordinates(group_id) or _state(groups, group_id) is None:
         raise writes.NotFound(f"No group {group_id!r} is coordinated by this broker.")
@@ -109,10 +120,15 @@ def _require_empty(groups: GroupCoordinator, group_id: str, what: str) -> None:
 
 
 async def plan_reset(
-    broker: Broker, groups: GroupCoordinator, group_id: str, form: Mapping[str, str]
+    broker: Broker,
+    groups: GroupCoordinator,
+    group_id: str,
+    form: Mapping[str, str],
+    who: access.Access,
 ) -> list[Change]:
     """The offsets the form asks for: every partition of `topic` (empty: each partition
-    the group has an offset for) with its committed offset and the new one."""
+    the group has an offset for) with its committed offset and the new one; each topic
+    must be one `who` may READ (OffsetCommit's rule)."""
     mode = form.get("mode", "")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}.")
@@ -120,6 +136,7 @@ async def plan_reset(
     committed = {tp: o.offset for tp, o in group.offsets.items()} if group else {}
     topic = form.get("topic", "").strip()
     if topic:
+        who.topic(AclOperation.READ, topic)
         info = broker.services.metadata.topics.get(topic)
         if info is None:
             raise ValueError(f"No topic named {topic!r}.")
@@ -128,6 +145,9 @@ async def plan_reset(
         partitions = sorted(committed)
         if not partitions:
             raise ValueError(f"Group {group_id!r} has no committed offsets: name a topic.")
+        if who.checked:
+            for name in sorted({t for t, _ in partitions}):
+                who.topic(AclOperation.READ, name)
     raw = form.get("value", "").strip()
     moment = _time(raw) if mode == "time" else None
     wanted = _offset(raw) if mode == "offset" else 0

@@ -58,11 +58,16 @@ class GroupDetail:
     row: GroupRow
     members: list[MemberRow] = field(default_factory=list)
     offsets: list[OffsetRow] = field(default_factory=list)
+    # Whether offsets of topics the viewer may not describe were left out.
+    hidden: bool = False
 
 
 # A partition's high watermark when known (PartitionOffsets.known); without one, only the
 # partitions this broker leads have one.
 EndOf = Callable[[tuple[str, int]], int | None]
+# The topics whose offsets are shown (console/access.py: those the viewer may DESCRIBE,
+# as OffsetFetch answers); None: every topic.
+Visible = Callable[[str], bool] | None
 
 
 def _local_end_of(broker: Broker) -> EndOf:
@@ -97,23 +102,30 @@ def committed_keys(broker: Broker, group_id: str) -> list[tuple[str, int]]:
     return list(group.offsets) if group is not None else []
 
 
-def group_row(broker: Broker, group_id: str, end_of: EndOf | None = None) -> GroupRow | None:
-    """One group's row; None when it is not (or no longer) coordinated here."""
+def group_row(
+    broker: Broker, group_id: str, end_of: EndOf | None = None, topics: Visible = None
+) -> GroupRow | None:
+    """One group's row, its offsets and lag over `topics`; None when it is not (or no
+    longer) coordinated here."""
     groups = _coordinator(broker)
     if groups is None or not groups.coordinates(group_id):
         return None
-    return _row(groups, group_id, end_of or _local_end_of(broker))
+    return _row(groups, group_id, end_of or _local_end_of(broker), topics)
 
 
-def group_rows(broker: Broker, end_of: EndOf | None = None) -> list[GroupRow]:
+def group_rows(
+    broker: Broker, end_of: EndOf | None = None, topics: Visible = None
+) -> list[GroupRow]:
     """Every live group coordinated here, by id."""
     end_of = end_of or _local_end_of(broker)
-    rows = [group_row(broker, g, end_of) for g in group_ids(broker)]
+    rows = [group_row(broker, g, end_of, topics) for g in group_ids(broker)]
     return [row for row in rows if row is not None]
 
 
-def _row(groups: GroupCoordinator, group_id: str, end_of: EndOf) -> GroupRow | None:
-    offsets = _offsets(groups, group_id, end_of)
+def _row(
+    groups: GroupCoordinator, group_id: str, end_of: EndOf, topics: Visible = None
+) -> GroupRow | None:
+    offsets = _offsets(groups, group_id, end_of, topics)
     known = [o.lag for o in offsets if o.lag is not None]
     lag = sum(known) if known else None
     consumer = groups.consumer_groups.get(group_id)
@@ -135,28 +147,37 @@ def _row(groups: GroupCoordinator, group_id: str, end_of: EndOf) -> GroupRow | N
     )
 
 
-def _offsets(groups: GroupCoordinator, group_id: str, end_of: EndOf) -> list[OffsetRow]:
+def _offsets(
+    groups: GroupCoordinator, group_id: str, end_of: EndOf, topics: Visible = None
+) -> list[OffsetRow]:
     group = groups.groups.get(group_id)
     if group is None:
         return []
     rows = []
     for (topic, index), committed in sorted(group.offsets.items()):
+        if topics is not None and not topics(topic):
+            continue
         end = end_of((topic, index))
         lag = None if end is None else max(end - committed.offset, 0)
         rows.append(OffsetRow(topic, index, committed.offset, committed.metadata, end, lag))
     return rows
 
 
-def group_detail(broker: Broker, group_id: str, end_of: EndOf | None = None) -> GroupDetail | None:
-    """One group coordinated here; None when there is none."""
+def group_detail(
+    broker: Broker, group_id: str, end_of: EndOf | None = None, topics: Visible = None
+) -> GroupDetail | None:
+    """One group coordinated here, its offsets of `topics`; None when there is none."""
     groups = _coordinator(broker)
     if groups is None or not groups.coordinates(group_id):
         return None
     end_of = end_of or _local_end_of(broker)
-    row = _row(groups, group_id, end_of)
+    row = _row(groups, group_id, end_of, topics)
     if row is None or row.state == GroupState.DEAD.value:
         return None
-    detail = GroupDetail(row, offsets=_offsets(groups, group_id, end_of))
+    offsets = _offsets(groups, group_id, end_of, topics)
+    detail = GroupDetail(row, offsets=offsets)
+    if topics is not None:
+        detail.hidden = len(offsets) < len(committed_keys(broker, group_id))
     consumer = groups.consumer_groups.get(group_id)
     if consumer is not None:
         names = broker.services.metadata.by_id

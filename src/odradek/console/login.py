@@ -5,7 +5,8 @@ SASL listeners the console stays open, as before.
 
 A refused login waits `connection.failed.authentication.delay.ms` before its 401, as a
 refused SASL login does. Basic credentials travel in the clear: serve the console on
-loopback or behind a TLS proxy. The user is `request["principal"]` (`User:name`).
+loopback or behind a TLS proxy. The user is `request[PRINCIPAL]` (`User:name`), which
+console/access.py checks the ACLs for.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from odradek.security.scram_store import credential_from_password
 from odradek.server.broker import Broker
 
 log = logging.getLogger("odradek.console")
+
+# The logged-in principal of a request (absent without a login).
+PRINCIPAL = web.RequestKey("principal", str)
 
 REALM = 'Basic realm="odradek console", charset="UTF-8"'
 # A checked login is remembered this long, so pages refreshing every few seconds do not
@@ -103,7 +107,7 @@ def middleware(broker: Broker) -> Middleware:
                 log.warning("console login refused for %r from %s", credentials[0], request.remote)
                 await asyncio.sleep(broker.config.connection_failed_authentication_delay_ms / 1000)
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": REALM})
-        request["principal"] = f"User:{credentials[0]}"
+        request[PRINCIPAL] = f"User:{credentials[0]}"
         response = await handler(request)
         return response
 

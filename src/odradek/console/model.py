@@ -9,9 +9,10 @@ thousands of partitions costs a few ms) and the page shows one slice of it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from odradek.console.groups import group_rows
+from odradek.console.groups import group_ids
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import TOPIC_CONFIGS, topic_default
 from odradek.server.broker import Broker
@@ -210,8 +211,13 @@ def config_rows(broker: Broker, info: TopicInfo) -> list[ConfigRow]:
     return rows
 
 
-def overview(broker: Broker) -> Overview:
-    """The cluster at a glance, with totals over what this broker hosts."""
+def overview(
+    broker: Broker,
+    topics: Callable[[str], bool] | None = None,
+    groups: Callable[[str], bool] | None = None,
+) -> Overview:
+    """The cluster at a glance, with totals over what this broker hosts: of the
+    `topics` and `groups` the viewer may describe (None: all)."""
     services = broker.services
     result = Overview(
         services.metadata.cluster_id,
@@ -220,13 +226,16 @@ def overview(broker: Broker) -> Overview:
         brokers(broker),
     )
     totals = result.totals
-    totals.topics = len(services.metadata.topics)
-    totals.partitions = sum(t.partitions for t in services.metadata.topics.values())
+    shown = [t for t in services.metadata.topics.values() if topics is None or topics(t.name)]
+    totals.topics = len(shown)
+    totals.partitions = sum(t.partitions for t in shown)
     for partition in services.replicas.partitions.values():
+        if topics is not None and not topics(partition.topic):
+            continue
         totals.hosted += 1
         totals.size += partition.log.size_in_bytes
         totals.bytes_in += partition.bytes_in
         totals.bytes_out += partition.bytes_out
         totals.messages_in += partition.messages_in
-    totals.groups = len(group_rows(broker))
+    totals.groups = len([g for g in group_ids(broker) if groups is None or groups(g)])
     return result

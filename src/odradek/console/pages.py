@@ -21,10 +21,22 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
+from kio.schema.errors import ErrorCode
 
 import odradek
-from odradek.console import browser, group_writes, groups, lag, log_dirs, model, rates, writes
+from odradek.console import (
+    access,
+    browser,
+    group_writes,
+    groups,
+    lag,
+    log_dirs,
+    model,
+    rates,
+    writes,
+)
 from odradek.replication.partition import Partition
+from odradek.security.acl import AclOperation
 from odradek.server.broker import Broker
 
 # Rows per page of the topics list and of a topic's partitions.
@@ -112,15 +124,17 @@ def routes(
         async def handle(request: web.Request) -> web.Response:
             if not broker.started:
                 return _error(503, "The broker is not started.")
-            if before is not None:
-                await before(request)
             nonce, new = csrf.nonce(request)
             # The forms' token; empty when the console is read-only (no forms shown).
             request[CSRF_TOKEN] = "" if broker.config.console_read_only else csrf.token(nonce)
             try:
+                if before is not None:
+                    await before(request)
                 status, body = render(request)
             except BadQuery as error:
                 return _error(400, str(error))
+            except access.Refused as refused:
+                return _error(403, refused.text)
             response = web.Response(status=status, text=body, content_type=HTML)
             if new:
                 writes.set_cookie(response, nonce)
@@ -136,35 +150,45 @@ def routes(
             status, body = await messages_page(broker, request)
         except BadQuery as error:
             return _error(400, str(error))
+        except access.Refused as refused:
+            return _error(403, refused.text)
         return web.Response(status=status, text=body, content_type=HTML)
 
-    def overview(_request: web.Request) -> tuple[int, str]:
+    def overview(request: web.Request) -> tuple[int, str]:
+        who = access.of(broker, request)
         return 200, _render(
             "overview.html",
-            info=model.overview(broker),
+            info=model.overview(broker, who.topics(), who.groups()),
             rates=meter.rates(),
             version=odradek.__version__,
             uptime=_duration(time.monotonic() - started),
         )
 
     async def collect_dirs(request: web.Request) -> None:
-        request[LOG_DIRS] = await dirs.collect(broker)
+        # DescribeLogDirs needs DESCRIBE on the cluster: without it, nobody is asked.
+        if access.of(broker, request).may_cluster(AclOperation.DESCRIBE):
+            request[LOG_DIRS] = await dirs.collect(broker)
 
     def brokers(request: web.Request) -> tuple[int, str]:
         rows = model.brokers(broker)
-        found = request[LOG_DIRS]
+        found = request.get(LOG_DIRS)
         return 200, _render(
             "brokers.html",
             brokers=rows,
             controller=model.controller_id(broker),
             # Live brokers only: a broker that is not alive has no dirs to ask about.
-            dirs=[(row.node_id, found.get(row.node_id)) for row in rows if row.alive],
+            dirs=None
+            if found is None
+            else [(row.node_id, found.get(row.node_id)) for row in rows if row.alive],
+            refused=ErrorCode.cluster_authorization_failed.name.upper(),
             timeout_s=log_dirs.TIMEOUT_S,
         )
 
     async def fresh_ends(request: web.Request) -> None:
         # A group's page shows the lag of the partitions other brokers lead as of now.
-        keys = groups.committed_keys(broker, request.match_info["group"])
+        group_id = request.match_info["group"]
+        access.of(broker, request).group(AclOperation.DESCRIBE, group_id)
+        keys = groups.committed_keys(broker, group_id)
         await history.offsets.high_watermarks(keys)
 
     def rates_fragment(_request: web.Request) -> tuple[int, str]:
@@ -239,7 +263,9 @@ def topics_page(
     every = model.topic_rows(broker)
     # Every topic is sampled, whatever the search: a narrower look keeps the window.
     meter.measure(every)
-    rows = [row for row in every if search in row.name]
+    # As Metadata: only the topics the principal may describe.
+    visible = access.of(broker, request).topics()
+    rows = [row for row in every if search in row.name and (visible is None or visible(row.name))]
     rows.sort(key=key, reverse=sort.startswith("-"))
     page, pages = _page(request, len(rows))
     shown = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
@@ -263,18 +289,23 @@ def topic_page(
     """One topic: a page of its partitions, and its configs (`template`
     partitions.html: the partitions table alone, which the page refreshes)."""
     name = request.match_info["name"]
+    who = access.of(broker, request)
+    who.topic(AclOperation.DESCRIBE, name)
     info = broker.services.metadata.topics.get(name)
     if info is None:
         return 404, _render("error.html", status=404, message=f"No topic named {name!r}.")
     page, pages = _page(request, info.partitions)
     produced = request.query.get("produced", "")
+    shows_configs = who.may_topic(AclOperation.DESCRIBE_CONFIGS, name)
     return 200, _render(
         template,
         topic=info,
         # "partition:offset" of a record the form had another broker append.
         produced=produced if re.fullmatch(r"\d{1,10}:\d{1,19}", produced) else "",
         partitions=model.partition_rows(broker, info, page * PAGE_SIZE, PAGE_SIZE),
-        configs=model.config_rows(broker, info),
+        # None: the principal may not DESCRIBE_CONFIGS the topic (the section is hidden).
+        configs=model.config_rows(broker, info) if shows_configs else None,
+        can=_topic_forms(who, name),
         csrf=request[CSRF_TOKEN],
         page=page,
         pages=pages,
@@ -286,6 +317,8 @@ async def messages_page(broker: Broker, request: web.Request) -> tuple[int, str]
     """Records of one partition hosted here: the newest N, from an offset or from a
     time, optionally only those whose key or value contains a text."""
     name = request.match_info["name"]
+    # As Fetch: READ on the topic, checked before the topic is looked up.
+    access.of(broker, request).topic(AclOperation.READ, name)
     info = broker.services.metadata.topics.get(name)
     if info is None:
         return 404, _render("error.html", status=404, message=f"No topic named {name!r}.")
@@ -340,7 +373,13 @@ def groups_page(
     if len(search) > MAX_SEARCH:
         raise BadQuery(f"The search term is longer than {MAX_SEARCH} characters.")
     end_of = history.end_of if history is not None else None
-    rows = [row for row in groups.group_rows(broker, end_of) if search in row.group_id]
+    who = access.of(broker, request)
+    shown = who.groups()
+    rows = [
+        row
+        for row in groups.group_rows(broker, end_of, who.topics())
+        if search in row.group_id and (shown is None or shown(row.group_id))
+    ]
     page, pages = _page(request, len(rows))
     return 200, _render(
         template,
@@ -363,11 +402,15 @@ def group_page(
     (`page=`) with their lag and the chart of its total lag (`template` offsets.html or
     lag_chart.html: that part alone, which the page refreshes)."""
     group_id = request.match_info["group"]
-    detail = groups.group_detail(broker, group_id, history.end_of if history else None)
+    who = access.of(broker, request)
+    who.group(AclOperation.DESCRIBE, group_id)
+    end_of = history.end_of if history else None
+    detail = groups.group_detail(broker, group_id, end_of, who.topics())
     if detail is None:
         message = f"No group {group_id!r} is coordinated by this broker."
         return 404, _render("error.html", status=404, message=message)
-    chart = history.chart(group_id) if history is not None else None
+    # The chart sums the lag of every topic: not shown when some are hidden.
+    chart = history.chart(group_id) if history is not None and not detail.hidden else None
     # A group may have committed on 10,000 partitions: its offsets are shown a page at
     # a time (the total lag above still sums them all).
     page, pages = _page(request, len(detail.offsets))
@@ -383,6 +426,17 @@ def group_page(
         chart=chart,
         sample_s=lag.SAMPLE_S,
     )
+
+
+def _topic_forms(who: access.Access, name: str) -> dict[str, bool]:
+    """Which of the topic page's links and forms the principal may use."""
+    return {
+        "browse": who.may_topic(AclOperation.READ, name),
+        "produce": who.may_topic(AclOperation.WRITE, name),
+        "grow": who.may_topic(AclOperation.ALTER, name),
+        "configs": who.may_topic(AclOperation.ALTER_CONFIGS, name),
+        "delete": who.may_topic(AclOperation.DELETE, name),
+    }
 
 
 def _start_offset(partition: Partition, start_at: str, request: web.Request) -> int:

@@ -5,6 +5,9 @@ Each is a POST from a form of the pages, checked as the Kafka API checks the sam
 change (CreateTopics, DeleteTopics, IncrementalAlterConfigs, CreatePartitions, Produce:
 the same functions do it)
 and answered with a redirect to the changed page, or a 400 page with Kafka's message.
+With an authorizer each needs what the API needs (console/access.py): CREATE on the
+cluster or the topic, DELETE, ALTER_CONFIGS, ALTER or WRITE on the topic; a refusal is a
+403 page naming Kafka's error, and nothing changes.
 
 Cross-site requests are refused by a CSRF token: every page sets a random cookie
 (`odradek_csrf`, HttpOnly, SameSite=Strict) and each form carries an HMAC of it keyed by
@@ -22,7 +25,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from odradek.console import produce
+from odradek.console import access, produce
 from odradek.handlers.topics import (
     TopicError,
     add_partitions,
@@ -33,6 +36,7 @@ from odradek.handlers.topics import (
 )
 from odradek.metadata.configs import ConfigApiError, check_topic_configs
 from odradek.metadata.store import TopicInfo
+from odradek.security.acl import AclOperation
 from odradek.server.broker import Broker
 
 COOKIE = "odradek_csrf"
@@ -92,6 +96,8 @@ def guard(
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
             target = await action(request, fields)
+        except access.Refused as refused:
+            return fail(403, refused.text)
         except NotFound as error:
             return fail(404, str(error))
         except (TopicError, ConfigApiError) as error:
@@ -109,8 +115,9 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
     """POST /topics (create), /topics/{name}/delete, /topics/{name}/configs,
     /topics/{name}/partitions (add), /topics/{name}/produce."""
 
-    async def create(_request: web.Request, form: Mapping[str, str]) -> str:
+    async def create(request: web.Request, form: Mapping[str, str]) -> str:
         name = form.get("name", "")
+        access.of(broker, request).create_topic(name)
         partitions = _integer(form.get("partitions", "") or "-1", "partitions")
         factor = _integer(form.get("replication_factor", "") or "-1", "replication_factor")
         services = broker.services
@@ -122,7 +129,7 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
 
     async def delete(request: web.Request, _form: Mapping[str, str]) -> str:
         services = broker.services
-        info = _topic(broker, request)
+        info = _topic(broker, request, AclOperation.DELETE)
         if not services.config.delete_topic_enable:
             raise ValueError("Topic deletion is disabled (delete.topic.enable=false).")
         if info.internal:
@@ -131,7 +138,7 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
         return "/topics"
 
     async def configure(request: web.Request, form: Mapping[str, str]) -> str:
-        info = _topic(broker, request)
+        info = _topic(broker, request, AclOperation.ALTER_CONFIGS)
         name = form.get("name", "")
         new = dict(info.configs)
         if form.get("action") == "delete":
@@ -147,7 +154,7 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
         return "/topics/" + _segment(info.name) + "#configs"
 
     async def grow(request: web.Request, form: Mapping[str, str]) -> str:
-        info = _topic(broker, request)
+        info = _topic(broker, request, AclOperation.ALTER)
         count = _integer(form.get("count", ""), "count")
         services = broker.services
         with topic_changes(services):
@@ -155,7 +162,7 @@ def routes(broker: Broker, csrf: Csrf, fail: Failure) -> Iterable[web.RouteDef]:
         return "/topics/" + _segment(info.name)
 
     async def append(request: web.Request, form: Mapping[str, str]) -> str:
-        info = _topic(broker, request)
+        info = _topic(broker, request, AclOperation.WRITE)
         done = await produce.produce(broker, info, form)
         if broker.services.replicas.get(info.name, done.partition) is None:
             # Appended by the leader on another broker: this one cannot show the record.
@@ -179,8 +186,11 @@ class NotFound(Exception):
     """The topic or group in the URL does not exist (here): 404."""
 
 
-def _topic(broker: Broker, request: web.Request) -> TopicInfo:
+def _topic(broker: Broker, request: web.Request, operation: AclOperation) -> TopicInfo:
+    """The topic in the URL, once the principal may `operation` it (checked first, as
+    Kafka does, so a forbidden and an unknown topic answer alike)."""
     name = request.match_info["name"]
+    access.of(broker, request).topic(operation, name)
     info = broker.services.metadata.topics.get(name)
     if info is None:
         raise NotFound(f"No topic named {name!r}.")
