@@ -140,11 +140,18 @@ def records_of(data: bytes | None) -> list[Record]:
     return out
 
 
-def list_offset(client: WireClient, name: str, timestamp: int, partition: int = 0) -> Any:
+def list_offset(
+    client: WireClient, name: str, timestamp: int, partition: int = 0, isolation: int = 0
+) -> Any:
+    """The partition response of ListOffsets v9 (`isolation` 1: read_committed)."""
     m = request_module(2, 9)
     part = build(m.ListOffsetsPartition, partition_index=partition, timestamp=timestamp)
     topic = build(m.ListOffsetsTopic, name=name, partitions=(part,))
     body = build(
-        m.ListOffsetsRequest, replica_id=-1, isolation_level=0, topics=(topic,), timeout=TIMEOUT
+        m.ListOffsetsRequest,
+        replica_id=-1,
+        isolation_level=isolation,
+        topics=(topic,),
+        timeout=TIMEOUT,
     )
     return client.call(2, 9, body).topics[0].partitions[0]

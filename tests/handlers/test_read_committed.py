@@ -23,6 +23,7 @@ from tests.handlers.kafka_wire import (
     TIMEOUT,
     create_topic,
     fetch_request,
+    list_offset,
     records_of,
 )
 from tests.server.wire import WireClient, build, request_module
@@ -100,16 +101,7 @@ def _fetch(client: WireClient, topic: str, offset: int = 0, isolation: int = 1, 
 
 
 def _latest(client: WireClient, topic: str, isolation: int) -> int:
-    m = request_module(2, 9)
-    part = build(m.ListOffsetsPartition, partition_index=0, timestamp=-1)
-    body = build(
-        m.ListOffsetsRequest,
-        replica_id=-1,
-        isolation_level=isolation,
-        topics=(build(m.ListOffsetsTopic, name=topic, partitions=(part,)),),
-        timeout=TIMEOUT,
-    )
-    return int(client.call(2, 9, body).topics[0].partitions[0].offset)
+    return int(list_offset(client, topic, -1, isolation=isolation).offset)
 
 
 def _visible(part: Any) -> list[bytes]:
@@ -267,13 +259,4 @@ def test_list_offsets_by_timestamp_stops_at_the_lso(broker: Broker, client: Wire
 
 
 def _by_time(client: WireClient, topic: str, isolation: int, timestamp: int = 4_000) -> int:
-    m = request_module(2, 9)
-    part = build(m.ListOffsetsPartition, partition_index=0, timestamp=timestamp)
-    body = build(
-        m.ListOffsetsRequest,
-        replica_id=-1,
-        isolation_level=isolation,
-        topics=(build(m.ListOffsetsTopic, name=topic, partitions=(part,)),),
-        timeout=TIMEOUT,
-    )
-    return int(client.call(2, 9, body).topics[0].partitions[0].offset)
+    return int(list_offset(client, topic, timestamp, isolation=isolation).offset)
