@@ -26,7 +26,6 @@ from odradek.clock import Clock
 from odradek.storage.errors import KafkaStorageError, OffsetMismatchError
 from odradek.storage.fs import FileSystem
 from odradek.storage.log import DELETE_SUFFIX, FUTURE_SUFFIX, Log, parse_topic_partition
-from odradek.storage.log_config import LogConfig
 from odradek.storage.metadata_files import read_partition_metadata, write_partition_metadata
 
 logger = logging.getLogger("odradek.storage")
@@ -44,10 +43,17 @@ class LogHost(Protocol):
     @property
     def log_dirs(self) -> list[str]: ...
 
-    @property
-    def default_config(self) -> LogConfig: ...
-
     def get_log(self, topic: str, partition: int) -> Log | None: ...
+
+    def open_found(
+        self,
+        path: str,
+        key: TopicPartition,
+        clean: bool,
+        recovery_points: Mapping[TopicPartition, int],
+        start_offsets: Mapping[TopicPartition, int],
+    ) -> Log:
+        """Opens a partition directory found at start, from its dir's checkpoints."""
 
     def log_dir_of(self, topic: str, partition: int) -> str | None: ...
 
@@ -185,15 +191,7 @@ class LogDirMoves:
             self._fs.fsync_dir(log_dir)
             logger.info("%s: completing the move of %s-%d", log_dir, *key)
             path = final
-        log = Log.open(
-            self._fs,
-            path,
-            self._host.default_config,
-            self._clock,
-            recovery_points.get(key, 0),
-            clean_shutdown=clean,
-            log_start_offset=start_offsets.get(key, 0),
-        )
+        log = self._host.open_found(path, key, clean, recovery_points, start_offsets)
         if hosted:
             self._register(key, log, log_dir)
         else:

@@ -180,7 +180,19 @@ class LogManager:
             key = parse_topic_partition(name)
         except ValueError:
             return
-        log = Log.open(
+        self._add(key, self.open_found(path, key, clean, recovery_points, start_offsets), log_dir)
+
+    def open_found(
+        self,
+        path: str,
+        key: TopicPartition,
+        clean: bool,
+        recovery_points: Mapping[TopicPartition, int],
+        start_offsets: Mapping[TopicPartition, int],
+    ) -> Log:
+        """Opens a partition directory found at start, from the offsets its log dir's
+        checkpoints hold (a LogHost method: future logs are opened so too)."""
+        return Log.open(
             self._fs,
             path,
             self.default_config,
@@ -189,7 +201,6 @@ class LogManager:
             clean_shutdown=clean,
             log_start_offset=start_offsets.get(key, 0),
         )
-        self._add(key, log, log_dir)
 
     def _add(self, key: TopicPartition, log: Log, log_dir: str) -> None:
         self._logs[key] = log
