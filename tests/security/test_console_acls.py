@@ -1,8 +1,8 @@
 """The console obeys the ACLs: one broker with SASL/PLAIN users admin (a super user),
 alice and bob, the ACL authorizer and the console. alice may do anything on topics
-`a-*` (prefixed) and group `ga`, bob on topic `b-ledger` and group `gb`. Logged in to
-the console, each sees and changes only what the Kafka APIs would let them; refusals are
-403 pages naming Kafka's error, and change nothing."""
+`a-*` (prefixed) and group `ga`, bob on topic `b-ledger` and group `gb` and may DESCRIBE
+the cluster. Logged in to the console, each sees and changes only what the Kafka APIs
+would let them; refusals are 403 pages naming Kafka's error, and change nothing."""
 
 from __future__ import annotations
 
@@ -68,6 +68,10 @@ def _setup(broker: Broker) -> None:
         AclBinding(
             ResourceType.GROUP, BOB_GROUP, ResourcePatternType.LITERAL, "User:bob", "*",
             AclOperation.ALL, allow,
+        ),
+        AclBinding(
+            ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, "User:bob", "*",
+            AclOperation.DESCRIBE, allow,
         ),
     ]  # fmt: skip
     for future in admin.create_acls(bindings, request_timeout=TIMEOUT_S).values():
@@ -218,6 +222,19 @@ def test_brokers_page_hides_log_dirs_without_cluster_describe(broker: Broker) ->
     status, body, _ = browser(broker, "admin").request("/brokers")
     assert status == 200
     assert 'id="log-dirs"' in body and 'id="log-dirs-hidden"' not in body
+
+
+def test_cluster_describe_lists_every_group(broker: Broker) -> None:
+    """bob, who may DESCRIBE the cluster, lists both groups (as ListGroups answers) and
+    sees the log dirs, but alice's group page is still GROUP_AUTHORIZATION_FAILED."""
+    bob = browser(broker, "bob")
+    status, body, _ = bob.request("/groups")
+    assert status == 200
+    assert f"/groups/{ALICE_GROUP}" in body and f"/groups/{BOB_GROUP}" in body
+    status, body, _ = bob.request(f"/groups/{ALICE_GROUP}")
+    assert status == 403 and "GROUP_AUTHORIZATION_FAILED" in body
+    status, body, _ = bob.request("/brokers")
+    assert status == 200 and 'id="log-dirs"' in body
 
 
 def test_admin_can_do_everything(broker: Broker) -> None:

@@ -80,8 +80,9 @@ class Access:
         return lambda name: self.may_topic(operation, name)
 
     def groups(self) -> Visible | None:
-        """A test of the group ids the principal may DESCRIBE; None: all of them."""
-        if self.authorizer is None:
+        """A test of the group ids the principal may DESCRIBE; None: all of them (also,
+        as ListGroups, for a principal that may DESCRIBE the cluster)."""
+        if self.authorizer is None or self.may_cluster(AclOperation.DESCRIBE):
             return None
         return lambda group_id: self.may_group(AclOperation.DESCRIBE, group_id)
 
