@@ -1,8 +1,9 @@
 """The console obeys the ACLs: one broker with SASL/PLAIN users admin (a super user),
 alice and bob, the ACL authorizer and the console. alice may do anything on topics
-`a-*` (prefixed) and group `ga`, bob on topic `b-ledger` and group `gb` and may DESCRIBE
-the cluster. Logged in to the console, each sees and changes only what the Kafka APIs
-would let them; refusals are 403 pages naming Kafka's error, and change nothing."""
+`a-*` (prefixed) and group `ga`, bob on topic `b-ledger` and group `gb`, may DESCRIBE
+the cluster and DESCRIBE (only) group `gc`. Logged in to the console, each sees and
+changes only what the Kafka APIs would let them; refusals are 403 pages naming Kafka's
+error, and change nothing."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ TIMEOUT_S = 15
 USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
 SASL = "SASL_PLAINTEXT"
 ALICE_TOPIC, BOB_TOPIC = "a-orders", "b-ledger"
-ALICE_GROUP, BOB_GROUP = "ga", "gb"
+ALICE_GROUP, BOB_GROUP, SEEN_GROUP = "ga", "gb", "gc"
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,8 @@ def broker() -> Iterator[Broker]:
 
 
 def _setup(broker: Broker) -> None:
-    """The topics, the ACLs, and both groups with committed offsets (ga on both
-    topics, gb on bob's), made as admin through the Kafka APIs."""
+    """The topics, the ACLs, and the groups with committed offsets (ga on both topics,
+    gb and gc on bob's), made as admin through the Kafka APIs."""
     admin = AdminClient(broker.client_config(SASL, "admin"))
     topics = [NewTopic(ALICE_TOPIC, 1, 1), NewTopic(BOB_TOPIC, 1, 1)]
     for future in admin.create_topics(topics, request_timeout=TIMEOUT_S).values():
@@ -70,13 +71,21 @@ def _setup(broker: Broker) -> None:
             AclOperation.ALL, allow,
         ),
         AclBinding(
+            ResourceType.GROUP, SEEN_GROUP, ResourcePatternType.LITERAL, "User:bob", "*",
+            AclOperation.DESCRIBE, allow,
+        ),
+        AclBinding(
             ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, "User:bob", "*",
             AclOperation.DESCRIBE, allow,
         ),
     ]  # fmt: skip
     for future in admin.create_acls(bindings, request_timeout=TIMEOUT_S).values():
         future.result(TIMEOUT_S)
-    for group, names in ((ALICE_GROUP, (ALICE_TOPIC, BOB_TOPIC)), (BOB_GROUP, (BOB_TOPIC,))):
+    for group, names in (
+        (ALICE_GROUP, (ALICE_TOPIC, BOB_TOPIC)),
+        (BOB_GROUP, (BOB_TOPIC,)),
+        (SEEN_GROUP, (BOB_TOPIC,)),
+    ):
         consumer = Consumer({**broker.client_config(SASL, "admin"), "group.id": group})
         try:
             offsets = [TopicPartition(name, 0, 0) for name in names]
@@ -183,6 +192,7 @@ def test_groups_follow_the_group_acls(broker: Broker) -> None:
         assert f"/groups/{ALICE_GROUP}" in body and f"/groups/{BOB_GROUP}" not in body
     status, body, _ = alice.request(f"/groups/{ALICE_GROUP}")
     assert status == 200
+    assert 'id="reset-form"' in body and 'id="delete-group"' in body
     offsets = body.split('id="offsets"', 1)[1]
     assert ALICE_TOPIC in offsets and BOB_TOPIC not in offsets
     for path in (f"/groups/{BOB_GROUP}", f"/groups/{BOB_GROUP}/fragments/offsets"):
@@ -235,6 +245,23 @@ def test_cluster_describe_lists_every_group(broker: Broker) -> None:
     assert status == 403 and "GROUP_AUTHORIZATION_FAILED" in body
     status, body, _ = bob.request("/brokers")
     assert status == 200 and 'id="log-dirs"' in body
+
+
+def test_describe_only_shows_a_group_without_its_forms(broker: Broker) -> None:
+    """bob may only DESCRIBE group gc: its page shows its offsets without the reset and
+    delete forms, and a reset or delete posted anyway is GROUP_AUTHORIZATION_FAILED."""
+    bob = browser(broker, "bob")
+    status, body, _ = bob.request(f"/groups/{SEEN_GROUP}")
+    assert status == 200
+    assert BOB_TOPIC in body.split('id="offsets"', 1)[1]
+    assert 'id="reset-form"' not in body and 'id="delete-group"' not in body
+    token = bob.token("/topics")
+    for action in ("reset", "delete"):
+        form = {"csrf": token, "mode": "earliest", "confirm": "yes"}
+        status, body, _ = bob.request(f"/groups/{SEEN_GROUP}/{action}", form)
+        assert status == 403 and "GROUP_AUTHORIZATION_FAILED" in body
+    status, body, _ = browser(broker, "admin").request("/groups")
+    assert f"/groups/{SEEN_GROUP}" in body
 
 
 def test_admin_can_do_everything(broker: Broker) -> None:

@@ -423,6 +423,11 @@ def group_page(
         pages=pages,
         query=lambda number: urlencode({"page": number}),
         csrf=request[CSRF_TOKEN],
+        # The forms the principal may use: a reset needs READ, a delete DELETE on the group.
+        can={
+            "reset": who.may_group(AclOperation.READ, group_id),
+            "delete": who.may_group(AclOperation.DELETE, group_id),
+        },
         chart=chart,
         sample_s=lag.SAMPLE_S,
     )
