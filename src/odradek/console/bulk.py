@@ -14,7 +14,7 @@ are escaped as the format requires.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from odradek.coordinator.coordinator import GroupCoordinator
@@ -112,21 +112,21 @@ def committed_partitions(groups: GroupCoordinator) -> set[tuple[str, int]]:
     return keys
 
 
-def local_high_watermarks(
-    replicas: ReplicaManager, partitions: set[tuple[str, int]]
-) -> dict[tuple[str, int], int]:
-    """The high watermarks of those of `partitions` this broker leads."""
-    ends = {}
-    for key in partitions:
+def local_end_of(replicas: ReplicaManager) -> Callable[[tuple[str, int]], int | None]:
+    """The high watermark of a partition this broker leads; None for the others."""
+
+    def end_of(key: tuple[str, int]) -> int | None:
         partition = replicas.get(*key)
-        if partition is not None and partition.is_leader:
-            ends[key] = partition.high_watermark
-    return ends
+        return partition.high_watermark if partition is not None and partition.is_leader else None
+
+    return end_of
 
 
-async def group_families(groups: GroupCoordinator, ends: Mapping[tuple[str, int], int]) -> str:
-    """Committed offset of every group this broker coordinates, and its lag where the
-    partition's high watermark is in `ends` (kafka_exporter's names: Kafka brokers
+async def group_families(
+    groups: GroupCoordinator, end_of: Callable[[tuple[str, int]], int | None]
+) -> str:
+    """Committed offset of every group this broker coordinates, and its lag where
+    `end_of` knows the partition's high watermark (kafka_exporter's names: Kafka brokers
     export no lag); a partition whose high watermark is unknown has no lag sample."""
     current = [_header("kafka_consumergroup_current_offset", "Committed offset.")]
     lag = [_header("kafka_consumergroup_lag", "High watermark minus committed offset.")]
@@ -137,7 +137,7 @@ async def group_families(groups: GroupCoordinator, ends: Mapping[tuple[str, int]
             topic, index = key
             labels = f'{{consumergroup="{group_label}",topic="{topic}",partition="{index}"}} '
             current.append(f"kafka_consumergroup_current_offset{labels}{committed.offset}\n")
-            end = ends.get(key)
+            end = end_of(key)
             if end is not None:
                 lag.append(f"kafka_consumergroup_lag{labels}{max(end - committed.offset, 0)}\n")
             done += 1

@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from odradek.console.bulk import local_end_of
 from odradek.coordinator.coordinator import GroupCoordinator
 from odradek.coordinator.group import GroupState
 from odradek.server.broker import Broker
@@ -71,13 +72,7 @@ Visible = Callable[[str], bool] | None
 
 
 def _local_end_of(broker: Broker) -> EndOf:
-    replicas = broker.services.replicas
-
-    def end_of(key: tuple[str, int]) -> int | None:
-        partition = replicas.get(*key)
-        return partition.high_watermark if partition is not None and partition.is_leader else None
-
-    return end_of
+    return local_end_of(broker.services.replicas)
 
 
 def _coordinator(broker: Broker) -> GroupCoordinator | None:

@@ -65,12 +65,12 @@ async def render(broker: Broker, offsets: PartitionOffsets | None = None) -> byt
     head = generate_latest(BrokerCollector(broker, found))
     groups = ""
     if services.groups is not None:
-        committed = bulk.committed_partitions(services.groups)
+        end_of = bulk.local_end_of(services.replicas)
         if offsets is not None:
-            ends = await offsets.high_watermarks(committed)
-        else:
-            ends = bulk.local_high_watermarks(services.replicas, committed)
-        groups = await bulk.group_families(services.groups, ends)
+            if services.cluster is not None:  # only a cluster has partitions led elsewhere
+                await offsets.high_watermarks(bulk.committed_partitions(services.groups))
+            end_of = offsets.known
+        groups = await bulk.group_families(services.groups, end_of)
     return head + found.log_text.encode() + groups.encode()
 
 
