@@ -46,6 +46,10 @@ _MIN_READ = 64 * 1024
 _INT32 = struct.Struct(">i")
 
 
+# Reads a response frame (from the correlation id on) without kio, or returns None.
+FastDecode = Callable[[bytes | memoryview], Any | None]
+
+
 class BrokerClientError(Exception):
     """The request failed and the connection is closed (or was never open)."""
 
@@ -74,6 +78,8 @@ class _Pending:
     api_key: int
     api_version: int
     future: asyncio.Future[Any]
+    # a faster reader of the frame for the common case; None (from it) means kio's
+    fast_decode: FastDecode | None = None
 
 
 class _ResponseReader(asyncio.BufferedProtocol):
@@ -310,13 +316,18 @@ class BrokerClient:
     # -- requests ------------------------------------------------------------------------
 
     async def request(
-        self, request: Any, api_version: int | None = None, timeout_s: float = 30.0
+        self,
+        request: Any,
+        api_version: int | None = None,
+        timeout_s: float = 30.0,
+        fast_decode: FastDecode | None = None,
     ) -> Any:
         """Sends a kio request object (the API key comes from its class, the version too
         when `api_version` is None) and returns the kio response. `timeout_s` covers
         waiting for an in-flight slot, sending and the answer. Raises BrokerClientError on
         any failure (the connection is then closed), ValueError when `request` is not a
-        kio request of `api_version`."""
+        kio request of `api_version`. `fast_decode`, when given, reads the response
+        first (it must return what kio would, or None to leave the frame to kio)."""
         cls: Any = type(request)
         version = int(getattr(cls, "__version__", -1)) if api_version is None else api_version
         self._check_open()
@@ -325,19 +336,26 @@ class BrokerClient:
         frame = encode_request(request, version, correlation_id, self.client_id)
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._exchange(int(cls.__api_key__), version, correlation_id, frame)
+                return await self._exchange(
+                    int(cls.__api_key__), version, correlation_id, frame, fast_decode
+                )
         except TimeoutError:
             raise self._fail(
                 f"no response to API {cls.__api_key__} v{version} within {timeout_s}s"
             ) from None
 
     async def _exchange(
-        self, api_key: int, api_version: int, correlation_id: int, frame: bytes
+        self,
+        api_key: int,
+        api_version: int,
+        correlation_id: int,
+        frame: bytes,
+        fast_decode: FastDecode | None = None,
     ) -> Any:
         async with self._slots:
             protocol = self._check_open()  # it may have closed while this waited for a slot
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._pending[correlation_id] = _Pending(api_key, api_version, future)
+            self._pending[correlation_id] = _Pending(api_key, api_version, future, fast_decode)
             # write() hands the whole frame to the transport at once: a cancelled caller
             # never leaves half a frame behind, so the stream stays in step.
             assert protocol.transport is not None
@@ -371,6 +389,11 @@ class BrokerClient:
             raise BrokerClientError(f"response to correlation id {correlation_id}, never sent")
         if waiting.future.done():
             return  # its caller was cancelled: the answer is dropped unread
+        if waiting.fast_decode is not None:
+            response = waiting.fast_decode(frame)
+            if response is not None:
+                waiting.future.set_result(response)
+                return
         try:
             _, response = decode_response(frame, waiting.api_key, waiting.api_version)
         except ResponseDecodeError as e:

@@ -31,6 +31,8 @@ from kio.schema.offset_for_leader_epoch.v3 import request as epoch_request
 
 from odradek.protocol.batch import CorruptBatchError
 from odradek.replication.client import BrokerClient, BrokerClientError
+from odradek.replication.fetch_response import VERSION as FAST_FETCH_VERSION
+from odradek.replication.fetch_response import parse_fetch_v11
 from odradek.replication.partition import Partition
 from odradek.replication.quota import ReplicationQuota
 from odradek.storage.errors import KafkaStorageError, OffsetMismatchError
@@ -46,6 +48,7 @@ _EpochTopic: Any = epoch_request.OffsetForLeaderTopic
 _EpochPartition: Any = epoch_request.OffsetForLeaderPartition
 
 FETCH_VERSION = 11
+assert FETCH_VERSION == FAST_FETCH_VERSION  # the fast reader knows this version only
 EPOCH_VERSION = 3
 RETRY_BACKOFF_S = 0.1
 # A partition the leader refused (not leader yet, epoch fenced) is asked again after this.
@@ -285,7 +288,10 @@ class ReplicaFetcher:
         )
         response = await self._unless_followed(
             client.request(
-                request, FETCH_VERSION, self._timeout_s + self.settings.max_wait_ms / 1000
+                request,
+                FETCH_VERSION,
+                self._timeout_s + self.settings.max_wait_ms / 1000,
+                parse_fetch_v11,
             )
         )
         if response is None:
@@ -316,7 +322,8 @@ class ReplicaFetcher:
             records = data.records  # type: ignore[attr-defined]
             if self.quota is not None and self.quota.is_throttled(*_key(partition)):
                 self.quota.record(len(records or b""))
-            if records and not self._append(followed, bytes(records)):
+            # records may be a view of the response frame: appended without a copy
+            if records and not self._append(followed, records):
                 return
             leader_start = int(data.log_start_offset)  # type: ignore[attr-defined]
             if leader_start > partition.log.log_start_offset:
@@ -337,7 +344,7 @@ class ReplicaFetcher:
             self._back_off(followed)
         # UNKNOWN_LEADER_EPOCH: the leader has not learnt its epoch yet; fetch again.
 
-    def _append(self, followed: _Followed, records: bytes) -> bool:
+    def _append(self, followed: _Followed, records: bytes | memoryview) -> bool:
         """Appends fetched batches; False when they could not be (fetch again)."""
         partition = followed.partition
         try:

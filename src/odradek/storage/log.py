@@ -270,7 +270,7 @@ class Log:
         self._appended(now)
         return header.base_offset
 
-    def append_as_follower(self, records: bytes) -> int:
+    def append_as_follower(self, records: bytes | memoryview) -> int:
         """Appends what a leader's Fetch response returned for this partition: whole v2
         batches back to back, stored byte for byte as the leader has them (its offsets,
         partition leader epochs and timestamps; nothing is re-stamped). A partial batch at
@@ -307,7 +307,7 @@ class Log:
         self._appended(now)
         return self.log_end_offset
 
-    def _follower_batches(self, records: bytes) -> list[tuple[int, BatchHeader]]:
+    def _follower_batches(self, records: bytes | memoryview) -> list[tuple[int, BatchHeader]]:
         """(position, header) of every whole batch of `records`, all checked."""
         batches = list(iter_fetched_batches(records))
         expected = self.log_end_offset  # the lowest base offset the next batch may have
