@@ -14,7 +14,8 @@ to that broker (the request schema says so). Dynamic configs come from ZooKeeper
 
 Errors per resource: UNKNOWN_TOPIC_OR_PARTITION; INVALID_REQUEST for another broker's id,
 a non-numeric broker name, or another resource type (BROKER_LOGGER, CLIENT_METRICS,
-GROUP are not served). Nothing is sensitive: odradek has no password properties yet.
+GROUP are not served). Secrets (Kafka's PASSWORD properties, per-listener overrides of
+them or of unknown properties) are sensitive: no value, in synonyms neither.
 With an authorizer a topic needs DESCRIBE_CONFIGS on it (TOPIC_AUTHORIZATION_FAILED), a
 broker DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """

@@ -19,7 +19,7 @@ from kio.schema.errors import ErrorCode
 from odradek.handlers.alter_configs import Change, alter_resource, resource_response
 from odradek.handlers.context import RequestContext
 from odradek.handlers.registry import api, make, response_module
-from odradek.metadata.broker_configs import BROKER_CONFIGS
+from odradek.metadata.broker_configs import is_broker_config
 from odradek.metadata.configs import TOPIC, ConfigApiError, list_default, list_kind
 from odradek.metadata.topic_config import TOPIC_CONFIGS
 
@@ -28,7 +28,7 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
 def _check_name(resource_type: int, name: str) -> None:
-    known = name in (TOPIC_CONFIGS if resource_type == TOPIC else BROKER_CONFIGS)
+    known = name in TOPIC_CONFIGS if resource_type == TOPIC else is_broker_config(name)
     if not known:
         kind = "topic" if resource_type == TOPIC else "broker"
         raise ConfigApiError(ErrorCode.invalid_config, f"Unknown {kind} config name: {name}")

@@ -4,37 +4,20 @@ documentation, and which of them may be changed while the broker runs.
 A property is dynamic here when Kafka allows it dynamically *and* odradek applies the
 change without a restart: the log settings that are the broker-wide defaults of topic
 configs. Everything else is read-only (Kafka also changes listeners, connection quotas,
-thread pools and a few more dynamically; odradek does not yet).
+thread pools, per-listener keystores and a few more dynamically; odradek does not yet).
+The security properties are defined in security_configs.py; per-listener overrides
+(`listener.name.<l>.<property>`) are described and refused as their property is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
-from odradek.config import default_property_value
+from odradek.metadata.broker_config_def import BrokerConfigDef
+from odradek.metadata.security_configs import LISTENER_PREFIX, MECHANISM_CONFIGS, SECURITY_CONFIGS
 from odradek.metadata.topic_config import check_gzip_level
 
 INT_MAX = 2**31 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerConfigDef:
-    name: str
-    kind: str  # "int", "long", "double", "bool", "string", "list", "enum"
-    doc: str
-    dynamic: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-    default_value: str | None = None  # for properties BrokerConfig does not type
-    extra_check: Callable[[str], None] | None = None
-
-    @property
-    def default(self) -> str | None:
-        """Kafka's default (odradek's where it ships a finite one); None when unset."""
-        typed = default_property_value(self.name)
-        return typed if typed is not None else self.default_value
 
 
 def _d(
@@ -301,7 +284,7 @@ _READ_ONLY = [
 ]
 
 BROKER_CONFIGS: Mapping[str, BrokerConfigDef] = {
-    d.name: d for d in sorted(_DYNAMIC + _READ_ONLY, key=lambda d: d.name)
+    d.name: d for d in sorted(_DYNAMIC + _READ_ONLY + SECURITY_CONFIGS, key=lambda d: d.name)
 }
 
 # Properties that stand in for one another, highest precedence first (Kafka's groups).
@@ -315,8 +298,30 @@ _SYNONYM_GROUPS = [
 
 
 def broker_synonyms(name: str) -> tuple[str, ...]:
-    """The property and its synonyms in precedence order (just the name when none)."""
+    """The property and its synonyms in precedence order (just the name when none); a
+    per-listener override's synonym is its broker-wide property, as in Kafka."""
     for group in _SYNONYM_GROUPS:
         if name in group:
             return group
-    return (name,)
+    base = listener_base(name)
+    return (name,) if base is None else (name, base)
+
+
+def listener_base(name: str) -> str | None:
+    """The broker property a `listener.name.<l>.<property>` (or, for the SASL ones,
+    `listener.name.<l>.<mechanism>.<property>`) overrides; None when `name` is not
+    such an override of a property odradek knows."""
+    if not name.startswith(LISTENER_PREFIX):
+        return None
+    _listener, dot, rest = name[len(LISTENER_PREFIX) :].partition(".")
+    if not dot:
+        return None
+    if rest in BROKER_CONFIGS:
+        return rest
+    _mechanism, dot, property_name = rest.partition(".")
+    return property_name if dot and property_name in MECHANISM_CONFIGS else None
+
+
+def is_broker_config(name: str) -> bool:
+    """Whether `name` is a broker property or a per-listener override of one."""
+    return name in BROKER_CONFIGS or listener_base(name) is not None

@@ -16,8 +16,15 @@ from dataclasses import dataclass
 from kio.schema.errors import ErrorCode
 
 from odradek.config import BrokerConfig, property_value
-from odradek.metadata.broker_configs import BROKER_CONFIGS, broker_synonyms
+from odradek.metadata.broker_config_def import BrokerConfigDef
+from odradek.metadata.broker_configs import (
+    BROKER_CONFIGS,
+    broker_synonyms,
+    is_broker_config,
+    listener_base,
+)
 from odradek.metadata.image import TopicImage
+from odradek.metadata.security_configs import LISTENER_PREFIX
 from odradek.metadata.store import TopicInfo
 from odradek.metadata.topic_config import (
     TOPIC_CONFIGS,
@@ -42,7 +49,9 @@ CONFIG_TYPES = {
     "long": 5,
     "double": 6,
     "list": 7,
+    "password": 9,
 }
+UNKNOWN_CONFIG_TYPE = 0
 
 # Resource types
 TOPIC = 2
@@ -160,29 +169,63 @@ class ConfigView:
         return entries
 
     def broker_entries(self, resource: str) -> list[ConfigEntry]:
-        """This broker's configs (resource = node id), or the dynamic cluster-wide
-        defaults (resource ""), sorted by name."""
+        """This broker's configs (resource = node id) with the per-listener overrides
+        it was started with, or the dynamic cluster-wide defaults (resource ""),
+        sorted by name. A secret's value is never returned, not even as a synonym."""
         per_broker = resource != ""
         names = (
-            sorted(BROKER_CONFIGS) if per_broker else sorted(self.store.broker_configs.get("", {}))
+            sorted(BROKER_CONFIGS) + self._listener_overrides()
+            if per_broker
+            else sorted(self.store.broker_configs.get("", {}))
         )
-        entries = []
-        for name in names:
-            definition = BROKER_CONFIGS[name]
-            own = self._levels(name, per_broker)
-            synonyms = self._synonyms(name, broker_synonyms(name), per_broker)
-            entries.append(
-                ConfigEntry(
-                    name=name,
-                    value=own[0][0] if own else None,
-                    source=synonyms[0][2] if synonyms else DEFAULT_CONFIG,
-                    read_only=not definition.dynamic,
-                    synonyms=tuple(synonyms),
-                    config_type=CONFIG_TYPES[definition.kind],
-                    documentation=definition.doc,
-                )
-            )
-        return entries
+        return sorted((self._broker_entry(name, per_broker) for name in names), key=_by_name)
+
+    def _listener_overrides(self) -> list[str]:
+        """The `listener.name.<l>.<property>` properties given at start-up."""
+        return [n for n in self.broker.unknown if n.startswith(LISTENER_PREFIX)]
+
+    def _broker_entry(self, name: str, per_broker: bool) -> ConfigEntry:
+        definition = _definition(name)
+        own = self._levels(name, per_broker)
+        synonyms = self._synonyms(name, broker_synonyms(name), per_broker)
+        # Kafka treats a property of unknown type as sensitive too.
+        sensitive = definition is None or definition.sensitive
+        kind = UNKNOWN_CONFIG_TYPE if definition is None else CONFIG_TYPES[definition.kind]
+        if sensitive:
+            synonyms = [(n, None, source) for n, _value, source in synonyms]
+        return ConfigEntry(
+            name=name,
+            value=None if sensitive or not own else own[0][0],
+            source=synonyms[0][2] if synonyms else DEFAULT_CONFIG,
+            # A per-listener override is never dynamic: odradek applies none at runtime.
+            read_only=name not in BROKER_CONFIGS or not BROKER_CONFIGS[name].dynamic,
+            synonyms=tuple(synonyms),
+            config_type=kind,
+            documentation=_documentation(name, definition),
+            is_sensitive=sensitive,
+        )
+
+
+def _by_name(entry: ConfigEntry) -> str:
+    return entry.name
+
+
+def _definition(name: str) -> BrokerConfigDef | None:
+    """The definition of a broker property, or of the one a per-listener override
+    overrides; None for an override of a property odradek does not know."""
+    definition = BROKER_CONFIGS.get(name)
+    if definition is not None:
+        return definition
+    base = listener_base(name)
+    return None if base is None else BROKER_CONFIGS[base]
+
+
+def _documentation(name: str, definition: BrokerConfigDef | None) -> str:
+    if definition is None:
+        return "A per-listener property odradek does not know."
+    if definition.name != name:
+        return f"Per-listener {definition.name}: {definition.doc}"
+    return definition.doc
 
 
 def check_topic_configs(configs: Mapping[str, str]) -> None:
@@ -203,10 +246,11 @@ def check_broker_configs(configs: Mapping[str, str]) -> None:
     Kafka refuses a property that is not dynamic, and a bad value, with INVALID_REQUEST
     (KAFKA-13609); a name Kafka does not know it would store, odradek refuses with
     INVALID_CONFIG (it would have no effect)."""
-    unknown = sorted(n for n in configs if n not in BROKER_CONFIGS)
+    unknown = sorted(n for n in configs if not is_broker_config(n))
     if unknown:
         raise ConfigApiError(ErrorCode.invalid_config, f"Unknown broker configs: {unknown}")
-    fixed = sorted(n for n in configs if not BROKER_CONFIGS[n].dynamic)
+    # Per-listener overrides are all read-only: odradek applies none while running.
+    fixed = sorted(n for n in configs if n not in BROKER_CONFIGS or not BROKER_CONFIGS[n].dynamic)
     if fixed:
         raise ConfigApiError(
             ErrorCode.invalid_request, f"Cannot update these configs dynamically: {fixed}"
