@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from kafka.admin import ConfigResource as KpConfigResource
+from kafka.admin import ConfigResourceType, KafkaAdminClient
 
 from odradek.metadata.configs import DEFAULT_CONFIG, DYNAMIC_BROKER_CONFIG, STATIC_BROKER_CONFIG
 from odradek.testing import Broker
@@ -102,6 +104,29 @@ def test_security_properties_have_values_and_sources(broker: Broker, admin: Admi
         (LISTENER_LIMIT, "50", STATIC_BROKER_CONFIG),
         ("max.connections", "10000", DEFAULT_CONFIG),
     ]
+
+
+def test_kafka_python_sees_secrets_as_sensitive(broker: Broker) -> None:
+    """kafka-python's describe_configs (all configs, with synonyms) gets the same
+    answer: secrets sensitive with null values and a PASSWORD type, the protocol map
+    with its value."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=15000)
+    try:
+        described = admin.describe_configs(
+            [KpConfigResource(ConfigResourceType.BROKER, "1")],
+            include_synonyms=True,
+            config_filter="all",
+        )
+    finally:
+        admin.close()
+    found = described["broker"]["1"]
+    for name in ("sasl.jaas.config", "ssl.key.password", LISTENER_JAAS):
+        entry = found[name]
+        assert (entry["value"], entry["is_sensitive"]) == (None, True), name
+        assert entry["config_source"] == "STATIC_BROKER_CONFIG", name
+        assert all(s["value"] is None for s in entry["synonyms"]), name
+    assert found["ssl.key.password"]["config_type"] == "PASSWORD"
+    assert found["listener.security.protocol.map"]["value"] == PROTOCOL_MAP
 
 
 def _refusal(admin: AdminClient, resource: ConfigResource, incremental: bool) -> KafkaError:
