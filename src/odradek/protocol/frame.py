@@ -115,12 +115,18 @@ def encode_frame(body: bytes) -> bytes:
 
 class EncodedResponse:
     """A whole response frame a handler wrote itself rather than returning kio objects
-    for codec.encode_response (the produce hot path); the connection sends it as it is."""
+    for codec.encode_response (the produce hot path); the connection sends it as it is.
+    `rest`, when given, is the frame's continuation in further buffers (the size prefix
+    at the start of `frame` counts them), sent after `frame` without being joined to it
+    (a follower's fetch: records stay where the log read put them)."""
 
-    __slots__ = ("frame",)
+    __slots__ = ("frame", "rest")
 
-    def __init__(self, frame: bytearray) -> None:
+    def __init__(
+        self, frame: bytearray, rest: tuple[bytes | bytearray | memoryview, ...] = ()
+    ) -> None:
         self.frame = frame
+        self.rest = rest
 
 
 def start_response(flexible: bool) -> bytearray:

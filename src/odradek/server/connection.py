@@ -82,6 +82,8 @@ class _Slot:
         "done",
         "local_end",
         "payload",
+        "payload_rest",
+        "payload_size",
         "queued",
         "size",
         "started",
@@ -90,6 +92,9 @@ class _Slot:
     def __init__(self, size: int, api_key: int = -1, api_version: int = 0) -> None:
         self.done = False
         self.payload: bytes | bytearray | None = None
+        # the response's further buffers (EncodedResponse.rest) and the size of all
+        self.payload_rest: tuple[bytes | bytearray | memoryview, ...] = ()
+        self.payload_size = 0
         self.size = size
         self.api_key = api_key
         self.api_version = api_version
@@ -633,12 +638,14 @@ class Connection(asyncio.Protocol):
     def _complete(self, slot: _Slot, spec: ApiSpec, ctx: RequestContext, response: Any) -> None:
         if type(response) is EncodedResponse:
             slot.payload = response.frame
+            slot.payload_rest = response.rest
+            slot.payload_size = len(slot.payload) + sum(len(b) for b in response.rest)
         elif response is not None:
             slot.payload = encode_response(spec.api_key, ctx.correlation_id, response)
+            slot.payload_size = len(slot.payload)
             if getattr(response, "error_code", 0):  # the top-level code (ErrorsPerSec)
                 count_error(ctx.services, spec.api_key, response.error_code)
-        if slot.payload is not None:
-            self._queued_response_bytes += len(slot.payload)
+        self._queued_response_bytes += slot.payload_size
         slot.completed = _clock()
         slot.done = True
         self._flush_ready(slot)
@@ -657,6 +664,7 @@ class Connection(asyncio.Protocol):
     def _respond_now(self, payload: bytes) -> None:
         slot = _Slot(0)
         slot.payload = payload
+        slot.payload_size = len(payload)
         self._queued_response_bytes += len(payload)
         slot.done = True
         self._slots.append(slot)
@@ -666,7 +674,7 @@ class Connection(asyncio.Protocol):
         """Writes every finished response at the head of the queue, in order;
         `completed` is the slot whose answer just came (its response goes out now if it
         is at the head)."""
-        ready: list[bytes | bytearray] = []
+        ready: list[bytes | bytearray | memoryview] = []
         sent = 0
         while self._slots and self._slots[0].done:
             slot = self._slots.popleft()
@@ -682,8 +690,10 @@ class Connection(asyncio.Protocol):
                 sent = sent or _clock()
                 self._record_waited(slot, sent if slot is not completed else slot.completed)
             if slot.payload is not None:
-                self._queued_response_bytes -= len(slot.payload)
+                self._queued_response_bytes -= slot.payload_size
                 ready.append(slot.payload)
+                if slot.payload_rest:
+                    ready.extend(slot.payload_rest)
         if self._closed or self.transport is None:
             return
         if ready:

@@ -85,5 +85,5 @@ class AppendInfo(NamedTuple):
 class FetchDataInfo(NamedTuple):
     """Whole record batches read from the log, as stored."""
 
-    records: bytes
+    records: bytes | memoryview  # a view of what was read when its tail was left off
     fetch_offset: int

@@ -353,7 +353,7 @@ class LogSegment:
 
     def read(
         self, start_offset: int, max_bytes: int, max_offset: int, min_one_message: bool
-    ) -> bytes | None:
+    ) -> bytes | memoryview | None:
         """Whole batches from the one containing start_offset, up to max_bytes, stopping
         before a batch whose base offset >= max_offset. With min_one_message the first batch
         is returned whole even when larger than max_bytes. None when no batch of this
@@ -373,7 +373,8 @@ class LogSegment:
             if header.base_offset >= max_offset:
                 break
             end = pos + header.size
-        return data[:end] if end < len(data) else data
+        # a view, not a copy, when a batch cut by max_bytes is left off the end
+        return memoryview(data)[:end] if end < len(data) else data
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         return self._file().pread(position, header.size)
