@@ -410,3 +410,47 @@ async def test_fetch_of_several_mebibytes_round_trip(client: BrokerClient) -> No
     fetched = await client.request(fetch_request([("big", 0, 0)], partition_max_bytes=16 << 20))
     data = fetched.responses[0].partitions[0]
     assert [r.value for r in records_of(data.records)] == values
+
+
+async def _large_frames_server(count: int, size: int) -> tuple[asyncio.Server, int]:
+    """A server answering `count` requests, each with a frame of `size` bytes of its
+    own fill byte after the correlation id."""
+
+    async def answer(reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        for i in range(count):
+            correlation_id = await _read_request(reader)
+            w.write(struct.pack(">ii", size, correlation_id) + bytes([i + 1]) * (size - 4))
+            await w.drain()
+        await reader.read()
+
+    return await _serve(answer)
+
+
+def _view(frame: bytes | memoryview) -> memoryview:
+    """A fast_decode that keeps the frame itself, as the Fetch reader keeps records."""
+    return memoryview(frame)
+
+
+async def test_large_frame_buffer_is_reused_only_once_released() -> None:
+    """Views of large frames that are still held keep their bytes (each got a buffer of
+    its own); once a frame's views are all dropped its buffer serves the next frame."""
+    size, count = 600_000, 6
+    server, port = await _large_frames_server(count, size)
+    client = BrokerClient("127.0.0.1", port)
+    try:
+        await client.connect(5)
+        held = [await client.request(_api_versions(), 4, 10, _view) for _ in range(3)]
+        assert [bytes(set(v[4:])) for v in held] == [b"\x01", b"\x02", b"\x03"]
+        assert len({id(v.obj) for v in held}) == 3
+        del held
+        owners = []
+        for i in range(4, count + 1):
+            view = await client.request(_api_versions(), 4, 10, _view)
+            assert len(view) == size and bytes(set(view[4:])) == bytes([i])
+            owners.append(view.obj)
+            del view
+        assert all(owner is owners[0] for owner in owners)
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()

@@ -43,6 +43,9 @@ CLOSE_TIMEOUT_S = 1.0
 _SCRATCH_BYTES = 256 * 1024
 # Below this much free room the scratch buffer is compacted before the next read.
 _MIN_READ = 64 * 1024
+# A large frame's buffer is kept for the next one up to this size (a fetch answer is at
+# most replica.fetch.response.max.bytes, 10 MiB by default).
+_SPARE_MAX_BYTES = 16 << 20
 _INT32 = struct.Struct(">i")
 
 
@@ -86,7 +89,8 @@ class _ResponseReader(asyncio.BufferedProtocol):
     """Cuts response frames out of the byte stream with as few copies as the socket
     allows: the loop reads into `get_buffer`'s memory, small frames are copied out of a
     scratch buffer, and a large frame is read straight into a buffer of its own size
-    that is handed on without another copy. Frames, the end of the stream and failures
+    that is handed on without another copy (and used again for a later large frame once
+    nothing refers to it). Frames, the end of the stream and failures
     go to the owning BrokerClient."""
 
     def __init__(self, client: BrokerClient) -> None:
@@ -96,8 +100,10 @@ class _ResponseReader(asyncio.BufferedProtocol):
         self._scratch_view = memoryview(self._scratch)
         self._start = 0  # first unconsumed byte of the scratch buffer
         self._end = 0  # end of what the socket wrote into it
-        self._large: bytearray | None = None  # the frame being read into its own buffer
+        self._large: memoryview | None = None  # the frame being read into its own buffer
         self._large_filled = 0
+        # The last large frame's buffer, used again once nothing refers to it any more.
+        self._spare: bytearray | None = None
         self._can_write: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -106,7 +112,7 @@ class _ResponseReader(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         large = self._large
         if large is not None:
-            return memoryview(large)[self._large_filled :]
+            return large[self._large_filled :]
         if self._start and len(self._scratch) - self._end < _MIN_READ:
             # Little room left: move the unconsumed tail to the front.
             tail = self._end - self._start
@@ -120,7 +126,9 @@ class _ResponseReader(asyncio.BufferedProtocol):
                 self._large_filled += nbytes
                 if self._large_filled == len(self._large):
                     frame, self._large = self._large, None
-                    self._client._dispatch(memoryview(frame).toreadonly())
+                    readonly = frame.toreadonly()
+                    frame.release()
+                    self._client._dispatch(readonly)
                 return
             self._end += nbytes
             self._cut_frames()
@@ -145,7 +153,7 @@ class _ResponseReader(asyncio.BufferedProtocol):
                 continue
             if 4 + size > len(self._scratch):
                 # Larger than the scratch buffer: the rest goes straight into its own.
-                frame = bytearray(size)
+                frame = self._large_buffer(size)
                 got = available - 4
                 frame[:got] = view[self._start + 4 : self._end]
                 self._large, self._large_filled = frame, got
@@ -154,6 +162,19 @@ class _ResponseReader(asyncio.BufferedProtocol):
             break
         if self._start == self._end:
             self._start = self._end = 0
+
+    def _large_buffer(self, size: int) -> memoryview:
+        """Room for a frame of `size` bytes: the spare buffer when it is big enough and
+        no longer exported (no response or record view still refers to it: a bytearray
+        with exports cannot be resized), else a new buffer that becomes the spare. This
+        saves zero-filling a fresh buffer for every large fetch answer."""
+        spare = self._spare
+        if spare is not None and len(spare) >= size and _unexported(spare):
+            return memoryview(spare)[:size]
+        buffer = bytearray(size)
+        if size <= _SPARE_MAX_BYTES:
+            self._spare = buffer
+        return memoryview(buffer)
 
     def partial(self) -> bool:
         """Whether a response has begun and not ended."""
@@ -197,6 +218,16 @@ class _ResponseReader(asyncio.BufferedProtocol):
         waiting = self._can_write
         if waiting is not None and not waiting.done():
             await asyncio.shield(waiting)
+
+
+def _unexported(buffer: bytearray) -> bool:
+    """Whether no memoryview of `buffer` is alive (resizing one with exports fails)."""
+    try:
+        buffer.append(0)
+    except BufferError:
+        return False
+    del buffer[-1]
+    return True
 
 
 class BrokerClient:
