@@ -98,7 +98,8 @@ class ReplicaFetcher:
     quota: ReplicationQuota | None = None
     partitions: dict[Key, _Followed] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _followed: asyncio.Event = field(default_factory=asyncio.Event)
+    # the Fetch request being waited for, which `follow` abandons
+    _in_flight: asyncio.Future[Any] | None = None
     _client: BrokerClient | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -119,23 +120,25 @@ class ReplicaFetcher:
         waiting out replica.fetch.wait.max.ms."""
         self.partitions[(partition.topic, partition.index)] = _Followed(partition)
         self._wake.set()
-        self._followed.set()
+        if self._in_flight is not None:
+            self._in_flight.cancel()
 
     async def _unless_followed(self, request: Coroutine[Any, Any, Any]) -> Any:
         """The answer of `request`, or None when `follow` was called before it came
-        (the request is then abandoned; the client drops its late answer)."""
-        self._followed.clear()
+        (the request is then abandoned; the client drops its late answer). One task per
+        request: `follow` cancels it, and a cancellation of the fetcher itself (this
+        task has cancel requests pending) goes on up."""
         fetch = asyncio.ensure_future(request)
-        followed = asyncio.ensure_future(self._followed.wait())
+        self._in_flight = fetch
         try:
-            await asyncio.wait((fetch, followed), return_when=asyncio.FIRST_COMPLETED)
+            return await fetch
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if fetch.cancelled() and task is not None and not task.cancelling():
+                return None
+            raise
         finally:
-            followed.cancel()
-            if not fetch.done():
-                fetch.cancel()
-        if not fetch.done() or fetch.cancelled():
-            return None
-        return fetch.result()
+            self._in_flight = None
 
     def unfollow(self, key: Key) -> None:
         self.partitions.pop(key, None)
