@@ -452,15 +452,29 @@ class Connection(asyncio.Protocol):
         if spec is None or not spec.min_version <= api_version <= spec.max_version:
             self.close(f"unsupported API key {api_key} version {api_version}")
             return
+        decoded = self._decode(frame, api_key, api_version, correlation_id)
+        if decoded is not None:
+            self._run(spec, decoded[0], decoded[1], len(frame))
+
+    def _decode(
+        self,
+        frame: bytes,
+        api_key: int,
+        api_version: int,
+        correlation_id: int,
+        sasl: SaslSession | None = None,
+    ) -> tuple[RequestContext, Any] | None:
+        """The request's context and decoded body; None (the connection closed) when the
+        version has no schema or the body does not decode."""
         cls = request_class(api_key, api_version)
         if cls is None:
             self.close(f"unknown API key {api_key} version {api_version}")
-            return
+            return None
         try:
             header, body = decode_request(frame, cls)
         except RequestDecodeError as exc:
             self.close(str(exc))
-            return
+            return None
         ctx = RequestContext(
             self.broker.services,
             api_version,
@@ -470,8 +484,9 @@ class Connection(asyncio.Protocol):
             f"/{self._address}",
             self.principal,
             self.listener,
+            sasl,
         )
-        self._run(spec, ctx, body, len(frame))
+        return ctx, body
 
     # -- authentication --------------------------------------------------------------
     def _dispatch_sasl(self, frame: bytes) -> None:
@@ -515,25 +530,13 @@ class Connection(asyncio.Protocol):
         if api_key == API_VERSIONS_KEY:
             self._serve(frame)
             return
-        cls = request_class(api_key, api_version)
-        if not spec.min_version <= api_version <= spec.max_version or cls is None:
+        if not spec.min_version <= api_version <= spec.max_version:
             self.close(f"unsupported API key {api_key} version {api_version}")
             return
-        try:
-            _header, body = decode_request(frame, cls)
-        except RequestDecodeError as exc:
-            self.close(str(exc))
+        decoded = self._decode(frame, api_key, api_version, correlation_id, session)
+        if decoded is None:
             return
-        ctx = RequestContext(
-            self.broker.services,
-            api_version,
-            correlation_id,
-            _header.client_id,
-            f"/{self._address}",
-            self.principal,
-            self.listener,
-            session,
-        )
+        ctx, body = decoded
         response = spec.handler(ctx, body)  # SaslHandshake, SaslAuthenticate: sync
         self._sasl_answered(session, encode_response(api_key, correlation_id, response))
 
