@@ -18,8 +18,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 READY_RE = re.compile(r"\bready\b", re.IGNORECASE)
@@ -294,6 +296,35 @@ def warm_page_cache(directory: Path, mib: int) -> float:
         os.close(fd)
         path.unlink()
     return time.monotonic() - started
+
+
+def read_from_start(
+    config: dict[str, Any], topic: str, partitions: int, records: int, wait_s: float
+) -> float:
+    """Seconds for a confluent-kafka consumer with `config` (bootstrap and any settings;
+    a fresh group id is added) to read `records` from the start of `topic`'s
+    `partitions`; RuntimeError when it cannot within `wait_s` or a read fails."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {**config, "group.id": f"bench-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = 0
+    started = time.perf_counter()
+    try:
+        while got < records:
+            if time.perf_counter() - started > wait_s:
+                raise RuntimeError(f"read {got} of {records} records within {wait_s}s")
+            for message in consumer.consume(10000, 0.5):
+                error = message.error()
+                if error is None:
+                    got += 1
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(str(error))
+    finally:
+        consumer.close()
+    return time.perf_counter() - started
 
 
 def stop_cleanly_on_sigterm() -> None:

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     NewTopic,
@@ -38,7 +38,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_broker import LOOPBACK, BrokerProcess, free_port
+from bench_broker import LOOPBACK, BrokerProcess, free_port, read_from_start
 
 from odradek.testing.tls import TestCA
 
@@ -79,25 +79,7 @@ def produce(config: dict[str, Any], topic: str, records: int) -> float:
 
 
 def consume(config: dict[str, Any], topic: str, records: int) -> float:
-    consumer = Consumer(
-        {**config, "group.id": f"bench-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    got = 0
-    started = time.perf_counter()
-    try:
-        while got < records:
-            if time.perf_counter() - started > WAIT_S:
-                raise RuntimeError(f"read {got} of {records} records within {WAIT_S}s")
-            for message in consumer.consume(10000, 0.5):
-                error = message.error()
-                if error is None:
-                    got += 1
-                elif error.code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(str(error))
-    finally:
-        consumer.close()
-    return time.perf_counter() - started
+    return read_from_start(config, topic, PARTITIONS, records, WAIT_S)
 
 
 # -- connection set-up: a minimal SCRAM-SHA-256 client on a plain socket -------------------

@@ -21,11 +21,11 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_broker import given_or_started
+from bench_broker import given_or_started, read_from_start
 
 PARTITIONS = 3
 PER_TXN = 1000
@@ -71,31 +71,8 @@ def produce(
 
 def consume(bootstrap: str, topic: str, records: int, isolation: str) -> float:
     """Seconds for a consumer at `isolation` to read `records` from the start."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    got = 0
-    started = time.perf_counter()
-    deadline = started + WAIT_S
-    try:
-        while got < records:
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"read {got} of {records} records within {WAIT_S}s")
-            for message in consumer.consume(10000, 0.5):
-                error = message.error()
-                if error is None:
-                    got += 1
-                elif error.code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(str(error))
-    finally:
-        consumer.close()
-    return time.perf_counter() - started
+    config = {"bootstrap.servers": bootstrap, "isolation.level": isolation}
+    return read_from_start(config, topic, PARTITIONS, records, WAIT_S)
 
 
 def ms(values: list[float], q: float) -> float:
