@@ -71,6 +71,23 @@ def group_coordinated_by(cluster: Cluster, node: int) -> str:
     raise AssertionError(f"no group id coordinated by broker {node}")
 
 
+def commit(cluster: Cluster, group: str, offsets: list[TopicPartition]) -> None:
+    client = consumer(cluster, group)
+    try:
+        client.commit(offsets=offsets, asynchronous=False)
+    finally:
+        client.close()
+
+
+def committed_group(cluster: Cluster, coordinator: int, topic: str, offset: int) -> str:
+    """A group coordinated by broker `coordinator` with `offset` committed on both
+    partitions of `topic` (a first commit creates __consumer_offsets if not there)."""
+    commit(cluster, f"{topic}-warm-up", [TopicPartition(topic, 0, 0)])
+    group = group_coordinated_by(cluster, coordinator)
+    commit(cluster, group, [TopicPartition(topic, p, offset) for p in (0, 1)])
+    return group
+
+
 def test_reset_and_delete_a_group_on_its_coordinator(cluster: Cluster) -> None:
     """The topic's two partitions are led by different brokers. On the group
     coordinator's console a reset to a time, then to the earliest offsets, is confirmed
@@ -85,19 +102,8 @@ def test_reset_and_delete_a_group_on_its_coordinator(cluster: Cluster) -> None:
         for n in range(3):
             producer.produce("ledger", value=b"e", partition=p, timestamp=BASE_MS + 1000 * n)
     assert producer.flush(TIMEOUT_S) == 0
-    client = consumer(cluster, "warm-up")  # creates __consumer_offsets
-    try:
-        client.commit(offsets=[TopicPartition("ledger", 0, 0)], asynchronous=False)
-    finally:
-        client.close()
     coordinator = leaders[0]
-    group = group_coordinated_by(cluster, coordinator)
-    client = consumer(cluster, group)
-    try:
-        offsets = [TopicPartition("ledger", p, 3) for p in (0, 1)]
-        client.commit(offsets=offsets, asynchronous=False)
-    finally:
-        client.close()
+    group = committed_group(cluster, coordinator, "ledger", 3)
     browser = Browser(cluster.console_url(coordinator))
     token = browser.token(f"/groups/{group}")
     form = {"csrf": token, "topic": "", "mode": "time", "value": str(BASE_MS + 1500)}
@@ -130,18 +136,8 @@ def test_group_page_shows_lag_of_partitions_led_elsewhere(cluster: Cluster) -> N
         for _ in range(4):
             producer.produce("far", value=b"r", partition=p)
     assert producer.flush(TIMEOUT_S) == 0
-    client = consumer(cluster, "far-warm-up")  # creates __consumer_offsets if not there
-    try:
-        client.commit(offsets=[TopicPartition("far", 0, 0)], asynchronous=False)
-    finally:
-        client.close()
     coordinator = leaders[0]
-    group = group_coordinated_by(cluster, coordinator)
-    client = consumer(cluster, group)
-    try:
-        client.commit(offsets=[TopicPartition("far", p, 1) for p in (0, 1)], asynchronous=False)
-    finally:
-        client.close()
+    group = committed_group(cluster, coordinator, "far", 1)
     browser = Browser(cluster.console_url(coordinator))
     status, body, _ = browser.request(f"/groups/{group}/fragments/offsets")
     assert status == 200
