@@ -121,38 +121,11 @@ def routes(
         render: Callable[[web.Request], tuple[int, str]],
         before: Callable[[web.Request], Awaitable[None]] | None = None,
     ) -> Any:
-        async def handle(request: web.Request) -> web.Response:
-            if not broker.started:
-                return _error(503, "The broker is not started.")
-            nonce, new = csrf.nonce(request)
-            # The forms' token; empty when the console is read-only (no forms shown).
-            request[CSRF_TOKEN] = "" if broker.config.console_read_only else csrf.token(nonce)
-            try:
-                if before is not None:
-                    await before(request)
-                status, body = render(request)
-            except BadQuery as error:
-                return _error(400, str(error))
-            except access.Refused as refused:
-                return _error(403, refused.text)
-            response = web.Response(status=status, text=body, content_type=HTML)
-            if new:
-                writes.set_cookie(response, nonce)
-            return response
-
-        return handle
+        return _page_handler(broker, csrf, render, before)
 
     async def messages(request: web.Request) -> web.Response:
         # Reads the log in chunks, yielding to the loop between them.
-        if not broker.started:
-            return _error(503, "The broker is not started.")
-        try:
-            status, body = await messages_page(broker, request)
-        except BadQuery as error:
-            return _error(400, str(error))
-        except access.Refused as refused:
-            return _error(403, refused.text)
-        return web.Response(status=status, text=body, content_type=HTML)
+        return await _answer(broker, lambda: messages_page(broker, request))
 
     def overview(request: web.Request) -> tuple[int, str]:
         who = access.of(broker, request)
@@ -230,6 +203,54 @@ def routes(
             page(lambda request: group_page(broker, request, history=history), fresh_ends),
         ),
     ]
+
+
+async def _answer(
+    broker: Broker, produce: Callable[[], Awaitable[tuple[int, str]]]
+) -> web.Response:
+    """A page's answer: 503 before the broker started, 400 for a bad query, 403 for what
+    the viewer may not see, else the page."""
+    if not broker.started:
+        return _error(503, "The broker is not started.")
+    try:
+        status, body = await produce()
+    except BadQuery as error:
+        return _error(400, str(error))
+    except access.Refused as refused:
+        return _error(403, refused.text)
+    return web.Response(status=status, text=body, content_type=HTML)
+
+
+def _page_handler(
+    broker: Broker,
+    csrf: writes.Csrf,
+    render: Callable[[web.Request], tuple[int, str]],
+    before: Callable[[web.Request], Awaitable[None]] | None,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of a page rendered by `render` (after `before`, when given), with the
+    forms' CSRF token set on the request and its cookie on the answer."""
+
+    async def handle(request: web.Request) -> web.Response:
+        nonce, new = csrf.nonce(request)
+        # The forms' token; empty when the console is read-only (no forms shown).
+        request[CSRF_TOKEN] = "" if broker.config.console_read_only else csrf.token(nonce)
+
+        rendered = False
+
+        async def produce() -> tuple[int, str]:
+            nonlocal rendered
+            if before is not None:
+                await before(request)
+            answer = render(request)
+            rendered = True
+            return answer
+
+        response = await _answer(broker, produce)
+        if new and rendered:  # error pages set no cookie
+            writes.set_cookie(response, nonce)
+        return response
+
+    return handle
 
 
 @web.middleware
