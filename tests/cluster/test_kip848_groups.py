@@ -4,6 +4,8 @@ member epochs, to the broker that leads the partition next."""
 
 from __future__ import annotations
 
+import time
+
 from odradek.coordinator.ownership import partition_for
 from odradek.testing.cluster import Cluster, wait_until
 from odradek.testing.zookeeper import ZooKeeper
@@ -31,6 +33,17 @@ def _epochs(port: int) -> tuple[int, dict[str, int]]:
     return described.group_epoch, {m.member_id: m.member_epoch for m in described.members}
 
 
+def _settled(port: int) -> tuple[int, dict[str, int]] | None:
+    """The epochs once every member has reconciled to the group epoch and they stayed so
+    for a few heartbeats (so the records behind them are replicated, and the members are
+    not still taking partitions the fourth member left); None before."""
+    first = _epochs(port)
+    if any(epoch != first[0] for epoch in first[1].values()):
+        return None
+    time.sleep(1.5)
+    return first if _epochs(port) == first else None
+
+
 def test_group_and_epochs_move_with_the_coordinator(zookeeper: ZooKeeper) -> None:
     """Three members consume; kill -9 of the coordinator: the next leader of the group's
     partition replays it, answers with the same group and member epochs (nobody had to
@@ -56,7 +69,7 @@ def test_group_and_epochs_move_with_the_coordinator(zookeeper: ZooKeeper) -> Non
             wait_until(lambda: len(_epochs(port)[1]) == 4, 30, "four members")
             extra.close()
             wait_until(lambda: len(_epochs(port)[1]) == 3, 30, "three members again")
-            before = _epochs(port)
+            before = wait_until(lambda: _settled(port), 30, "the members reconciled")
             assert before[0] >= 5
             cluster.kill(coordinator)
             wait_until(
@@ -66,7 +79,13 @@ def test_group_and_epochs_move_with_the_coordinator(zookeeper: ZooKeeper) -> Non
             )
             moved_to = cluster.brokers[cluster.leader_of("__consumer_offsets", offsets_partition)]
             # Until it has loaded the partition the new leader answers NOT_COORDINATOR.
-            wait_until(lambda: _epochs(moved_to.port) == before, 30, "the replayed group")
+            replayed: list[tuple[int, dict[str, int]]] = []
+
+            def same_as_before() -> bool:
+                replayed.append(_epochs(moved_to.port))
+                return replayed[-1] == before
+
+            wait_until(same_as_before, 30, lambda: f"{before} replayed, seen {replayed[-1:]}")
             seen = sum(len(m.seen) for m in members)
             wait_until(
                 lambda: sum(len(m.seen) for m in members) > seen + 300,

@@ -38,16 +38,23 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.05,
+) -> Any:
     """Polls `check` until it returns something truthy (returned); AssertionError after
-    `timeout` seconds."""
+    `timeout` seconds, saying `what` was awaited (a callable is asked then, so the
+    message can tell what was last seen)."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
+            awaited = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {awaited}")
         time.sleep(interval)
 
 
