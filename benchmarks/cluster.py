@@ -75,6 +75,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=2048,
         help="MiB written and deleted before the sitting (bench_broker.warm_page_cache); 0: none",
     )
+    ap.add_argument(
+        "--warm-round-mib",
+        type=int,
+        default=1024,
+        help="MiB written and deleted just before every throughput round (single and "
+        "cluster alike); 0: none",
+    )
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the JSON")
     ap.add_argument("--keep", action="store_true", help="keep data and logs")
     return ap.parse_args(argv)
@@ -131,10 +138,12 @@ def throughput_round(
         "broker_pid": None,
         "run_id": run_id,
     }
+    warmed_s = warm_page_cache(work, args.warm_round_mib) if args.warm_round_mib > 0 else 0.0
     cpu0 = [cpu_seconds(pid) or 0.0 for pid in pids]
     result = run_child(params, work, hard_limit=150)
     cpu1 = [cpu_seconds(pid) or 0.0 for pid in pids]
     result["brokers_cpu_s"] = round(sum(cpu1) - sum(cpu0), 2)
+    result["warm_up_s"] = round(warmed_s, 2)
     return result
 
 
@@ -612,9 +621,14 @@ def render_failover(report: dict[str, Any], session_s: float) -> list[str]:
 
 def warm_up_line(report: dict[str, Any]) -> str:
     warm = report.get("page_cache_warm_up")
-    if not warm:
-        return "page cache not warmed before the sitting"
-    return f"page cache warmed before the sitting: {warm['mib']} MiB in {warm['seconds']} s"
+    sitting = (
+        f"page cache warmed before the sitting: {warm['mib']} MiB in {warm['seconds']} s"
+        if warm
+        else "page cache not warmed before the sitting"
+    )
+    rounds = report.get("warm_round_mib", 0)
+    each = f"; {rounds} MiB before every throughput round" if rounds else ""
+    return sitting + each
 
 
 def render(report: dict[str, Any]) -> str:
@@ -659,6 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "session_timeout_ms": args.session_timeout_ms,
         "count": args.count,
         "partitions": args.partitions,
+        "warm_round_mib": args.warm_round_mib,
     }
     single = BrokerProcess(work / "single", work / "single.log")
     cluster = Cluster(3, session_timeout_ms=args.session_timeout_ms, data_dir=str(work / "3"))
