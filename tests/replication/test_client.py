@@ -454,3 +454,55 @@ async def test_large_frame_buffer_is_reused_only_once_released() -> None:
         await client.close()
         server.close()
         await server.wait_closed()
+
+
+# -- send: the replica fetcher's path (a future, no task) -------------------------------
+
+
+async def test_send_answers_like_request(broker: Broker, client: BrokerClient) -> None:
+    """`send`'s future resolves to the response `request` would return."""
+    broker.create_topic("sent")
+    response = await client.send(_metadata("sent"), 12, 5.0)
+    assert response.topics[0].name == "sent"
+    assert client.in_flight == 0
+
+
+async def test_cancelled_send_leaves_the_connection_usable(
+    broker: Broker, client: BrokerClient
+) -> None:
+    """Cancelling a sent request's future abandons its answer only (read and dropped, its
+    timer stopped); the connection answers the next request and stays open past the
+    abandoned one's timeout."""
+    broker.create_topic("parked")
+    body = fetch_request([("parked", 0, 0)], max_wait_ms=200, min_bytes=1)
+    waiting = client.send(body, 12, 0.3)
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    response = await client.request(_metadata("parked"))
+    assert response.topics[0].name == "parked"
+    await asyncio.sleep(0.4)  # past the abandoned request's timeout
+    assert not client.closed
+    assert client.in_flight == 0
+
+
+async def test_send_times_out_against_a_server_that_never_answers() -> None:
+    """A sent request with no answer within its timeout fails the connection, as a
+    `request` does, and the future holds BrokerClientError."""
+
+    async def silent(reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server, port = await _serve(silent)
+    client = BrokerClient("127.0.0.1", port)
+    try:
+        await client.connect(5)
+        future = client.send(_api_versions(), 4, 0.2)
+        with pytest.raises(BrokerClientError, match=r"no response to API 18 v4 within 0\.2s"):
+            await asyncio.wait_for(future, 3)
+        assert client.closed
+        with pytest.raises(BrokerClientError, match="closed"):
+            client.send(_api_versions(), 4, 1.0)
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()

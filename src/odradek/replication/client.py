@@ -375,6 +375,43 @@ class BrokerClient:
                 f"no response to API {cls.__api_key__} v{version} within {timeout_s}s"
             ) from None
 
+    def send(
+        self,
+        request: Any,
+        api_version: int,
+        timeout_s: float,
+        fast_decode: FastDecode | None = None,
+    ) -> asyncio.Future[Any]:
+        """Sends a kio request at once and returns the future of its response: the
+        per-request path of the replica fetcher, which has one request in flight at a
+        time and sends one per round (no task, timeout scope or slot wait of its own).
+        The response is what `request` would return; when `timeout_s` passes first the
+        connection fails as `request`'s does. Cancelling the future abandons the request
+        (its answer is read and dropped). BrokerClientError when the client is closed or
+        its in-flight slots are all taken by `request` callers."""
+        protocol = self._check_open()
+        if self._slots.locked():
+            raise BrokerClientError(f"{self!r} has no free in-flight slot")
+        cls: Any = type(request)
+        correlation_id = self._next_correlation_id
+        self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
+        frame = encode_request(request, api_version, correlation_id, self.client_id)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        api_key = int(cls.__api_key__)
+        self._pending[correlation_id] = _Pending(api_key, api_version, future, fast_decode)
+        assert protocol.transport is not None
+        protocol.transport.write(frame)
+        expiry = loop.call_later(timeout_s, self._expire, future, api_key, api_version, timeout_s)
+        future.add_done_callback(lambda _: expiry.cancel())
+        return future
+
+    def _expire(
+        self, future: asyncio.Future[Any], api_key: int, api_version: int, timeout_s: float
+    ) -> None:
+        if not future.done():
+            self._fail(f"no response to API {api_key} v{api_version} within {timeout_s}s")
+
     async def _exchange(
         self,
         api_key: int,

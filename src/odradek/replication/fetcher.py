@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,12 +123,11 @@ class ReplicaFetcher:
         if self._in_flight is not None:
             self._in_flight.cancel()
 
-    async def _unless_followed(self, request: Coroutine[Any, Any, Any]) -> Any:
-        """The answer of `request`, or None when `follow` was called before it came
-        (the request is then abandoned; the client drops its late answer). One task per
-        request: `follow` cancels it, and a cancellation of the fetcher itself (this
+    async def _unless_followed(self, fetch: asyncio.Future[Any]) -> Any:
+        """The answer of the request `fetch` is the future of, or None when `follow` was
+        called before it came (the request is then abandoned; the client drops its late
+        answer). `follow` cancels the future; a cancellation of the fetcher itself (this
         task has cancel requests pending) goes on up."""
-        fetch = asyncio.ensure_future(request)
         self._in_flight = fetch
         try:
             return await fetch
@@ -290,7 +289,7 @@ class ReplicaFetcher:
             rack_id="",
         )
         response = await self._unless_followed(
-            client.request(
+            client.send(
                 request,
                 FETCH_VERSION,
                 self._timeout_s + self.settings.max_wait_ms / 1000,
