@@ -233,16 +233,25 @@ def _aborted(
 
 
 async def _wait_for_append(ctx: RequestContext, keys: list[PartitionKey], timeout: float) -> None:
-    """Parks until any of these partitions is appended to, or `timeout` seconds pass."""
-    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    """Parks until any of these partitions is appended to, or `timeout` seconds pass.
+    (A timer completes the same future: cheaper per parked fetch than asyncio.wait.)"""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
     partitions = [p for p in (_partition(ctx, key) for key in keys) if p is not None]
     for partition in partitions:
         partition.add_waiter(waiter)
+    timer = loop.call_later(timeout, _wake, waiter)
     try:
-        await asyncio.wait([waiter], timeout=timeout)
+        await waiter
     finally:
+        timer.cancel()
         for partition in partitions:
             partition.remove_waiter(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _changed(read: PartitionRead, known: SessionPartition) -> bool:
