@@ -121,11 +121,13 @@ def decode_broker(node_id: int, data: bytes, czxid: int = -1) -> BrokerInfo:
 
 
 def endpoint_for(broker: BrokerInfo, listener: str | None) -> tuple[str, int]:
-    """The host and port of `listener` on `broker` (its default when not listed)."""
+    """The host and port of `listener` on `broker` (its default when not listed);
+    listener names compare case-insensitively, as Kafka normalises them."""
     if listener:
+        wanted = listener.upper()
         for endpoint in broker.endpoints:
             name, _, rest = endpoint.partition("://")
-            if name == listener:
+            if name.upper() == wanted:
                 host, _, port = rest.rpartition(":")
                 return host.strip("[]"), int(port)
     return broker.host, broker.port

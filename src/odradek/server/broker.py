@@ -214,7 +214,7 @@ class Broker:
             acl_writer=acl_writer,
         )
         if self._cluster is not None:
-            await self._cluster.start(self.bound)
+            await self._cluster.start(self.advertised_by_listener)
         self._tasks.append(asyncio.create_task(self._periodic()))
         self._tasks.append(asyncio.create_task(self._log_maintenance(self.log_manager)))
         self._tasks.append(asyncio.create_task(run_mover(replicas)))

@@ -101,9 +101,14 @@ class ClusterNode:
         )
         return effective.get("unclean.leader.election.enable", "false") == "true"
 
-    async def start(self, bound: list[tuple[str, int]]) -> None:
+    async def start(self, endpoints: dict[str, tuple[str, int]]) -> None:
+        """Registers this broker with its advertised listeners, in `advertised.listeners`
+        order (`listeners` without it); `endpoints` is every listener's advertised host and
+        port by name, as the broker tells clients (security/listeners.advertised_endpoints,
+        which pairs them by name, not by position)."""
         assert self.services is not None
-        self._endpoints = self._listener_endpoints(bound)
+        names = [parse_listener(entry)[0].upper() for entry in self.config.advertised]
+        self._endpoints = {name: endpoints[name] for name in names if name in endpoints}
         self.zk.add_state_listener(self._session_state)
         # Registered first, roles after: a broker restarted before its previous session
         # expired must not lead on the old state while ZooKeeper still shows the old
@@ -111,19 +116,6 @@ class ClusterNode:
         await self._register()
         self.services.replicas.start()
         self.services.controller.start()
-
-    def _listener_endpoints(self, bound: list[tuple[str, int]]) -> dict[str, tuple[str, int]]:
-        """Advertised listener name -> (host, port), port 0 replaced by the bound one."""
-        result: dict[str, tuple[str, int]] = {}
-        listeners = self.config.listeners
-        for i, advertised in enumerate(self.config.advertised):
-            name, host, port = parse_listener(advertised)
-            if port == 0 and i < len(bound):
-                port = bound[i][1]
-            if not host and i < len(listeners):
-                host = bound[i][0]
-            result[name] = (host, port)
-        return result
 
     async def _register(self) -> None:
         data = zl.encode_broker(
