@@ -11,13 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from odradek.protocol.batch import (
+    ASSIGNED_PREFIX_SIZE,
     CRC_START,
     HEADER,
     BatchTooLargeError,
     CorruptBatchError,
     InvalidBatchError,
     assign_offset,
-    assign_offset_with_header,
+    assigned_prefix,
     crc_ok,
     iter_batches,
     iter_fetched_batches,
@@ -156,13 +157,16 @@ def test_compressed_batch_claiming_too_many_records_is_caught() -> None:
     producer_id=st.integers(-1, 2**40),
     attributes=st.sampled_from([0, 1, 0x10]),
 )
-def test_assign_offset_with_header_equals_assign_then_parse(
+def test_assigned_prefix_then_rest_equals_assign_then_parse(
     records: int, base_offset: int, epoch: int, producer_id: int, attributes: int
 ) -> None:
-    """The append path derives the stored batch's header instead of parsing the copy
-    again: the bytes are assign_offset's and the header is what read_header gives."""
+    """The append path writes a rewritten prefix and then the batch's own remaining bytes,
+    and derives the header instead of parsing: together the bytes are assign_offset's and
+    the header is what read_header gives."""
     batch = make_batch(records=records, producer_id=producer_id, attributes=attributes)
-    out, header = assign_offset_with_header(batch, read_header(batch), base_offset, epoch)
+    prefix, header = assigned_prefix(read_header(batch), base_offset, epoch)
+    assert len(prefix) == ASSIGNED_PREFIX_SIZE
+    out = prefix + batch[ASSIGNED_PREFIX_SIZE:]
     assert out == assign_offset(batch, base_offset, epoch, None)
     assert header == read_header(out)
 

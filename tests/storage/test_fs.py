@@ -110,3 +110,48 @@ def test_crash_with_rng_keeps_a_prefix_of_the_unsynced_tail() -> None:
         assert b"sync0123456789".startswith(results[0]) and results[0].startswith(b"sync")
         outcomes.add(results[0])
     assert len(outcomes) > 3
+
+
+def test_append_parts_writes_the_concatenation(fs_root: tuple[FileSystem, str]) -> None:
+    """append_parts stores exactly what append of the joined parts would, at the end,
+    whatever the part types (the leader's rewritten prefix, then a view of the batch)."""
+    fs, root = fs_root
+    fs.mkdir(root)
+    parts_file = fs.open(os.path.join(root, "parts"))
+    joined_file = fs.open(os.path.join(root, "joined"))
+    rng = random.Random(7)
+    for _ in range(20):
+        body = rng.randbytes(rng.randrange(0, 3000))
+        cut = rng.randrange(0, len(body) + 1)
+        parts = (bytearray(body[:cut]), memoryview(body)[cut:])
+        assert parts_file.append_parts(parts) == joined_file.append(body)
+    assert parts_file.size() == joined_file.size()
+    assert parts_file.pread(0, 1 << 20) == joined_file.pread(0, 1 << 20)
+
+
+def test_append_parts_finishes_a_short_pwritev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the kernel takes only part of the vector, the rest is written after it."""
+    f = OsFileSystem().open(str(tmp_path / "f"))
+    f.append(b"head:")
+    real = os.pwritev
+
+    def short(fd: int, buffers: list[bytes], offset: int) -> int:
+        return real(fd, [bytes(buffers[0])[:3]], offset)
+
+    monkeypatch.setattr(os, "pwritev", short)
+    assert f.append_parts((b"abcdef", memoryview(b"ghij"))) == 5
+    assert f.size() == 15
+    assert f.pread(0, 100) == b"head:abcdefghij"
+
+
+def test_memory_fs_append_parts_fails_like_a_write() -> None:
+    """An injected write fault hits append_parts as one write: a prefix may land."""
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    f = fs.open("/d/f")
+    fs.fail_write(nth=1, error=errno.EIO)
+    with pytest.raises(OSError):
+        f.append_parts((b"abcd", b"efgh"))
+    assert f.pread(0, 100) == b"abcd"

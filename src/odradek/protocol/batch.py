@@ -31,6 +31,8 @@ _EPOCH = struct.Struct(">i")
 _LENGTH = struct.Struct(">i")
 _CRC = struct.Struct(">I")
 _ATTR_TS = struct.Struct(">hiqq")  # attributes .. max_timestamp
+_PREFIX = struct.Struct(">qii")  # base_offset, batch_length, partition_leader_epoch
+ASSIGNED_PREFIX_SIZE = _PREFIX.size  # 16
 
 COMPRESSION_MASK = 0x07
 TIMESTAMP_TYPE_BIT = 0x08
@@ -222,12 +224,13 @@ def assign_offset(
     return out
 
 
-def assign_offset_with_header(
-    batch: bytes, header: BatchHeader, base_offset: int, leader_epoch: int
-) -> tuple[bytearray, BatchHeader]:
-    """`assign_offset(batch, base_offset, leader_epoch, None)` and the header of its result,
-    built from `header` (the batch's own) instead of parsing the copy again."""
-    out = bytearray(batch)
-    _OFFSET.pack_into(out, 0, base_offset)
-    _EPOCH.pack_into(out, 12, leader_epoch)
-    return out, make_header((base_offset, header.batch_length, leader_epoch, *header[3:]))
+def assigned_prefix(
+    header: BatchHeader, base_offset: int, leader_epoch: int
+) -> tuple[bytes, BatchHeader]:
+    """The first ASSIGNED_PREFIX_SIZE bytes of the batch with its base offset and partition
+    leader epoch set (the batch length between them unchanged), and the header of that
+    batch. Written in place of the batch's own first bytes, followed by the rest of the
+    batch as it came, they give `assign_offset(batch, base_offset, leader_epoch, None)`
+    without copying the records (both fields lie outside the CRC)."""
+    prefix = _PREFIX.pack(base_offset, header.batch_length, leader_epoch)
+    return prefix, make_header((base_offset, header.batch_length, leader_epoch, *header[3:]))

@@ -37,6 +37,10 @@ class FileHandle(Protocol):
         """Writes `data` at `position` (may extend the file)."""
         ...
 
+    def append_parts(self, parts: Sequence[Bytes]) -> int:
+        """`append` of the parts' concatenation, without building it (one pwritev)."""
+        ...
+
     def pread(self, position: int, size: int) -> bytes:
         """Reads up to `size` bytes at `position` (fewer at the end of the file)."""
         ...
@@ -117,6 +121,20 @@ class OsFileHandle:
                 written += os.pwrite(self._fd, view[written:], position + written)
         finally:
             self._size = max(self._size, position + written)
+
+    def append_parts(self, parts: Sequence[Bytes]) -> int:
+        position = self._size
+        written = 0
+        try:
+            written = os.pwritev(self._fd, parts, position)
+            total = sum(map(len, parts))
+            if written < total:  # a short write (rare): the rest from a joined copy
+                whole = memoryview(b"".join(parts))
+                while written < total:
+                    written += os.pwrite(self._fd, whole[written:], position + written)
+        finally:
+            self._size = max(self._size, position + written)
+        return position
 
     def pread(self, position: int, size: int) -> bytes:
         return os.pread(self._fd, size, position)

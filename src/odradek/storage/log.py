@@ -20,7 +20,7 @@ from odradek.protocol.batch import (
     LOG_OVERHEAD,
     BatchHeader,
     assign_offset,
-    assign_offset_with_header,
+    assigned_prefix,
     iter_fetched_batches,
     read_header,
 )
@@ -236,8 +236,8 @@ class Log:
                     retried.first_offset, retried.last_offset, -1, self._log_start_offset
                 )
         now = self._clock.time_ms()
-        data, final = self._assign(batch, header, leader_epoch, now)
-        self._append_batch(data, final, producers, now)
+        data, prefix, final = self._assign(batch, header, leader_epoch, now)
+        self._append_batch(data, final, producers, now, prefix)
         self._appended(now)
         return AppendInfo(
             final.base_offset,
@@ -325,26 +325,36 @@ class Log:
 
     def _assign(
         self, batch: bytes, header: BatchHeader, leader_epoch: int, now: int
-    ) -> tuple[bytearray, BatchHeader]:
-        """The batch as stored (next offsets, leader epoch) and its header."""
+    ) -> tuple[Bytes, bytes, BatchHeader]:
+        """The batch as stored (next offsets, leader epoch) and its header: either a
+        rewritten copy and no prefix, or (the usual case) the batch untouched and the
+        prefix to write in place of its first bytes."""
         base_offset = self._segments[-1].next_offset  # log_end_offset
         if self._log_append_time:  # new timestamp and CRC: parse the result
             data = assign_offset(batch, base_offset, leader_epoch, now)
-            return data, read_header(data)
-        return assign_offset_with_header(batch, header, base_offset, leader_epoch)
+            return data, b"", read_header(data)
+        prefix, final = assigned_prefix(header, base_offset, leader_epoch)
+        return batch, prefix, final
 
     def _append_batch(
-        self, data: Bytes, header: BatchHeader, producers: ProducerStateManager, now: int
+        self,
+        data: Bytes,
+        header: BatchHeader,
+        producers: ProducerStateManager,
+        now: int,
+        prefix: bytes = b"",
     ) -> None:
         """Writes one batch whose header holds its final offsets (rolling first if due),
-        then records its producer and its leader epoch; both append paths use it."""
+        then records its producer and its leader epoch; both append paths use it. A
+        `prefix` replaces the first bytes of `data` (see LogSegment.append)."""
         segment, position = self._maybe_roll(header, now)
-        self._write(segment, position, data, header, now)
+        self._write(segment, position, data, header, now, prefix)
         self._unflushed_messages += header.records_count
         try:
             if header.producer_id >= 0:
                 if header.attributes & CONTROL_BIT:
-                    self._apply_marker(segment, data, header, producers)
+                    stored = prefix + memoryview(data)[len(prefix) :] if prefix else data
+                    self._apply_marker(segment, stored, header, producers)
                 else:
                     producers.update(header)
             (self._epochs or self.leader_epoch_cache).assign(
@@ -378,10 +388,16 @@ class Log:
             self.flush()
 
     def _write(
-        self, segment: LogSegment, size_before: int, data: Bytes, header: BatchHeader, now: int
+        self,
+        segment: LogSegment,
+        size_before: int,
+        data: Bytes,
+        header: BatchHeader,
+        now: int,
+        prefix: bytes,
     ) -> None:
         try:
-            segment.append(data, header, now)
+            segment.append(data, header, now, prefix)
         except OSError as e:
             if segment.size != size_before:  # could not even undo: state unknown
                 raise self._go_offline(e) from e

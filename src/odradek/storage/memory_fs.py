@@ -18,6 +18,7 @@ import errno
 import os
 import posixpath
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from odradek.storage.fs import Bytes
@@ -55,6 +56,9 @@ class MemoryFileHandle:
         position = len(self._inode.data)
         self.pwrite(position, data)
         return position
+
+    def append_parts(self, parts: Sequence[Bytes]) -> int:
+        return self.append(b"".join(parts))
 
     def pwrite(self, position: int, data: Bytes) -> None:
         raw = bytes(data)

@@ -232,15 +232,20 @@ class LogSegment:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, batch: Bytes, header: BatchHeader, now_ms: int) -> None:
-        """Appends one batch whose header has its final offsets. On OSError the file and
-        indexes are cut back to where they were, then the error propagates."""
+    def append(self, batch: Bytes, header: BatchHeader, now_ms: int, prefix: Bytes = b"") -> None:
+        """Appends one batch whose header has its final offsets; a `prefix` is written in
+        place of as many of the batch's first bytes (a leader's rewritten offset and epoch:
+        the records go from the producer's buffer to the file uncopied). On OSError the
+        file and indexes are cut back to where they were, then the error propagates."""
         state = self._state or self._tail()
         saved = state.copy()
         handle = self._handle or self._file()
         position = handle.size()
         try:
-            handle.append(batch)
+            if prefix:
+                handle.append_parts((prefix, memoryview(batch)[len(prefix) :]))
+            else:
+                handle.append(batch)
             self._index_batch(state, header, position)
         except OSError:
             self._undo(saved, position)
