@@ -6,10 +6,10 @@ import itertools
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from odradek.protocol.frame import FrameDecoder, FrameError, encode_frame
+from odradek.protocol.frame import _PIECES_FROM, FrameDecoder, FrameError, encode_frame
 
 
 def test_frames_split_across_any_chunking() -> None:
@@ -96,3 +96,50 @@ def test_a_zero_length_frame_completes_on_its_prefix() -> None:
     assert decoder.feed(b"") == []
     assert decoder.backlog() == (0, 2)  # read: the body is missing
     assert decoder.feed(b"ok") == [b"ok"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.sampled_from([0, 5, _PIECES_FROM - 1, _PIECES_FROM, 70_000, 200_000])),
+    cuts=st.lists(st.integers(0, 600_000), max_size=12),
+    takes=st.lists(st.one_of(st.none(), st.integers(0, 2)), min_size=1, max_size=8),
+)
+def test_large_frames_kept_in_pieces_come_out_whole(
+    sizes: list[int], cuts: list[int], takes: list[int | None]
+) -> None:
+    """Frames large enough to be kept as received pieces come out byte for byte, in order
+    and within max_frames, for any chunking, also when a frame completes while no frame
+    may be taken; the backlog counts the pieces."""
+    bodies = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    stream = b"".join(encode_frame(b) for b in bodies)
+    bounds = sorted({0, len(stream), *(min(c, len(stream)) for c in cuts)})
+    decoder = FrameDecoder(1 << 20)
+    out: list[bytes] = []
+    fed = 0
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+        take = takes[i % len(takes)]
+        frames = decoder.feed(stream[a:b], take)
+        assert take is None or len(frames) <= take
+        out.extend(frames)
+        fed = b
+        taken = sum(len(f) + 4 for f in out)
+        assert decoder.buffered_bytes <= fed - taken
+    while decoder.has_frame():
+        out.extend(decoder.feed(b"", 1))
+    out.extend(decoder.feed(b""))
+    assert out == bodies
+    assert all(type(f) is bytes for f in out)
+    assert decoder.backlog() == (0, 0)
+
+
+def test_a_large_frame_does_not_alias_a_reused_buffer() -> None:
+    """Bytes handed over in a mutable buffer are copied: changing the buffer after the
+    call does not change the frame being assembled."""
+    body = b"q" * (3 * _PIECES_FROM)
+    frame = encode_frame(body)
+    decoder = FrameDecoder(1 << 20)
+    chunk = bytearray(frame[:_PIECES_FROM])
+    assert decoder.feed(chunk) == []  # type: ignore[arg-type]
+    assert decoder.backlog() == (_PIECES_FROM - 4, 2 * _PIECES_FROM + 4)
+    chunk[:] = b"x" * len(chunk)
+    assert decoder.feed(frame[_PIECES_FROM:]) == [body]
