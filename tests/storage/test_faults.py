@@ -9,21 +9,23 @@ import pytest
 from storage_helpers import append, open_log, read_all
 
 from odradek.storage.errors import KafkaStorageError
+from odradek.storage.fs import Bytes
 from odradek.storage.log_config import LogConfig
-from odradek.storage.memory_fs import MemoryFileSystem
+from odradek.storage.memory_fs import MemoryFileHandle, MemoryFileSystem
 
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO, errno.EFBIG])
-@pytest.mark.parametrize("nth", [1, 2])
-def test_failed_write_leaves_no_partial_batch(error: int, nth: int) -> None:
-    """A write failing on the batch (nth=1) or on its index entry (nth=2) raises
-    KafkaStorageError, leaves log_end_offset, files and indexes as before, and the next
+def test_failed_write_leaves_no_partial_batch(error: int) -> None:
+    """A write failing on the batch raises KafkaStorageError, leaves log_end_offset,
+    files and indexes (the entry the batch would have added too) as before, and the next
     append after the fault succeeds at the same offset."""
+    nth = 1
     fs = MemoryFileSystem()
-    # index.interval.bytes=0: every append after the first writes index entries too.
+    # index.interval.bytes=0: every append after the first adds index entries too.
     log = open_log(fs, config=LogConfig(index_interval_bytes=0))
     for i in range(5):
         append(log, count=2, tag=i)
+    log.flush()  # the entries reach the file
     before = read_all(log)
     segment = log.segments[-1]
     sizes = (segment.size, fs.file_size(segment.offset_index.path))
@@ -38,6 +40,39 @@ def test_failed_write_leaves_no_partial_batch(error: int, nth: int) -> None:
     assert not log.offline
     assert append(log, count=3, tag=100).base_offset == 10
     assert len(read_all(log)) == 6
+
+
+def test_index_entries_reach_the_file_in_one_write_at_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Appends add index entries in memory only; a flush writes them all with one write
+    per index file (before its fsync); a failure writing them takes the log offline as a
+    failed fsync does."""
+    fs = MemoryFileSystem()
+    log = open_log(fs, config=LogConfig(index_interval_bytes=0))
+    written: list[str] = []
+    real = MemoryFileHandle.pwrite
+
+    def spy(handle: MemoryFileHandle, position: int, data: Bytes) -> None:
+        written.append(handle.path)
+        real(handle, position, data)
+
+    monkeypatch.setattr(MemoryFileHandle, "pwrite", spy)
+    for i in range(5):
+        append(log, count=2, tag=i)
+    segment = log.segments[-1]
+    index_paths = {segment.offset_index.path, segment.time_index.path}
+    assert len(segment.offset_index.entries()) == 4
+    assert not index_paths & set(written)
+    assert fs.file_size(segment.offset_index.path) == 0
+    log.flush()
+    assert sorted(p for p in written if p in index_paths) == sorted(index_paths)
+    assert fs.file_size(segment.offset_index.path) == 4 * 8
+    append(log, count=2, tag=5)
+    fs.fail_write(error=errno.EIO)
+    with pytest.raises(KafkaStorageError):
+        log.flush()
+    assert log.offline
 
 
 def test_disk_full_until_space_returns() -> None:

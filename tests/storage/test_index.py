@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import struct
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from odradek.storage.index import OffsetIndex, TimeIndex
 from odradek.storage.memory_fs import MemoryFileSystem
 
@@ -22,6 +25,7 @@ def test_offset_index_entry_format_and_lookup() -> None:
     index.append(110, 4100)
     index.append(125, 8300)
     index.append(140, 12500)
+    index.flush()
     assert fs.read_file("/p/x.index") == struct.pack(">iiiiii", 10, 4100, 25, 8300, 40, 12500)
     assert index.lookup(99) == (100, 0)
     assert index.lookup(109) == (100, 0)
@@ -85,9 +89,51 @@ def test_time_index_appends_only_growing_timestamps() -> None:
     index.maybe_append(900, 80)  # older: skipped
     index.maybe_append(2000, 90)
     assert index.entries() == [(1000, 60), (2000, 90)]
+    index.flush()
     assert fs.read_file("/p/x.timeindex") == struct.pack(">qiqi", 1000, 10, 2000, 40)
     assert index.lookup(999) == (-1, 50)
     assert index.lookup(1500) == (1000, 60)
     assert index.lookup(2000) == (2000, 90)
     index.truncate_to(90)
     assert index.entries() == [(1000, 60)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.integers(1, 4)),
+            st.tuples(st.just("truncate"), st.integers(0, 60)),
+            st.tuples(st.sampled_from(["flush", "close"]), st.just(0)),
+        ),
+        max_size=30,
+    )
+)
+def test_pending_entries_reach_the_file_as_they_are_on_flush_or_close(
+    steps: list[tuple[str, int]],
+) -> None:
+    """Entries are written in bulk, not per append: whatever mix of appends, truncations
+    (through written and unwritten entries), flushes and closes came before, a flush or a
+    close leaves the file holding exactly the entries, and a reopened index reads them
+    back; before that, the file always holds a valid prefix of them."""
+    fs = _fs()
+    index = OffsetIndex(fs, "/p/x.index", 0, 1 << 20)
+    offset = 0
+    for action, n in steps:
+        if action == "append":
+            for _ in range(n):
+                offset += 1
+                index.append(offset, offset * 100)
+        elif action == "truncate":
+            index.truncate_to(n)
+            offset = min(offset, max(n - 1, index.last_entry()[0]))
+        else:
+            expected = index.entries()
+            index.flush() if action == "flush" else index.close()
+            stored = OffsetIndex(fs, "/p/x.index", 0, 1 << 20)
+            assert stored.is_sane()
+            assert stored.entries() == expected
+            continue
+        on_disk = OffsetIndex(fs, "/p/x.index", 0, 1 << 20)
+        assert on_disk.is_sane()
+        assert index.entries()[: len(on_disk)] == on_disk.entries()

@@ -7,10 +7,17 @@ Files hold exactly the entries written (no preallocation; see docs/storage-forma
 file preallocated by Kafka (trailing all-zero entries) is read correctly: the zeros are
 dropped. Entries are loaded lazily into a bytearray (8-12 bytes each, no Python objects)
 and searched by binary search.
+
+New entries are kept in memory and written to the file in bulk when the segment is
+flushed (on roll, by the flush policy) or closed: one write per flush instead of one per
+appended batch. A kill -9 may lose the entries not written yet; the file then holds a
+valid prefix of them, and the segments above the recovery point, the only ones that can
+lack entries, are rebuilt by recovery after an unclean shutdown (the log is the truth).
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 from odradek.storage.fs import FileHandle, FileSystem
@@ -31,6 +38,8 @@ class _Index:
         self.max_entries = max(1, max_index_size // self.ENTRY.size)
         self._full_size = self.max_entries * self.ENTRY.size  # bytes of a full index
         self._buf: bytearray | None = None
+        # Bytes of the file (a prefix of _buf, or garbage after it until cut); -1 unknown.
+        self._written = -1
         self._handle: FileHandle | None = None
         self._sane = True
         self._dirty = False
@@ -41,6 +50,7 @@ class _Index:
         if self._buf is None:
             data = self._fs.read_file(self.path) if self._fs.exists(self.path) else b""
             self._buf, self._sane = self._parse(data)
+            self._written = len(data)
         return self._buf
 
     def _parse(self, data: bytes) -> tuple[bytearray, bool]:
@@ -68,6 +78,7 @@ class _Index:
         """The caller saw the file exists and is empty: nothing to read."""
         if self._buf is None:
             self._buf, self._sane = bytearray(), True
+            self._written = 0
 
     def is_sane(self) -> bool:
         """False when the file had a torn entry, disorder or garbage: rebuild it."""
@@ -102,23 +113,39 @@ class _Index:
         return found
 
     def _append_raw(self, first: int, second: int) -> None:
-        buf = self._entries_buf()
-        raw = self.ENTRY.pack(first, second)
-        self._file().pwrite(len(buf), raw)
-        buf.extend(raw)
+        """Adds an entry in memory; write_pending puts it in the file."""
+        self._entries_buf().extend(self.ENTRY.pack(first, second))
         self._dirty = True
+
+    def write_pending(self) -> None:
+        """Writes the entries appended since the last write to the file, in one write."""
+        buf = self._buf
+        if buf is None or self._written == len(buf):
+            return
+        # From the first unwritten entry; garbage after the entries (only an index found
+        # damaged has it, and it is rebuilt before appends) is overwritten, then cut.
+        start = min(max(self._written, 0), len(buf))
+        handle = self._file()
+        if start < len(buf):
+            handle.pwrite(start, buf[start:])  # a copy: the buffer grows later
+        if self._written > len(buf):
+            handle.truncate(len(buf))
+        self._written = len(buf)
 
     def _keep(self, count: int) -> None:
         """Keeps the first `count` entries, in memory and in the file."""
         buf = self._entries_buf()
         del buf[count * self.ENTRY.size :]
-        self._file().truncate(len(buf))
+        if not 0 <= self._written < len(buf):  # else the cut is all in unwritten entries
+            self._file().truncate(len(buf))
+            self._written = len(buf)
         self._sane = True
         self._dirty = True
 
     def reset(self) -> None:
         """Drops every entry (before a rebuild)."""
         self._buf = bytearray()
+        self._written = -1  # whatever the file holds is cut
         self._keep(0)
 
     def _file(self) -> FileHandle:
@@ -129,18 +156,28 @@ class _Index:
     # -- lifecycle -------------------------------------------------------------------
 
     def flush(self) -> None:
+        """Writes the pending entries, then fsyncs if anything changed."""
+        self.write_pending()
         if self._dirty and self._handle is not None:
             self._handle.fsync()
         self._dirty = False
 
     def close(self) -> None:
-        """Closes the file and frees the entries (they reload on the next lookup)."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        self._buf = None
+        """Writes the pending entries, closes the file and frees the entries (they reload
+        on the next lookup). Entries that cannot be written are dropped: the file keeps a
+        valid prefix, a sparser index that lookups still get right."""
+        try:
+            with contextlib.suppress(OSError):  # dropped, as said: the log is intact
+                self.write_pending()
+        finally:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+            self._buf = None
+            self._written = -1
 
     def delete(self) -> None:
+        self._buf = None  # nothing worth writing to a file about to go
         self.close()
         self._fs.remove(self.path)
 
