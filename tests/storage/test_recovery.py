@@ -13,6 +13,7 @@ import odradek.storage.segment as segment_module
 from odradek.protocol.batch import BatchHeader, read_header
 from odradek.storage.checkpoint import LEADER_EPOCH_CHECKPOINT
 from odradek.storage.fs import FileSystem, OsFileSystem
+from odradek.storage.index import OffsetIndex, TimeIndex
 from odradek.storage.log import Log
 from odradek.storage.log_config import LogConfig
 from odradek.storage.memory_fs import MemoryFileSystem
@@ -95,7 +96,8 @@ def test_garbage_after_the_last_batch_is_cut(any_fs: tuple[FileSystem, str]) -> 
 @pytest.mark.parametrize("which", ["first", "active"])
 def test_damaged_index_is_rebuilt_to_equal_a_full_scan(damage: str, which: str) -> None:
     """After a clean shutdown, a missing, zeroed, truncated, oversized or torn .index or
-    .timeindex is rebuilt and equals what appends wrote."""
+    .timeindex is rebuilt and equals what appends wrote, in memory and (at once, with
+    no flush) in its file."""
     fs = MemoryFileSystem()
     before = _filled(fs)
     segment = before.segments[0 if which == "first" else -1]
@@ -122,6 +124,8 @@ def test_damaged_index_is_rebuilt_to_equal_a_full_scan(damage: str, which: str) 
     got.translate_offset(got.base_offset)  # loads (and checks) the indexes
     assert got.offset_index.entries() == offsets
     assert got.time_index.entries() == times
+    assert OffsetIndex(fs, got.offset_index.path, got.base_offset, 1 << 20).entries() == offsets
+    assert TimeIndex(fs, got.time_index.path, got.base_offset, 1 << 20).entries() == times
     assert len(read_all(log)) == 80
     assert log.log_end_offset == before.log_end_offset
 

@@ -339,6 +339,10 @@ class LogSegment:
         self._state = state
         if state.max_timestamp >= 0:
             self.time_index.maybe_append(state.max_timestamp, state.offset_of_max_timestamp)
+        # Rebuilt entries go to the files at once (appends leave theirs to the next
+        # flush): after a kill -9 a segment below the recovery point is not rebuilt again.
+        self.offset_index.write_pending()
+        self.time_index.write_pending()
         return cut
 
     # -- reading ---------------------------------------------------------------------
