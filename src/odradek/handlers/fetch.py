@@ -232,14 +232,17 @@ def _aborted(
     return tuple((txn.producer_id, txn.first_offset) for txn in found)
 
 
-async def _wait_for_append(ctx: RequestContext, keys: list[PartitionKey], timeout: float) -> None:
-    """Parks until any of these partitions is appended to, or `timeout` seconds pass.
-    (A timer completes the same future: cheaper per parked fetch than asyncio.wait.)"""
+async def _wait_for_append(
+    ctx: RequestContext, keys: list[PartitionKey], timeout: float, replica: bool = False
+) -> None:
+    """Parks until any of these partitions is appended to (or, for a consumer's fetch,
+    not a `replica`'s, its high watermark moves), or `timeout` seconds pass. (A timer
+    completes the same future: cheaper per parked fetch than asyncio.wait.)"""
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future[None] = loop.create_future()
     partitions = [p for p in (_partition(ctx, key) for key in keys) if p is not None]
     for partition in partitions:
-        partition.add_waiter(waiter)
+        partition.add_waiter(waiter, replica)
     timer = loop.call_later(timeout, _wake, waiter)
     try:
         await waiter
@@ -387,7 +390,7 @@ async def _read_when_ready(
         remaining = deadline - loop.time()
         if size >= request.min_bytes or errors or remaining <= 0 or not wanted:
             return reads
-        await _wait_for_append(ctx, list(wanted), remaining)
+        await _wait_for_append(ctx, list(wanted), remaining, replica_id >= 0)
 
 
 def _follower_fetched(

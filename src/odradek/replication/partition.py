@@ -54,6 +54,7 @@ class Partition:
     __slots__ = (
         "_acks_waiters",
         "_high_watermark",
+        "_replica_waiters",
         "_waiters",
         "bytes_in",
         "bytes_out",
@@ -96,7 +97,11 @@ class Partition:
         self.log = log
         self.leader_epoch = leader_epoch
         self.min_insync_replicas = 1
+        # Parked fetches: consumers' (woken by appends and high watermark moves) and
+        # followers' (woken by appends only: they read to the log end, so a high
+        # watermark move gives them nothing to fetch, as in Kafka's DelayedFetch).
         self._waiters: set[asyncio.Future[None]] = set()
+        self._replica_waiters: set[asyncio.Future[None]] = set()
         self.node_id = node_id
         # A single broker leads everything; a cluster sets these from ZooKeeper.
         self.replicated = False
@@ -180,7 +185,7 @@ class Partition:
             self._maybe_advance_high_watermark()
         else:
             self.log.replicated_up_to(self.log.log_end_offset)
-        if self._waiters:
+        if self._waiters or self._replica_waiters:
             self.wake_waiters()
         return offset
 
@@ -191,24 +196,31 @@ class Partition:
         self.messages_in += info.last_offset - info.base_offset + 1
         if self.replicated:
             self._maybe_advance_high_watermark()
-        if self._waiters:
+        if self._waiters or self._replica_waiters:
             self.wake_waiters()
         return info
 
     # -- parked fetches ------------------------------------------------------------------
 
-    def add_waiter(self, waiter: asyncio.Future[None]) -> None:
-        """Parks a fetch: `waiter` completes at the next append or high watermark move."""
-        self._waiters.add(waiter)
+    def add_waiter(self, waiter: asyncio.Future[None], replica: bool = False) -> None:
+        """Parks a fetch: `waiter` completes at the next append or change of role, and
+        for a consumer's fetch (not a follower's: `replica`) at a high watermark move."""
+        (self._replica_waiters if replica else self._waiters).add(waiter)
 
     def remove_waiter(self, waiter: asyncio.Future[None]) -> None:
         self._waiters.discard(waiter)
+        self._replica_waiters.discard(waiter)
 
     def wake_waiters(self) -> None:
+        """Wakes every parked fetch (an append, a change of role, the partition gone)."""
+        _wake(self._replica_waiters)
+        self._replica_waiters = set()
+        self._wake_consumers()
+
+    def _wake_consumers(self) -> None:
+        """Wakes the consumers' parked fetches (the high watermark moved)."""
         waiters, self._waiters = self._waiters, set()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake(waiters)
 
     # -- roles ---------------------------------------------------------------------------
 
@@ -364,7 +376,8 @@ class Partition:
             self._high_watermark = new
             self.log.replicated_up_to(new)
             self._check_acks_waiters()
-            self.wake_waiters()
+            if self._waiters:
+                self._wake_consumers()
 
     # -- acks=all ------------------------------------------------------------------------
 
@@ -411,8 +424,15 @@ class Partition:
         if new != self._high_watermark:
             self._high_watermark = new
             self.log.replicated_up_to(new)
-            self.wake_waiters()
+            if self._waiters:
+                self._wake_consumers()
 
     def truncated(self) -> None:
         """The log was cut (by a follower finding its divergence point)."""
         self._high_watermark = min(self._high_watermark, self.log.log_end_offset)
+
+
+def _wake(waiters: set[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
