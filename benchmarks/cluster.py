@@ -82,6 +82,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="MiB written and deleted just before every throughput round (single and "
         "cluster alike); 0: none",
     )
+    ap.add_argument(
+        "--warm-up-rounds",
+        type=int,
+        default=1,
+        help="unrecorded throughput rounds on each before the recorded ones",
+    )
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the JSON")
     ap.add_argument("--keep", action="store_true", help="keep data and logs")
     return ap.parse_args(argv)
@@ -154,6 +160,14 @@ def throughput(
     cluster (topic created here, RF 3)."""
     out: dict[str, list[dict[str, Any]]] = {"single": [], "cluster": []}
     cluster_pids = [b.pid for b in cluster.brokers.values() if b.pid]
+    for n in range(args.warm_up_rounds):
+        # Unrecorded: a process's first round also pays for growing its heap and
+        # buffers into memory never touched before.
+        print(f"warm-up round {n + 1} (not recorded)", flush=True)
+        throughput_round(args, work, run_id, f"warm-single-{n}", single.bootstrap, [])
+        case = f"warm-cluster-{n}"
+        cluster.create_topic(f"bench-{run_id}-{case}", args.partitions, 3, RF3)
+        throughput_round(args, work, run_id, case, cluster.bootstrap_servers, [])
     for n in range(args.rounds):
         case = f"single-{n}"
         print(f"throughput round {n + 1}: 1 broker", flush=True)
@@ -626,9 +640,11 @@ def warm_up_line(report: dict[str, Any]) -> str:
         if warm
         else "page cache not warmed before the sitting"
     )
-    rounds = report.get("warm_round_mib", 0)
-    each = f"; {rounds} MiB before every throughput round" if rounds else ""
-    return sitting + each
+    mib = report.get("warm_round_mib", 0)
+    each = f"; {mib} MiB before every throughput round" if mib else ""
+    unrecorded = report.get("warm_up_rounds", 0)
+    first = f"; {unrecorded} unrecorded round(s) on each first" if unrecorded else ""
+    return sitting + each + first
 
 
 def render(report: dict[str, Any]) -> str:
@@ -674,6 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "count": args.count,
         "partitions": args.partitions,
         "warm_round_mib": args.warm_round_mib,
+        "warm_up_rounds": args.warm_up_rounds,
     }
     single = BrokerProcess(work / "single", work / "single.log")
     cluster = Cluster(3, session_timeout_ms=args.session_timeout_ms, data_dir=str(work / "3"))
