@@ -246,3 +246,20 @@ async def test_list_describe_and_delete_groups() -> None:
     h.coordinator.leave_group("g", [(a.member_id, None)])
     assert h.coordinator.delete_groups(["g"]) == {"g": ErrorCode.none}
     assert "g" not in h.coordinator.groups
+
+
+async def test_quiet_only_without_members_and_activity_is_announced() -> None:
+    """The runtime ticks seldom while the coordinator is quiet: it is quiet with no
+    members, announces a join (so ticking resumes at once), is not quiet while the group
+    has members, and is quiet again once the last member has left."""
+    h = Harness()
+    announced: list[str] = []
+    h.coordinator.on_activity = lambda: announced.append("activity")
+    assert h.coordinator.quiet()
+    future = h.join()
+    assert announced
+    assert not h.coordinator.quiet()
+    h.advance(110)
+    member = result(future).member_id
+    h.coordinator.leave_group("g", [(member, None)])
+    assert h.coordinator.quiet()

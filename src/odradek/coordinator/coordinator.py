@@ -150,6 +150,9 @@ class GroupCoordinator:
         self.rebalance_seconds = 0.0
         self.consumer_rebalances = 0
         self._next_offsets_check = 0.0
+        # Called when something may need the tick soon (a join, a KIP-848 heartbeat, a
+        # write waiting for its replicas): the runtime ticks seldom while `quiet()`.
+        self.on_activity: Callable[[], None] = lambda: None
         # The __consumer_offsets partitions whose groups are here.
         self.ownership = PartitionOwnership(
             record_log, "group coordinator", self._load_partition, self._unload_partition
@@ -369,6 +372,7 @@ class GroupCoordinator:
             answer(ErrorCode.none)
             return
         self._replications.add(replication)
+        self.on_activity()
         replication.add_done_callback(lambda done: answer(replication_error(done, timed_out)))
 
     def group_record(self, group: Group, generation: int | None = None) -> Record:
@@ -494,6 +498,7 @@ class GroupCoordinator:
 
     # -- the group APIs (membership.py, sync.py, offsets.py) --------------------------
     def join_group(self, request: membership.JoinRequest) -> asyncio.Future[Any]:
+        self.on_activity()
         # An empty group id is INVALID_GROUP_ID before anything else, as in Kafka.
         refused = self._refusal(request.group_id) if request.group_id else None
         consumer_group = self.consumer_groups.get(request.group_id)
@@ -520,6 +525,7 @@ class GroupCoordinator:
         """ConsumerGroupHeartbeat (KIP-848); `topics` is the cluster's topics by name,
         `racks` the racks of a partition's replicas. Answered once its records are
         replicated (at once on a single broker)."""
+        self.on_activity()
         refused = self._refusal(request.group_id) if request.group_id else None
         if refused is not None:
             return answered(consumer_membership.HeartbeatResult(refused))
@@ -646,6 +652,16 @@ class GroupCoordinator:
         return offsets.delete_offsets(self, group_id, partitions)
 
     # -- timers ----------------------------------------------------------------------
+    def quiet(self) -> bool:
+        """Whether no deadline can come within a tick: no group has members and no
+        write waits for its replicas (only the offsets check, every
+        offsets.retention.check.interval.ms, is left to do)."""
+        return (
+            not self._replications
+            and not any(g.members for g in self.groups.values())
+            and not any(g.members for g in self.consumer_groups.values())
+        )
+
     def tick(self) -> None:
         """Runs every deadline that has passed: the runtime calls this often (every
         TICK_INTERVAL_S); tests call it after advancing a FakeClock."""

@@ -60,6 +60,10 @@ class ReplicationWaits:
         self._timeout_s = timeout_s
         self._waits: list[tuple[float, Replication]] = []  # (deadline, replication)
 
+    def __bool__(self) -> bool:
+        """Whether any write still waits (its deadline needs the coordinator's tick)."""
+        return any(not replication.done() for _deadline, replication in self._waits)
+
     def add(self, replication: Replication) -> None:
         self._waits.append((self._clock.monotonic() + self._timeout_s, replication))
 

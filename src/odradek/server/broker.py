@@ -4,6 +4,7 @@ jobs (flush, idle connections, checkpoints) and stops cleanly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("odradek.broker")
 
 SWEEP_INTERVAL_S = 0.5
+# How often a quiet group coordinator still ticks (offsets expiry); activity wakes it.
+IDLE_TICK_S = 0.5
 # How often TLS listeners look for changed keystore/truststore files (a few stat calls).
 TLS_RELOAD_CHECK_S = 2.0
 MOVED_CHECKPOINT_S = 1.0
@@ -383,9 +386,19 @@ class Broker:
 
     async def _group_timers(self, groups: GroupCoordinator) -> None:
         """Runs the group coordinator's deadlines (rebalance delays and timeouts, sessions,
-        offset expiration) on the event loop thread, which owns the groups."""
+        offset expiration) on the event loop thread, which owns the groups: every
+        TICK_INTERVAL_S while anything has a deadline, every IDLE_TICK_S while the
+        coordinator is quiet (woken at once by activity), so an idle broker does not
+        wake fifty times a second."""
+        activity = asyncio.Event()
+        groups.on_activity = activity.set
         while True:
-            await asyncio.sleep(TICK_INTERVAL_S)
+            if groups.quiet():
+                activity.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(activity.wait(), IDLE_TICK_S)
+            else:
+                await asyncio.sleep(TICK_INTERVAL_S)
             try:
                 groups.tick()
             except Exception:
