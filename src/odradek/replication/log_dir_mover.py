@@ -13,6 +13,7 @@ copied, as Kafka's ReplicaAlterLogDirsThread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from odradek.replication.replica_manager import ReplicaManager
@@ -21,7 +22,10 @@ from odradek.storage.errors import StorageError
 logger = logging.getLogger("odradek.replication")
 
 STEP_BYTES = 1 << 20
-IDLE_S = 0.05  # how often a broker with nothing to move looks again
+THROTTLED_S = 0.05  # how often a mover held back by its quota looks again
+# With nothing to move the mover waits for a move to start (LogDirMoves.on_started);
+# this is only the longest it sleeps between looks.
+IDLE_S = 5.0
 
 
 BUSY, THROTTLED, IDLE = "busy", "throttled", "idle"
@@ -60,11 +64,20 @@ def move_step(replicas: ReplicaManager, max_bytes: int = STEP_BYTES) -> str:
 
 async def run_mover(replicas: ReplicaManager) -> None:
     """The broker's task: copy steps while anything moves and the quota allows, a short
-    sleep otherwise."""
+    sleep while the quota holds the copy back, and a wait for the next move when nothing
+    moves (an idle broker does not wake for it)."""
+    started = asyncio.Event()
+    replicas.log_manager.moves.on_started = started.set
     while True:
         state = IDLE
         try:
             state = move_step(replicas)
         except Exception:
             logger.exception("log dir mover failed")
-        await asyncio.sleep(0 if state == BUSY else IDLE_S)
+            state = THROTTLED  # look again soon, as after a held-back step
+        if state == IDLE:
+            started.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(started.wait(), IDLE_S)
+        else:
+            await asyncio.sleep(0 if state == BUSY else THROTTLED_S)

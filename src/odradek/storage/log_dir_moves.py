@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from odradek.clock import Clock
@@ -80,6 +80,8 @@ class LogDirMoves:
         self._fs = fs
         self._clock = clock
         self._host = host
+        # Called when a move starts (the mover waits for it instead of polling).
+        self.on_started: Callable[[], None] = lambda: None
         self._futures: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, str] = {}
         # The dir a partition not hosted yet should be created in (asked for before it
@@ -162,6 +164,7 @@ class LogDirMoves:
         self._futures[key] = future
         self._dir_of[key] = log_dir
         self._host.watch_appends(future)
+        self.on_started()
 
     def open_future(
         self,
