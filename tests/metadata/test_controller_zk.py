@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.handlers.threading import KazooTimeoutError
 
 from odradek.config import BrokerConfig
 from odradek.metadata import zk_layout as zl
@@ -74,4 +75,38 @@ async def test_an_old_controller_is_fenced(
     finally:
         await asyncio.to_thread(raw.stop)
         await controller.stop()
+        await zk.stop()
+
+
+async def test_a_failed_read_of_the_brokers_is_read_again(zookeeper: ZooKeeper) -> None:
+    """The broker-ids watch fires once per change; when reading the registered brokers
+    then fails (here a timeout on the first read of the new broker's node), the store
+    reads them again shortly instead of missing that broker until the next change."""
+    chroot = f"/reread-{uuid.uuid4().hex[:8]}"
+    config = dataclasses.replace(
+        BrokerConfig(), node_id=1, zookeeper_connect=f"{zookeeper.connect_string}{chroot}"
+    )
+    zk = ZkClient(config.zookeeper_connect or "", 4000, asyncio.get_running_loop())
+    await zk.start(10)
+    store = await ZkMetadataStore.open(zk, config)
+    real_get = zk.kazoo.get
+    failures = []
+
+    def get_failing_once(path: str, *args: object, **kwargs: object) -> object:
+        if path.endswith(zl.broker_path(2)) and not failures:
+            failures.append(path)
+            raise KazooTimeoutError("a slow ZooKeeper")
+        return real_get(path, *args, **kwargs)
+
+    zk.kazoo.get = get_failing_once  # type: ignore[method-assign]
+    raw = KazooClient(hosts=f"{zookeeper.connect_string}{chroot}")
+    await asyncio.to_thread(raw.start, 10)
+    try:
+        other = zl.encode_broker(2, {"PLAINTEXT": ("127.0.0.1", 9)}, None)
+        await asyncio.to_thread(raw.create, zl.broker_path(2), other, ephemeral=True)
+        await _until(lambda: 2 in store.brokers)
+        assert failures
+    finally:
+        await asyncio.to_thread(raw.stop)
+        store.close()
         await zk.stop()

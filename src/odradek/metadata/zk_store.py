@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, Protocol
 
-from kazoo.exceptions import BadVersionError, KazooException
+from kazoo.exceptions import BadVersionError
 from kazoo.recipe.watchers import ChildrenWatch, DataWatch
 
 from odradek.config import BrokerConfig
@@ -31,6 +32,8 @@ from odradek.metadata.zk_client import NodeExistsError, NoNodeError, ZkClient
 log = logging.getLogger("odradek.metadata")
 
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+# How soon a failed read of the registered brokers is tried again.
+BROKERS_REREAD_S = 0.5
 
 
 class ClusterListener(Protocol):
@@ -63,6 +66,7 @@ class ZkMetadataStore:
         self._next_producer_id = 0
         self._producer_id_block_end = -1
         self._closed = False
+        self._brokers_read_lock = threading.Lock()
 
     @classmethod
     async def open(cls, zk: ZkClient, config: BrokerConfig) -> ZkMetadataStore:
@@ -115,20 +119,35 @@ class ZkMetadataStore:
     # -- watches (kazoo's thread: only read and post) -------------------------------------
 
     def _watch_broker_ids(self, children: list[str]) -> bool:
-        ids = sorted(int(c) for c in children if c.isdigit())
-        infos = []
-        for node_id in ids:
-            try:
-                data, stat = self.zk.kazoo.get(zl.broker_path(node_id))
-            except NoNodeError:
-                continue
-            except KazooException:
-                # The connection went (or is closing): the watch fires again with the
-                # children once a session is back.
-                return not self._closed
-            infos.append(zl.decode_broker(node_id, data, stat.czxid))
-        self._post(self._apply_brokers, infos)
+        self._read_brokers(children)
         return not self._closed
+
+    def _read_brokers(self, children: list[str] | None) -> None:
+        """Reads every registered broker and posts them (`children` as the watch gave
+        them; None: list them first). A read that fails (connection lost, a timeout) is
+        tried again shortly from a timer, not dropped: the watch fires only on the next
+        change, and a broker missed now would stay unknown until then. The lock keeps
+        reads in order, so the last view posted is the newest."""
+        with self._brokers_read_lock:
+            if self._closed:
+                return
+            try:
+                if children is None:
+                    children = self.zk.kazoo.get_children(zl.BROKER_IDS)
+                infos = []
+                for node_id in sorted(int(c) for c in children if c.isdigit()):
+                    try:
+                        data, stat = self.zk.kazoo.get(zl.broker_path(node_id))
+                    except NoNodeError:
+                        continue
+                    infos.append(zl.decode_broker(node_id, data, stat.czxid))
+            except Exception as exc:  # KazooException, kazoo's timeout error, ...
+                log.info("reading the registered brokers failed (%s); reading again", exc)
+                retry = threading.Timer(BROKERS_REREAD_S, self._read_brokers, (None,))
+                retry.daemon = True
+                retry.start()
+                return
+            self._post(self._apply_brokers, infos)
 
     def _watch_topics(self, children: list[str]) -> bool:
         for name in children:
