@@ -362,18 +362,13 @@ class BrokerClient:
         cls: Any = type(request)
         version = int(getattr(cls, "__version__", -1)) if api_version is None else api_version
         self._check_open()
-        correlation_id = self._next_correlation_id
-        self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
-        frame = encode_request(request, version, correlation_id, self.client_id)
+        correlation_id, frame = self._encode(request, version)
+        api_key = int(cls.__api_key__)
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._exchange(
-                    int(cls.__api_key__), version, correlation_id, frame, fast_decode
-                )
+                return await self._exchange(api_key, version, correlation_id, frame, fast_decode)
         except TimeoutError:
-            raise self._fail(
-                f"no response to API {cls.__api_key__} v{version} within {timeout_s}s"
-            ) from None
+            raise self._fail(_no_response(api_key, version, timeout_s)) from None
 
     def send(
         self,
@@ -392,25 +387,41 @@ class BrokerClient:
         protocol = self._check_open()
         if self._slots.locked():
             raise BrokerClientError(f"{self!r} has no free in-flight slot")
-        cls: Any = type(request)
-        correlation_id = self._next_correlation_id
-        self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
-        frame = encode_request(request, api_version, correlation_id, self.client_id)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        api_key = int(cls.__api_key__)
-        self._pending[correlation_id] = _Pending(api_key, api_version, future, fast_decode)
-        assert protocol.transport is not None
-        protocol.transport.write(frame)
-        expiry = loop.call_later(timeout_s, self._expire, future, api_key, api_version, timeout_s)
+        correlation_id, frame = self._encode(request, api_version)
+        api_key = int(type(request).__api_key__)
+        future = self._write(protocol, api_key, api_version, correlation_id, frame, fast_decode)
+        reason = _no_response(api_key, api_version, timeout_s)
+        expiry = asyncio.get_running_loop().call_later(timeout_s, self._expire, future, reason)
         future.add_done_callback(lambda _: expiry.cancel())
         return future
 
-    def _expire(
-        self, future: asyncio.Future[Any], api_key: int, api_version: int, timeout_s: float
-    ) -> None:
+    def _expire(self, future: asyncio.Future[Any], reason: str) -> None:
         if not future.done():
-            self._fail(f"no response to API {api_key} v{api_version} within {timeout_s}s")
+            self._fail(reason)
+
+    def _encode(self, request: Any, api_version: int) -> tuple[int, bytes]:
+        """The next correlation id and the request's frame with it."""
+        correlation_id = self._next_correlation_id
+        self._next_correlation_id = (correlation_id + 1) & 0x7FFF_FFFF
+        return correlation_id, encode_request(request, api_version, correlation_id, self.client_id)
+
+    def _write(
+        self,
+        protocol: _ResponseReader,
+        api_key: int,
+        api_version: int,
+        correlation_id: int,
+        frame: bytes,
+        fast_decode: FastDecode | None,
+    ) -> asyncio.Future[Any]:
+        """Registers the answer's future and hands the whole frame to the transport at
+        once: a cancelled caller never leaves half a frame behind, so the stream stays in
+        step."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = _Pending(api_key, api_version, future, fast_decode)
+        assert protocol.transport is not None
+        protocol.transport.write(frame)
+        return future
 
     async def _exchange(
         self,
@@ -422,12 +433,7 @@ class BrokerClient:
     ) -> Any:
         async with self._slots:
             protocol = self._check_open()  # it may have closed while this waited for a slot
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._pending[correlation_id] = _Pending(api_key, api_version, future, fast_decode)
-            # write() hands the whole frame to the transport at once: a cancelled caller
-            # never leaves half a frame behind, so the stream stays in step.
-            assert protocol.transport is not None
-            protocol.transport.write(frame)
+            future = self._write(protocol, api_key, api_version, correlation_id, frame, fast_decode)
             await protocol.drain()
             return await future
 
@@ -469,3 +475,7 @@ class BrokerClient:
             waiting.future.set_exception(error)
             raise error from e
         waiting.future.set_result(response)
+
+
+def _no_response(api_key: int, api_version: int, timeout_s: float) -> str:
+    return f"no response to API {api_key} v{api_version} within {timeout_s}s"
